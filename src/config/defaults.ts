@@ -1,0 +1,70 @@
+/**
+ * What a config file leaves out: the built-in simulator, its models and prices, and the default
+ * tiers. With no config file at all, `tollgate start` serves these offline.
+ */
+import type { ModelConfig, ProviderConfig, SimModelConfig } from './schema.js';
+
+/** The simulator's built-in models: a small, a medium and a large chat model and an embedder. */
+export const DEFAULT_SIM_MODELS: Record<string, SimModelConfig> = {
+  'sim-small': {
+    type: 'chat',
+    ttftMs: { median: 120, p95: 300 },
+    tokensPerSecond: 150,
+    outputTokens: { min: 12, max: 60 },
+    dimensions: 256,
+  },
+  'sim-medium': {
+    type: 'chat',
+    ttftMs: { median: 250, p95: 600 },
+    tokensPerSecond: 90,
+    outputTokens: { min: 24, max: 120 },
+    dimensions: 256,
+  },
+  'sim-large': {
+    type: 'chat',
+    ttftMs: { median: 450, p95: 1200 },
+    tokensPerSecond: 50,
+    outputTokens: { min: 40, max: 200 },
+    dimensions: 256,
+  },
+  'sim-embed': {
+    type: 'embedding',
+    ttftMs: { median: 15, p95: 40 },
+    tokensPerSecond: 0,
+    outputTokens: { min: 0, max: 0 },
+    dimensions: 256,
+  },
+};
+
+/** Prices (USD per million tokens) of the simulator's models, shaped like real small/medium/large models. */
+export const DEFAULT_SIM_PRICES: Record<string, { input: number; output: number; cachedInput: number }> = {
+  'sim-small': { input: 0.15, output: 0.6, cachedInput: 0.075 },
+  'sim-medium': { input: 1.0, output: 4.0, cachedInput: 0.5 },
+  'sim-large': { input: 5.0, output: 15.0, cachedInput: 2.5 },
+  'sim-embed': { input: 0.02, output: 0, cachedInput: 0.02 },
+};
+
+export const DEFAULT_PROVIDER_ID = 'sim';
+
+export function defaultProviders(): Record<string, ProviderConfig> {
+  return { [DEFAULT_PROVIDER_ID]: { kind: 'simulated', faults: { errorRate: {}, retryAfterSeconds: 1, hangRate: 0, resetRate: 0, midStreamBreakRate: 0 } } };
+}
+
+/** One public model per simulated model, each a one-deployment chain on the given provider. */
+export function defaultModels(providerId: string = DEFAULT_PROVIDER_ID): Record<string, ModelConfig> {
+  const models: Record<string, ModelConfig> = {};
+  for (const [name, m] of Object.entries(DEFAULT_SIM_MODELS)) {
+    models[name] = {
+      type: m.type,
+      deployments: [{ provider: providerId, model: name }],
+      aliases: [],
+      price: DEFAULT_SIM_PRICES[name],
+      ownedBy: 'tollgate-sim',
+    };
+  }
+  return models;
+}
+
+export function defaultTiers(): Record<string, { models?: string[] }> {
+  return { free: {}, standard: {}, premium: {} };
+}

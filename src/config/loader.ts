@@ -1,0 +1,140 @@
+/**
+ * Loads the YAML config: `${ENV_VAR}` (and `${ENV_VAR:-default}`) interpolation, zod validation,
+ * defaults for providers/models/tiers. A bad config throws a {@link ConfigError} whose lines name
+ * the exact path and problem, e.g. `providers.openai.baseUrl: must be a URL (http:// or https://)`.
+ */
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import type { ZodIssue } from 'zod';
+import { configSchema, type Config, type RawConfig } from './schema.js';
+import { defaultModels, defaultProviders, defaultTiers } from './defaults.js';
+
+export class ConfigError extends Error {
+  readonly problems: string[];
+  constructor(problems: string[], source?: string) {
+    super(`invalid config${source ? ` (${source})` : ''}:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+    this.problems = problems;
+  }
+}
+
+const ENV_REF = /\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}/g;
+
+/** Replaces ${VAR} and ${VAR:-default} in every string of a parsed YAML tree. */
+export function interpolateEnv(value: unknown, env: NodeJS.ProcessEnv, path: string[] = [], missing: string[] = []): unknown {
+  if (typeof value === 'string') {
+    return value.replace(ENV_REF, (_m, name: string, fallback: string | undefined) => {
+      const v = env[name];
+      if (v !== undefined && v !== '') return v;
+      if (fallback !== undefined) return fallback;
+      missing.push(`${formatPath(path)}: environment variable ${name} is not set`);
+      return '';
+    });
+  }
+  if (Array.isArray(value)) return value.map((v, i) => interpolateEnv(v, env, [...path, String(i)], missing));
+  if (value && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const [k, v] of Object.entries(value)) out[k] = interpolateEnv(v, env, [...path, k], missing);
+    return out;
+  }
+  return value;
+}
+
+function formatPath(path: (string | number)[]): string {
+  return path.length === 0 ? '(root)' : path.map(String).join('.');
+}
+
+function describeIssue(issue: ZodIssue): string {
+  const where = formatPath(issue.path);
+  switch (issue.code) {
+    case 'invalid_type':
+      return issue.received === 'undefined'
+        ? `${where}: is required`
+        : `${where}: expected ${issue.expected}, got ${issue.received}`;
+    case 'unrecognized_keys':
+      return `${where}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `'${k}'`).join(', ')}`;
+    case 'invalid_union_discriminator':
+      return `${where}: must be one of ${issue.options.map((o) => `'${String(o)}'`).join(', ')}`;
+    case 'invalid_enum_value':
+      return `${where}: must be one of ${issue.options.map((o) => `'${String(o)}'`).join(', ')}, got '${String(issue.received)}'`;
+    default:
+      return `${where}: ${issue.message}`;
+  }
+}
+
+/** Validates a parsed config object (already interpolated) and fills in defaults. */
+export function buildConfig(raw: unknown, source?: string): Config {
+  const input = raw ?? {};
+  const result = configSchema.safeParse(input);
+  if (!result.success) throw new ConfigError(result.error.issues.map(describeIssue), source);
+  const parsed = result.data;
+  const providers = parsed.providers ?? defaultProviders();
+  const models = parsed.models ?? defaultModels(firstSimulatedProvider(providers) ?? 'sim');
+  if (!parsed.models && !firstSimulatedProvider(providers)) {
+    throw new ConfigError(['models: is required when no simulated provider is configured'], source);
+  }
+  const config: Config = { ...parsed, providers, models, tiers: parsed.tiers ?? defaultTiers() };
+  const problems = crossCheck(config);
+  if (problems.length) throw new ConfigError(problems, source);
+  return config;
+}
+
+function firstSimulatedProvider(providers: Config['providers']): string | undefined {
+  return Object.entries(providers).find(([, p]) => p.kind === 'simulated')?.[0];
+}
+
+/** Checks that references between sections resolve (deployments -> providers, aliases unique...). */
+function crossCheck(config: Config): string[] {
+  const problems: string[] = [];
+  const names = new Map<string, string>();
+  for (const [name, model] of Object.entries(config.models)) {
+    if (names.has(name)) problems.push(`models.${name}: name already used as an alias of ${names.get(name)}`);
+    names.set(name, name);
+    model.deployments.forEach((d, i) => {
+      if (!config.providers[d.provider]) {
+        const known = Object.keys(config.providers).join(', ') || '(none)';
+        problems.push(`models.${name}.deployments.${i}.provider: unknown provider '${d.provider}' (configured: ${known})`);
+      }
+    });
+    model.aliases.forEach((alias, i) => {
+      const owner = names.get(alias);
+      if (owner !== undefined) problems.push(`models.${name}.aliases.${i}: '${alias}' is already the name or an alias of ${owner}`);
+      else names.set(alias, name);
+    });
+  }
+  for (const [tier, t] of Object.entries(config.tiers)) {
+    t.models?.forEach((m, i) => {
+      if (!names.has(m)) problems.push(`tiers.${tier}.models.${i}: unknown model '${m}'`);
+    });
+  }
+  return problems;
+}
+
+/** Parses YAML text (with env interpolation) into a validated Config. */
+export function parseConfigText(text: string, env: NodeJS.ProcessEnv = process.env, source?: string): Config {
+  let doc: unknown;
+  try {
+    doc = parseYaml(text);
+  } catch (err) {
+    const msg = err instanceof YAMLParseError ? err.message.split('\n')[0] : String(err);
+    throw new ConfigError([`(yaml): ${msg}`], source);
+  }
+  const missing: string[] = [];
+  const interpolated = interpolateEnv(doc ?? {}, env, [], missing);
+  if (missing.length) throw new ConfigError(missing, source);
+  return buildConfig(interpolated, source);
+}
+
+/** Loads a config file, or the defaults when `file` is undefined. */
+export function loadConfig(file?: string, env: NodeJS.ProcessEnv = process.env): Config {
+  if (file === undefined) return buildConfig({});
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new ConfigError([`cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`], file);
+  }
+  return parseConfigText(text, env, file);
+}
+
+export type { RawConfig };

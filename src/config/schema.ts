@@ -1,0 +1,253 @@
+/**
+ * The configuration schema (zod). Every option has a default, so an empty file (or no file) is a
+ * working embedded gateway on the built-in simulator. `tollgate.example.yaml` documents each key.
+ */
+import { z } from 'zod';
+
+const url = (what: string) =>
+  z
+    .string({ required_error: `${what} is required` })
+    .refine((v) => {
+      try {
+        const u = new URL(v);
+        return u.protocol === 'http:' || u.protocol === 'https:';
+      } catch {
+        return false;
+      }
+    }, 'must be a URL (http:// or https://)');
+
+const positiveInt = z.number().int().positive();
+const nonNegInt = z.number().int().nonnegative();
+
+/** Latency of a simulated model: a log-normal distribution given by its median and 95th percentile. */
+export const latencySchema = z
+  .object({
+    median: z.number().nonnegative(),
+    p95: z.number().nonnegative(),
+  })
+  .strict()
+  .refine((v) => v.p95 >= v.median, { message: 'p95 must be >= median', path: ['p95'] });
+
+export const faultSchema = z
+  .object({
+    /** Probability of answering with each HTTP status, e.g. { "500": 0.05, "429": 0.02 }. */
+    errorRate: z.record(z.string().regex(/^[45]\d\d$/, 'must be a 4xx or 5xx status'), z.number().min(0).max(1)).default({}),
+    /** Retry-After (seconds) sent with simulated 429 and 503 answers. */
+    retryAfterSeconds: z.number().nonnegative().default(1),
+    /** Probability that a request never answers (the caller's timeout must fire). */
+    hangRate: z.number().min(0).max(1).default(0),
+    /** Probability that the connection is reset before any answer. */
+    resetRate: z.number().min(0).max(1).default(0),
+    /** Probability that a stream breaks after some chunks. */
+    midStreamBreakRate: z.number().min(0).max(1).default(0),
+  })
+  .strict();
+export type FaultConfig = z.infer<typeof faultSchema>;
+
+export const simModelSchema = z
+  .object({
+    type: z.enum(['chat', 'embedding']).default('chat'),
+    /** Time to first token (ms). */
+    ttftMs: latencySchema.default({ median: 0, p95: 0 }),
+    /** Streaming speed once started. 0 = instant. */
+    tokensPerSecond: z.number().nonnegative().default(0),
+    /** Length of generated answers, in tokens, before max_tokens clips it. */
+    outputTokens: z
+      .object({ min: nonNegInt, max: nonNegInt })
+      .strict()
+      .refine((v) => v.max >= v.min, { message: 'max must be >= min', path: ['max'] })
+      .default({ min: 16, max: 96 }),
+    /** Embedding vector size (embedding models). */
+    dimensions: positiveInt.default(256),
+  })
+  .strict();
+export type SimModelConfig = z.infer<typeof simModelSchema>;
+
+const simulatedProviderSchema = z
+  .object({
+    kind: z.literal('simulated'),
+    /** Models this simulator serves. Defaults: sim-small, sim-medium, sim-large, sim-embed. */
+    models: z.record(simModelSchema).optional(),
+    faults: faultSchema.default({}),
+  })
+  .strict();
+
+const openaiCompatibleProviderSchema = z
+  .object({
+    kind: z.literal('openai-compatible'),
+    baseUrl: url('baseUrl'),
+    apiKey: z.string().optional(),
+    /** Extra headers sent with every request (e.g. OpenAI-Organization). */
+    headers: z.record(z.string()).default({}),
+    /** Azure OpenAI style: /openai/deployments/{model}/chat/completions?api-version=... and api-key header. */
+    azure: z.object({ apiVersion: z.string().min(1) }).strict().optional(),
+    /** Sockets kept per origin (keep-alive pool). */
+    maxConnections: positiveInt.default(128),
+    keepAliveTimeoutMs: positiveInt.default(30_000),
+  })
+  .strict();
+
+const anthropicProviderSchema = z
+  .object({
+    kind: z.literal('anthropic'),
+    baseUrl: url('baseUrl').default('https://api.anthropic.com'),
+    apiKey: z.string().optional(),
+    /** anthropic-version header. */
+    version: z.string().default('2023-06-01'),
+    headers: z.record(z.string()).default({}),
+    /** Anthropic requires max_tokens; used when the request gives none. */
+    defaultMaxTokens: positiveInt.default(4096),
+    maxConnections: positiveInt.default(128),
+    keepAliveTimeoutMs: positiveInt.default(30_000),
+  })
+  .strict();
+
+export const providerSchema = z.discriminatedUnion('kind', [
+  simulatedProviderSchema,
+  openaiCompatibleProviderSchema,
+  anthropicProviderSchema,
+]);
+export type ProviderConfig = z.infer<typeof providerSchema>;
+export type SimulatedProviderConfig = z.infer<typeof simulatedProviderSchema>;
+export type OpenAICompatibleProviderConfig = z.infer<typeof openaiCompatibleProviderSchema>;
+export type AnthropicProviderConfig = z.infer<typeof anthropicProviderSchema>;
+
+/** USD per million tokens. */
+export const priceSchema = z
+  .object({
+    input: z.number().nonnegative(),
+    output: z.number().nonnegative().default(0),
+    cachedInput: z.number().nonnegative().optional(),
+  })
+  .strict();
+
+export const deploymentSchema = z
+  .object({
+    /** A key of `providers`. */
+    provider: z.string().min(1),
+    /** The model name upstream knows; defaults to the public model name. */
+    model: z.string().min(1).optional(),
+    /** Per-attempt timeout for this deployment (overrides resilience.attemptTimeoutMs). */
+    timeoutMs: positiveInt.optional(),
+  })
+  .strict();
+
+export const modelSchema = z
+  .object({
+    type: z.enum(['chat', 'embedding']).default('chat'),
+    /** Ordered fallback chain: the first healthy deployment answers, the next on failure. */
+    deployments: z.array(deploymentSchema).min(1, 'needs at least one deployment'),
+    /** Other names that resolve to this model. */
+    aliases: z.array(z.string().min(1)).default([]),
+    price: priceSchema.optional(),
+    /** Shown by GET /v1/models. */
+    ownedBy: z.string().default('tollgate'),
+  })
+  .strict();
+export type ModelConfig = z.infer<typeof modelSchema>;
+
+export const breakerSchema = z
+  .object({
+    /** Consecutive failures that open the breaker. */
+    failureThreshold: positiveInt.default(5),
+    /** How long an open breaker rejects before letting probes through. */
+    cooldownMs: positiveInt.default(15_000),
+    /** Probes admitted at once while half-open. */
+    halfOpenMaxProbes: positiveInt.default(1),
+    /** Successful probes needed to close again. */
+    successesToClose: positiveInt.default(1),
+  })
+  .strict();
+export type BreakerConfig = z.infer<typeof breakerSchema>;
+
+export const retrySchema = z
+  .object({
+    /** Retries on the same deployment after the first attempt (then the next deployment). */
+    maxRetries: nonNegInt.default(1),
+    baseDelayMs: nonNegInt.default(100),
+    maxDelayMs: nonNegInt.default(5_000),
+    /** A Retry-After longer than this skips to the next deployment instead of waiting. */
+    maxRetryAfterMs: nonNegInt.default(10_000),
+  })
+  .strict();
+export type RetryConfig = z.infer<typeof retrySchema>;
+
+export const resilienceSchema = z
+  .object({
+    /** Per attempt: until the full JSON answer, or until the first chunk of a stream. */
+    attemptTimeoutMs: positiveInt.default(60_000),
+    /** Once a stream has started: the longest silence between two chunks. */
+    streamIdleTimeoutMs: positiveInt.default(60_000),
+    /** The whole request, all attempts and waits included. */
+    deadlineMs: positiveInt.default(180_000),
+    retry: retrySchema.default({}),
+    breaker: breakerSchema.default({}),
+  })
+  .strict();
+export type ResilienceConfig = z.infer<typeof resilienceSchema>;
+
+export const tierSchema = z
+  .object({
+    /** Models (public names) keys of this tier may use; omitted = all. */
+    models: z.array(z.string().min(1)).optional(),
+  })
+  .strict();
+
+export const configSchema = z
+  .object({
+    server: z
+      .object({
+        host: z.string().default('127.0.0.1'),
+        port: z.number().int().min(0).max(65535).default(8080),
+        /** Largest request body accepted, in bytes (413 beyond). */
+        bodyLimitBytes: positiveInt.default(4 * 1024 * 1024),
+        /** Grace period for in-flight requests on SIGTERM. */
+        shutdownGraceMs: nonNegInt.default(10_000),
+        /** Trust X-Forwarded-* from a proxy in front. */
+        trustProxy: z.boolean().default(false),
+      })
+      .strict()
+      .default({}),
+    storage: z
+      .discriminatedUnion('kind', [
+        z
+          .object({
+            kind: z.literal('embedded'),
+            /** Folder of the SQLite file. */
+            dir: z.string().min(1).default('./.tollgate'),
+          })
+          .strict(),
+      ])
+      .default({ kind: 'embedded', dir: './.tollgate' }),
+    auth: z
+      .object({
+        /** How long an authenticated key is cached in memory: a revoked key may work this long. */
+        cacheTtlMs: nonNegInt.default(5_000),
+        /** Create an admin key and a demo key on first start and print them once. */
+        bootstrap: z.boolean().default(true),
+      })
+      .strict()
+      .default({}),
+    logging: z
+      .object({
+        level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+      })
+      .strict()
+      .default({}),
+    metrics: z.object({ enabled: z.boolean().default(true) }).strict().default({}),
+    providers: z.record(providerSchema).optional(),
+    models: z.record(modelSchema).optional(),
+    tiers: z.record(tierSchema).optional(),
+    resilience: resilienceSchema.default({}),
+  })
+  .strict();
+
+export type RawConfig = z.input<typeof configSchema>;
+type Parsed = z.output<typeof configSchema>;
+
+/** The validated configuration, with defaults for providers, models and tiers filled in. */
+export type Config = Omit<Parsed, 'providers' | 'models' | 'tiers'> & {
+  providers: Record<string, ProviderConfig>;
+  models: Record<string, ModelConfig>;
+  tiers: Record<string, z.output<typeof tierSchema>>;
+};
