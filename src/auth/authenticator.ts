@@ -1,0 +1,137 @@
+/**
+ * Turns an API key into the caller's identity: tenant, tier, allowed models, fixed end user.
+ * Results (including misses) are cached in memory for `ttlMs` so the hot path does not hit
+ * storage on every request. Consequence, documented in docs/API.md: a key revoked through another
+ * process (or the CLI) keeps working for up to `ttlMs`; one revoked through this process's admin
+ * API stops at once, because the admin route calls {@link Authenticator.invalidate}.
+ */
+import { GatewayError } from '../errors.js';
+import type { ApiKeyRecord, Records } from '../storage/types.js';
+import { hashKey } from './keys.js';
+
+export interface AuthInfo {
+  keyId: string;
+  kind: ApiKeyRecord['kind'];
+  tenantId: string;
+  tenantName: string;
+  tier: string;
+  /** Public model names this caller may use; null = all. */
+  allowedModels: ReadonlySet<string> | null;
+  /** Fixed end-user id of the key, if any. */
+  userId: string | null;
+}
+
+interface CacheEntry {
+  /** null: the key is unknown (negative cache). */
+  key: ApiKeyRecord | null;
+  info: AuthInfo | null;
+  cachedAt: number;
+}
+
+export interface AuthenticatorOptions {
+  records: Records;
+  ttlMs: number;
+  /** Models allowed per tier (from config); a tier absent here allows every model. */
+  tierModels: Record<string, readonly string[] | undefined>;
+  now?: () => number;
+  maxEntries?: number;
+}
+
+export class Authenticator {
+  private readonly cache = new Map<string, CacheEntry>();
+  private readonly records: Records;
+  private readonly ttlMs: number;
+  private readonly tierModels: AuthenticatorOptions['tierModels'];
+  private readonly now: () => number;
+  private readonly maxEntries: number;
+  /** Concurrent look-ups of the same uncached key share one storage read. */
+  private readonly pending = new Map<string, Promise<CacheEntry>>();
+
+  constructor(opts: AuthenticatorOptions) {
+    this.records = opts.records;
+    this.ttlMs = opts.ttlMs;
+    this.tierModels = opts.tierModels;
+    this.now = opts.now ?? Date.now;
+    this.maxEntries = opts.maxEntries ?? 10_000;
+  }
+
+  /** Authenticates a secret; throws 401 GatewayErrors with a clear reason. */
+  async authenticate(secret: string | undefined): Promise<AuthInfo> {
+    if (!secret) {
+      throw new GatewayError(
+        'missing_api_key',
+        'You did not provide an API key. Send it as "Authorization: Bearer <key>".',
+      );
+    }
+    const hash = hashKey(secret);
+    const now = this.now();
+    let entry = this.cache.get(hash);
+    if (!entry || now - entry.cachedAt >= this.ttlMs) entry = await this.load(hash);
+    const key = entry.key;
+    if (!key || !entry.info) {
+      throw new GatewayError('invalid_api_key', `Incorrect API key provided: ${redact(secret)}.`);
+    }
+    if (key.revokedAt !== null) throw new GatewayError('revoked_api_key', `API key ${key.prefix}... has been revoked.`);
+    if (key.expiresAt !== null && key.expiresAt <= now) {
+      throw new GatewayError('expired_api_key', `API key ${key.prefix}... expired at ${new Date(key.expiresAt).toISOString()}.`);
+    }
+    return entry.info;
+  }
+
+  /** Drops cached results for a key (after revoke/update through this process). */
+  invalidate(keyId?: string): void {
+    if (keyId === undefined) {
+      this.cache.clear();
+      return;
+    }
+    for (const [hash, e] of this.cache) if (e.key?.id === keyId) this.cache.delete(hash);
+  }
+
+  private load(hash: string): Promise<CacheEntry> {
+    let p = this.pending.get(hash);
+    if (!p) {
+      p = this.fetch(hash).finally(() => this.pending.delete(hash));
+      this.pending.set(hash, p);
+    }
+    return p;
+  }
+
+  private async fetch(hash: string): Promise<CacheEntry> {
+    const key = await this.records.getKeyByHash(hash);
+    let info: AuthInfo | null = null;
+    if (key) {
+      const tenant = await this.records.getTenant(key.tenantId);
+      if (tenant) info = this.describe(key, tenant.name);
+    }
+    const entry: CacheEntry = { key: info ? key : null, info, cachedAt: this.now() };
+    if (this.cache.size >= this.maxEntries) {
+      const oldest = this.cache.keys().next().value;
+      if (oldest !== undefined) this.cache.delete(oldest);
+    }
+    this.cache.set(hash, entry);
+    return entry;
+  }
+
+  private describe(key: ApiKeyRecord, tenantName: string): AuthInfo {
+    const tierModels = this.tierModels[key.tier];
+    let allowed: Set<string> | null = null;
+    if (key.allowedModels && tierModels) allowed = new Set(key.allowedModels.filter((m) => tierModels.includes(m)));
+    else if (key.allowedModels) allowed = new Set(key.allowedModels);
+    else if (tierModels) allowed = new Set(tierModels);
+    return {
+      keyId: key.id,
+      kind: key.kind,
+      tenantId: key.tenantId,
+      tenantName,
+      tier: key.tier,
+      allowedModels: allowed,
+      userId: key.userId,
+    };
+  }
+}
+
+/** Shows enough of a presented secret to recognize it, like OpenAI does (sk-abc***xyz). */
+function redact(secret: string): string {
+  if (secret.length <= 10) return '***';
+  return `${secret.slice(0, 6)}***${secret.slice(-4)}`;
+}

@@ -1,0 +1,105 @@
+#!/usr/bin/env node
+/**
+ * The `tollgate` command line: start | sim | keys | tenants | check-config.
+ */
+import { parseArgs } from 'node:util';
+import { ConfigError } from '../config/loader.js';
+import { GatewayError } from '../errors.js';
+import { keysCommand, tenantsCommand } from './admin.js';
+import { loadCliConfig } from './config-file.js';
+import { simCommand } from './sim.js';
+import { startCommand } from './start.js';
+
+const HELP = `Usage: tollgate <command> [options]
+
+Commands:
+  start [--config FILE] [--host H] [--port N]   serve the gateway (defaults: embedded mode, built-in simulator)
+  sim [--port N] [--host H] [--latency MS] [--tps N] [--error-rate 500=0.05,429=0.02]
+                                                the simulated provider as a standalone OpenAI-compatible server
+  keys create [--tenant ID] [--name N] [--tier T] [--models a,b] [--user U] [--expires-in 30d] [--admin]
+  keys list [--tenant ID] [--all]
+  keys revoke <key-id>
+  tenants create <name> [--id ID] [--tier T]
+  tenants list
+  check-config [--config FILE]                  validate a config file and exit
+
+Config: --config FILE, else $TOLLGATE_CONFIG, else ./tollgate.yaml if present, else built-in defaults.
+Add --json to list/create commands for machine-readable output.
+`;
+
+function int(v: string | undefined, name: string): number | undefined {
+  if (v === undefined) return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 0) throw new Error(`--${name} must be a non-negative integer, got '${v}'`);
+  return n;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      config: { type: 'string', short: 'c' },
+      host: { type: 'string' },
+      port: { type: 'string', short: 'p' },
+      latency: { type: 'string' },
+      tps: { type: 'string' },
+      'error-rate': { type: 'string' },
+      tenant: { type: 'string' },
+      name: { type: 'string' },
+      tier: { type: 'string' },
+      models: { type: 'string' },
+      user: { type: 'string' },
+      'expires-in': { type: 'string' },
+      admin: { type: 'boolean' },
+      all: { type: 'boolean' },
+      id: { type: 'string' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  const [command, action, ...rest] = positionals;
+  if (values.help || !command || command === 'help') {
+    process.stdout.write(HELP);
+    return;
+  }
+  const { config, path } = loadCliConfig(values.config);
+  switch (command) {
+    case 'start': {
+      const port = int(values.port, 'port');
+      if (values.host) config.server.host = values.host;
+      if (port !== undefined) config.server.port = port;
+      return startCommand(config, path);
+    }
+    case 'sim': {
+      const latency = int(values.latency, 'latency');
+      const tps = int(values.tps, 'tps');
+      return simCommand(config, {
+        host: values.host ?? '127.0.0.1',
+        port: int(values.port, 'port') ?? 8090,
+        ...(latency !== undefined ? { latencyMs: latency } : {}),
+        ...(tps !== undefined ? { tokensPerSecond: tps } : {}),
+        ...(values['error-rate'] ? { errorRate: values['error-rate'] } : {}),
+      });
+    }
+    case 'keys':
+      return keysCommand(config, action, rest, values);
+    case 'tenants':
+      return tenantsCommand(config, action, rest, values);
+    case 'check-config':
+      process.stdout.write(
+        `${path ?? '(built-in defaults)'}: OK — ${Object.keys(config.providers).length} provider(s), ${Object.keys(config.models).length} model(s), storage ${config.storage.kind}\n`,
+      );
+      return;
+    default:
+      throw new Error(`unknown command '${command}'\n\n${HELP}`);
+  }
+}
+
+main(process.argv.slice(2)).catch((err: unknown) => {
+  if (err instanceof ConfigError) process.stderr.write(`${err.message}\n`);
+  else if (err instanceof GatewayError) process.stderr.write(`error: ${err.message}\n`);
+  else process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,96 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { ConfigError, buildConfig, interpolateEnv, loadConfig, parseConfigText } from './loader.js';
+
+function problems(fn: () => unknown): string[] {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error('expected a ConfigError');
+}
+
+describe('config loader', () => {
+  it('with no file at all, serves the built-in simulator on 127.0.0.1:8080 in embedded mode', () => {
+    const c = loadConfig(undefined);
+    expect(c.server).toMatchObject({ host: '127.0.0.1', port: 8080 });
+    expect(c.storage).toEqual({ kind: 'embedded', dir: './.tollgate' });
+    expect(c.providers['sim']?.kind).toBe('simulated');
+    expect(Object.keys(c.models)).toEqual(['sim-small', 'sim-medium', 'sim-large', 'sim-embed']);
+    expect(c.models['sim-large']?.price).toMatchObject({ input: 5, output: 15 });
+    expect(Object.keys(c.tiers)).toEqual(['free', 'standard', 'premium']);
+  });
+
+  it('names the exact path of a bad URL', () => {
+    const p = problems(() =>
+      parseConfigText(`providers:\n  openai:\n    kind: openai-compatible\n    baseUrl: not a url\nmodels:\n  m:\n    deployments: [{provider: openai}]\n`),
+    );
+    expect(p).toEqual(['providers.openai.baseUrl: must be a URL (http:// or https://)']);
+  });
+
+  it('names unknown keys, wrong types and enum values', () => {
+    const p = problems(() => parseConfigText(`server:\n  port: "eighty"\n  colour: blue\nlogging:\n  level: loud\n`));
+    expect(p).toContain("server: unknown key 'colour'");
+    expect(p).toContain('server.port: expected number, got string');
+    expect(p.some((x) => x.startsWith("logging.level: must be one of 'fatal'"))).toBe(true);
+  });
+
+  it('rejects an unknown provider kind by name', () => {
+    const p = problems(() => parseConfigText(`providers:\n  x:\n    kind: carrier-pigeon\n`));
+    expect(p[0]).toMatch(/^providers\.x\.kind: must be one of 'simulated', 'openai-compatible', 'anthropic'/);
+  });
+
+  it('cross-checks deployments, aliases and tiers', () => {
+    const p = problems(() =>
+      buildConfig({
+        providers: { sim: { kind: 'simulated' } },
+        models: {
+          a: { deployments: [{ provider: 'nope' }], aliases: ['b'] },
+          b: { deployments: [{ provider: 'sim' }] },
+        },
+        tiers: { free: { models: ['zzz'] } },
+      }),
+    );
+    expect(p).toContain("models.a.deployments.0.provider: unknown provider 'nope' (configured: sim)");
+    expect(p.some((x) => x.startsWith('models.b'))).toBe(true);
+    expect(p).toContain("tiers.free.models.0: unknown model 'zzz'");
+  });
+
+  it('requires models when no simulator is configured', () => {
+    const p = problems(() => buildConfig({ providers: { o: { kind: 'openai-compatible', baseUrl: 'http://127.0.0.1:1/v1' } } }));
+    expect(p).toEqual(['models: is required when no simulated provider is configured']);
+  });
+
+  it('interpolates ${ENV} and ${ENV:-default}, and names a missing variable', () => {
+    const c = parseConfigText(
+      `providers:\n  o:\n    kind: openai-compatible\n    baseUrl: \${BASE:-http://127.0.0.1:9/v1}\n    apiKey: \${KEY}\nmodels:\n  m:\n    deployments: [{provider: o}]\n`,
+      { KEY: 'sk-secret' },
+    );
+    const o = c.providers['o'];
+    expect(o?.kind === 'openai-compatible' && o.apiKey).toBe('sk-secret');
+    expect(o?.kind === 'openai-compatible' && o.baseUrl).toBe('http://127.0.0.1:9/v1');
+    expect(problems(() => parseConfigText(`server:\n  host: \${NOPE}\n`, {}))).toEqual(['server.host: environment variable NOPE is not set']);
+    expect(interpolateEnv({ a: ['x${A}y'] }, { A: '1' })).toEqual({ a: ['x1y'] });
+  });
+
+  it('reports YAML syntax errors and unreadable files', () => {
+    expect(problems(() => parseConfigText('server: [unclosed'))[0]).toMatch(/^\(yaml\):/);
+    expect(problems(() => loadConfig('/nonexistent/tollgate.yaml'))[0]).toMatch(/cannot read .*ENOENT/);
+  });
+
+  it('loads the shipped example config', () => {
+    const c = loadConfig(join(process.cwd(), 'tollgate.example.yaml'), { OPENAI_API_KEY: 'sk-x', ANTHROPIC_API_KEY: 'a-x' });
+    expect(Object.keys(c.providers).length).toBeGreaterThan(1);
+  });
+
+  it('reads a file from disk', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tg-cfg-'));
+    const file = join(dir, 'tollgate.yaml');
+    writeFileSync(file, 'server:\n  port: 9999\n');
+    expect(loadConfig(file).server.port).toBe(9999);
+  });
+});

@@ -1,0 +1,65 @@
+/**
+ * The Fastify app: routes, validation, error rendering. Built by the composition root
+ * (src/main.ts) from already-constructed services; holds no state of its own.
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import type { Authenticator } from '../auth/authenticator.js';
+import type { KeyService } from '../auth/key-service.js';
+import type { Config } from '../config/schema.js';
+import { GatewayError } from '../errors.js';
+import type { Logger } from '../observability/logger.js';
+import type { GatewayMetrics } from '../observability/metrics.js';
+import type { Pipeline } from '../pipeline/pipeline.js';
+import type { ModelCatalog } from '../routing/catalog.js';
+import type { Records } from '../storage/types.js';
+import { errorHandler, sendGatewayError } from './error-handler.js';
+import { adminRoutes } from './routes/admin.js';
+import { healthRoutes } from './routes/health.js';
+import { openaiRoutes } from './routes/openai.js';
+
+export interface AppServices {
+  config: Config;
+  log: Logger;
+  pipeline: Pipeline;
+  authenticator: Authenticator;
+  keys: KeyService;
+  records: Records;
+  catalog: ModelCatalog;
+  metrics: GatewayMetrics;
+  readinessChecks: Record<string, () => Promise<void>>;
+  isShuttingDown: () => boolean;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export async function buildApp(s: AppServices): Promise<FastifyInstance> {
+  const app: FastifyInstance = Fastify({
+    loggerInstance: s.log as FastifyBaseLogger,
+    disableRequestLogging: true,
+    bodyLimit: s.config.server.bodyLimitBytes,
+    trustProxy: s.config.server.trustProxy,
+    return503OnClosing: true,
+    // The client's x-request-id is kept when it is sane; otherwise a fresh one.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : `req_${randomUUID().replace(/-/g, '')}`;
+    },
+    ajv: { customOptions: { coerceTypes: false, allErrors: false, removeAdditional: false } },
+  });
+
+  app.setErrorHandler(errorHandler(s.config.server.bodyLimitBytes));
+  app.setNotFoundHandler((request, reply) =>
+    sendGatewayError(request, reply, new GatewayError('route_not_found', `Unknown route: ${request.method} ${request.url.split('?')[0]}.`)),
+  );
+
+  await app.register(openaiRoutes, { pipeline: s.pipeline, authenticator: s.authenticator, catalog: s.catalog, log: s.log });
+  await app.register(adminRoutes, { prefix: '/admin/v1', records: s.records, keys: s.keys, authenticator: s.authenticator });
+  await app.register(healthRoutes, {
+    metrics: s.metrics,
+    metricsEnabled: s.config.metrics.enabled,
+    checks: s.readinessChecks,
+    isShuttingDown: s.isShuttingDown,
+  });
+  return app;
+}

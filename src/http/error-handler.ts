@@ -1,0 +1,100 @@
+/**
+ * Renders every error once: OpenAI's envelope on /v1 (and everything else), RFC 7807
+ * problem+json on /admin. Fastify's own errors (bad JSON, body too large, schema validation,
+ * wrong content type) are translated to GatewayErrors that name the field or the limit. Anything
+ * unexpected becomes a 500 with the request id, logged, never a crash.
+ */
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { GatewayError, isGatewayError, toOpenAIErrorBody, toProblemBody } from '../errors.js';
+
+interface AjvError {
+  instancePath: string;
+  keyword: string;
+  message?: string;
+  params: Record<string, unknown>;
+}
+
+/** `/messages/0/role` -> `messages[0].role` */
+export function jsonPointerToParam(pointer: string): string {
+  return pointer
+    .split('/')
+    .slice(1)
+    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .reduce((acc, part) => (/^\d+$/.test(part) ? `${acc}[${part}]` : acc ? `${acc}.${part}` : part), '');
+}
+
+function validationError(errors: AjvError[], bodyLimitBytes: number): GatewayError {
+  // Prefer the most specific error: a missing field or a type error over if/then wrappers.
+  const e = errors.find((x) => x.keyword !== 'if') ?? errors[0];
+  if (!e) return new GatewayError('invalid_request', 'Invalid request body.');
+  let param = jsonPointerToParam(e.instancePath);
+  if (e.keyword === 'required') {
+    const missing = String(e.params['missingProperty']);
+    param = param ? `${param}.${missing}` : missing;
+    return new GatewayError('missing_field', `Missing required parameter: '${param}'.`, { param });
+  }
+  if (param === '' && e.keyword === 'type') {
+    return new GatewayError('invalid_request', 'The request body must be a JSON object.');
+  }
+  if (e.keyword === 'type') {
+    const expected = String(e.params['type']).split(',').filter((t) => t !== 'null').join(' or ');
+    return new GatewayError('invalid_type', `Invalid type for '${param}': expected ${expected}.`, { param });
+  }
+  if (e.keyword === 'enum') {
+    const allowed = (e.params['allowedValues'] as unknown[]).map((v) => `'${String(v)}'`).join(', ');
+    return new GatewayError('invalid_value', `Invalid value for '${param}': must be one of ${allowed}.`, { param });
+  }
+  void bodyLimitBytes;
+  return new GatewayError('invalid_value', `Invalid value for '${param}': ${e.message ?? 'invalid'}.`, { param });
+}
+
+/** Maps Fastify's framework errors to the gateway's error list. */
+export function toGatewayError(err: FastifyError | Error, bodyLimitBytes: number): GatewayError | undefined {
+  if (isGatewayError(err)) return err;
+  const fe = err as FastifyError & { validation?: AjvError[] };
+  if (fe.validation) return validationError(fe.validation, bodyLimitBytes);
+  switch (fe.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return new GatewayError('body_too_large', `Request body is larger than the limit of ${bodyLimitBytes} bytes.`);
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return new GatewayError('unsupported_media_type', "Unsupported Content-Type: send 'application/json'.");
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+      return new GatewayError('invalid_json', 'The request body is empty; expected a JSON object.');
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+      return new GatewayError('invalid_request', 'Content-Length does not match the body.');
+  }
+  if (err instanceof SyntaxError || fe.code === 'FST_ERR_CTP_INVALID_JSON_BODY') {
+    return new GatewayError('invalid_json', `We could not parse the JSON body of your request: ${err.message}.`);
+  }
+  if (fe.statusCode === 400 && /proto/i.test(err.message)) {
+    return new GatewayError('invalid_json', 'The JSON body contains a forbidden __proto__ or constructor key.');
+  }
+  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+    return new GatewayError('invalid_request', err.message, { status: fe.statusCode });
+  }
+  return undefined;
+}
+
+export function isAdminUrl(url: string): boolean {
+  return url.startsWith('/admin/');
+}
+
+export function sendGatewayError(request: FastifyRequest, reply: FastifyReply, err: GatewayError): FastifyReply {
+  reply.code(err.status).header('x-request-id', request.id);
+  for (const [k, v] of Object.entries(err.headers)) reply.header(k, v);
+  if (isAdminUrl(request.url)) {
+    return reply.type('application/problem+json').send(JSON.stringify(toProblemBody(err, request.url)));
+  }
+  return reply.type('application/json; charset=utf-8').send(JSON.stringify(toOpenAIErrorBody(err)));
+}
+
+export function errorHandler(bodyLimitBytes: number) {
+  return function handleError(this: unknown, err: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+    let gw = toGatewayError(err, bodyLimitBytes);
+    if (!gw) {
+      request.log.error({ err, reqId: request.id }, 'unhandled error');
+      gw = new GatewayError('internal_error', `Internal error (request ${request.id}).`);
+    }
+    return sendGatewayError(request, reply, gw);
+  };
+}

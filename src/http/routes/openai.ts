@@ -1,0 +1,79 @@
+/**
+ * The OpenAI-compatible routes: /v1/chat/completions, /v1/embeddings, /v1/models. Validation is
+ * by JSON schema (compiled once); everything else is the pipeline's.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Authenticator } from '../../auth/authenticator.js';
+import { extractKey } from '../../auth/keys.js';
+import { GatewayError } from '../../errors.js';
+import type { Logger } from '../../observability/logger.js';
+import type { Operation, RequestContext } from '../../pipeline/context.js';
+import type { Pipeline } from '../../pipeline/pipeline.js';
+import type { ChatCompletionRequest, EmbeddingRequest } from '../../providers/types.js';
+import type { CatalogModel, ModelCatalog } from '../../routing/catalog.js';
+import { chatCompletionBodySchema, embeddingsBodySchema } from '../schemas.js';
+import { HttpSink } from '../sink.js';
+
+export interface OpenAIRoutesOptions {
+  pipeline: Pipeline;
+  authenticator: Authenticator;
+  catalog: ModelCatalog;
+  log: Logger;
+}
+
+export async function openaiRoutes(app: FastifyInstance, opts: OpenAIRoutesOptions): Promise<void> {
+  const { pipeline, authenticator, catalog, log } = opts;
+
+  function context(operation: Operation, route: string, request: FastifyRequest, sink: HttpSink): RequestContext {
+    return {
+      id: request.id,
+      operation,
+      route,
+      startedAt: performance.now(),
+      receivedAt: Date.now(),
+      headers: request.headers,
+      body: request.body as ChatCompletionRequest | EmbeddingRequest,
+      sink,
+      log,
+      attempts: [],
+    };
+  }
+
+  app.post('/v1/chat/completions', { schema: { body: chatCompletionBodySchema } }, async (request, reply) => {
+    await pipeline.run(context('chat', '/v1/chat/completions', request, new HttpSink(reply)));
+    return reply;
+  });
+
+  app.post('/v1/embeddings', { schema: { body: embeddingsBodySchema } }, async (request, reply) => {
+    await pipeline.run(context('embeddings', '/v1/embeddings', request, new HttpSink(reply)));
+    return reply;
+  });
+
+  function modelObject(m: CatalogModel) {
+    return { id: m.name, object: 'model', created: 0, owned_by: m.ownedBy };
+  }
+
+  /** The models the caller's key may use. */
+  async function visibleModels(request: FastifyRequest): Promise<readonly CatalogModel[]> {
+    const auth = await authenticator.authenticate(extractKey(request.headers));
+    if (auth.kind !== 'api') throw new GatewayError('invalid_api_key', 'An admin key cannot call the model API; use an API key.');
+    const allowed = auth.allowedModels;
+    return allowed ? catalog.list().filter((m) => allowed.has(m.name)) : catalog.list();
+  }
+
+  app.get('/v1/models', async (request, reply) => {
+    const models = await visibleModels(request);
+    reply.header('x-request-id', request.id);
+    return { object: 'list', data: models.map(modelObject) };
+  });
+
+  app.get<{ Params: { model: string } }>('/v1/models/*', async (request, reply) => {
+    const name = (request.params as Record<string, string>)['*'] ?? '';
+    const models = await visibleModels(request);
+    const wanted = catalog.resolve(name);
+    const model = wanted && models.includes(wanted) ? wanted : undefined;
+    if (!model) throw new GatewayError('model_not_found', `The model '${name}' does not exist or you do not have access to it.`, { param: 'model' });
+    reply.header('x-request-id', request.id);
+    return modelObject(model);
+  });
+}

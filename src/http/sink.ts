@@ -1,0 +1,59 @@
+/**
+ * The HTTP ResponseSink: JSON through Fastify's reply; SSE straight on the socket (hijacked),
+ * with backpressure and HTTP trailers. Detects the client going away so upstream is aborted.
+ */
+import { once } from 'node:events';
+import type { FastifyReply } from 'fastify';
+import { UpstreamError } from '../providers/types.js';
+import type { ResponseSink, SseWriter } from '../pipeline/context.js';
+
+export class HttpSink implements ResponseSink {
+  private readonly controller = new AbortController();
+  private sent = false;
+
+  constructor(private readonly reply: FastifyReply) {
+    const res = reply.raw;
+    res.once('close', () => {
+      if (!res.writableFinished) this.controller.abort(new UpstreamError('aborted', 'client closed the connection'));
+    });
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  get committed(): boolean {
+    return this.sent;
+  }
+
+  sendJson(status: number, headers: Record<string, string>, body: unknown): void {
+    this.sent = true;
+    void this.reply.code(status).headers(headers).type('application/json; charset=utf-8').send(JSON.stringify(body));
+  }
+
+  openStream(headers: Record<string, string>, trailerNames: string[] = []): SseWriter {
+    this.sent = true;
+    this.reply.hijack();
+    const res = this.reply.raw;
+    res.writeHead(200, {
+      'content-type': 'text/event-stream; charset=utf-8',
+      'cache-control': 'no-cache',
+      'x-accel-buffering': 'no',
+      ...(trailerNames.length ? { trailer: trailerNames.join(', ') } : {}),
+      ...headers,
+    });
+    return {
+      async send(data: string): Promise<void> {
+        if (res.destroyed || res.writableEnded) return;
+        if (!res.write(`data: ${data}\n\n`)) {
+          await Promise.race([once(res, 'drain'), once(res, 'close')]);
+        }
+      },
+      end(trailers?: Record<string, string>): void {
+        if (res.destroyed || res.writableEnded) return;
+        if (trailers) res.addTrailers(trailers);
+        res.end();
+      },
+    };
+  }
+}

@@ -1,0 +1,122 @@
+/**
+ * The composition root: config -> storage -> services -> HTTP app. Everything is wired here,
+ * explicitly; nothing else in the code base creates process-wide singletons.
+ */
+import type { FastifyInstance } from 'fastify';
+import { Authenticator } from './auth/authenticator.js';
+import { type BootstrapResult, KeyService, bootstrapKeys } from './auth/key-service.js';
+import type { Config } from './config/schema.js';
+import { buildApp } from './http/app.js';
+import { type Logger, createLogger } from './observability/logger.js';
+import { GatewayMetrics } from './observability/metrics.js';
+import { createPipeline } from './pipeline/pipeline.js';
+import { authenticateStage } from './pipeline/stages/authenticate.js';
+import { invokeStage } from './pipeline/stages/invoke.js';
+import { routeStage } from './pipeline/stages/route.js';
+import { settleStage } from './pipeline/stages/settle.js';
+import { ProviderRegistry } from './providers/registry.js';
+import { BreakerRegistry } from './resilience/circuit-breaker.js';
+import { ModelCatalog } from './routing/catalog.js';
+import { type Storage, openStorage } from './storage/index.js';
+
+export interface Gateway {
+  app: FastifyInstance;
+  config: Config;
+  log: Logger;
+  storage: Storage;
+  keys: KeyService;
+  catalog: ModelCatalog;
+  providers: ProviderRegistry;
+  breakers: BreakerRegistry;
+  metrics: GatewayMetrics;
+  /** Creates the admin and demo keys on first start; undefined when they already exist. */
+  bootstrap(): Promise<BootstrapResult | undefined>;
+  /** Starts listening; resolves with the base URL (e.g. http://127.0.0.1:8080). */
+  listen(): Promise<string>;
+  /** Stops taking requests, lets in-flight ones finish (up to the grace period), frees everything. */
+  close(): Promise<void>;
+}
+
+export interface GatewayOptions {
+  logger?: Logger;
+  /** Random source for backoff jitter (tests). */
+  random?: () => number;
+}
+
+export async function createGateway(config: Config, opts: GatewayOptions = {}): Promise<Gateway> {
+  const log = opts.logger ?? createLogger(config.logging.level);
+  const storage = await openStorage(config);
+  const providers = new ProviderRegistry(config);
+  const catalog = new ModelCatalog(config, providers);
+  const metrics = new GatewayMetrics();
+  const breakers = new BreakerRegistry(config.resilience.breaker);
+  breakers.onStateChange = (deployment, from, to) => {
+    metrics.setBreakerState(deployment, to);
+    log.warn({ deployment, from, to }, 'circuit breaker state change');
+  };
+
+  const tierModels = Object.fromEntries(Object.entries(config.tiers).map(([name, t]) => [name, t.models]));
+  const authenticator = new Authenticator({ records: storage.records, ttlMs: config.auth.cacheTtlMs, tierModels });
+  const keys = new KeyService({
+    records: storage.records,
+    tiers: Object.keys(config.tiers),
+    resolveModel: (name) => catalog.resolve(name)?.name,
+  });
+
+  const pipeline = createPipeline({
+    stages: [
+      authenticateStage({ authenticator }),
+      routeStage({ catalog }),
+      invokeStage({ resilience: config.resilience, breakers, metrics, ...(opts.random ? { random: opts.random } : {}) }),
+    ],
+    settle: settleStage({ metrics, log }),
+    log,
+  });
+
+  let shuttingDown = false;
+  const app = await buildApp({
+    config,
+    log,
+    pipeline,
+    authenticator,
+    keys,
+    records: storage.records,
+    catalog,
+    metrics,
+    readinessChecks: { storage: () => storage.ping() },
+    isShuttingDown: () => shuttingDown,
+  });
+
+  let closed: Promise<void> | undefined;
+  return {
+    app,
+    config,
+    log,
+    storage,
+    keys,
+    catalog,
+    providers,
+    breakers,
+    metrics,
+    bootstrap: () => bootstrapKeys(storage.records, keys),
+    async listen() {
+      return app.listen({ host: config.server.host, port: config.server.port });
+    },
+    close() {
+      closed ??= (async () => {
+        shuttingDown = true;
+        const grace = config.server.shutdownGraceMs;
+        const timer = setTimeout(() => app.server.closeAllConnections?.(), grace);
+        timer.unref();
+        try {
+          await app.close();
+        } finally {
+          clearTimeout(timer);
+          await providers.close();
+          await storage.close();
+        }
+      })();
+      return closed;
+    },
+  };
+}

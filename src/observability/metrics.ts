@@ -1,0 +1,69 @@
+/**
+ * Prometheus metrics on a registry owned by the app (no process-wide default registry, so two
+ * gateways in one process, as in tests, do not collide). Label values are bounded: `model` is a
+ * configured public model name or `unknown`, never free text from a request.
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { BreakerState } from '../resilience/circuit-breaker.js';
+
+/** Buckets (seconds) fine enough at the low end to resolve the gateway's own overhead. */
+const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+
+const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
+
+export class GatewayMetrics {
+  readonly registry = new Registry();
+  readonly requests: Counter<'route' | 'model' | 'status'>;
+  readonly requestDuration: Histogram<'route' | 'model' | 'status'>;
+  readonly upstreamDuration: Histogram<'deployment' | 'outcome'>;
+  readonly upstreamAttempts: Counter<'deployment' | 'outcome'>;
+  readonly breakerState: Gauge<'deployment'>;
+  readonly streamErrors: Counter<'model'>;
+
+  constructor(opts: { defaultMetrics?: boolean } = {}) {
+    const registers = [this.registry];
+    this.requests = new Counter({
+      name: 'tollgate_requests_total',
+      help: 'Requests answered, by route, requested model and HTTP status.',
+      labelNames: ['route', 'model', 'status'],
+      registers,
+    });
+    this.requestDuration = new Histogram({
+      name: 'tollgate_request_duration_seconds',
+      help: 'Time from request received to response finished, by route, model and status.',
+      labelNames: ['route', 'model', 'status'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.upstreamDuration = new Histogram({
+      name: 'tollgate_upstream_duration_seconds',
+      help: 'Upstream attempt latency (to the full answer, or to the first chunk of a stream), by deployment and outcome.',
+      labelNames: ['deployment', 'outcome'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.upstreamAttempts = new Counter({
+      name: 'tollgate_upstream_attempts_total',
+      help: 'Upstream attempts by deployment and outcome (ok, http_5xx, http_429, timeout, connection, circuit_open, ...).',
+      labelNames: ['deployment', 'outcome'],
+      registers,
+    });
+    this.breakerState = new Gauge({
+      name: 'tollgate_circuit_breaker_state',
+      help: 'Circuit breaker state per deployment: 0 closed, 1 half-open, 2 open.',
+      labelNames: ['deployment'],
+      registers,
+    });
+    this.streamErrors = new Counter({
+      name: 'tollgate_stream_errors_total',
+      help: 'Streams that failed after the first byte reached the client (ended with an SSE error event).',
+      labelNames: ['model'],
+      registers,
+    });
+    if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'tollgate_process_' });
+  }
+
+  setBreakerState(deployment: string, state: BreakerState): void {
+    this.breakerState.set({ deployment }, BREAKER_VALUE[state]);
+  }
+}

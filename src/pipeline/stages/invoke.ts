@@ -1,0 +1,212 @@
+/**
+ * Stage 5: call the chain of deployments until one answers.
+ *
+ * Per deployment: the circuit breaker admits or skips it; each attempt has its own timeout (to
+ * the full JSON answer, or to the first chunk of a stream) within the request's overall deadline;
+ * retryable failures are retried with full-jitter backoff, honouring Retry-After; when retries
+ * are spent (or Retry-After is too long) the next deployment is tried. Non-retryable failures
+ * (e.g. upstream 400) end the request at once. A stream counts as answered at its first chunk:
+ * from then on the client has bytes and no fallback is possible; the attempt's timer becomes the
+ * idle timer between chunks, and the overall deadline no longer applies.
+ *
+ * Errors: 502 upstream_error, 503 circuit_open / upstream_unavailable, 504 upstream_timeout,
+ * 429 upstream_rate_limited, or the upstream 400/413/422 passed through.
+ */
+import type { ResilienceConfig } from '../../config/schema.js';
+import { GatewayError } from '../../errors.js';
+import type { GatewayMetrics } from '../../observability/metrics.js';
+import { type ChatCompletionChunk, type ChatCompletionRequest, type EmbeddingRequest, UpstreamError } from '../../providers/types.js';
+import type { BreakerRegistry } from '../../resilience/circuit-breaker.js';
+import { Deadline } from '../../resilience/deadline.js';
+import { decideRetry, sleep } from '../../resilience/retry.js';
+import type { Deployment } from '../../routing/catalog.js';
+import type { PipelineResult, RequestContext } from '../context.js';
+
+export interface InvokeOptions {
+  resilience: ResilienceConfig;
+  breakers: BreakerRegistry;
+  metrics: GatewayMetrics;
+  random?: () => number;
+}
+
+/** An attempt's abort controller: times out, follows the client, and (until detached) the deadline. */
+class AttemptScope {
+  readonly controller = new AbortController();
+  private timer: NodeJS.Timeout | undefined;
+  private readonly onDeadline: () => void;
+  private readonly onClient: () => void;
+
+  constructor(
+    private readonly deadline: Deadline,
+    private readonly client: AbortSignal,
+    timeoutMs: number,
+  ) {
+    this.onDeadline = () => this.controller.abort(deadline.signal.reason);
+    this.onClient = () => this.controller.abort(client.reason ?? new UpstreamError('aborted', 'client closed the connection'));
+    deadline.signal.addEventListener('abort', this.onDeadline, { once: true });
+    client.addEventListener('abort', this.onClient, { once: true });
+    this.arm(Math.min(timeoutMs, Math.max(1, deadline.remainingMs())), `attempt timed out after ${timeoutMs}ms`);
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  arm(ms: number, message: string): void {
+    clearTimeout(this.timer);
+    this.timer = setTimeout(() => this.controller.abort(new UpstreamError('timeout', message)), ms);
+    this.timer.unref();
+  }
+
+  /** The stream has started: the overall deadline stops applying; only idle time and the client do. */
+  detachFromDeadline(): void {
+    this.deadline.signal.removeEventListener('abort', this.onDeadline);
+  }
+
+  dispose(): void {
+    clearTimeout(this.timer);
+    this.deadline.signal.removeEventListener('abort', this.onDeadline);
+    this.client.removeEventListener('abort', this.onClient);
+  }
+}
+
+function outcomeLabel(err: UpstreamError): string {
+  return err.kind === 'http' ? `http_${err.status ?? 'unknown'}` : err.kind;
+}
+
+function toUpstreamError(err: unknown): UpstreamError {
+  if (err instanceof UpstreamError) return err;
+  return new UpstreamError('protocol', err instanceof Error ? err.message : String(err), { cause: err });
+}
+
+/** The error the client sees when upstream refused the request itself (not retryable). */
+function rejectedError(err: UpstreamError, dep: Deployment): GatewayError {
+  const detail = err.upstreamMessage ? `: ${err.upstreamMessage}` : '';
+  if (err.status === 400 || err.status === 422) {
+    return new GatewayError(err.status === 400 ? 'invalid_request' : 'unprocessable', `The upstream model rejected the request${detail}`, {
+      status: err.status,
+    });
+  }
+  if (err.status === 413) return new GatewayError('body_too_large', `The upstream model rejected the request as too large${detail}`);
+  if (err.kind === 'aborted') return new GatewayError('upstream_error', 'The request was aborted.', { status: 499 });
+  // 401/403/404 from a provider is the gateway's configuration, not the caller's fault: no detail.
+  return new GatewayError('upstream_error', `Deployment ${dep.id} refused the request (HTTP ${err.status ?? '?'}).`);
+}
+
+/** The error the client sees when every deployment failed. */
+function exhaustedError(model: string, last: UpstreamError | undefined, retryInMs: number | undefined): GatewayError {
+  if (!last) {
+    const secs = Math.max(1, Math.ceil((retryInMs ?? 1000) / 1000));
+    return new GatewayError('circuit_open', `Every deployment of model '${model}' is unavailable (circuit open). Retry in ${secs}s.`, {
+      headers: { 'retry-after': String(secs) },
+    });
+  }
+  if (last.kind === 'timeout') return new GatewayError('upstream_timeout', `The model '${model}' did not answer in time: ${last.message}.`);
+  if (last.status === 429) {
+    const headers: Record<string, string> = {};
+    if (last.retryAfterMs !== undefined) headers['retry-after'] = String(Math.max(1, Math.ceil(last.retryAfterMs / 1000)));
+    return new GatewayError('upstream_rate_limited', `Every deployment of model '${model}' is rate limited upstream.`, { headers });
+  }
+  if (last.status === 503) return new GatewayError('upstream_unavailable', `Every deployment of model '${model}' is unavailable.`);
+  const what = last.kind === 'http' ? `HTTP ${last.status}` : last.kind;
+  return new GatewayError('upstream_error', `Every deployment of model '${model}' failed (last: ${what}).`);
+}
+
+export function invokeStage(opts: InvokeOptions) {
+  const { resilience, breakers, metrics } = opts;
+
+  async function attemptOnce(ctx: RequestContext, dep: Deployment, scope: AttemptScope): Promise<PipelineResult> {
+    const call = { signal: scope.signal, upstreamModel: dep.upstreamModel, requestId: ctx.id };
+    if (ctx.operation === 'embeddings') {
+      return { kind: 'embeddings', body: await dep.provider.embed(ctx.body as EmbeddingRequest, call) };
+    }
+    const body = ctx.body as ChatCompletionRequest;
+    if (!body.stream) return { kind: 'chat', body: await dep.provider.chat(body, call) };
+    const stream = await dep.provider.chatStream(body, call);
+    const rest = stream[Symbol.asyncIterator]() as AsyncIterator<ChatCompletionChunk>;
+    const first = await rest.next();
+    if (first.done) throw new UpstreamError('protocol', 'stream ended before the first chunk', { phase: 'stream' });
+    ctx.ttftMs = performance.now() - ctx.startedAt;
+    return {
+      kind: 'stream',
+      first: first.value,
+      rest,
+      idle: {
+        rearm: (ms = resilience.streamIdleTimeoutMs) => scope.arm(ms, `stream idle for more than ${ms}ms`),
+        dispose: () => scope.dispose(),
+      },
+    };
+  }
+
+  return async function invoke(ctx: RequestContext): Promise<void> {
+    const chain = ctx.chain ?? [];
+    const deadline = new Deadline(resilience.deadlineMs, ctx.sink.signal);
+    let last: UpstreamError | undefined;
+    let retryInMs: number | undefined;
+    try {
+      for (const dep of chain) {
+        const breaker = breakers.get(dep.id);
+        for (let retries = 0; ; retries++) {
+          if (!breaker.tryAcquire()) {
+            ctx.attempts.push({ deployment: dep.id, outcome: 'circuit_open', durationMs: 0 });
+            metrics.upstreamAttempts.inc({ deployment: dep.id, outcome: 'circuit_open' });
+            const wait = breaker.retryInMs();
+            retryInMs = retryInMs === undefined ? wait : Math.min(retryInMs, wait);
+            break;
+          }
+          const scope = new AttemptScope(deadline, ctx.sink.signal, dep.timeoutMs ?? resilience.attemptTimeoutMs);
+          const t0 = performance.now();
+          try {
+            const result = await attemptOnce(ctx, dep, scope);
+            const ms = performance.now() - t0;
+            breaker.onSuccess();
+            ctx.attempts.push({ deployment: dep.id, outcome: 'ok', durationMs: ms });
+            metrics.upstreamAttempts.inc({ deployment: dep.id, outcome: 'ok' });
+            metrics.upstreamDuration.observe({ deployment: dep.id, outcome: 'ok' }, ms / 1000);
+            ctx.servedBy = dep;
+            ctx.result = result;
+            if (result.kind === 'stream') {
+              scope.detachFromDeadline();
+              scope.arm(resilience.streamIdleTimeoutMs, `stream idle for more than ${resilience.streamIdleTimeoutMs}ms`);
+            } else {
+              scope.dispose();
+            }
+            return;
+          } catch (raw) {
+            scope.dispose();
+            const err = toUpstreamError(raw);
+            const ms = performance.now() - t0;
+            const outcome = outcomeLabel(err);
+            ctx.attempts.push({ deployment: dep.id, outcome, durationMs: ms });
+            metrics.upstreamAttempts.inc({ deployment: dep.id, outcome });
+            metrics.upstreamDuration.observe({ deployment: dep.id, outcome }, ms / 1000);
+            if (ctx.sink.signal.aborted) {
+              breaker.release();
+              ctx.clientAborted = true;
+              throw new GatewayError('upstream_error', 'The client closed the connection.', { status: 499 });
+            }
+            if (err.retryable) breaker.onFailure();
+            else breaker.onSuccess(); // upstream is alive; it refused this request
+            const decision = decideRetry(err, retries, resilience.retry, opts.random);
+            if (decision.action === 'fail') throw rejectedError(err, dep);
+            last = err;
+            if (decision.action === 'next') break;
+            if (decision.delayMs >= deadline.remainingMs()) break;
+            await sleep(decision.delayMs, deadline.signal);
+          }
+        }
+        if (deadline.expired()) break;
+      }
+    } catch (err) {
+      if (err instanceof UpstreamError) last = err; // the deadline fired during a backoff wait
+      else throw err;
+    } finally {
+      deadline.dispose();
+    }
+    if (ctx.sink.signal.aborted) {
+      ctx.clientAborted = true;
+      throw new GatewayError('upstream_error', 'The client closed the connection.', { status: 499 });
+    }
+    throw exhaustedError(ctx.body.model, last, retryInMs);
+  };
+}

@@ -1,0 +1,110 @@
+/**
+ * Stage 6: write the result. JSON answers go out whole with Tollgate's headers. Streams are
+ * passed through chunk by chunk as SSE; usage is captured from upstream's last chunk (always
+ * requested) and forwarded only when the client asked with stream_options.include_usage. A
+ * stream that fails after its first byte ends with an in-band SSE error event and no [DONE], so
+ * no client mistakes it for a complete answer. The cost of a stream, known only at its end, is
+ * sent as the HTTP trailer x-tollgate-cost-usd.
+ */
+import { GatewayError, toOpenAIErrorBody } from '../../errors.js';
+import { costPico, formatUsd } from '../../metering/cost.js';
+import { estimateUsage } from '../../metering/tokenizer.js';
+import { type ChatCompletionChunk, type ChatCompletionRequest, UpstreamError, type Usage } from '../../providers/types.js';
+import type { PipelineResult, RequestContext } from '../context.js';
+
+export function baseHeaders(ctx: RequestContext): Record<string, string> {
+  const h: Record<string, string> = { 'x-request-id': ctx.id };
+  if (ctx.servedBy) {
+    h['x-tollgate-model'] = ctx.servedBy.upstreamModel;
+    h['x-tollgate-provider'] = ctx.servedBy.providerId;
+  }
+  const upstreamCalls = ctx.attempts.filter((a) => a.outcome !== 'circuit_open').length;
+  h['x-tollgate-attempts'] = String(upstreamCalls);
+  return h;
+}
+
+function settleCost(ctx: RequestContext, usage: Usage): string | undefined {
+  ctx.usage = usage;
+  const price = ctx.model?.price;
+  if (!price) return undefined;
+  ctx.costPico = costPico(usage, price);
+  return formatUsd(ctx.costPico);
+}
+
+export function sendError(ctx: RequestContext, err: GatewayError): void {
+  ctx.error = err;
+  ctx.status = err.status;
+  if (ctx.sink.committed || ctx.clientAborted) return;
+  ctx.sink.sendJson(err.status, { ...baseHeaders(ctx), ...err.headers }, toOpenAIErrorBody(err));
+}
+
+function streamFailure(err: unknown): GatewayError {
+  if (err instanceof GatewayError) return err;
+  if (err instanceof UpstreamError) {
+    if (err.kind === 'timeout') return new GatewayError('upstream_timeout', `The upstream stream stalled: ${err.message}.`);
+    return new GatewayError('upstream_error', `The upstream stream failed after it started: ${err.message}.`);
+  }
+  return new GatewayError('internal_error', 'The stream failed.');
+}
+
+async function respondStream(ctx: RequestContext, result: Extract<PipelineResult, { kind: 'stream' }>): Promise<void> {
+  const body = ctx.body as ChatCompletionRequest;
+  const wantUsage = body.stream_options?.include_usage === true;
+  const writer = ctx.sink.openStream(baseHeaders(ctx), ['x-tollgate-cost-usd']);
+  ctx.status = 200;
+  let text = '';
+  let chunk: ChatCompletionChunk = result.first;
+  try {
+    for (;;) {
+      if (chunk.usage) ctx.usage = chunk.usage;
+      for (const c of chunk.choices) if (c.delta.content) text += c.delta.content;
+      const usageOnly = chunk.choices.length === 0;
+      if (!wantUsage) delete chunk.usage;
+      if (wantUsage || !usageOnly) await writer.send(JSON.stringify(chunk));
+      result.idle.rearm();
+      const next = await result.rest.next();
+      if (next.done) break;
+      chunk = next.value;
+    }
+    const cost = settleCost(ctx, ctx.usage ?? estimateUsage(body.messages, text));
+    await writer.send('[DONE]');
+    writer.end(cost === undefined ? undefined : { 'x-tollgate-cost-usd': cost });
+  } catch (err) {
+    // Billed for what was used: upstream's usage never came, so count what was streamed.
+    settleCost(ctx, ctx.usage ?? estimateUsage(body.messages, text));
+    if (ctx.sink.signal.aborted) {
+      ctx.clientAborted = true;
+      void result.rest.return?.();
+      return;
+    }
+    const failure = streamFailure(err);
+    ctx.streamError = failure;
+    await writer.send(JSON.stringify(toOpenAIErrorBody(failure))).catch(() => undefined);
+    writer.end();
+  } finally {
+    result.idle.dispose();
+  }
+}
+
+export async function respond(ctx: RequestContext): Promise<void> {
+  const result = ctx.result;
+  if (!result) throw new GatewayError('internal_error', 'no result to respond with');
+  if (result.kind === 'stream') return respondStream(ctx, result);
+  const headers = baseHeaders(ctx);
+  let usage: Usage | undefined;
+  if (result.kind === 'embeddings') {
+    const u = result.body.usage;
+    if (u) usage = { prompt_tokens: u.prompt_tokens, completion_tokens: 0, total_tokens: u.total_tokens };
+  } else if (result.body.usage) {
+    usage = result.body.usage;
+  } else {
+    const text = result.body.choices.map((c) => c.message.content ?? '').join('');
+    usage = estimateUsage((ctx.body as ChatCompletionRequest).messages, text);
+  }
+  if (usage) {
+    const cost = settleCost(ctx, usage);
+    if (cost !== undefined) headers['x-tollgate-cost-usd'] = cost;
+  }
+  ctx.status = 200;
+  ctx.sink.sendJson(200, headers, result.body);
+}

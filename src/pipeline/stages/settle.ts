@@ -1,0 +1,46 @@
+/**
+ * Stage 7: after the response, off the hot path: metrics and the request log line. (Ledger,
+ * budgets and cache stores join here in later stages of the roadmap.) Never throws.
+ */
+import type { Logger } from '../../observability/logger.js';
+import type { GatewayMetrics } from '../../observability/metrics.js';
+import type { RequestContext } from '../context.js';
+
+export function settleStage(opts: { metrics: GatewayMetrics; log: Logger }) {
+  const { metrics, log } = opts;
+  return function settle(ctx: RequestContext): void {
+    try {
+      const status = ctx.clientAborted ? 499 : (ctx.status ?? 500);
+      const seconds = (performance.now() - ctx.startedAt) / 1000;
+      const model = ctx.model?.name ?? 'unknown';
+      const labels = { route: ctx.route, model, status: String(status) };
+      metrics.requests.inc(labels);
+      metrics.requestDuration.observe(labels, seconds);
+      if (ctx.streamError) metrics.streamErrors.inc({ model });
+      const level = status >= 500 && status !== 499 ? 'warn' : 'info';
+      log[level](
+        {
+          reqId: ctx.id,
+          tenant: ctx.auth?.tenantId,
+          key: ctx.auth?.keyId,
+          user: ctx.endUser ?? undefined,
+          route: ctx.route,
+          model: ctx.body.model,
+          served: ctx.servedBy?.id,
+          status,
+          latencyMs: Math.round(seconds * 1e4) / 10,
+          ttftMs: ctx.ttftMs === undefined ? undefined : Math.round(ctx.ttftMs * 10) / 10,
+          attempts: ctx.attempts.length ? ctx.attempts.map((a) => `${a.deployment}:${a.outcome}`) : undefined,
+          tokensIn: ctx.usage?.prompt_tokens,
+          tokensOut: ctx.usage?.completion_tokens,
+          costPico: ctx.costPico,
+          error: ctx.error?.code ?? ctx.streamError?.code,
+          stream: ctx.result?.kind === 'stream' ? true : undefined,
+        },
+        'request',
+      );
+    } catch (err) {
+      log.error({ err, reqId: ctx.id }, 'settle failed');
+    }
+  };
+}

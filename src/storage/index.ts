@@ -1,0 +1,30 @@
+/**
+ * Opens the storage backend the config chooses. A driver is imported only when its backend is
+ * chosen, so an embedded gateway never loads Redis or PostgreSQL clients.
+ */
+import { join } from 'node:path';
+import type { Config } from '../config/schema.js';
+import type { Records } from './types.js';
+
+export interface Storage {
+  records: Records;
+  /** Throws when the backend is not usable (readiness). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function openStorage(config: Pick<Config, 'storage'>): Promise<Storage> {
+  const { openDatabase } = await import('./sqlite/database.js');
+  const { SqliteRecords } = await import('./sqlite/records.js');
+  const db = openDatabase(join(config.storage.dir, 'tollgate.db'));
+  const records = new SqliteRecords(db);
+  return {
+    records,
+    async ping() {
+      db.prepare('select 1').get();
+    },
+    async close() {
+      await records.close();
+    },
+  };
+}

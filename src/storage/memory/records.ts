@@ -1,0 +1,151 @@
+/**
+ * `Records` in process memory (Maps). Same semantics as the SQLite adapter, checked by the same
+ * contract suite; meant for unit tests of other modules. Every object going in or out is copied,
+ * so callers can neither see nor cause changes behind the store's back.
+ */
+import {
+  RecordConflict,
+  RecordNotFound,
+  type ApiKeyRecord,
+  type KeyListFilter,
+  type NewApiKey,
+  type NewTenant,
+  type Records,
+  type Tenant,
+} from '../types.js';
+import {
+  DEFAULT_TENANT_TIER,
+  KEY_PATCH_FIELDS,
+  TENANT_PATCH_FIELDS,
+  copyJson,
+  newRecordId,
+  pickDefined,
+} from '../record-helpers.js';
+
+type KeyPatch = Parameters<Records['updateKey']>[1];
+type TenantPatch = Parameters<Records['updateTenant']>[1];
+
+export class MemoryRecords implements Records {
+  readonly #tenants = new Map<string, Tenant>();
+  readonly #keys = new Map<string, ApiKeyRecord>();
+  /** hash -> key id */
+  readonly #keyIdByHash = new Map<string, string>();
+
+  async createTenant(t: NewTenant): Promise<Tenant> {
+    const id = t.id ?? newRecordId('ten_');
+    if (this.#tenants.has(id)) throw new RecordConflict(`tenant '${id}' already exists`);
+    const tenant: Tenant = {
+      id,
+      name: t.name,
+      tier: t.tier ?? DEFAULT_TENANT_TIER,
+      createdAt: Date.now(),
+      metadata: copyJson(t.metadata ?? {}),
+    };
+    this.#tenants.set(id, tenant);
+    return copyJson(tenant);
+  }
+
+  async getTenant(id: string): Promise<Tenant | null> {
+    const tenant = this.#tenants.get(id);
+    return tenant ? copyJson(tenant) : null;
+  }
+
+  async listTenants(): Promise<Tenant[]> {
+    return [...this.#tenants.values()].sort(byCreatedThenId).map(copyJson);
+  }
+
+  async updateTenant(id: string, patch: TenantPatch): Promise<Tenant> {
+    const current = this.#tenants.get(id);
+    if (!current) throw new RecordNotFound('tenant', id);
+    const next: Tenant = copyJson({ ...current, ...pickDefined(patch, TENANT_PATCH_FIELDS) });
+    this.#tenants.set(id, next);
+    return copyJson(next);
+  }
+
+  async deleteTenant(id: string): Promise<void> {
+    if (!this.#tenants.delete(id)) throw new RecordNotFound('tenant', id);
+    const now = Date.now();
+    for (const key of this.#keys.values()) {
+      if (key.tenantId === id && key.revokedAt === null) key.revokedAt = now;
+    }
+  }
+
+  async createKey(k: NewApiKey): Promise<ApiKeyRecord> {
+    if (!this.#tenants.has(k.tenantId)) throw new RecordNotFound('tenant', k.tenantId);
+    const id = k.id ?? newRecordId('key_');
+    if (this.#keys.has(id)) throw new RecordConflict(`api key '${id}' already exists`);
+    if (this.#keyIdByHash.has(k.hash)) throw new RecordConflict('an api key with this secret already exists');
+    const key: ApiKeyRecord = {
+      id,
+      tenantId: k.tenantId,
+      name: k.name,
+      kind: k.kind,
+      prefix: k.prefix,
+      hash: k.hash,
+      tier: k.tier,
+      allowedModels: k.allowedModels === null ? null : [...k.allowedModels],
+      userId: k.userId,
+      createdAt: Date.now(),
+      expiresAt: k.expiresAt,
+      revokedAt: null,
+      lastUsedAt: null,
+    };
+    this.#keys.set(id, key);
+    this.#keyIdByHash.set(key.hash, id);
+    return copyJson(key);
+  }
+
+  async getKey(id: string): Promise<ApiKeyRecord | null> {
+    const key = this.#keys.get(id);
+    return key ? copyJson(key) : null;
+  }
+
+  async getKeyByHash(hash: string): Promise<ApiKeyRecord | null> {
+    const id = this.#keyIdByHash.get(hash);
+    return id === undefined ? null : this.getKey(id);
+  }
+
+  async listKeys(filter: KeyListFilter = {}): Promise<ApiKeyRecord[]> {
+    return [...this.#keys.values()]
+      .filter((k) => filter.tenantId === undefined || k.tenantId === filter.tenantId)
+      .filter((k) => filter.includeRevoked || k.revokedAt === null)
+      .sort(byCreatedThenId)
+      .map(copyJson);
+  }
+
+  async updateKey(id: string, patch: KeyPatch): Promise<ApiKeyRecord> {
+    const current = this.#keys.get(id);
+    if (!current) throw new RecordNotFound('api key', id);
+    const next: ApiKeyRecord = copyJson({ ...current, ...pickDefined(patch, KEY_PATCH_FIELDS) });
+    this.#keys.set(id, next);
+    return copyJson(next);
+  }
+
+  async revokeKey(id: string): Promise<ApiKeyRecord> {
+    const key = this.#keys.get(id);
+    if (!key) throw new RecordNotFound('api key', id);
+    key.revokedAt ??= Date.now();
+    return copyJson(key);
+  }
+
+  /** Moves lastUsedAt forward only (settles may arrive out of order); unknown ids are ignored. */
+  async touchKey(id: string, at: number): Promise<void> {
+    const key = this.#keys.get(id);
+    if (key && (key.lastUsedAt === null || key.lastUsedAt < at)) key.lastUsedAt = at;
+  }
+
+  /** Counts keys that are not revoked (expired ones included), optionally of one kind. */
+  async countKeys(filter: { kind?: ApiKeyRecord['kind'] } = {}): Promise<number> {
+    let n = 0;
+    for (const k of this.#keys.values()) {
+      if (k.revokedAt === null && (filter.kind === undefined || k.kind === filter.kind)) n++;
+    }
+    return n;
+  }
+
+  async close(): Promise<void> {}
+}
+
+function byCreatedThenId(a: { createdAt: number; id: string }, b: { createdAt: number; id: string }): number {
+  return a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}

@@ -1,0 +1,45 @@
+/**
+ * Small helpers both `Records` adapters share (ids, defaults, JSON copies), so the memory and
+ * SQLite adapters cannot drift apart on them. Driver-free on purpose.
+ */
+import { randomBytes } from 'node:crypto';
+
+/** Tier of a tenant created without one (one of the built-in tiers, see config/defaults.ts). */
+export const DEFAULT_TENANT_TIER = 'standard';
+
+const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+
+/** `prefix` + 16 random base62 characters (~95 bits), e.g. `ten_4fQ9...`. */
+export function newRecordId(prefix: 'ten_' | 'key_', length = 16): string {
+  let out = prefix;
+  while (out.length < prefix.length + length) {
+    for (const byte of randomBytes(length)) {
+      // 248 = 4 * 62: rejecting the top bytes keeps every character equally likely.
+      if (byte < 248 && out.length < prefix.length + length) out += BASE62[byte % 62];
+    }
+  }
+  return out;
+}
+
+/**
+ * A deep copy with JSON semantics (what a SQL adapter storing JSON text returns): `undefined`
+ * members vanish, Dates become strings. The memory adapter uses it so callers see the same thing
+ * from every adapter and cannot mutate stored state through a returned object.
+ */
+export function copyJson<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}
+
+/** What `updateTenant` / `updateKey` may change. */
+export const TENANT_PATCH_FIELDS = ['name', 'tier', 'metadata'] as const;
+export const KEY_PATCH_FIELDS = ['name', 'tier', 'allowedModels', 'userId', 'expiresAt'] as const;
+
+/**
+ * The patch members a caller may change, minus those set to `undefined` (so `{ name: undefined }`
+ * leaves the name as it is while `{ userId: null }` clears it). Anything else is ignored.
+ */
+export function pickDefined<T extends object, K extends keyof T>(patch: T, fields: readonly K[]): Partial<Pick<T, K>> {
+  const out: Partial<Pick<T, K>> = {};
+  for (const f of fields) if (patch[f] !== undefined) out[f] = patch[f];
+  return out;
+}

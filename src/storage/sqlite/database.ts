@@ -1,0 +1,94 @@
+/**
+ * Opens the embedded SQLite database and brings its schema up to date. Private to the SQLite
+ * adapters: nothing outside src/storage/sqlite/ should need the driver type.
+ */
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import BetterSqlite3 from 'better-sqlite3';
+import { MIGRATIONS, type Migration } from './migrations.js';
+
+export type Database = BetterSqlite3.Database;
+
+/**
+ * Opens (creating if needed, parent folder included) the SQLite file and applies pending
+ * migrations. `':memory:'` gives a private in-memory database (tests).
+ */
+export function openDatabase(file: string, migrations: readonly Migration[] = MIGRATIONS): Database {
+  const inMemory = file === ':memory:' || file === '';
+  if (!inMemory && !file.startsWith('file:')) mkdirSync(dirname(file), { recursive: true });
+  const db = new BetterSqlite3(file);
+  try {
+    db.pragma('journal_mode = WAL'); // stays 'memory' for in-memory databases
+    db.pragma('synchronous = NORMAL'); // safe with WAL: a crash loses at most the last commits, never corrupts
+    db.pragma('busy_timeout = 5000');
+    db.pragma('foreign_keys = ON');
+    applyMigrations(db, migrations);
+  } catch (err) {
+    db.close();
+    throw err;
+  }
+  return db;
+}
+
+export interface AppliedMigration {
+  version: number;
+  name: string;
+  appliedAt: number;
+}
+
+/**
+ * Applies the migrations not yet recorded in `schema_migrations`, in order, each in its own
+ * IMMEDIATE transaction (so two processes opening the same file at once cannot both apply one).
+ * Returns the migrations applied now. Refuses a database migrated by a newer Tollgate.
+ */
+export function applyMigrations(db: Database, migrations: readonly Migration[] = MIGRATIONS): Migration[] {
+  checkOrder(migrations);
+  db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     INTEGER PRIMARY KEY,
+    name        TEXT NOT NULL,
+    applied_at  INTEGER NOT NULL
+  )`);
+  const latestKnown = migrations.at(-1)?.version ?? 0;
+  const latestApplied = (db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null }).v;
+  if (latestApplied !== null && latestApplied > latestKnown) {
+    throw new Error(
+      `database schema is at version ${latestApplied}, newer than this Tollgate knows (${latestKnown}); upgrade Tollgate`,
+    );
+  }
+
+  const isApplied = db.prepare('SELECT 1 FROM schema_migrations WHERE version = ?').pluck();
+  const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
+  const applyOne = db.transaction((m: Migration): boolean => {
+    if (isApplied.get(m.version) !== undefined) return false;
+    db.exec(m.sql);
+    record.run(m.version, m.name, Date.now());
+    return true;
+  });
+
+  const applied: Migration[] = [];
+  for (const m of migrations) {
+    try {
+      if (applyOne.immediate(m)) applied.push(m);
+    } catch (err) {
+      throw new Error(`migration ${m.version} (${m.name}) failed: ${(err as Error).message}`, { cause: err });
+    }
+  }
+  return applied;
+}
+
+/** The migrations recorded in the database, oldest first. */
+export function appliedMigrations(db: Database): AppliedMigration[] {
+  return db
+    .prepare('SELECT version, name, applied_at AS appliedAt FROM schema_migrations ORDER BY version')
+    .all() as AppliedMigration[];
+}
+
+function checkOrder(migrations: readonly Migration[]): void {
+  let previous = 0;
+  for (const m of migrations) {
+    if (!Number.isInteger(m.version) || m.version <= previous) {
+      throw new Error(`migrations must have strictly increasing positive integer versions (at '${m.name}')`);
+    }
+    previous = m.version;
+  }
+}

@@ -1,0 +1,267 @@
+/**
+ * `Records` on the embedded SQLite database. better-sqlite3 is synchronous: each method does its
+ * work at once and returns a settled promise. Statements are prepared once, in the constructor.
+ */
+import type { Statement } from 'better-sqlite3';
+import {
+  RecordConflict,
+  RecordNotFound,
+  type ApiKeyRecord,
+  type KeyListFilter,
+  type NewApiKey,
+  type NewTenant,
+  type Records,
+  type Tenant,
+} from '../types.js';
+import {
+  DEFAULT_TENANT_TIER,
+  KEY_PATCH_FIELDS,
+  TENANT_PATCH_FIELDS,
+  newRecordId,
+  pickDefined,
+} from '../record-helpers.js';
+import type { Database } from './database.js';
+
+interface TenantRow {
+  id: string;
+  name: string;
+  tier: string;
+  metadata: string;
+  created_at: number;
+}
+
+interface KeyRow {
+  id: string;
+  tenant_id: string;
+  name: string;
+  kind: 'api' | 'admin';
+  prefix: string;
+  hash: string;
+  tier: string;
+  allowed_models: string | null;
+  user_id: string | null;
+  created_at: number;
+  expires_at: number | null;
+  revoked_at: number | null;
+  last_used_at: number | null;
+}
+
+type KeyPatch = Parameters<Records['updateKey']>[1];
+type TenantPatch = Parameters<Records['updateTenant']>[1];
+
+export class SqliteRecords implements Records {
+  readonly #db: Database;
+  readonly #sql: {
+    insertTenant: Statement<[string, string, string, string, number]>;
+    getTenant: Statement<[string], TenantRow>;
+    listTenants: Statement<[], TenantRow>;
+    updateTenant: Statement<[string, string, string, string]>;
+    deleteTenant: Statement<[string]>;
+    revokeTenantKeys: Statement<[number, string]>;
+    insertKey: Statement<[KeyRow]>;
+    getKey: Statement<[string], KeyRow>;
+    getKeyByHash: Statement<[string], KeyRow>;
+    listKeys: Statement<[{ tenantId: string | null; includeRevoked: number }], KeyRow>;
+    updateKey: Statement<[string, string, string | null, string | null, number | null, string]>;
+    revokeKey: Statement<[number, string]>;
+    touchKey: Statement<[{ id: string; at: number }]>;
+    countKeys: Statement<[{ kind: string | null }], number>;
+  };
+
+  constructor(db: Database) {
+    this.#db = db;
+    this.#sql = {
+      insertTenant: db.prepare('INSERT INTO tenants (id, name, tier, metadata, created_at) VALUES (?, ?, ?, ?, ?)'),
+      getTenant: db.prepare('SELECT * FROM tenants WHERE id = ?'),
+      listTenants: db.prepare('SELECT * FROM tenants ORDER BY created_at, id'),
+      updateTenant: db.prepare('UPDATE tenants SET name = ?, tier = ?, metadata = ? WHERE id = ?'),
+      deleteTenant: db.prepare('DELETE FROM tenants WHERE id = ?'),
+      revokeTenantKeys: db.prepare('UPDATE api_keys SET revoked_at = ? WHERE tenant_id = ? AND revoked_at IS NULL'),
+      insertKey: db.prepare(
+        `INSERT INTO api_keys (id, tenant_id, name, kind, prefix, hash, tier, allowed_models, user_id,
+                               created_at, expires_at, revoked_at, last_used_at)
+         VALUES (@id, @tenant_id, @name, @kind, @prefix, @hash, @tier, @allowed_models, @user_id,
+                 @created_at, @expires_at, @revoked_at, @last_used_at)`,
+      ),
+      getKey: db.prepare('SELECT * FROM api_keys WHERE id = ?'),
+      getKeyByHash: db.prepare('SELECT * FROM api_keys WHERE hash = ?'),
+      listKeys: db.prepare(
+        `SELECT * FROM api_keys
+         WHERE (@tenantId IS NULL OR tenant_id = @tenantId) AND (@includeRevoked = 1 OR revoked_at IS NULL)
+         ORDER BY created_at, id`,
+      ),
+      updateKey: db.prepare(
+        'UPDATE api_keys SET name = ?, tier = ?, allowed_models = ?, user_id = ?, expires_at = ? WHERE id = ?',
+      ),
+      revokeKey: db.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
+      touchKey: db.prepare(
+        'UPDATE api_keys SET last_used_at = @at WHERE id = @id AND (last_used_at IS NULL OR last_used_at < @at)',
+      ),
+      countKeys: db
+        .prepare('SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL AND (@kind IS NULL OR kind = @kind)')
+        .pluck() as Statement<[{ kind: string | null }], number>,
+    };
+  }
+
+  async createTenant(t: NewTenant): Promise<Tenant> {
+    const tenant: Tenant = {
+      id: t.id ?? newRecordId('ten_'),
+      name: t.name,
+      tier: t.tier ?? DEFAULT_TENANT_TIER,
+      createdAt: Date.now(),
+      metadata: t.metadata ?? {},
+    };
+    try {
+      this.#sql.insertTenant.run(tenant.id, tenant.name, tenant.tier, JSON.stringify(tenant.metadata), tenant.createdAt);
+    } catch (err) {
+      if (isConstraint(err, 'SQLITE_CONSTRAINT_PRIMARYKEY')) throw new RecordConflict(`tenant '${tenant.id}' already exists`);
+      throw err;
+    }
+    return this.#tenantOrThrow(tenant.id);
+  }
+
+  async getTenant(id: string): Promise<Tenant | null> {
+    const row = this.#sql.getTenant.get(id);
+    return row ? toTenant(row) : null;
+  }
+
+  async listTenants(): Promise<Tenant[]> {
+    return this.#sql.listTenants.all().map(toTenant);
+  }
+
+  async updateTenant(id: string, patch: TenantPatch): Promise<Tenant> {
+    return this.#db.transaction(() => {
+      const current = this.#tenantOrThrow(id);
+      const next = { ...current, ...pickDefined(patch, TENANT_PATCH_FIELDS) };
+      this.#sql.updateTenant.run(next.name, next.tier, JSON.stringify(next.metadata), id);
+      return this.#tenantOrThrow(id);
+    })();
+  }
+
+  async deleteTenant(id: string): Promise<void> {
+    this.#db.transaction(() => {
+      if (this.#sql.deleteTenant.run(id).changes === 0) throw new RecordNotFound('tenant', id);
+      this.#sql.revokeTenantKeys.run(Date.now(), id);
+    })();
+  }
+
+  async createKey(k: NewApiKey): Promise<ApiKeyRecord> {
+    const row: KeyRow = {
+      id: k.id ?? newRecordId('key_'),
+      tenant_id: k.tenantId,
+      name: k.name,
+      kind: k.kind,
+      prefix: k.prefix,
+      hash: k.hash,
+      tier: k.tier,
+      allowed_models: k.allowedModels === null ? null : JSON.stringify(k.allowedModels),
+      user_id: k.userId,
+      created_at: Date.now(),
+      expires_at: k.expiresAt,
+      revoked_at: null,
+      last_used_at: null,
+    };
+    return this.#db.transaction(() => {
+      if (!this.#sql.getTenant.get(k.tenantId)) throw new RecordNotFound('tenant', k.tenantId);
+      try {
+        this.#sql.insertKey.run(row);
+      } catch (err) {
+        if (isConstraint(err, 'SQLITE_CONSTRAINT_PRIMARYKEY')) throw new RecordConflict(`api key '${row.id}' already exists`);
+        if (isConstraint(err, 'SQLITE_CONSTRAINT_UNIQUE')) throw new RecordConflict('an api key with this secret already exists');
+        throw err;
+      }
+      return this.#keyOrThrow(row.id);
+    })();
+  }
+
+  async getKey(id: string): Promise<ApiKeyRecord | null> {
+    const row = this.#sql.getKey.get(id);
+    return row ? toKey(row) : null;
+  }
+
+  async getKeyByHash(hash: string): Promise<ApiKeyRecord | null> {
+    const row = this.#sql.getKeyByHash.get(hash);
+    return row ? toKey(row) : null;
+  }
+
+  async listKeys(filter: KeyListFilter = {}): Promise<ApiKeyRecord[]> {
+    return this.#sql.listKeys
+      .all({ tenantId: filter.tenantId ?? null, includeRevoked: filter.includeRevoked ? 1 : 0 })
+      .map(toKey);
+  }
+
+  async updateKey(id: string, patch: KeyPatch): Promise<ApiKeyRecord> {
+    return this.#db.transaction(() => {
+      const next = { ...this.#keyOrThrow(id), ...pickDefined(patch, KEY_PATCH_FIELDS) };
+      const allowed = next.allowedModels === null ? null : JSON.stringify(next.allowedModels);
+      this.#sql.updateKey.run(next.name, next.tier, allowed, next.userId, next.expiresAt, id);
+      return this.#keyOrThrow(id);
+    })();
+  }
+
+  async revokeKey(id: string): Promise<ApiKeyRecord> {
+    return this.#db.transaction(() => {
+      this.#sql.revokeKey.run(Date.now(), id);
+      return this.#keyOrThrow(id);
+    })();
+  }
+
+  /** Moves lastUsedAt forward only (settles may arrive out of order); unknown ids are ignored. */
+  async touchKey(id: string, at: number): Promise<void> {
+    this.#sql.touchKey.run({ id, at });
+  }
+
+  /** Counts keys that are not revoked (expired ones included), optionally of one kind. */
+  async countKeys(filter: { kind?: ApiKeyRecord['kind'] } = {}): Promise<number> {
+    return this.#sql.countKeys.get({ kind: filter.kind ?? null }) ?? 0;
+  }
+
+  async close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+  }
+
+  #tenantOrThrow(id: string): Tenant {
+    const row = this.#sql.getTenant.get(id);
+    if (!row) throw new RecordNotFound('tenant', id);
+    return toTenant(row);
+  }
+
+  #keyOrThrow(id: string): ApiKeyRecord {
+    const row = this.#sql.getKey.get(id);
+    if (!row) throw new RecordNotFound('api key', id);
+    return toKey(row);
+  }
+}
+
+function toTenant(row: TenantRow): Tenant {
+  return {
+    id: row.id,
+    name: row.name,
+    tier: row.tier,
+    createdAt: row.created_at,
+    metadata: JSON.parse(row.metadata) as Record<string, unknown>,
+  };
+}
+
+function toKey(row: KeyRow): ApiKeyRecord {
+  return {
+    id: row.id,
+    tenantId: row.tenant_id,
+    name: row.name,
+    kind: row.kind,
+    prefix: row.prefix,
+    hash: row.hash,
+    tier: row.tier,
+    allowedModels: row.allowed_models === null ? null : (JSON.parse(row.allowed_models) as string[]),
+    userId: row.user_id,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    revokedAt: row.revoked_at,
+    lastUsedAt: row.last_used_at,
+  };
+}
+
+function isConstraint(err: unknown, code: string): boolean {
+  const c = (err as { code?: unknown } | null)?.code;
+  return c === code;
+}
