@@ -3,7 +3,7 @@
  * (src/main.ts) from already-constructed services; holds no state of its own.
  */
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { KeyService } from '../auth/key-service.js';
 import type { Config } from '../config/schema.js';
@@ -36,7 +36,8 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export async function buildApp(s: AppServices): Promise<FastifyInstance> {
   const app: FastifyInstance = Fastify({
     loggerInstance: s.log as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // One log line per request is written by the settle stage; Fastify's own would double it.
+    logController: new LogController({ disableRequestLogging: true }),
     bodyLimit: s.config.server.bodyLimitBytes,
     trustProxy: s.config.server.trustProxy,
     return503OnClosing: true,
@@ -45,9 +46,11 @@ export async function buildApp(s: AppServices): Promise<FastifyInstance> {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : `req_${randomUUID().replace(/-/g, '')}`;
     },
-    ajv: { customOptions: { coerceTypes: false, allErrors: false, removeAdditional: false } },
+    ajv: { customOptions: { coerceTypes: false, allErrors: false, removeAdditional: false, allowUnionTypes: true } },
   });
 
+  // The API speaks JSON only: other content types get a 415 that says so.
+  app.removeContentTypeParser('text/plain');
   app.setErrorHandler(errorHandler(s.config.server.bodyLimitBytes));
   app.setNotFoundHandler((request, reply) =>
     sendGatewayError(request, reply, new GatewayError('route_not_found', `Unknown route: ${request.method} ${request.url.split('?')[0]}.`)),
