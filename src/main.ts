@@ -46,7 +46,7 @@ export interface GatewayOptions {
 export async function createGateway(config: Config, opts: GatewayOptions = {}): Promise<Gateway> {
   const log = opts.logger ?? createLogger(config.logging.level);
   const storage = await openStorage(config);
-  const providers = new ProviderRegistry(config);
+  const providers = await ProviderRegistry.create(config);
   const catalog = new ModelCatalog(config, providers);
   const metrics = new GatewayMetrics();
   const breakers = new BreakerRegistry(config.resilience.breaker);

@@ -5,10 +5,7 @@
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/loader.js';
 import { GatewayError } from '../errors.js';
-import { keysCommand, tenantsCommand } from './admin.js';
 import { loadCliConfig } from './config-file.js';
-import { simCommand } from './sim.js';
-import { startCommand } from './start.js';
 
 const HELP = `Usage: tollgate <command> [options]
 
@@ -70,12 +67,12 @@ export async function main(argv: string[]): Promise<void> {
       const port = int(values.port, 'port');
       if (values.host) config.server.host = values.host;
       if (port !== undefined) config.server.port = port;
-      return startCommand(config, path);
+      return (await import('./start.js')).startCommand(config, path);
     }
     case 'sim': {
       const latency = int(values.latency, 'latency');
       const tps = int(values.tps, 'tps');
-      return simCommand(config, {
+      return (await import('./sim.js')).simCommand(config, {
         host: values.host ?? '127.0.0.1',
         port: int(values.port, 'port') ?? 8090,
         ...(latency !== undefined ? { latencyMs: latency } : {}),
@@ -84,9 +81,9 @@ export async function main(argv: string[]): Promise<void> {
       });
     }
     case 'keys':
-      return keysCommand(config, action, rest, values);
+      return (await import('./admin.js')).keysCommand(config, action, rest, values);
     case 'tenants':
-      return tenantsCommand(config, action, rest, values);
+      return (await import('./admin.js')).tenantsCommand(config, action, rest, values);
     case 'check-config':
       process.stdout.write(
         `${path ?? '(built-in defaults)'}: OK — ${Object.keys(config.providers).length} provider(s), ${Object.keys(config.models).length} model(s), storage ${config.storage.kind}\n`,

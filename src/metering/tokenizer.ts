@@ -3,15 +3,30 @@
  * cut short by a client disconnect). Uses gpt-tokenizer's o200k_base; for other model families
  * the count is an estimate, which is why upstream usage always wins when present.
  */
-import { countTokens } from 'gpt-tokenizer';
 import type { ChatMessage, EmbeddingRequest, Usage } from '../providers/types.js';
+
+type CountTokens = (text: string) => number;
+let counter: CountTokens | undefined;
+let loading: Promise<CountTokens> | undefined;
+
+/**
+ * Loads the encoder (~0.5 s and some MB the first time), so processes that never need a local
+ * count (CLI commands, gateways whose upstreams always report usage) never pay for it.
+ */
+export function loadTokenizer(): Promise<CountTokens> {
+  loading ??= import('gpt-tokenizer').then((m) => (counter = m.countTokens));
+  return loading;
+}
 
 /** OpenAI's chat format overhead: ~3 tokens per message plus 3 to prime the answer. */
 const PER_MESSAGE = 3;
 const PRIMING = 3;
 
+/** Counts tokens; the tokenizer must be loaded ({@link loadTokenizer}). */
 export function countText(text: string): number {
-  return text === '' ? 0 : countTokens(text);
+  if (text === '') return 0;
+  if (!counter) throw new Error('tokenizer not loaded: await loadTokenizer() first');
+  return counter(text);
 }
 
 function messageText(m: ChatMessage): string {
@@ -38,7 +53,8 @@ export function countEmbeddingInput(input: EmbeddingRequest['input']): number {
 }
 
 /** Usage counted locally for a chat exchange. */
-export function estimateUsage(messages: readonly ChatMessage[], completionText: string): Usage {
+export async function estimateUsage(messages: readonly ChatMessage[], completionText: string): Promise<Usage> {
+  await loadTokenizer();
   const prompt = countPromptTokens(messages);
   const completion = countText(completionText);
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };

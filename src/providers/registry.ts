@@ -3,27 +3,27 @@
  * (./types.ts); the rest of the gateway never sees which wire protocol is behind a deployment.
  */
 import type { Config, ProviderConfig } from '../config/schema.js';
-import { AnthropicProvider } from './anthropic/provider.js';
-import { OpenAICompatibleProvider } from './openai-compatible/provider.js';
-import { SimulatedProvider } from './simulated/provider.js';
 import type { Provider } from './types.js';
 
-export function createProvider(id: string, cfg: ProviderConfig): Provider {
+/** Creates an adapter; its module is loaded only when a provider of that kind is configured. */
+export async function createProvider(id: string, cfg: ProviderConfig): Promise<Provider> {
   switch (cfg.kind) {
     case 'simulated':
-      return new SimulatedProvider(id, cfg);
+      return new (await import('./simulated/provider.js')).SimulatedProvider(id, cfg);
     case 'openai-compatible':
-      return new OpenAICompatibleProvider(id, cfg);
+      return new (await import('./openai-compatible/provider.js')).OpenAICompatibleProvider(id, cfg);
     case 'anthropic':
-      return new AnthropicProvider(id, cfg);
+      return new (await import('./anthropic/provider.js')).AnthropicProvider(id, cfg);
   }
 }
 
 export class ProviderRegistry {
-  private readonly providers = new Map<string, Provider>();
+  private constructor(private readonly providers: Map<string, Provider>) {}
 
-  constructor(config: Pick<Config, 'providers'>) {
-    for (const [id, cfg] of Object.entries(config.providers)) this.providers.set(id, createProvider(id, cfg));
+  static async create(config: Pick<Config, 'providers'>): Promise<ProviderRegistry> {
+    const providers = new Map<string, Provider>();
+    for (const [id, cfg] of Object.entries(config.providers)) providers.set(id, await createProvider(id, cfg));
+    return new ProviderRegistry(providers);
   }
 
   get(id: string): Provider {

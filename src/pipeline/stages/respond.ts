@@ -66,12 +66,12 @@ async function respondStream(ctx: RequestContext, result: Extract<PipelineResult
       if (next.done) break;
       chunk = next.value;
     }
-    const cost = settleCost(ctx, ctx.usage ?? estimateUsage(body.messages, text));
+    const cost = settleCost(ctx, ctx.usage ?? (await estimateUsage(body.messages, text)));
     await writer.send('[DONE]');
     writer.end(cost === undefined ? undefined : { 'x-tollgate-cost-usd': cost });
   } catch (err) {
     // Billed for what was used: upstream's usage never came, so count what was streamed.
-    settleCost(ctx, ctx.usage ?? estimateUsage(body.messages, text));
+    settleCost(ctx, ctx.usage ?? (await estimateUsage(body.messages, text)));
     if (ctx.sink.signal.aborted) {
       ctx.clientAborted = true;
       void result.rest.return?.();
@@ -99,7 +99,7 @@ export async function respond(ctx: RequestContext): Promise<void> {
     usage = result.body.usage;
   } else {
     const text = result.body.choices.map((c) => c.message.content ?? '').join('');
-    usage = estimateUsage((ctx.body as ChatCompletionRequest).messages, text);
+    usage = await estimateUsage((ctx.body as ChatCompletionRequest).messages, text);
   }
   if (usage) {
     const cost = settleCost(ctx, usage);
