@@ -69,7 +69,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
       routeStage({ catalog }),
       invokeStage({ resilience: config.resilience, breakers, metrics, ...(opts.random ? { random: opts.random } : {}) }),
     ],
-    settle: settleStage({ metrics, log }),
+    settle: settleStage({ metrics, log, records: storage.records }),
     log,
   });
 

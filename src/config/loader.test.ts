@@ -60,6 +60,11 @@ describe('config loader', () => {
     expect(p).toContain("tiers.free.models.0: unknown model 'zzz'");
   });
 
+  it('rejects simulator fault rates that add up to more than 1', () => {
+    const p = problems(() => buildConfig({ providers: { sim: { kind: 'simulated', faults: { errorRate: { '500': 0.7 }, hangRate: 0.5 } } } }));
+    expect(p[0]).toMatch(/^providers\.sim\.faults: the fault rates .* add up to more than 1/);
+  });
+
   it('requires models when no simulator is configured', () => {
     const p = problems(() => buildConfig({ providers: { o: { kind: 'openai-compatible', baseUrl: 'http://127.0.0.1:1/v1' } } }));
     expect(p).toEqual(['models: is required when no simulated provider is configured']);

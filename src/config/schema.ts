@@ -41,7 +41,11 @@ export const faultSchema = z
     /** Probability that a stream breaks after some chunks. */
     midStreamBreakRate: z.number().min(0).max(1).default(0),
   })
-  .strict();
+  .strict()
+  .refine(
+    (f) => Object.values(f.errorRate).reduce((a, b) => a + b, 0) + f.hangRate + f.resetRate + f.midStreamBreakRate <= 1 + 1e-9,
+    { message: 'the fault rates (errorRate, hangRate, resetRate, midStreamBreakRate) add up to more than 1' },
+  );
 export type FaultConfig = z.infer<typeof faultSchema>;
 
 export const simModelSchema = z

@@ -19,6 +19,7 @@ export class GatewayMetrics {
   readonly upstreamAttempts: Counter<'deployment' | 'outcome'>;
   readonly breakerState: Gauge<'deployment'>;
   readonly streamErrors: Counter<'model'>;
+  readonly errors: Counter<'route' | 'model' | 'code'>;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -58,6 +59,12 @@ export class GatewayMetrics {
       name: 'tollgate_stream_errors_total',
       help: 'Streams that failed after the first byte reached the client (ended with an SSE error event).',
       labelNames: ['model'],
+      registers,
+    });
+    this.errors = new Counter({
+      name: 'tollgate_errors_total',
+      help: 'Requests that ended in an error, by route, model and error code (see src/errors.ts).',
+      labelNames: ['route', 'model', 'code'],
       registers,
     });
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'tollgate_process_' });

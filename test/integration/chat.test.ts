@@ -132,3 +132,19 @@ describe('over HTTP to a standalone simulator', () => {
     expect(Number(res.trailers['x-tollgate-cost-usd'])).toBeGreaterThan(0);
   });
 });
+
+describe('settle', () => {
+  it('records when a key was last used, and counts errors by code', async () => {
+    const gw = await startGateway();
+    try {
+      await postJson(`${gw.url}/v1/chat/completions`, hello('sim-small', { max_tokens: 4 }), auth(gw.apiKey));
+      await postJson(`${gw.url}/v1/chat/completions`, hello('nope'), auth(gw.apiKey));
+      const keyId = (await gw.gateway.storage.records.listKeys({ tenantId: gw.tenantId })).find((k) => k.kind === 'api')!.id;
+      await expect.poll(async () => (await gw.gateway.storage.records.getKey(keyId))?.lastUsedAt ?? null).not.toBeNull();
+      const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+      expect(metrics).toMatch(/tollgate_errors_total\{route="\/v1\/chat\/completions",model="unknown",code="model_not_found"\} 1/);
+    } finally {
+      await gw.close();
+    }
+  });
+});
