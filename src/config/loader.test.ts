@@ -60,6 +60,21 @@ describe('config loader', () => {
     expect(p).toContain("tiers.free.models.0: unknown model 'zzz'");
   });
 
+  it('rejects deployments a provider cannot serve', () => {
+    const p = problems(() =>
+      buildConfig({
+        providers: { sim: { kind: 'simulated' }, claude: { kind: 'anthropic' } },
+        models: {
+          emb: { type: 'embedding', deployments: [{ provider: 'claude' }, { provider: 'sim', model: 'sim-small' }] },
+          chat: { deployments: [{ provider: 'sim', model: 'sim-huge' }] },
+        },
+      }),
+    );
+    expect(p).toContain("models.emb.deployments.0.provider: 'claude' is an anthropic provider, which serves no embeddings");
+    expect(p).toContain("models.emb.deployments.1.model: 'sim-small' is a simulated chat model, but model emb has type embedding");
+    expect(p[2]).toMatch(/^models\.chat\.deployments\.0\.model: the simulator 'sim' has no model 'sim-huge'/);
+  });
+
   it('rejects simulator fault rates that add up to more than 1', () => {
     const p = problems(() => buildConfig({ providers: { sim: { kind: 'simulated', faults: { errorRate: { '500': 0.7 }, hangRate: 0.5 } } } }));
     expect(p[0]).toMatch(/^providers\.sim\.faults: the fault rates .* add up to more than 1/);

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { ZodIssue } from 'zod';
 import { configSchema, type Config, type RawConfig } from './schema.js';
-import { defaultModels, defaultProviders, defaultTiers } from './defaults.js';
+import { DEFAULT_SIM_MODELS, defaultModels, defaultProviders, defaultTiers } from './defaults.js';
 
 export class ConfigError extends Error {
   readonly problems: string[];
@@ -91,9 +91,19 @@ function crossCheck(config: Config): string[] {
     if (names.has(name)) problems.push(`models.${name}: name already used as an alias of ${names.get(name)}`);
     names.set(name, name);
     model.deployments.forEach((d, i) => {
-      if (!config.providers[d.provider]) {
+      const provider = config.providers[d.provider];
+      const where = `models.${name}.deployments.${i}`;
+      if (!provider) {
         const known = Object.keys(config.providers).join(', ') || '(none)';
-        problems.push(`models.${name}.deployments.${i}.provider: unknown provider '${d.provider}' (configured: ${known})`);
+        problems.push(`${where}.provider: unknown provider '${d.provider}' (configured: ${known})`);
+      } else if (provider.kind === 'anthropic' && model.type === 'embedding') {
+        problems.push(`${where}.provider: '${d.provider}' is an anthropic provider, which serves no embeddings`);
+      } else if (provider.kind === 'simulated') {
+        const simModels = provider.models ?? DEFAULT_SIM_MODELS;
+        const upstream = d.model ?? name;
+        const sim = simModels[upstream];
+        if (!sim) problems.push(`${where}.model: the simulator '${d.provider}' has no model '${upstream}' (it has: ${Object.keys(simModels).join(', ')})`);
+        else if (sim.type !== model.type) problems.push(`${where}.model: '${upstream}' is a simulated ${sim.type} model, but model ${name} has type ${model.type}`);
       }
     });
     model.aliases.forEach((alias, i) => {

@@ -106,19 +106,24 @@ async function handleChat(engine: SimEngine, body: unknown, req: IncomingMessage
   }
 }
 
-type ChatAnswer = Extract<SimAttempt<ChatPlan>, { kind: 'answer' }>;
-
-async function answerChat(answer: ChatAnswer, req: IncomingMessage, res: ServerResponse, tracker: SimRequestTracker, signal: AbortSignal): Promise<void> {
-  await delay(answer.ttftMs + generationSteps(answer.answer) * answer.interTokenMs, signal);
-  const text = JSON.stringify(toCompletion(answer.answer));
+/** Sends a JSON answer, or half of it and a dropped connection when the outcome is a break. */
+function sendJsonAnswer(req: IncomingMessage, res: ServerResponse, text: string, broken: boolean, tracker: SimRequestTracker): void {
   res.writeHead(200, { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(text) });
-  if (answer.breakAfter !== undefined) {
+  if (broken) {
     tracker.fail();
     writeThenDestroy(req, res, text.slice(0, Math.floor(text.length / 2)));
     return;
   }
   res.end(text);
   tracker.complete();
+}
+
+type ChatAnswer = Extract<SimAttempt<ChatPlan>, { kind: 'answer' }>;
+
+async function answerChat(answer: ChatAnswer, req: IncomingMessage, res: ServerResponse, tracker: SimRequestTracker, signal: AbortSignal): Promise<void> {
+  await delay(answer.ttftMs + generationSteps(answer.answer) * answer.interTokenMs, signal);
+  const text = JSON.stringify(toCompletion(answer.answer));
+  sendJsonAnswer(req, res, text, answer.breakAfter !== undefined, tracker);
 }
 
 async function streamChat(
@@ -182,14 +187,7 @@ async function handleEmbeddings(engine: SimEngine, body: unknown, req: IncomingM
     return;
   }
   const text = JSON.stringify(answer.answer);
-  res.writeHead(200, { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(text) });
-  if (answer.breakAfter !== undefined) {
-    tracker.fail();
-    writeThenDestroy(req, res, text.slice(0, Math.floor(text.length / 2)));
-    return;
-  }
-  res.end(text);
-  tracker.complete();
+  sendJsonAnswer(req, res, text, answer.breakAfter !== undefined, tracker);
 }
 
 function listModels(engine: SimEngine): unknown {
