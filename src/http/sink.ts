@@ -4,7 +4,7 @@
  */
 import { once } from 'node:events';
 import type { FastifyReply } from 'fastify';
-import { UpstreamError } from '../providers/types.js';
+import { UpstreamError, toJsonText } from '../providers/types.js';
 import type { ResponseSink, SseWriter } from '../pipeline/context.js';
 
 export class HttpSink implements ResponseSink {
@@ -26,9 +26,9 @@ export class HttpSink implements ResponseSink {
     return this.sent;
   }
 
-  sendJson(status: number, headers: Record<string, string>, body: unknown): void {
+  sendJson(status: number, headers: Record<string, string>, body: object): void {
     this.sent = true;
-    void this.reply.code(status).headers(headers).type('application/json; charset=utf-8').send(JSON.stringify(body));
+    void this.reply.code(status).headers(headers).type('application/json; charset=utf-8').send(toJsonText(body));
   }
 
   openStream(headers: Record<string, string>, trailerNames: string[] = []): SseWriter {
@@ -42,9 +42,21 @@ export class HttpSink implements ResponseSink {
       ...(trailerNames.length ? { trailer: trailerNames.join(', ') } : {}),
       ...headers,
     });
+    // Events that arrive together (one upstream read often holds many) go out in one write:
+    // cork on the first event of a tick, uncork on the next tick.
+    let corked = false;
+    const uncork = () => {
+      corked = false;
+      res.uncork();
+    };
     return {
       async send(data: string): Promise<void> {
         if (res.destroyed || res.writableEnded) return;
+        if (!corked) {
+          corked = true;
+          res.cork();
+          process.nextTick(uncork);
+        }
         if (!res.write(`data: ${data}\n\n`)) {
           await Promise.race([once(res, 'drain'), once(res, 'close')]);
         }

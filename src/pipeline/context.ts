@@ -23,7 +23,8 @@ export interface ResponseSink {
   readonly signal: AbortSignal;
   /** Whether the status line has been sent (no fallback or error status possible after this). */
   readonly committed: boolean;
-  sendJson(status: number, headers: Record<string, string>, body: unknown): void;
+  /** Sends `body` (its upstream text when it carries RAW_JSON, see providers/types.ts). */
+  sendJson(status: number, headers: Record<string, string>, body: object): void;
   openStream(headers: Record<string, string>, trailerNames?: string[]): SseWriter;
 }
 

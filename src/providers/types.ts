@@ -142,6 +142,19 @@ export interface CallOptions {
   requestId?: string;
 }
 
+/**
+ * The exact JSON text upstream sent for an object an adapter passes on unchanged (a completion,
+ * a stream chunk, an embeddings answer), so the gateway can forward it without serializing it
+ * again. Symbol-keyed, so JSON.stringify ignores it. Rule: whoever changes such an object after
+ * the adapter returned it must `delete obj[RAW_JSON]`.
+ */
+export const RAW_JSON: unique symbol = Symbol('tollgate.rawJson');
+
+/** The forwarded text of `obj`: its upstream JSON when unchanged, else freshly serialized. */
+export function toJsonText(obj: object): string {
+  return (obj as { [RAW_JSON]?: string })[RAW_JSON] ?? JSON.stringify(obj);
+}
+
 /** A provider's chat stream: the chunks in order; iterate once. */
 export type ChunkStream = AsyncIterable<ChatCompletionChunk>;
 

@@ -9,7 +9,7 @@
 import { GatewayError, toOpenAIErrorBody } from '../../errors.js';
 import { costPico, formatUsd } from '../../metering/cost.js';
 import { estimateUsage } from '../../metering/tokenizer.js';
-import { type ChatCompletionChunk, type ChatCompletionRequest, UpstreamError, type Usage } from '../../providers/types.js';
+import { type ChatCompletionChunk, type ChatCompletionRequest, RAW_JSON, UpstreamError, type Usage, toJsonText } from '../../providers/types.js';
 import type { PipelineResult, RequestContext } from '../context.js';
 
 export function baseHeaders(ctx: RequestContext): Record<string, string> {
@@ -56,11 +56,20 @@ async function respondStream(ctx: RequestContext, result: Extract<PipelineResult
   let chunk: ChatCompletionChunk = result.first;
   try {
     for (;;) {
-      if (chunk.usage) ctx.usage = chunk.usage;
       for (const c of chunk.choices) if (c.delta.content) text += c.delta.content;
-      const usageOnly = chunk.choices.length === 0;
-      if (!wantUsage) delete chunk.usage;
-      if (wantUsage || !usageOnly) await writer.send(JSON.stringify(chunk));
+      if (chunk.usage) {
+        ctx.usage = chunk.usage;
+        if (wantUsage) await writer.send(toJsonText(chunk));
+        else if (chunk.choices.length > 0) {
+          // Usage riding on a content chunk: strip it for a client that did not ask.
+          delete chunk.usage;
+          delete (chunk as { [RAW_JSON]?: string })[RAW_JSON];
+          await writer.send(JSON.stringify(chunk));
+        }
+      } else {
+        // Chunks pass through as upstream wrote them (with `usage: null` when upstream adds it).
+        await writer.send(toJsonText(chunk));
+      }
       result.idle.rearm();
       const next = await result.rest.next();
       if (next.done) break;

@@ -13,7 +13,7 @@
  */
 import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
-import { UpstreamError } from '../types.js';
+import { RAW_JSON, UpstreamError } from '../types.js';
 import { abortError, httpStatusError, toUpstreamError } from './errors.js';
 import { SseParser, type SseEvent } from './sse.js';
 import { cancellable } from './cancellable.js';
@@ -81,11 +81,15 @@ export class HttpClient {
     } catch (err) {
       throw toUpstreamError(err, opts.signal, 'request');
     }
+    let parsed: unknown;
     try {
-      return JSON.parse(text) as T;
+      parsed = JSON.parse(text);
     } catch (err) {
       throw new UpstreamError('protocol', 'upstream sent invalid JSON', { status: res.statusCode, cause: err });
     }
+    // Keep the text, so an answer passed on unchanged is forwarded without serializing it again.
+    if (typeof parsed === 'object' && parsed !== null) (parsed as { [RAW_JSON]?: string })[RAW_JSON] = text;
+    return parsed as T;
   }
 
   /**

@@ -10,6 +10,7 @@ import { cancellable } from '../http/cancellable.js';
 import { truncateMessage } from '../http/errors.js';
 import type { SseEvent } from '../http/sse.js';
 import {
+  RAW_JSON,
   UpstreamError,
   type CallOptions,
   type ChatCompletion,
@@ -115,6 +116,7 @@ async function* toChunks(events: AsyncIterable<SseEvent>): AsyncGenerator<ChatCo
     if (!Array.isArray(parsed.choices)) {
       throw new UpstreamError('protocol', 'upstream stream chunk has no choices array', { phase: 'stream' });
     }
+    (parsed as { [RAW_JSON]?: string })[RAW_JSON] = ev.data;
     yield parsed as unknown as ChatCompletionChunk;
   }
 }
