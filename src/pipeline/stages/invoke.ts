@@ -17,7 +17,6 @@ import { GatewayError } from '../../errors.js';
 import type { GatewayMetrics } from '../../observability/metrics.js';
 import { type ChatCompletionChunk, type ChatCompletionRequest, type EmbeddingRequest, UpstreamError } from '../../providers/types.js';
 import type { BreakerRegistry } from '../../resilience/circuit-breaker.js';
-import { Deadline } from '../../resilience/deadline.js';
 import { decideRetry, sleep } from '../../resilience/retry.js';
 import type { Deployment } from '../../routing/catalog.js';
 import type { PipelineResult, RequestContext } from '../context.js';
@@ -29,23 +28,26 @@ export interface InvokeOptions {
   random?: () => number;
 }
 
-/** An attempt's abort controller: times out, follows the client, and (until detached) the deadline. */
+/**
+ * An attempt's abort controller: follows the client, and times out at the attempt timeout or the
+ * request's deadline, whichever comes first. Once a stream has started, `arm` turns its timer into
+ * the idle timer between chunks (the deadline no longer applies).
+ */
 class AttemptScope {
   readonly controller = new AbortController();
   private timer: NodeJS.Timeout | undefined;
-  private readonly onDeadline: () => void;
   private readonly onClient: () => void;
 
   constructor(
-    private readonly deadline: Deadline,
     private readonly client: AbortSignal,
     timeoutMs: number,
+    deadlineAt: number,
   ) {
-    this.onDeadline = () => this.controller.abort(deadline.signal.reason);
     this.onClient = () => this.controller.abort(client.reason ?? new UpstreamError('aborted', 'client closed the connection'));
-    deadline.signal.addEventListener('abort', this.onDeadline, { once: true });
     client.addEventListener('abort', this.onClient, { once: true });
-    this.arm(Math.min(timeoutMs, Math.max(1, deadline.remainingMs())), `attempt timed out after ${timeoutMs}ms`);
+    const untilDeadline = deadlineAt - performance.now();
+    if (untilDeadline < timeoutMs) this.arm(Math.max(1, untilDeadline), 'request deadline exceeded');
+    else this.arm(timeoutMs, `attempt timed out after ${timeoutMs}ms`);
   }
 
   get signal(): AbortSignal {
@@ -58,14 +60,8 @@ class AttemptScope {
     this.timer.unref();
   }
 
-  /** The stream has started: the overall deadline stops applying; only idle time and the client do. */
-  detachFromDeadline(): void {
-    this.deadline.signal.removeEventListener('abort', this.onDeadline);
-  }
-
   dispose(): void {
     clearTimeout(this.timer);
-    this.deadline.signal.removeEventListener('abort', this.onDeadline);
     this.client.removeEventListener('abort', this.onClient);
   }
 }
@@ -140,73 +136,70 @@ export function invokeStage(opts: InvokeOptions) {
 
   return async function invoke(ctx: RequestContext): Promise<void> {
     const chain = ctx.chain ?? [];
-    const deadline = new Deadline(resilience.deadlineMs, ctx.sink.signal);
+    const client = ctx.sink.signal;
+    // The deadline covers every attempt and wait up to the first byte.
+    const deadlineAt = ctx.startedAt + resilience.deadlineMs;
+    const remaining = () => deadlineAt - performance.now();
     let last: UpstreamError | undefined;
     let retryInMs: number | undefined;
-    try {
-      for (const dep of chain) {
-        const breaker = breakers.get(dep.id);
-        for (let retries = 0; ; retries++) {
-          if (!breaker.tryAcquire()) {
-            ctx.attempts.push({ deployment: dep.id, outcome: 'circuit_open', durationMs: 0 });
-            metrics.upstreamAttempts.inc({ deployment: dep.id, outcome: 'circuit_open' });
-            const wait = breaker.retryInMs();
-            retryInMs = retryInMs === undefined ? wait : Math.min(retryInMs, wait);
-            break;
+    for (const dep of chain) {
+      const breaker = breakers.get(dep.id);
+      for (let retries = 0; ; retries++) {
+        if (!breaker.tryAcquire()) {
+          ctx.attempts.push({ deployment: dep.id, outcome: 'circuit_open', durationMs: 0 });
+          metrics.upstreamAttempts.inc({ deployment: dep.id, outcome: 'circuit_open' });
+          const wait = breaker.retryInMs();
+          retryInMs = retryInMs === undefined ? wait : Math.min(retryInMs, wait);
+          break;
+        }
+        const scope = new AttemptScope(client, dep.timeoutMs ?? resilience.attemptTimeoutMs, deadlineAt);
+        const t0 = performance.now();
+        try {
+          const result = await attemptOnce(ctx, dep, scope);
+          const ms = performance.now() - t0;
+          breaker.onSuccess();
+          ctx.attempts.push({ deployment: dep.id, outcome: 'ok', durationMs: ms });
+          metrics.upstreamAttempts.inc({ deployment: dep.id, outcome: 'ok' });
+          metrics.upstreamDuration.observe({ deployment: dep.id, outcome: 'ok' }, ms / 1000);
+          ctx.servedBy = dep;
+          ctx.result = result;
+          if (result.kind === 'stream') scope.arm(resilience.streamIdleTimeoutMs, `stream idle for more than ${resilience.streamIdleTimeoutMs}ms`);
+          else scope.dispose();
+          return;
+        } catch (raw) {
+          scope.dispose();
+          const err = toUpstreamError(raw);
+          const ms = performance.now() - t0;
+          const outcome = outcomeLabel(err);
+          ctx.attempts.push({ deployment: dep.id, outcome, durationMs: ms });
+          metrics.upstreamAttempts.inc({ deployment: dep.id, outcome });
+          metrics.upstreamDuration.observe({ deployment: dep.id, outcome }, ms / 1000);
+          if (client.aborted) {
+            breaker.release();
+            throw clientGone(ctx);
           }
-          const scope = new AttemptScope(deadline, ctx.sink.signal, dep.timeoutMs ?? resilience.attemptTimeoutMs);
-          const t0 = performance.now();
+          if (err.retryable) breaker.onFailure();
+          else breaker.onSuccess(); // upstream is alive; it refused this request
+          const decision = decideRetry(err, retries, resilience.retry, opts.random);
+          if (decision.action === 'fail') throw rejectedError(err, dep);
+          last = err;
+          if (decision.action === 'next') break;
+          if (decision.delayMs >= remaining()) break;
           try {
-            const result = await attemptOnce(ctx, dep, scope);
-            const ms = performance.now() - t0;
-            breaker.onSuccess();
-            ctx.attempts.push({ deployment: dep.id, outcome: 'ok', durationMs: ms });
-            metrics.upstreamAttempts.inc({ deployment: dep.id, outcome: 'ok' });
-            metrics.upstreamDuration.observe({ deployment: dep.id, outcome: 'ok' }, ms / 1000);
-            ctx.servedBy = dep;
-            ctx.result = result;
-            if (result.kind === 'stream') {
-              scope.detachFromDeadline();
-              scope.arm(resilience.streamIdleTimeoutMs, `stream idle for more than ${resilience.streamIdleTimeoutMs}ms`);
-            } else {
-              scope.dispose();
-            }
-            return;
-          } catch (raw) {
-            scope.dispose();
-            const err = toUpstreamError(raw);
-            const ms = performance.now() - t0;
-            const outcome = outcomeLabel(err);
-            ctx.attempts.push({ deployment: dep.id, outcome, durationMs: ms });
-            metrics.upstreamAttempts.inc({ deployment: dep.id, outcome });
-            metrics.upstreamDuration.observe({ deployment: dep.id, outcome }, ms / 1000);
-            if (ctx.sink.signal.aborted) {
-              breaker.release();
-              ctx.clientAborted = true;
-              throw new GatewayError('upstream_error', 'The client closed the connection.', { status: 499 });
-            }
-            if (err.retryable) breaker.onFailure();
-            else breaker.onSuccess(); // upstream is alive; it refused this request
-            const decision = decideRetry(err, retries, resilience.retry, opts.random);
-            if (decision.action === 'fail') throw rejectedError(err, dep);
-            last = err;
-            if (decision.action === 'next') break;
-            if (decision.delayMs >= deadline.remainingMs()) break;
-            await sleep(decision.delayMs, deadline.signal);
+            await sleep(decision.delayMs, client);
+          } catch {
+            throw clientGone(ctx);
           }
         }
-        if (deadline.expired()) break;
       }
-    } catch (err) {
-      if (err instanceof UpstreamError) last = err; // the deadline fired during a backoff wait
-      else throw err;
-    } finally {
-      deadline.dispose();
+      if (remaining() <= 0) break;
     }
-    if (ctx.sink.signal.aborted) {
-      ctx.clientAborted = true;
-      throw new GatewayError('upstream_error', 'The client closed the connection.', { status: 499 });
-    }
+    if (client.aborted) throw clientGone(ctx);
     throw exhaustedError(ctx.body.model, last, retryInMs);
   };
+}
+
+function clientGone(ctx: RequestContext): GatewayError {
+  ctx.clientAborted = true;
+  return new GatewayError('upstream_error', 'The client closed the connection.', { status: 499 });
 }

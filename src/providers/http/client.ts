@@ -13,6 +13,7 @@
  */
 import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
+import type { IncomingHttpHeaders } from 'node:http';
 import { RAW_JSON, UpstreamError } from '../types.js';
 import { abortError, httpStatusError, toUpstreamError } from './errors.js';
 import { SseParser, type SseEvent } from './sse.js';
@@ -72,24 +73,86 @@ export class HttpClient {
     for (const [k, v] of Object.entries(opts.headers ?? {})) this.headers[k.toLowerCase()] = v;
   }
 
-  /** POSTs `body` as JSON and resolves with the parsed JSON answer. */
+  /**
+   * POSTs `body` as JSON and resolves with the parsed JSON answer. Uses undici's dispatch handler
+   * API rather than `request()`: the answer is collected as Buffers with no Readable stream in
+   * between, which profiling showed to be a large share of the gateway's per-request CPU.
+   */
   async postJSON<T>(path: string, body: unknown, opts: PostOptions): Promise<T> {
-    const res = await this.send(path, body, opts, 'application/json');
-    let text: string;
-    try {
-      text = await res.body.text();
-    } catch (err) {
-      throw toUpstreamError(err, opts.signal, 'request');
-    }
+    const { signal } = opts;
+    if (signal.aborted) throw abortError(signal);
+    const res = await this.exchange(path, JSON.stringify(body), this.requestHeaders('application/json', opts.requestId), signal);
+    if (res.statusCode < 200 || res.statusCode >= 300) throw httpStatusError(res.statusCode, res.headers, res.text);
     let parsed: unknown;
     try {
-      parsed = JSON.parse(text);
+      parsed = JSON.parse(res.text);
     } catch (err) {
       throw new UpstreamError('protocol', 'upstream sent invalid JSON', { status: res.statusCode, cause: err });
     }
     // Keep the text, so an answer passed on unchanged is forwarded without serializing it again.
-    if (typeof parsed === 'object' && parsed !== null) (parsed as { [RAW_JSON]?: string })[RAW_JSON] = text;
+    if (typeof parsed === 'object' && parsed !== null) (parsed as { [RAW_JSON]?: string })[RAW_JSON] = res.text;
     return parsed as T;
+  }
+
+  /** One request, its whole answer collected (an error answer's body capped at ERROR_BODY_CAP). */
+  private exchange(
+    path: string,
+    payload: string,
+    headers: Record<string, string>,
+    signal: AbortSignal,
+  ): Promise<{ statusCode: number; headers: IncomingHttpHeaders; text: string }> {
+    return new Promise((resolve, reject) => {
+      const chunks: Buffer[] = [];
+      let size = 0;
+      let statusCode = 0;
+      let resHeaders: IncomingHttpHeaders = {};
+      let controller: Dispatcher.DispatchController | undefined;
+      let settled = false;
+      const onAbort = () => controller?.abort(signal.reason);
+      const finish = (err: unknown) => {
+        if (settled) return;
+        settled = true;
+        signal.removeEventListener('abort', onAbort);
+        if (err !== undefined) reject(toUpstreamError(err, signal, 'request'));
+        else resolve({ statusCode, headers: resHeaders, text: Buffer.concat(chunks, size).toString('utf8') });
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      try {
+        this.pool.dispatch(
+          { method: 'POST', path: this.basePath + path, headers, body: payload },
+          {
+            onRequestStart(c) {
+              controller = c;
+              if (signal.aborted) c.abort(signal.reason);
+            },
+            onResponseStart(_c, status, h) {
+              statusCode = status;
+              resHeaders = h;
+            },
+            onResponseData(_c, chunk) {
+              const isError = statusCode < 200 || statusCode >= 300;
+              if (isError && size >= ERROR_BODY_CAP) return; // the rest is read and dropped: the socket stays usable
+              chunks.push(chunk);
+              size += chunk.length;
+            },
+            onResponseEnd() {
+              finish(undefined);
+            },
+            onResponseError(_c, err) {
+              finish(err);
+            },
+          },
+        );
+      } catch (err) {
+        finish(err);
+      }
+    });
+  }
+
+  private requestHeaders(accept: string, requestId: string | undefined): Record<string, string> {
+    const headers: Record<string, string> = { ...this.headers, 'content-type': 'application/json', accept };
+    if (requestId !== undefined && requestId !== '') headers['x-request-id'] = requestId;
+    return headers;
   }
 
   /**
@@ -128,12 +191,7 @@ export class HttpClient {
   ): Promise<Dispatcher.ResponseData> {
     const { signal } = opts;
     if (signal.aborted) throw abortError(signal);
-    const headers: Record<string, string> = {
-      ...this.headers,
-      'content-type': 'application/json',
-      accept,
-    };
-    if (opts.requestId !== undefined && opts.requestId !== '') headers['x-request-id'] = opts.requestId;
+    const headers = this.requestHeaders(accept, opts.requestId);
     let res: Dispatcher.ResponseData;
     try {
       res = await this.pool.request({
