@@ -94,3 +94,171 @@ export class RecordConflict extends Error {
     this.name = 'RecordConflict';
   }
 }
+
+/* ------------------------------------------------------------------------------------------ */
+/* Counters: token buckets (rate limits) and budget counters, atomic across processes.          */
+/* ------------------------------------------------------------------------------------------ */
+
+/**
+ * A token bucket: holds up to `capacity` units and refills continuously at `refillPerSec`.
+ * "10,000 tokens per minute with a burst of 15,000" is `{ capacity: 15000, refillPerSec: 10000 / 60 }`.
+ */
+export interface BucketSpec {
+  capacity: number;
+  refillPerSec: number;
+}
+
+export interface BucketTake {
+  /** A stable key, e.g. `rl:tpm:tenant:acme`. Adapters may prefix it. */
+  key: string;
+  spec: BucketSpec;
+  /** Units to take (> 0). */
+  amount: number;
+}
+
+export interface BucketState {
+  key: string;
+  /** Units left after this call (after the take when it succeeded). */
+  remaining: number;
+  /** Milliseconds until the bucket is full again. */
+  resetMs: number;
+}
+
+export interface TakeResult {
+  ok: boolean;
+  /** One per requested bucket, in order. */
+  buckets: BucketState[];
+  /** When refused: the index of the first bucket that could not give its amount. */
+  refusedIndex?: number;
+  /** When refused: milliseconds until that bucket holds the amount (Infinity if it never can). */
+  retryAfterMs?: number;
+}
+
+export interface BudgetReserve {
+  /** A key naming the budget and its period, e.g. `budget:tenant:acme:day:2026-11-22`. */
+  key: string;
+  /** The cap for the period, in pico-dollars. */
+  limit: number;
+  /** What to reserve (>= 0), in pico-dollars. */
+  amount: number;
+  /** How long the counter lives (until the period ends, plus a margin). */
+  ttlMs: number;
+}
+
+export interface ReserveResult {
+  ok: boolean;
+  /** Committed spend plus open reservations per budget, after this call, in order. */
+  used: number[];
+  /** When refused: the first budget that could not take its amount. */
+  refusedIndex?: number;
+  /**
+   * Budgets whose counter did not exist (never used, or lost with the counter store): the
+   * caller seeds them from the ledger with {@link Counters.seedBudget} and calls again. Nothing
+   * was reserved when this is non-empty.
+   */
+  missing: string[];
+}
+
+/**
+ * Atomic counters shared by every gateway process of a deployment. memory (embedded) | redis
+ * (Lua scripts). Part of the contract: all-or-nothing multi-key operations, integer arithmetic,
+ * TTLs. Private to adapters: key layout, scripts, clocks (Redis uses its own TIME).
+ */
+export interface Counters {
+  /** Takes `amount` from every bucket, or from none (a refusal changes nothing). */
+  take(takes: BucketTake[]): Promise<TakeResult>;
+  /**
+   * Corrects a bucket after the fact: a positive `delta` gives units back (capped at capacity),
+   * a negative one takes more (the bucket may go below zero: real usage was higher than the
+   * estimate, and later requests wait for it).
+   */
+  adjust(key: string, spec: BucketSpec, delta: number): Promise<void>;
+  /** Reserves `amount` on every budget, or on none. */
+  reserve(items: BudgetReserve[]): Promise<ReserveResult>;
+  /** Replaces a reservation by the actual cost: adds `actual - reserved` (either sign). Returns the new `used`. */
+  settle(key: string, reserved: number, actual: number, ttlMs: number): Promise<number>;
+  /** Sets a budget counter that does not exist yet (from the ledger); no-op when it exists. */
+  seedBudget(key: string, spent: number, ttlMs: number): Promise<void>;
+  /** The current `used` of a budget (0 when absent). */
+  budgetUsed(key: string): Promise<number>;
+  close(): Promise<void>;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Ledger: one usage event per request, written exactly once.                                   */
+/* ------------------------------------------------------------------------------------------ */
+
+export type CacheOutcome = 'miss' | 'hit' | 'semantic' | 'stale' | 'none';
+
+/** What one request cost. Amounts are integers: tokens, and pico-dollars (1e-12 USD). */
+export interface UsageEvent {
+  /** The request id (or job id): the idempotency key of the ledger. */
+  requestId: string;
+  /** Epoch ms when the request arrived. */
+  ts: number;
+  tenantId: string;
+  keyId: string;
+  /** The end user, '' when unknown. */
+  userId: string;
+  route: string;
+  requestedModel: string;
+  /** The public model that served it, '' when none did. */
+  servedModel: string;
+  /** The deployment (`model@provider`) that answered, '' when none did. */
+  deployment: string;
+  promptTokens: number;
+  completionTokens: number;
+  cachedTokens: number;
+  costPico: number;
+  /** What a cache hit saved, in pico-dollars. */
+  savedPico: number;
+  latencyMs: number;
+  /** Time to first token for streams, else null. */
+  ttftMs: number | null;
+  cache: CacheOutcome;
+  status: number;
+  attempts: number;
+  /** Whether usage came from upstream (false: counted locally with the tokenizer). */
+  usageReported: boolean;
+}
+
+export type UsageGroupBy = 'tenant' | 'user' | 'model' | 'route' | 'day' | 'key';
+
+export interface UsageQuery {
+  /** Epoch ms, inclusive. */
+  from: number;
+  /** Epoch ms, exclusive. */
+  to: number;
+  groupBy: UsageGroupBy[];
+  tenantId?: string;
+  keyId?: string;
+  userId?: string;
+  model?: string;
+}
+
+export interface UsageRow {
+  /** The group's values, by the names in `groupBy` (`day` as YYYY-MM-DD, UTC). */
+  group: Partial<Record<UsageGroupBy, string>>;
+  requests: number;
+  errors: number;
+  promptTokens: number;
+  completionTokens: number;
+  costPico: number;
+  savedPico: number;
+}
+
+/**
+ * The usage ledger. sqlite | postgres. Part of the contract: `append` is idempotent by
+ * requestId (a second event with the same id is ignored, never double-counted) and durable when
+ * its promise resolves; `aggregate` and `spent` read committed events.
+ */
+export interface Ledger {
+  /** Appends events; returns how many were new (duplicates by requestId are skipped). */
+  append(events: UsageEvent[]): Promise<number>;
+  aggregate(query: UsageQuery): Promise<UsageRow[]>;
+  /** Total cost (pico-dollars) in [from, to) for a scope: the seed of a budget counter. */
+  spent(scope: { tenantId?: string; keyId?: string; userId?: string }, from: number, to: number): Promise<number>;
+  /** Events by request id (tests, idempotency checks). */
+  get(requestId: string): Promise<UsageEvent | null>;
+  close(): Promise<void>;
+}
