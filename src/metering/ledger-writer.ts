@@ -1,0 +1,193 @@
+/**
+ * Gets usage events into the Ledger off the hot path, in batches, without losing any.
+ *
+ * `record()` (called by the settle stage, after the response) appends the event as one JSON line
+ * to the current spool segment with a synchronous write: once it returns, the event survives a
+ * crash of the process (it is in the OS's page cache, then on disk). A flush (every
+ * `flushIntervalMs`, or at `maxBatch` events) rotates to a new segment and appends the closed
+ * segment's events to the Ledger in one call; only when that succeeds is the segment deleted. A
+ * failed flush keeps its segment and is retried with backoff (e.g. PostgreSQL down: events pile up
+ * on local disk, not in memory). At start, segments left by a crash are replayed. Replays are safe
+ * because the Ledger is idempotent by request id: an event is counted exactly once.
+ */
+import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Logger } from '../observability/logger.js';
+import type { Ledger, UsageEvent } from '../storage/types.js';
+
+export interface LedgerWriterOptions {
+  ledger: Ledger;
+  /** Folder of the spool segments (created if missing). */
+  spoolDir: string;
+  log: Logger;
+  flushIntervalMs?: number;
+  maxBatch?: number;
+  /** Longest wait between retries of a failed flush. */
+  maxRetryDelayMs?: number;
+  /** Called after each failed flush (metrics). */
+  onFlushError?: (err: unknown, pendingEvents: number) => void;
+}
+
+interface Segment {
+  file: string;
+  events: UsageEvent[];
+}
+
+const SEGMENT = /^spool-(\d+)\.jsonl$/;
+
+export class LedgerWriter {
+  private readonly ledger: Ledger;
+  private readonly dir: string;
+  private readonly log: Logger;
+  private readonly flushIntervalMs: number;
+  private readonly maxBatch: number;
+  private readonly maxRetryDelayMs: number;
+  private readonly onFlushError: LedgerWriterOptions['onFlushError'];
+
+  private seq = 0;
+  private current: Segment | undefined;
+  private fd: number | undefined;
+  /** Closed segments not yet in the Ledger, oldest first. */
+  private readonly backlog: Segment[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private flushing: Promise<void> | undefined;
+  private failures = 0;
+  private flushRequested = false;
+  private closed = false;
+
+  constructor(opts: LedgerWriterOptions) {
+    this.ledger = opts.ledger;
+    this.dir = opts.spoolDir;
+    this.log = opts.log;
+    this.flushIntervalMs = opts.flushIntervalMs ?? 200;
+    this.maxBatch = opts.maxBatch ?? 500;
+    this.maxRetryDelayMs = opts.maxRetryDelayMs ?? 30_000;
+    this.onFlushError = opts.onFlushError;
+    mkdirSync(this.dir, { recursive: true });
+  }
+
+  /** Replays segments a previous process left behind; resolves once they are in the Ledger. */
+  async start(): Promise<number> {
+    const files = readdirSync(this.dir)
+      .map((f) => SEGMENT.exec(f))
+      .filter((m): m is RegExpExecArray => m !== null)
+      .sort((a, b) => Number(a[1]) - Number(b[1]));
+    for (const m of files) {
+      this.seq = Math.max(this.seq, Number(m[1]) + 1);
+      const file = join(this.dir, m[0]);
+      this.backlog.push({ file, events: parseSegment(readFileSync(file, 'utf8')) });
+    }
+    const replayed = this.backlog.reduce((n, s) => n + s.events.length, 0);
+    if (replayed > 0) {
+      this.log.info({ segments: this.backlog.length, events: replayed }, 'replaying spooled usage events');
+      await this.flush();
+    }
+    return replayed;
+  }
+
+  /** Makes the event durable locally and queues it for the Ledger. Throws only when the spool cannot be written (disk full). */
+  record(event: UsageEvent): void {
+    if (this.closed) throw new Error('ledger writer is closed');
+    const seg = this.segment();
+    writeSync(this.fd!, `${JSON.stringify(event)}\n`);
+    seg.events.push(event);
+    if (seg.events.length >= this.maxBatch) void this.flush();
+    else this.schedule(this.flushIntervalMs);
+  }
+
+  /** Events recorded but not yet confirmed by the Ledger. */
+  get pending(): number {
+    return this.backlog.reduce((n, s) => n + s.events.length, 0) + (this.current?.events.length ?? 0);
+  }
+
+  /** Writes everything recorded before the call to the Ledger (one flush runs at a time; a call during it extends it). */
+  flush(): Promise<void> {
+    this.flushRequested = true;
+    this.flushing ??= this.doFlush().finally(() => {
+      this.flushing = undefined;
+    });
+    return this.flushing;
+  }
+
+  /** Flushes what it can and closes the spool; what could not be written stays on disk for the next start. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    clearTimeout(this.timer);
+    await this.flushing?.catch(() => undefined);
+    await this.flush().catch(() => undefined);
+    this.closed = true;
+    clearTimeout(this.timer);
+    this.rotate();
+  }
+
+  private segment(): Segment {
+    if (!this.current) {
+      const file = join(this.dir, `spool-${this.seq++}.jsonl`);
+      this.fd = openSync(file, 'a');
+      this.current = { file, events: [] };
+    }
+    return this.current;
+  }
+
+  /** Closes the current segment into the backlog. */
+  private rotate(): void {
+    if (!this.current) return;
+    closeSync(this.fd!);
+    this.fd = undefined;
+    if (this.current.events.length > 0) this.backlog.push(this.current);
+    else rmSync(this.current.file, { force: true });
+    this.current = undefined;
+  }
+
+  private schedule(ms: number): void {
+    if (this.timer || this.closed) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.flush();
+    }, ms);
+    this.timer.unref();
+  }
+
+  private async doFlush(): Promise<void> {
+    while (this.flushRequested) {
+      this.flushRequested = false;
+      this.rotate();
+      if (!(await this.writeBacklog())) return;
+    }
+  }
+
+  /** Appends closed segments oldest first; false when the Ledger failed (a retry is scheduled). */
+  private async writeBacklog(): Promise<boolean> {
+    while (this.backlog.length > 0) {
+      const seg = this.backlog[0]!;
+      try {
+        for (let i = 0; i < seg.events.length; i += this.maxBatch) await this.ledger.append(seg.events.slice(i, i + this.maxBatch));
+      } catch (err) {
+        this.failures++;
+        const delay = Math.min(this.maxRetryDelayMs, 100 * 2 ** Math.min(this.failures, 10));
+        this.log.error({ err, pending: this.pending, retryInMs: delay }, 'ledger write failed; events stay spooled on disk');
+        this.onFlushError?.(err, this.pending);
+        this.schedule(delay);
+        return false;
+      }
+      this.failures = 0;
+      this.backlog.shift();
+      rmSync(seg.file, { force: true });
+    }
+    return true;
+  }
+}
+
+/** Parses a segment; a torn last line (crash mid-write) is dropped, as it was never acknowledged. */
+function parseSegment(text: string): UsageEvent[] {
+  const events: UsageEvent[] = [];
+  for (const line of text.split('\n')) {
+    if (!line) continue;
+    try {
+      events.push(JSON.parse(line) as UsageEvent);
+    } catch {
+      /* torn write */
+    }
+  }
+  return events;
+}
