@@ -2,6 +2,7 @@
  * The composition root: config -> storage -> services -> HTTP app. Everything is wired here,
  * explicitly; nothing else in the code base creates process-wide singletons.
  */
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Authenticator } from './auth/authenticator.js';
 import { type BootstrapResult, KeyService, bootstrapKeys } from './auth/key-service.js';
@@ -16,6 +17,7 @@ import { routeStage } from './pipeline/stages/route.js';
 import { settleStage } from './pipeline/stages/settle.js';
 import { ProviderRegistry } from './providers/registry.js';
 import { BreakerRegistry } from './resilience/circuit-breaker.js';
+import { LedgerWriter } from './metering/ledger-writer.js';
 import { ModelCatalog } from './routing/catalog.js';
 import { type Storage, openStorage } from './storage/index.js';
 
@@ -24,6 +26,7 @@ export interface Gateway {
   config: Config;
   log: Logger;
   storage: Storage;
+  ledger: LedgerWriter;
   keys: KeyService;
   catalog: ModelCatalog;
   providers: ProviderRegistry;
@@ -46,6 +49,8 @@ export interface GatewayOptions {
 export async function createGateway(config: Config, opts: GatewayOptions = {}): Promise<Gateway> {
   const log = opts.logger ?? createLogger(config.logging.level);
   const storage = await openStorage(config);
+  const ledger = new LedgerWriter({ ledger: storage.ledger, spoolDir: join(storage.localDir, 'spool'), log });
+  await ledger.start(); // replays what a crash left behind
   const providers = await ProviderRegistry.create(config);
   const catalog = new ModelCatalog(config, providers);
   const metrics = new GatewayMetrics();
@@ -69,7 +74,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
       routeStage({ catalog }),
       invokeStage({ resilience: config.resilience, breakers, metrics, ...(opts.random ? { random: opts.random } : {}) }),
     ],
-    settle: settleStage({ metrics, log, records: storage.records }),
+    settle: settleStage({ metrics, log, records: storage.records, ledger }),
     log,
   });
 
@@ -81,6 +86,8 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     authenticator,
     keys,
     records: storage.records,
+    ledger: storage.ledger,
+    ledgerWriter: ledger,
     catalog,
     metrics,
     readinessChecks: { storage: () => storage.ping() },
@@ -93,6 +100,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     config,
     log,
     storage,
+    ledger,
     keys,
     catalog,
     providers,
@@ -112,6 +120,8 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
           await app.close();
         } finally {
           clearTimeout(timer);
+          await new Promise((r) => setImmediate(r)); // let the last settles run
+          await ledger.close();
           await providers.close();
           await storage.close();
         }

@@ -18,6 +18,8 @@ Commands:
   keys revoke <key-id>
   tenants create <name> [--id ID] [--tier T]
   tenants list
+  usage [--from DATE] [--to DATE] [--group-by tenant,key,user,model,route,day] [--tenant ID] [--key ID]
+        [--user U] [--model M] [--csv|--json]   cost and tokens from the ledger (default: last 30 days, by tenant)
   check-config [--config FILE]                  validate a config file and exit
 
 Config: --config FILE, else $TOLLGATE_CONFIG, else ./tollgate.yaml if present, else built-in defaults.
@@ -53,6 +55,12 @@ export async function main(argv: string[]): Promise<void> {
       all: { type: 'boolean' },
       id: { type: 'string' },
       json: { type: 'boolean' },
+      csv: { type: 'boolean' },
+      from: { type: 'string' },
+      to: { type: 'string' },
+      'group-by': { type: 'string' },
+      key: { type: 'string' },
+      model: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -84,6 +92,8 @@ export async function main(argv: string[]): Promise<void> {
       return (await import('./admin.js')).keysCommand(config, action, rest, values);
     case 'tenants':
       return (await import('./admin.js')).tenantsCommand(config, action, rest, values);
+    case 'usage':
+      return (await import('./usage.js')).usageCommand(config, values);
     case 'check-config':
       process.stdout.write(
         `${path ?? '(built-in defaults)'}: OK — ${Object.keys(config.providers).length} provider(s), ${Object.keys(config.models).length} model(s), storage ${config.storage.kind}\n`,

@@ -12,7 +12,8 @@ import type { Logger } from '../observability/logger.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import type { ModelCatalog } from '../routing/catalog.js';
-import type { Records } from '../storage/types.js';
+import type { Ledger, Records } from '../storage/types.js';
+import type { LedgerWriter } from '../metering/ledger-writer.js';
 import { errorHandler, sendGatewayError } from './error-handler.js';
 import { adminRoutes } from './routes/admin.js';
 import { healthRoutes } from './routes/health.js';
@@ -25,6 +26,8 @@ export interface AppServices {
   authenticator: Authenticator;
   keys: KeyService;
   records: Records;
+  ledger: Ledger;
+  ledgerWriter: Pick<LedgerWriter, 'flush'>;
   catalog: ModelCatalog;
   metrics: GatewayMetrics;
   readinessChecks: Record<string, () => Promise<void>>;
@@ -57,7 +60,14 @@ export async function buildApp(s: AppServices): Promise<FastifyInstance> {
   );
 
   await app.register(openaiRoutes, { pipeline: s.pipeline, authenticator: s.authenticator, catalog: s.catalog, log: s.log });
-  await app.register(adminRoutes, { prefix: '/admin/v1', records: s.records, keys: s.keys, authenticator: s.authenticator });
+  await app.register(adminRoutes, {
+    prefix: '/admin/v1',
+    records: s.records,
+    keys: s.keys,
+    authenticator: s.authenticator,
+    ledger: s.ledger,
+    writer: s.ledgerWriter,
+  });
   await app.register(healthRoutes, {
     metrics: s.metrics,
     metricsEnabled: s.config.metrics.enabled,

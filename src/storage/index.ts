@@ -4,10 +4,13 @@
  */
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
-import type { Records } from './types.js';
+import type { Ledger, Records } from './types.js';
 
 export interface Storage {
   records: Records;
+  ledger: Ledger;
+  /** A local folder for process-local state (the ledger spool). */
+  localDir: string;
   /** Throws when the backend is not usable (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -16,10 +19,13 @@ export interface Storage {
 export async function openStorage(config: Pick<Config, 'storage'>): Promise<Storage> {
   const { openDatabase } = await import('./sqlite/database.js');
   const { SqliteRecords } = await import('./sqlite/records.js');
+  const { SqliteLedger } = await import('./sqlite/ledger.js');
   const db = openDatabase(join(config.storage.dir, 'tollgate.db'));
   const records = new SqliteRecords(db);
   return {
     records,
+    ledger: new SqliteLedger(db),
+    localDir: config.storage.dir,
     async ping() {
       db.prepare('select 1').get();
     },

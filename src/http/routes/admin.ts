@@ -7,9 +7,10 @@ import type { Authenticator } from '../../auth/authenticator.js';
 import type { KeyService } from '../../auth/key-service.js';
 import { extractKey, parseDuration } from '../../auth/keys.js';
 import { GatewayError } from '../../errors.js';
+import { type UsageRoutesOptions, usageRoutes } from './usage.js';
 import { type ApiKeyRecord, RecordConflict, RecordNotFound, type Records, type Tenant } from '../../storage/types.js';
 
-export interface AdminRoutesOptions {
+export interface AdminRoutesOptions extends UsageRoutesOptions {
   records: Records;
   keys: KeyService;
   authenticator: Authenticator;
@@ -116,6 +117,8 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
     const auth = await authenticator.authenticate(extractKey(request.headers));
     if (auth.kind !== 'admin') throw new GatewayError('admin_required', 'This endpoint needs an admin key.');
   });
+
+  await app.register(usageRoutes, { ledger: opts.ledger, writer: opts.writer });
 
   app.get('/tenants', async () => ({ object: 'list', data: (await records.listTenants()).map(tenantJson) }));
 

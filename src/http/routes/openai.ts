@@ -2,6 +2,7 @@
  * The OpenAI-compatible routes: /v1/chat/completions, /v1/embeddings, /v1/models. Validation is
  * by JSON schema (compiled once); everything else is the pipeline's.
  */
+import { randomBytes } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Authenticator } from '../../auth/authenticator.js';
 import { extractKey } from '../../auth/keys.js';
@@ -25,8 +26,11 @@ export async function openaiRoutes(app: FastifyInstance, opts: OpenAIRoutesOptio
   const { pipeline, authenticator, catalog, log } = opts;
 
   function context(operation: Operation, route: string, request: FastifyRequest, sink: HttpSink): RequestContext {
+    // A gateway-generated id is unique already; a client's may repeat, so it gets a random suffix.
+    const fromClient = request.headers['x-request-id'] === request.id;
     return {
       id: request.id,
+      eventId: fromClient ? `${request.id}~${randomBytes(6).toString('hex')}` : request.id,
       operation,
       route,
       startedAt: performance.now(),

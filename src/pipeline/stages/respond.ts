@@ -23,8 +23,10 @@ export function baseHeaders(ctx: RequestContext): Record<string, string> {
   return h;
 }
 
-function settleCost(ctx: RequestContext, usage: Usage): string | undefined {
+/** Records the usage (upstream's, or counted locally) and prices it; returns the USD string. */
+function settleCost(ctx: RequestContext, usage: Usage, reported: boolean): string | undefined {
   ctx.usage = usage;
+  ctx.usageReported = reported;
   const price = ctx.model?.price;
   if (!price) return undefined;
   ctx.costPico = costPico(usage, price);
@@ -75,12 +77,12 @@ async function respondStream(ctx: RequestContext, result: Extract<PipelineResult
       if (next.done) break;
       chunk = next.value;
     }
-    const cost = settleCost(ctx, ctx.usage ?? (await estimateUsage(body.messages, text)));
+    const cost = settleCost(ctx, ctx.usage ?? (await estimateUsage(body.messages, text)), ctx.usage !== undefined);
     await writer.send('[DONE]');
     writer.end(cost === undefined ? undefined : { 'x-tollgate-cost-usd': cost });
   } catch (err) {
     // Billed for what was used: upstream's usage never came, so count what was streamed.
-    settleCost(ctx, ctx.usage ?? (await estimateUsage(body.messages, text)));
+    settleCost(ctx, ctx.usage ?? (await estimateUsage(body.messages, text)), ctx.usage !== undefined);
     if (ctx.sink.signal.aborted) {
       ctx.clientAborted = true;
       void result.rest.return?.();
@@ -101,6 +103,7 @@ export async function respond(ctx: RequestContext): Promise<void> {
   if (result.kind === 'stream') return respondStream(ctx, result);
   const headers = baseHeaders(ctx);
   let usage: Usage | undefined;
+  let reported = true;
   if (result.kind === 'embeddings') {
     const u = result.body.usage;
     if (u) usage = { prompt_tokens: u.prompt_tokens, completion_tokens: 0, total_tokens: u.total_tokens };
@@ -108,10 +111,11 @@ export async function respond(ctx: RequestContext): Promise<void> {
     usage = result.body.usage;
   } else {
     const text = result.body.choices.map((c) => c.message.content ?? '').join('');
+    reported = false;
     usage = await estimateUsage((ctx.body as ChatCompletionRequest).messages, text);
   }
   if (usage) {
-    const cost = settleCost(ctx, usage);
+    const cost = settleCost(ctx, usage, reported);
     if (cost !== undefined) headers['x-tollgate-cost-usd'] = cost;
   }
   ctx.status = 200;

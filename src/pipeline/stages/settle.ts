@@ -3,20 +3,52 @@
  * last-used time (written at most once per `touchIntervalMs` per key). (Ledger, budgets and cache
  * stores join here in later stages of the roadmap.) Never throws.
  */
+import type { LedgerWriter } from '../../metering/ledger-writer.js';
 import type { Logger } from '../../observability/logger.js';
 import type { GatewayMetrics } from '../../observability/metrics.js';
-import type { Records } from '../../storage/types.js';
+import type { Records, UsageEvent } from '../../storage/types.js';
 import type { RequestContext } from '../context.js';
 
 export interface SettleOptions {
   metrics: GatewayMetrics;
   log: Logger;
   records: Pick<Records, 'touchKey'>;
+  /** Where each authenticated request's usage event goes. */
+  ledger: Pick<LedgerWriter, 'record'>;
   touchIntervalMs?: number;
 }
 
+/** The ledger's record of one request (authenticated requests only: they have a tenant). */
+export function usageEvent(ctx: RequestContext, status: number, latencyMs: number): UsageEvent | undefined {
+  const auth = ctx.auth;
+  if (!auth) return undefined;
+  const u = ctx.usage;
+  return {
+    requestId: ctx.eventId,
+    ts: ctx.receivedAt,
+    tenantId: auth.tenantId,
+    keyId: auth.keyId,
+    userId: ctx.endUser ?? '',
+    route: ctx.route,
+    requestedModel: ctx.body.model,
+    servedModel: ctx.servedBy ? (ctx.model?.name ?? '') : '',
+    deployment: ctx.servedBy?.id ?? '',
+    promptTokens: u?.prompt_tokens ?? 0,
+    completionTokens: u?.completion_tokens ?? 0,
+    cachedTokens: u?.prompt_tokens_details?.cached_tokens ?? 0,
+    costPico: ctx.costPico ?? 0,
+    savedPico: 0,
+    latencyMs: Math.round(latencyMs),
+    ttftMs: ctx.ttftMs === undefined ? null : Math.round(ctx.ttftMs),
+    cache: 'none',
+    status,
+    attempts: ctx.attempts.filter((a) => a.outcome !== 'circuit_open').length,
+    usageReported: ctx.usageReported ?? false,
+  };
+}
+
 export function settleStage(opts: SettleOptions) {
-  const { metrics, log, records } = opts;
+  const { metrics, log, records, ledger } = opts;
   const touchIntervalMs = opts.touchIntervalMs ?? 60_000;
   const lastTouched = new Map<string, number>();
 
@@ -39,6 +71,8 @@ export function settleStage(opts: SettleOptions) {
       if (ctx.streamError) metrics.streamErrors.inc({ model });
       const code = ctx.error?.code ?? ctx.streamError?.code;
       if (code) metrics.errors.inc({ route: ctx.route, model, code });
+      const event = usageEvent(ctx, status, seconds * 1000);
+      if (event) ledger.record(event);
       const level = status >= 500 && status !== 499 ? 'warn' : 'info';
       log[level](
         {

@@ -50,4 +50,38 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX api_keys_by_created ON api_keys (created_at, id);
     `,
   },
+  {
+    version: 2,
+    name: 'usage events',
+    sql: `
+      -- One row per request (or job), written once: request_id is the idempotency key.
+      -- Token counts, pico-dollar amounts and times are integers; cost sums stay exact.
+      CREATE TABLE usage_events (
+        request_id         TEXT PRIMARY KEY,
+        ts                 INTEGER NOT NULL,   -- epoch ms when the request arrived
+        tenant_id          TEXT NOT NULL,
+        key_id             TEXT NOT NULL,
+        user_id            TEXT NOT NULL,      -- '' when unknown
+        route              TEXT NOT NULL,
+        requested_model    TEXT NOT NULL,
+        served_model       TEXT NOT NULL,      -- '' when no model served it
+        deployment         TEXT NOT NULL,
+        prompt_tokens      INTEGER NOT NULL,
+        completion_tokens  INTEGER NOT NULL,
+        cached_tokens      INTEGER NOT NULL,
+        cost_pico          INTEGER NOT NULL,
+        saved_pico         INTEGER NOT NULL,
+        latency_ms         INTEGER NOT NULL,
+        ttft_ms            INTEGER,            -- NULL unless streamed
+        cache              TEXT NOT NULL,
+        status             INTEGER NOT NULL,
+        attempts           INTEGER NOT NULL,
+        usage_reported     INTEGER NOT NULL    -- 0/1
+      ) STRICT;
+      CREATE INDEX usage_events_by_tenant ON usage_events (tenant_id, ts);
+      CREATE INDEX usage_events_by_key ON usage_events (key_id, ts);
+      CREATE INDEX usage_events_by_user ON usage_events (user_id, ts);
+      CREATE INDEX usage_events_by_ts ON usage_events (ts);
+    `,
+  },
 ];

@@ -1,0 +1,89 @@
+/**
+ * The PostgreSQL schema, as an ordered list of numbered migrations (TypeScript strings, because tsc
+ * does not copy .sql files into dist/). Same rules as the SQLite list (src/storage/sqlite/migrations.ts):
+ * - Append only. Never edit or renumber a migration that has shipped.
+ * - Versions are strictly increasing; each runs once, in its own transaction, under an advisory
+ *   lock, and is recorded in `schema_migrations` (see database.ts). Several gateway processes
+ *   starting at once apply each migration exactly once.
+ * - No `CREATE INDEX CONCURRENTLY` (it cannot run inside a transaction).
+ * Conventions: epoch ms and pico-dollar amounts are BIGINT (they exceed int32); ids and the text we
+ * group and sort by use COLLATE "C" so listings sort byte-wise, exactly like SQLite; JSON is `json`
+ * (kept as written, like SQLite's TEXT) rather than `jsonb` (which reorders keys).
+ */
+
+export interface PostgresMigration {
+  version: number;
+  name: string;
+  sql: string;
+}
+
+export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
+  {
+    version: 1,
+    name: 'tenants and api keys',
+    sql: `
+      CREATE TABLE tenants (
+        id          TEXT COLLATE "C" PRIMARY KEY,
+        name        TEXT NOT NULL,
+        tier        TEXT NOT NULL,
+        metadata    JSON NOT NULL DEFAULT '{}',
+        created_at  BIGINT NOT NULL              -- epoch ms
+      );
+      CREATE INDEX tenants_by_created ON tenants (created_at, id);
+
+      -- No foreign key to tenants: deleting a tenant revokes its keys but keeps them, so the
+      -- ledger and audit trail can still name them. createKey checks the tenant exists.
+      CREATE TABLE api_keys (
+        id              TEXT COLLATE "C" PRIMARY KEY,
+        tenant_id       TEXT COLLATE "C" NOT NULL,
+        name            TEXT NOT NULL,
+        kind            TEXT NOT NULL CHECK (kind IN ('api', 'admin')),
+        prefix          TEXT NOT NULL,
+        hash            TEXT NOT NULL,           -- sha256 hex of the secret
+        tier            TEXT NOT NULL,
+        allowed_models  JSON,                    -- array, NULL = every model of the tier
+        user_id         TEXT,
+        created_at      BIGINT NOT NULL,
+        expires_at      BIGINT,
+        revoked_at      BIGINT,
+        last_used_at    BIGINT,
+        CONSTRAINT api_keys_hash_unique UNIQUE (hash)
+      );
+      CREATE INDEX api_keys_by_tenant ON api_keys (tenant_id, created_at, id);
+      CREATE INDEX api_keys_by_created ON api_keys (created_at, id);
+    `,
+  },
+  {
+    version: 2,
+    name: 'usage events',
+    sql: `
+      -- One row per request (or job), written once: request_id is the idempotency key.
+      CREATE TABLE usage_events (
+        request_id         TEXT COLLATE "C" PRIMARY KEY,
+        ts                 BIGINT NOT NULL,      -- epoch ms when the request arrived
+        tenant_id          TEXT COLLATE "C" NOT NULL,
+        key_id             TEXT COLLATE "C" NOT NULL,
+        user_id            TEXT COLLATE "C" NOT NULL,   -- '' when unknown
+        route              TEXT COLLATE "C" NOT NULL,
+        requested_model    TEXT COLLATE "C" NOT NULL,
+        served_model       TEXT COLLATE "C" NOT NULL,   -- '' when no model served it
+        deployment         TEXT NOT NULL,
+        prompt_tokens      BIGINT NOT NULL,
+        completion_tokens  BIGINT NOT NULL,
+        cached_tokens      BIGINT NOT NULL,
+        cost_pico          BIGINT NOT NULL,
+        saved_pico         BIGINT NOT NULL,
+        latency_ms         BIGINT NOT NULL,
+        ttft_ms            BIGINT,               -- NULL unless streamed
+        cache              TEXT NOT NULL,
+        status             INTEGER NOT NULL,
+        attempts           INTEGER NOT NULL,
+        usage_reported     BOOLEAN NOT NULL
+      );
+      CREATE INDEX usage_events_by_tenant ON usage_events (tenant_id, ts);
+      CREATE INDEX usage_events_by_key ON usage_events (key_id, ts);
+      CREATE INDEX usage_events_by_user ON usage_events (user_id, ts);
+      CREATE INDEX usage_events_by_ts ON usage_events (ts);
+    `,
+  },
+];

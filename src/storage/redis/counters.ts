@@ -1,0 +1,180 @@
+/**
+ * `Counters` on Redis: the distributed mode's token buckets and budget counters, one limit across
+ * any number of gateway processes. Every multi-key operation is one Lua script (EVALSHA through
+ * ioredis `defineCommand`, falling back to EVAL after a SCRIPT FLUSH or a failover), so it is
+ * atomic; the scripts take their time from Redis (TIME), never from the process.
+ *
+ * Keys: `<prefix>bucket:<key>` (hash {tokens, ts}) and `<prefix>budget:<key>` (integer string).
+ * A script touches several keys, so on Redis Cluster they would have to share a slot; this
+ * adapter targets a single Redis (or a Sentinel-managed primary).
+ *
+ * The client is the caller's: `close()` does not quit it unless `ownsClient: true` was given
+ * (several adapters usually share one connection, and the composition root closes it).
+ */
+import type { Redis } from 'ioredis';
+import type { BucketSpec, BucketTake, BudgetReserve, Counters, ReserveResult, TakeResult } from '../types.js';
+import {
+  BUCKET_EXPIRY_MARGIN_MS,
+  BUCKET_MAX_EXPIRY_MS,
+  checkReserves,
+  checkSeed,
+  checkSettle,
+  checkSpec,
+  checkTakes,
+} from '../memory/counters.js';
+import { ADJUST_LUA, RESERVE_LUA, SETTLE_LUA, TAKE_LUA } from './counter-scripts.js';
+
+export interface RedisCountersOptions {
+  /** Prepended to every key (tests use a unique one). Default `tollgate:counters:`. */
+  prefix?: string;
+  /** Quit the client on `close()`. Default false: the client belongs to whoever created it. */
+  ownsClient?: boolean;
+}
+
+const COMMANDS = {
+  take: 'tollgateCountersTake',
+  adjust: 'tollgateCountersAdjust',
+  reserve: 'tollgateCountersReserve',
+  settle: 'tollgateCountersSettle',
+} as const;
+
+/** A script defined without `numberOfKeys`: the key count goes first. */
+type ScriptCall = (numKeys: number, ...keysAndArgs: string[]) => Promise<unknown>;
+
+export class RedisCounters implements Counters {
+  readonly #redis: Redis;
+  readonly #prefix: string;
+  readonly #ownsClient: boolean;
+  #closed = false;
+
+  constructor(redis: Redis, opts: RedisCountersOptions = {}) {
+    this.#redis = redis;
+    this.#prefix = opts.prefix ?? 'tollgate:counters:';
+    this.#ownsClient = opts.ownsClient ?? false;
+    redis.defineCommand(COMMANDS.take, { lua: TAKE_LUA });
+    redis.defineCommand(COMMANDS.adjust, { lua: ADJUST_LUA });
+    redis.defineCommand(COMMANDS.reserve, { lua: RESERVE_LUA });
+    redis.defineCommand(COMMANDS.settle, { lua: SETTLE_LUA });
+  }
+
+  async take(takes: BucketTake[]): Promise<TakeResult> {
+    checkTakes(takes);
+    this.#checkOpen();
+    if (takes.length === 0) return { ok: true, buckets: [] };
+    const keys = takes.map((t) => this.#bucketKey(t.key));
+    const args = takes.flatMap((t) => [num(t.spec.capacity), num(t.spec.refillPerSec), num(t.amount)]);
+    const reply = (await this.#script(COMMANDS.take)(
+      keys.length,
+      ...keys,
+      ...args,
+      String(BUCKET_EXPIRY_MARGIN_MS),
+      String(BUCKET_MAX_EXPIRY_MS),
+    )) as unknown[];
+    const buckets = takes.map((t, i) => ({
+      key: t.key,
+      remaining: Number(reply[3 + 2 * i]),
+      resetMs: ms(reply[4 + 2 * i]),
+    }));
+    if (Number(reply[0]) === 1) return { ok: true, buckets };
+    return { ok: false, buckets, refusedIndex: Number(reply[1]), retryAfterMs: ms(reply[2]) };
+  }
+
+  async adjust(key: string, spec: BucketSpec, delta: number): Promise<void> {
+    checkSpec(spec, 'spec');
+    if (!Number.isFinite(delta)) throw new RangeError(`adjust delta must be a finite number, got ${delta}`);
+    this.#checkOpen();
+    await this.#script(COMMANDS.adjust)(
+      1,
+      this.#bucketKey(key),
+      num(spec.capacity),
+      num(spec.refillPerSec),
+      num(delta),
+      String(BUCKET_EXPIRY_MARGIN_MS),
+      String(BUCKET_MAX_EXPIRY_MS),
+    );
+  }
+
+  async reserve(items: BudgetReserve[]): Promise<ReserveResult> {
+    checkReserves(items);
+    this.#checkOpen();
+    if (items.length === 0) return { ok: true, used: [], missing: [] };
+    const keys = items.map((it) => this.#budgetKey(it.key));
+    const args = items.flatMap((it) => [int(it.limit), int(it.amount), String(Math.ceil(it.ttlMs))]);
+    const [ok, refusedIndex, used, missingIdx] = (await this.#script(COMMANDS.reserve)(keys.length, ...keys, ...args)) as [
+      unknown,
+      unknown,
+      unknown[],
+      unknown[],
+    ];
+    const result: ReserveResult = {
+      ok: Number(ok) === 1,
+      used: used.map(Number),
+      missing: missingIdx.map((i) => items[Number(i)]!.key),
+    };
+    if (Number(refusedIndex) >= 0) result.refusedIndex = Number(refusedIndex);
+    return result;
+  }
+
+  async settle(key: string, reserved: number, actual: number, ttlMs: number): Promise<number> {
+    checkSettle(reserved, actual, ttlMs);
+    this.#checkOpen();
+    const delta = BigInt(actual) - BigInt(reserved);
+    return Number(await this.#script(COMMANDS.settle)(1, this.#budgetKey(key), delta.toString(), String(Math.ceil(ttlMs))));
+  }
+
+  async seedBudget(key: string, spent: number, ttlMs: number): Promise<void> {
+    checkSeed(spent, ttlMs);
+    this.#checkOpen();
+    await this.#redis.set(this.#budgetKey(key), int(spent), 'PX', Math.ceil(ttlMs), 'NX');
+  }
+
+  async budgetUsed(key: string): Promise<number> {
+    this.#checkOpen();
+    const value = await this.#redis.get(this.#budgetKey(key));
+    return value === null ? 0 : Number(value);
+  }
+
+  /** Idempotent. Quits the client only when this adapter owns it (`ownsClient: true`). */
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    if (!this.#ownsClient) return;
+    const redis = this.#redis;
+    const ended = new Promise<void>((resolve) => (redis.status === 'end' ? resolve() : redis.once('end', () => resolve())));
+    await redis.quit().catch(() => redis.disconnect());
+    await ended;
+  }
+
+  #bucketKey(key: string): string {
+    return `${this.#prefix}bucket:${key}`;
+  }
+
+  #budgetKey(key: string): string {
+    return `${this.#prefix}budget:${key}`;
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new Error('counters are closed');
+  }
+
+  #script(name: (typeof COMMANDS)[keyof typeof COMMANDS]): ScriptCall {
+    const redis = this.#redis as unknown as Record<string, ScriptCall>;
+    return (...args) => redis[name]!(...args);
+  }
+}
+
+/** A double for Lua's tonumber, without loss (shortest round-trip form). */
+function num(n: number): string {
+  return String(n);
+}
+
+/** An integer as plain digits (String() would switch to exponent notation from 1e21). */
+function int(n: number): string {
+  return BigInt(n).toString();
+}
+
+/** A millisecond field of a script reply: -1 stands for Infinity. */
+function ms(value: unknown): number {
+  const n = Number(value);
+  return n < 0 ? Infinity : n;
+}

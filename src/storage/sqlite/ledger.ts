@@ -1,0 +1,221 @@
+/**
+ * `Ledger` on the embedded SQLite database (table `usage_events`, migration 2). better-sqlite3 is
+ * synchronous: `append` commits before its promise resolves, so a resolved append is durable.
+ * Aggregate statements are built from a fixed list of expressions (never from caller text) and
+ * prepared once per query shape.
+ */
+import type { Statement } from 'better-sqlite3';
+import type { CacheOutcome, Ledger, UsageEvent, UsageGroupBy, UsageQuery, UsageRow } from '../types.js';
+import type { Database } from './database.js';
+
+interface UsageEventRow {
+  request_id: string;
+  ts: number;
+  tenant_id: string;
+  key_id: string;
+  user_id: string;
+  route: string;
+  requested_model: string;
+  served_model: string;
+  deployment: string;
+  prompt_tokens: number;
+  completion_tokens: number;
+  cached_tokens: number;
+  cost_pico: number;
+  saved_pico: number;
+  latency_ms: number;
+  ttft_ms: number | null;
+  cache: string;
+  status: number;
+  attempts: number;
+  usage_reported: number;
+}
+
+type AggregateRow = Record<`g_${UsageGroupBy}`, string | undefined> & {
+  requests: number;
+  errors: number;
+  prompt_tokens: number;
+  completion_tokens: number;
+  cost_pico: number;
+  saved_pico: number;
+};
+
+/** The public model that served a request, or the one asked for when none did. */
+const MODEL = "CASE WHEN served_model = '' THEN requested_model ELSE served_model END";
+
+const DIMENSIONS: Record<UsageGroupBy, string> = {
+  tenant: 'tenant_id',
+  user: 'user_id',
+  key: 'key_id',
+  model: MODEL,
+  route: 'route',
+  day: "strftime('%Y-%m-%d', ts / 1000, 'unixepoch')",
+};
+
+type Scope = Parameters<Ledger['spent']>[0];
+
+export class SqliteLedger implements Ledger {
+  readonly #db: Database;
+  readonly #insert: Statement<[UsageEventRow]>;
+  readonly #get: Statement<[string], UsageEventRow>;
+  /** Aggregate and spent statements by SQL text (one per query shape). */
+  readonly #prepared = new Map<string, Statement>();
+
+  constructor(db: Database) {
+    this.#db = db;
+    this.#insert = db.prepare(
+      `INSERT INTO usage_events (request_id, ts, tenant_id, key_id, user_id, route, requested_model, served_model,
+         deployment, prompt_tokens, completion_tokens, cached_tokens, cost_pico, saved_pico, latency_ms, ttft_ms,
+         cache, status, attempts, usage_reported)
+       VALUES (@request_id, @ts, @tenant_id, @key_id, @user_id, @route, @requested_model, @served_model,
+         @deployment, @prompt_tokens, @completion_tokens, @cached_tokens, @cost_pico, @saved_pico, @latency_ms, @ttft_ms,
+         @cache, @status, @attempts, @usage_reported)
+       ON CONFLICT (request_id) DO NOTHING`,
+    );
+    this.#get = db.prepare('SELECT * FROM usage_events WHERE request_id = ?');
+  }
+
+  /** Inserts the batch in one transaction; a duplicate id (stored, or earlier in the batch) is skipped. */
+  async append(events: UsageEvent[]): Promise<number> {
+    if (events.length === 0) return 0;
+    const rows = events.map(toRow);
+    return this.#db.transaction(() => {
+      let added = 0;
+      for (const row of rows) added += this.#insert.run(row).changes;
+      return added;
+    }).immediate();
+  }
+
+  async aggregate(query: UsageQuery): Promise<UsageRow[]> {
+    const dims = groupDimensions(query.groupBy);
+    const { where, params } = usageFilter(query, query.from, query.to);
+    const select = dims.map((d) => `${DIMENSIONS[d]} AS g_${d}`);
+    const positions = dims.map((_, i) => String(i + 1)).join(', ');
+    const text = `SELECT ${[...select, AGGREGATES].join(', ')}
+      FROM usage_events WHERE ${where}
+      ${dims.length > 0 ? `GROUP BY ${positions} ORDER BY ${positions}` : ''}`;
+    const rows = this.#statement(text).all(params) as AggregateRow[];
+    return rows
+      .filter((row) => row.requests > 0) // no GROUP BY: one row even when nothing matched
+      .map((row) => ({
+        group: Object.fromEntries(dims.map((d) => [d, row[`g_${d}`] ?? ''])),
+        requests: row.requests,
+        errors: row.errors,
+        promptTokens: row.prompt_tokens,
+        completionTokens: row.completion_tokens,
+        costPico: row.cost_pico,
+        savedPico: row.saved_pico,
+      }));
+  }
+
+  async spent(scope: Scope, from: number, to: number): Promise<number> {
+    const { where, params } = usageFilter(scope, from, to);
+    const text = `SELECT COALESCE(SUM(cost_pico), 0) FROM usage_events WHERE ${where}`;
+    return this.#statement(text).pluck().get(params) as number;
+  }
+
+  async get(requestId: string): Promise<UsageEvent | null> {
+    const row = this.#get.get(requestId);
+    return row ? toEvent(row) : null;
+  }
+
+  /** Closes the database (shared with other SQLite adapters on it); idempotent. */
+  async close(): Promise<void> {
+    if (this.#db.open) this.#db.close();
+  }
+
+  #statement(text: string): Statement {
+    let statement = this.#prepared.get(text);
+    if (!statement) {
+      if (this.#prepared.size >= 256) this.#prepared.clear(); // shapes are few; this only bounds a misuse
+      statement = this.#db.prepare(text);
+      this.#prepared.set(text, statement);
+    }
+    return statement;
+  }
+}
+
+const AGGREGATES = `COUNT(*) AS requests,
+  COALESCE(SUM(status >= 400), 0) AS errors,
+  COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens,
+  COALESCE(SUM(completion_tokens), 0) AS completion_tokens,
+  COALESCE(SUM(cost_pico), 0) AS cost_pico,
+  COALESCE(SUM(saved_pico), 0) AS saved_pico`;
+
+/** The requested dimensions, each once, in the order given; refuses unknown ones. */
+function groupDimensions(groupBy: readonly UsageGroupBy[]): UsageGroupBy[] {
+  for (const d of groupBy) {
+    if (!Object.hasOwn(DIMENSIONS, d)) throw new Error(`unknown usage dimension '${String(d)}'`);
+  }
+  return [...new Set(groupBy)];
+}
+
+/** `[from, to)` plus one equality per filter given (an empty string is a value: the unknown user). */
+function usageFilter(
+  filter: Scope & { model?: string },
+  from: number,
+  to: number,
+): { where: string; params: Record<string, string | number> } {
+  const clauses = ['ts >= @from', 'ts < @to'];
+  const params: Record<string, string | number> = { from, to };
+  const add = (column: string, name: string, value: string | undefined) => {
+    if (value === undefined) return;
+    clauses.push(`${column} = @${name}`);
+    params[name] = value;
+  };
+  add('tenant_id', 'tenantId', filter.tenantId);
+  add('key_id', 'keyId', filter.keyId);
+  add('user_id', 'userId', filter.userId);
+  add(MODEL, 'model', filter.model);
+  return { where: clauses.join(' AND '), params };
+}
+
+function toRow(e: UsageEvent): UsageEventRow {
+  return {
+    request_id: e.requestId,
+    ts: e.ts,
+    tenant_id: e.tenantId,
+    key_id: e.keyId,
+    user_id: e.userId,
+    route: e.route,
+    requested_model: e.requestedModel,
+    served_model: e.servedModel,
+    deployment: e.deployment,
+    prompt_tokens: e.promptTokens,
+    completion_tokens: e.completionTokens,
+    cached_tokens: e.cachedTokens,
+    cost_pico: e.costPico,
+    saved_pico: e.savedPico,
+    latency_ms: e.latencyMs,
+    ttft_ms: e.ttftMs,
+    cache: e.cache,
+    status: e.status,
+    attempts: e.attempts,
+    usage_reported: e.usageReported ? 1 : 0,
+  };
+}
+
+function toEvent(row: UsageEventRow): UsageEvent {
+  return {
+    requestId: row.request_id,
+    ts: row.ts,
+    tenantId: row.tenant_id,
+    keyId: row.key_id,
+    userId: row.user_id,
+    route: row.route,
+    requestedModel: row.requested_model,
+    servedModel: row.served_model,
+    deployment: row.deployment,
+    promptTokens: row.prompt_tokens,
+    completionTokens: row.completion_tokens,
+    cachedTokens: row.cached_tokens,
+    costPico: row.cost_pico,
+    savedPico: row.saved_pico,
+    latencyMs: row.latency_ms,
+    ttftMs: row.ttft_ms,
+    cache: row.cache as CacheOutcome,
+    status: row.status,
+    attempts: row.attempts,
+    usageReported: row.usage_reported === 1,
+  };
+}

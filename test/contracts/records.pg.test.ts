@@ -1,0 +1,65 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { migratePostgres, openPostgres, type Sql } from '../../src/storage/postgres/database.js';
+import { PostgresRecords } from '../../src/storage/postgres/records.js';
+import { RecordConflict } from '../../src/storage/types.js';
+import { requireService, uniqueName } from '../helpers/services.js';
+import { runRecordsContract } from './records.contract.js';
+
+const pg = await requireService('postgres');
+
+describe.skipIf(!pg)('PostgresRecords', () => {
+  const schema = uniqueName('tg');
+  let admin: Sql;
+
+  beforeAll(async () => {
+    admin = openPostgres(pg!, { schema, max: 1 });
+    await migratePostgres(admin);
+  });
+
+  afterAll(async () => {
+    await admin?.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await admin?.end();
+  });
+
+  // Each store has its own pool (close() ends it), on this file's schema, emptied first.
+  runRecordsContract('postgres', async () => {
+    await admin`DELETE FROM api_keys`;
+    await admin`DELETE FROM tenants`;
+    return new PostgresRecords(openPostgres(pg!, { schema, max: 4 }));
+  });
+});
+
+describe.skipIf(!pg)('PostgresRecords across processes', () => {
+  const schema = uniqueName('tg');
+  const pools: Sql[] = [];
+  const open = () => {
+    const sql = openPostgres(pg!, { schema, max: 2 });
+    pools.push(sql);
+    return new PostgresRecords(sql);
+  };
+
+  beforeAll(async () => {
+    const sql = openPostgres(pg!, { schema, max: 1 });
+    await migratePostgres(sql);
+    await sql.end();
+  });
+
+  afterAll(async () => {
+    const admin = openPostgres(pg!, { schema, max: 1 });
+    await admin.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await Promise.all([admin, ...pools].map((sql) => sql.end()));
+  });
+
+  it('lets exactly one of two processes create a tenant id or a key secret', async () => {
+    const [a, b] = [open(), open()];
+    const tenants = await Promise.allSettled([a.createTenant({ id: 'ten_race', name: 'A' }), b.createTenant({ id: 'ten_race', name: 'B' })]);
+    expect(tenants.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    expect(tenants.find((r) => r.status === 'rejected')).toMatchObject({ reason: expect.any(RecordConflict) });
+
+    const key = { tenantId: 'ten_race', kind: 'api', prefix: 'tg-race', hash: 'e'.repeat(64), tier: 'standard', allowedModels: null, userId: null, expiresAt: null } as const;
+    const keys = await Promise.allSettled([a.createKey({ ...key, name: 'a' }), b.createKey({ ...key, name: 'b' })]);
+    expect(keys.filter((r) => r.status === 'fulfilled')).toHaveLength(1);
+    expect(keys.find((r) => r.status === 'rejected')).toMatchObject({ reason: expect.any(RecordConflict) });
+    expect(await a.listKeys()).toHaveLength(1);
+  });
+});
