@@ -2,7 +2,7 @@
  * What a config file leaves out: the built-in simulator, its models and prices, and the default
  * tiers. With no config file at all, `tollgate start` serves these offline.
  */
-import type { ModelConfig, ProviderConfig, SimModelConfig } from './schema.js';
+import type { ModelConfig, ProviderConfig, SimModelConfig, TierConfig } from './schema.js';
 
 /** The simulator's built-in models: a small, a medium and a large chat model and an embedder. */
 export const DEFAULT_SIM_MODELS: Record<string, SimModelConfig> = {
@@ -65,6 +65,7 @@ export function defaultModels(providerId: string = DEFAULT_PROVIDER_ID): Record<
   return models;
 }
 
-export function defaultTiers(): Record<string, { models?: string[] }> {
-  return { free: {}, standard: {}, premium: {} };
+/** Default tiers: no model restrictions, limits or budgets until configured. */
+export function defaultTiers(): Record<string, TierConfig> {
+  return { free: { limits: {}, budgets: {} }, standard: { limits: {}, budgets: {} }, premium: { limits: {}, budgets: {} } };
 }

@@ -190,12 +190,42 @@ export const resilienceSchema = z
   .strict();
 export type ResilienceConfig = z.infer<typeof resilienceSchema>;
 
+/** A token-bucket rate limit. Omitted fields: no limit of that kind. */
+export const rateLimitSchema = z
+  .object({
+    tokensPerMinute: positiveInt.optional(),
+    requestsPerMinute: positiveInt.optional(),
+    /** Bucket size as a multiple of the per-minute rate (1 = no burst beyond one minute's worth). */
+    burst: z.number().min(1).max(10).default(1),
+  })
+  .strict();
+export type RateLimit = z.infer<typeof rateLimitSchema>;
+
+/** Spend caps in USD. Omitted fields: no cap for that period. */
+export const budgetSchema = z
+  .object({
+    dailyUsd: z.number().nonnegative().optional(),
+    monthlyUsd: z.number().nonnegative().optional(),
+    lifetimeUsd: z.number().nonnegative().optional(),
+  })
+  .strict();
+export type Budget = z.infer<typeof budgetSchema>;
+
+/** Limits or budgets for each scope a request belongs to. */
+const perScope = <T extends z.ZodTypeAny>(schema: T) =>
+  z.object({ tenant: schema.optional(), key: schema.optional(), user: schema.optional() }).strict();
+
 export const tierSchema = z
   .object({
     /** Models (public names) keys of this tier may use; omitted = all. */
     models: z.array(z.string().min(1)).optional(),
+    /** Rate limits by tokens and requests, for the tenant, each key and each end user. */
+    limits: perScope(rateLimitSchema).default({}),
+    /** Spend caps for the tenant, each key and each end user. */
+    budgets: perScope(budgetSchema).default({}),
   })
   .strict();
+export type TierConfig = z.infer<typeof tierSchema>;
 
 export const configSchema = z
   .object({
@@ -243,6 +273,15 @@ export const configSchema = z
     models: z.record(modelSchema).optional(),
     tiers: z.record(tierSchema).optional(),
     resilience: resilienceSchema.default({}),
+    metering: z
+      .object({
+        /** Output tokens assumed for a request without max_tokens, when reserving budget and rate limit. */
+        defaultMaxOutputTokens: positiveInt.default(4096),
+        /** A stream whose cost would pass its budget: `cutoff` ends it with an error event; `finish` lets it end. */
+        streamOverBudget: z.enum(['cutoff', 'finish']).default('cutoff'),
+      })
+      .strict()
+      .default({}),
   })
   .strict();
 
@@ -253,5 +292,5 @@ type Parsed = z.output<typeof configSchema>;
 export type Config = Omit<Parsed, 'providers' | 'models' | 'tiers'> & {
   providers: Record<string, ProviderConfig>;
   models: Record<string, ModelConfig>;
-  tiers: Record<string, z.output<typeof tierSchema>>;
+  tiers: Record<string, TierConfig>;
 };
