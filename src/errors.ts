@@ -30,6 +30,7 @@ export const ERROR_CODES = {
   conflict: { status: 409, type: 'invalid_request_error' },
   body_too_large: { status: 413, type: 'invalid_request_error' },
   unprocessable: { status: 422, type: 'invalid_request_error' },
+  budget_exceeded: { status: 402, type: 'insufficient_quota' },
   rate_limit_exceeded: { status: 429, type: 'rate_limit_error' },
   upstream_rate_limited: { status: 429, type: 'rate_limit_error' },
   internal_error: { status: 500, type: 'server_error' },

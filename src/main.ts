@@ -12,12 +12,15 @@ import { type Logger, createLogger } from './observability/logger.js';
 import { GatewayMetrics } from './observability/metrics.js';
 import { createPipeline } from './pipeline/pipeline.js';
 import { authenticateStage } from './pipeline/stages/authenticate.js';
+import { admitStage } from './pipeline/stages/admit.js';
 import { invokeStage } from './pipeline/stages/invoke.js';
 import { routeStage } from './pipeline/stages/route.js';
 import { settleStage } from './pipeline/stages/settle.js';
 import { ProviderRegistry } from './providers/registry.js';
 import { BreakerRegistry } from './resilience/circuit-breaker.js';
+import { BudgetGuard } from './metering/budgets.js';
 import { LedgerWriter } from './metering/ledger-writer.js';
+import { RateLimiter } from './metering/rate-limiter.js';
 import { ModelCatalog } from './routing/catalog.js';
 import { type Storage, openStorage } from './storage/index.js';
 
@@ -68,13 +71,17 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     resolveModel: (name) => catalog.resolve(name)?.name,
   });
 
+  const rateLimiter = new RateLimiter(storage.counters);
+  const budgets = new BudgetGuard(storage.counters, storage.ledger);
   const pipeline = createPipeline({
     stages: [
       authenticateStage({ authenticator }),
       routeStage({ catalog }),
+      admitStage({ tiers: config.tiers, rateLimiter, budgets, defaultMaxOutputTokens: config.metering.defaultMaxOutputTokens }),
       invokeStage({ resilience: config.resilience, breakers, metrics, ...(opts.random ? { random: opts.random } : {}) }),
     ],
-    settle: settleStage({ metrics, log, records: storage.records, ledger }),
+    settle: settleStage({ metrics, log, records: storage.records, ledger, rateLimiter, budgets }),
+    respond: { streamOverBudget: config.metering.streamOverBudget },
     log,
   });
 

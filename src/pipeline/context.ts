@@ -13,6 +13,8 @@ import type {
   EmbeddingResponse,
   Usage,
 } from '../providers/types.js';
+import type { BudgetReservation } from '../metering/budgets.js';
+import type { RateAdmission } from '../metering/rate-limiter.js';
 import type { CatalogModel, Deployment } from '../routing/catalog.js';
 
 export type Operation = 'chat' | 'embeddings';
@@ -75,6 +77,10 @@ export interface RequestContext {
   readonly log: Logger;
 
   auth?: AuthInfo;
+  /** Headers every answer to this request carries (rate-limit headers, set by admit). */
+  readonly extraHeaders: Record<string, string>;
+  /** What admit took and reserved, for settle to correct. */
+  admission?: { rate: RateAdmission; budget: BudgetReservation | undefined; maxOutputTokens: number };
   /** The end user: the key's fixed user id, else the request's `user`. */
   endUser?: string | null;
   model?: CatalogModel;

@@ -14,7 +14,7 @@
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import type { RequestContext } from './context.js';
-import { respond, sendError } from './stages/respond.js';
+import { type RespondOptions, respond, sendError } from './stages/respond.js';
 
 export type Stage = (ctx: RequestContext) => void | Promise<void>;
 
@@ -23,7 +23,7 @@ export interface Pipeline {
   run(ctx: RequestContext): Promise<void>;
 }
 
-export function createPipeline(opts: { stages: Stage[]; settle: Stage; log: Logger }): Pipeline {
+export function createPipeline(opts: { stages: Stage[]; settle: Stage; log: Logger; respond: RespondOptions }): Pipeline {
   const { stages, settle, log } = opts;
   return {
     async run(ctx) {
@@ -32,7 +32,7 @@ export function createPipeline(opts: { stages: Stage[]; settle: Stage; log: Logg
           await stage(ctx);
           if (ctx.result) break;
         }
-        await respond(ctx);
+        await respond(ctx, opts.respond);
       } catch (err) {
         const gwErr = isGatewayError(err) ? err : internalError(err, ctx, log);
         try {

@@ -22,7 +22,7 @@ export interface TestGateway {
 }
 
 export async function startGateway(raw: RawConfig = {}): Promise<TestGateway> {
-  const dir = mkdtempSync(join(tmpdir(), 'tollgate-test-'));
+  const dir = raw.storage?.dir ?? mkdtempSync(join(tmpdir(), 'tollgate-test-'));
   const config = buildConfig({
     ...raw,
     server: { port: 0, host: '127.0.0.1', ...raw.server },

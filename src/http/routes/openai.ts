@@ -40,6 +40,7 @@ export async function openaiRoutes(app: FastifyInstance, opts: OpenAIRoutesOptio
       sink,
       log,
       attempts: [],
+      extraHeaders: {},
     };
   }
 

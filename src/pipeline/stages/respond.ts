@@ -13,7 +13,7 @@ import { type ChatCompletionChunk, type ChatCompletionRequest, RAW_JSON, Upstrea
 import type { PipelineResult, RequestContext } from '../context.js';
 
 export function baseHeaders(ctx: RequestContext): Record<string, string> {
-  const h: Record<string, string> = { 'x-request-id': ctx.id };
+  const h: Record<string, string> = { 'x-request-id': ctx.id, ...ctx.extraHeaders };
   if (ctx.servedBy) {
     h['x-tollgate-model'] = ctx.servedBy.upstreamModel;
     h['x-tollgate-provider'] = ctx.servedBy.providerId;
@@ -49,16 +49,27 @@ function streamFailure(err: unknown): GatewayError {
   return new GatewayError('internal_error', 'The stream failed.');
 }
 
-async function respondStream(ctx: RequestContext, result: Extract<PipelineResult, { kind: 'stream' }>): Promise<void> {
+async function respondStream(ctx: RequestContext, result: Extract<PipelineResult, { kind: 'stream' }>, opts: RespondOptions): Promise<void> {
   const body = ctx.body as ChatCompletionRequest;
   const wantUsage = body.stream_options?.include_usage === true;
   const writer = ctx.sink.openStream(baseHeaders(ctx), ['x-tollgate-cost-usd']);
   ctx.status = 200;
   let text = '';
+  let deltas = 0;
+  const allowance = ctx.admission?.budget && opts.streamOverBudget === 'cutoff' ? ctx.admission.maxOutputTokens : Infinity;
   let chunk: ChatCompletionChunk = result.first;
   try {
     for (;;) {
-      for (const c of chunk.choices) if (c.delta.content) text += c.delta.content;
+      for (const c of chunk.choices) {
+        if (c.delta.content) {
+          text += c.delta.content;
+          deltas++;
+        }
+      }
+      if (deltas > allowance) {
+        // Past what its budget reservation covers (no max_tokens was given): cut it off.
+        throw new GatewayError('budget_exceeded', `The stream was cut off: its output passed the ${allowance} tokens its budget reservation covers. Set max_tokens to bound it.`);
+      }
       if (chunk.usage) {
         ctx.usage = chunk.usage;
         if (wantUsage) await writer.send(toJsonText(chunk));
@@ -85,7 +96,6 @@ async function respondStream(ctx: RequestContext, result: Extract<PipelineResult
     settleCost(ctx, ctx.usage ?? (await estimateUsage(body.messages, text)), ctx.usage !== undefined);
     if (ctx.sink.signal.aborted) {
       ctx.clientAborted = true;
-      void result.rest.return?.();
       return;
     }
     const failure = streamFailure(err);
@@ -94,13 +104,19 @@ async function respondStream(ctx: RequestContext, result: Extract<PipelineResult
     writer.end();
   } finally {
     result.idle.dispose();
+    void result.rest.return?.(); // stops upstream when we stopped first (cutoff, error); no-op after the end
   }
 }
 
-export async function respond(ctx: RequestContext): Promise<void> {
+export interface RespondOptions {
+  /** What to do with a stream whose output passes its budget reservation. */
+  streamOverBudget: 'cutoff' | 'finish';
+}
+
+export async function respond(ctx: RequestContext, opts: RespondOptions): Promise<void> {
   const result = ctx.result;
   if (!result) throw new GatewayError('internal_error', 'no result to respond with');
-  if (result.kind === 'stream') return respondStream(ctx, result);
+  if (result.kind === 'stream') return respondStream(ctx, result, opts);
   const headers = baseHeaders(ctx);
   let usage: Usage | undefined;
   let reported = true;

@@ -3,7 +3,9 @@
  * last-used time (written at most once per `touchIntervalMs` per key). (Ledger, budgets and cache
  * stores join here in later stages of the roadmap.) Never throws.
  */
+import type { BudgetGuard } from '../../metering/budgets.js';
 import type { LedgerWriter } from '../../metering/ledger-writer.js';
+import type { RateLimiter } from '../../metering/rate-limiter.js';
 import type { Logger } from '../../observability/logger.js';
 import type { GatewayMetrics } from '../../observability/metrics.js';
 import type { Records, UsageEvent } from '../../storage/types.js';
@@ -15,6 +17,8 @@ export interface SettleOptions {
   records: Pick<Records, 'touchKey'>;
   /** Where each authenticated request's usage event goes. */
   ledger: Pick<LedgerWriter, 'record'>;
+  rateLimiter: Pick<RateLimiter, 'reconcile'>;
+  budgets: Pick<BudgetGuard, 'settle'>;
   touchIntervalMs?: number;
 }
 
@@ -48,7 +52,15 @@ export function usageEvent(ctx: RequestContext, status: number, latencyMs: numbe
 }
 
 export function settleStage(opts: SettleOptions) {
-  const { metrics, log, records, ledger } = opts;
+  const { metrics, log, records, ledger, rateLimiter, budgets } = opts;
+
+  /** Corrects what admit took and reserved with what was really used. */
+  async function reconcile(ctx: RequestContext): Promise<void> {
+    const a = ctx.admission;
+    if (!a) return;
+    const tokens = ctx.usage ? ctx.usage.prompt_tokens + ctx.usage.completion_tokens : 0;
+    await Promise.all([rateLimiter.reconcile(a.rate, tokens), a.budget ? budgets.settle(a.budget, ctx.costPico ?? 0) : undefined]);
+  }
   const touchIntervalMs = opts.touchIntervalMs ?? 60_000;
   const lastTouched = new Map<string, number>();
 
@@ -62,6 +74,7 @@ export function settleStage(opts: SettleOptions) {
   return function settle(ctx: RequestContext): void {
     try {
       if (ctx.auth) touch(ctx.auth.keyId, ctx.receivedAt);
+      reconcile(ctx).catch((err: unknown) => log.error({ err, reqId: ctx.id }, 'could not settle budget or rate limit'));
       const status = ctx.clientAborted ? 499 : (ctx.status ?? 500);
       const seconds = (performance.now() - ctx.startedAt) / 1000;
       const model = ctx.model?.name ?? 'unknown';

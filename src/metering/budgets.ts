@@ -1,0 +1,115 @@
+/**
+ * Budgets: reserve, then settle. Before a call its worst-case cost is reserved on every budget
+ * that applies (tenant, key, end user; per day, month and lifetime), all or none, atomically
+ * (Counters.reserve). After the call the reservation is replaced by the actual cost. Under any
+ * concurrency, spend therefore stays within the cap plus nothing: a request that cannot reserve
+ * its worst case is refused (402) before anything is spent.
+ *
+ * Counters are caches of the ledger: a counter that does not exist (first use in a period, a
+ * restart in embedded mode, an evicted Redis key) is seeded from the ledger's spend in that
+ * period before reserving.
+ */
+import { GatewayError } from '../errors.js';
+import type { BudgetReserve, Counters, Ledger } from '../storage/types.js';
+import { formatUsd } from './cost.js';
+import type { Policy, ScopeId } from './policy.js';
+
+type Period = 'day' | 'month' | 'lifetime';
+const PICO_PER_USD = 1e12;
+const HOUR = 3_600_000;
+const LIFETIME_TTL = 400 * 24 * HOUR;
+
+interface BudgetItem extends BudgetReserve {
+  scope: ScopeId;
+  period: Period;
+  periodStart: number;
+  periodEnd: number;
+}
+
+export interface BudgetReservation {
+  items: BudgetItem[];
+  amount: number;
+}
+
+function periodBounds(period: Period, now: number): { start: number; end: number; tag: string } {
+  const d = new Date(now);
+  if (period === 'day') {
+    const start = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), d.getUTCDate());
+    return { start, end: start + 24 * HOUR, tag: new Date(start).toISOString().slice(0, 10) };
+  }
+  if (period === 'month') {
+    const start = Date.UTC(d.getUTCFullYear(), d.getUTCMonth(), 1);
+    return { start, end: Date.UTC(d.getUTCFullYear(), d.getUTCMonth() + 1, 1), tag: new Date(start).toISOString().slice(0, 7) };
+  }
+  return { start: 0, end: Number.MAX_SAFE_INTEGER, tag: 'all' };
+}
+
+const PERIOD_NAME: Record<Period, string> = { day: 'daily', month: 'monthly', lifetime: 'lifetime' };
+
+export class BudgetGuard {
+  constructor(
+    private readonly counters: Counters,
+    private readonly ledger: Pick<Ledger, 'spent'>,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** The budget items of a policy at this moment. */
+  private items(policy: Policy, amount: number): BudgetItem[] {
+    const now = this.now();
+    const items: BudgetItem[] = [];
+    for (const b of policy.budgets) {
+      const caps: Array<[Period, number | undefined]> = [
+        ['day', b.budget.dailyUsd],
+        ['month', b.budget.monthlyUsd],
+        ['lifetime', b.budget.lifetimeUsd],
+      ];
+      for (const [period, usd] of caps) {
+        if (usd === undefined) continue;
+        const { start, end, tag } = periodBounds(period, now);
+        items.push({
+          key: `budget:${b.scope}:${b.id}:${period}:${tag}`,
+          limit: Math.round(usd * PICO_PER_USD),
+          amount,
+          ttlMs: period === 'lifetime' ? LIFETIME_TTL : end - now + HOUR,
+          scope: b,
+          period,
+          periodStart: start,
+          periodEnd: end,
+        });
+      }
+    }
+    return items;
+  }
+
+  /** Reserves `amount` pico-dollars on every budget of the policy; throws 402 when one cannot take it. */
+  async reserve(policy: Policy, amount: number): Promise<BudgetReservation | undefined> {
+    const items = this.items(policy, amount);
+    if (items.length === 0) return undefined;
+    for (let round = 0; ; round++) {
+      const result = await this.counters.reserve(items);
+      if (result.ok) return { items, amount };
+      if (result.missing.length > 0 && round < 3) {
+        await Promise.all(
+          items
+            .filter((i) => result.missing.includes(i.key))
+            .map(async (i) => this.counters.seedBudget(i.key, await this.ledger.spent(i.scope.filter, i.periodStart, i.periodEnd), i.ttlMs)),
+        );
+        continue;
+      }
+      const idx = result.refusedIndex ?? 0;
+      const item = items[idx]!;
+      const used = result.used[idx] ?? 0;
+      const resets = item.period === 'lifetime' ? 'It does not reset.' : `It resets at ${new Date(item.periodEnd).toISOString()}.`;
+      throw new GatewayError(
+        'budget_exceeded',
+        `The ${PERIOD_NAME[item.period]} budget of ${item.scope.scope} '${item.scope.id}' ($${formatUsd(item.limit)}) does not cover this request: ` +
+          `$${formatUsd(used)} is spent or reserved and this request may cost up to $${formatUsd(amount)}. ${resets}`,
+      );
+    }
+  }
+
+  /** Replaces the reservation by the actual cost on every budget it was made on. */
+  async settle(reservation: BudgetReservation, actual: number): Promise<void> {
+    await Promise.all(reservation.items.map((i) => this.counters.settle(i.key, reservation.amount, actual, i.ttlMs)));
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * Stage 2: admission. Resolves the request's limits and budgets (its tier's, per tenant, key and
+ * end user), estimates its tokens (prompt counted with the tokenizer + max output tokens) and
+ * its worst-case cost, then takes the rate-limit buckets and reserves the budgets, all or none.
+ * Fails with 429 rate_limit_exceeded (Retry-After) or 402 budget_exceeded. Settle corrects both
+ * with the real usage.
+ */
+import type { TierConfig } from '../../config/schema.js';
+import type { BudgetGuard } from '../../metering/budgets.js';
+import { costPico } from '../../metering/cost.js';
+import { resolvePolicy } from '../../metering/policy.js';
+import type { RateLimiter } from '../../metering/rate-limiter.js';
+import { countEmbeddingInput, countPromptTokens, loadTokenizer } from '../../metering/tokenizer.js';
+import type { ChatCompletionRequest, EmbeddingRequest } from '../../providers/types.js';
+import type { RequestContext } from '../context.js';
+
+export interface AdmitOptions {
+  tiers: Record<string, TierConfig>;
+  rateLimiter: RateLimiter;
+  budgets: BudgetGuard;
+  defaultMaxOutputTokens: number;
+}
+
+/** Prompt tokens counted locally, and the most output tokens the request can produce. */
+export function estimateTokens(ctx: RequestContext, defaultMaxOutputTokens: number): { prompt: number; maxOutput: number } {
+  if (ctx.operation === 'embeddings') return { prompt: countEmbeddingInput((ctx.body as EmbeddingRequest).input), maxOutput: 0 };
+  const body = ctx.body as ChatCompletionRequest;
+  const perChoice = body.max_completion_tokens ?? body.max_tokens ?? defaultMaxOutputTokens;
+  return { prompt: countPromptTokens(body.messages), maxOutput: perChoice * (body.n ?? 1) };
+}
+
+export function admitStage(opts: AdmitOptions) {
+  return async function admit(ctx: RequestContext): Promise<void> {
+    if (!ctx.auth) return;
+    const policy = resolvePolicy(opts.tiers, ctx.auth, ctx.endUser);
+    if (policy.limits.length === 0 && policy.budgets.length === 0) return;
+    await loadTokenizer();
+    const { prompt, maxOutput } = estimateTokens(ctx, opts.defaultMaxOutputTokens);
+    const rate = await opts.rateLimiter.admit(policy, prompt + maxOutput);
+    Object.assign(ctx.extraHeaders, rate.headers);
+    const price = ctx.model?.price;
+    const worstCase = price ? costPico({ prompt_tokens: prompt, completion_tokens: maxOutput }, price) : 0;
+    let budget;
+    try {
+      budget = await opts.budgets.reserve(policy, worstCase);
+    } catch (err) {
+      await opts.rateLimiter.reconcile(rate, 0); // nothing will be used: give the tokens back
+      throw err;
+    }
+    ctx.admission = { rate, budget, maxOutputTokens: maxOutput };
+  };
+}
