@@ -23,13 +23,17 @@ export const ERROR_CODES = {
   revoked_api_key: { status: 401, type: 'invalid_request_error' },
   model_not_allowed: { status: 403, type: 'permission_error' },
   admin_required: { status: 403, type: 'permission_error' },
+  /** A kill switch (global, tenant or key) refuses the request. */
+  access_disabled: { status: 403, type: 'permission_error' },
   not_found: { status: 404, type: 'invalid_request_error' },
   model_not_found: { status: 404, type: 'invalid_request_error' },
   route_not_found: { status: 404, type: 'invalid_request_error' },
   method_not_allowed: { status: 405, type: 'invalid_request_error' },
   conflict: { status: 409, type: 'invalid_request_error' },
+  idempotency_key_in_progress: { status: 409, type: 'invalid_request_error' },
   body_too_large: { status: 413, type: 'invalid_request_error' },
   unprocessable: { status: 422, type: 'invalid_request_error' },
+  idempotency_key_reused: { status: 422, type: 'invalid_request_error' },
   budget_exceeded: { status: 402, type: 'insufficient_quota' },
   rate_limit_exceeded: { status: 429, type: 'rate_limit_error' },
   upstream_rate_limited: { status: 429, type: 'rate_limit_error' },
@@ -37,8 +41,12 @@ export const ERROR_CODES = {
   upstream_error: { status: 502, type: 'server_error' },
   upstream_unavailable: { status: 503, type: 'server_error' },
   circuit_open: { status: 503, type: 'server_error' },
+  /** A kill switch on the model, or on every provider of its chain, refuses the request. */
+  model_disabled: { status: 503, type: 'server_error' },
   upstream_timeout: { status: 504, type: 'server_error' },
   shutting_down: { status: 503, type: 'server_error' },
+  budget_unavailable: { status: 503, type: 'server_error' },
+  storage_unavailable: { status: 503, type: 'server_error' },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -14,15 +14,20 @@ import { createPipeline } from './pipeline/pipeline.js';
 import { authenticateStage } from './pipeline/stages/authenticate.js';
 import { admitStage } from './pipeline/stages/admit.js';
 import { invokeStage } from './pipeline/stages/invoke.js';
+import { killSwitchStage } from './pipeline/stages/kill-switch.js';
 import { routeStage } from './pipeline/stages/route.js';
 import { settleStage } from './pipeline/stages/settle.js';
 import { ProviderRegistry } from './providers/registry.js';
 import { BreakerRegistry } from './resilience/circuit-breaker.js';
+import { BudgetAlerts } from './metering/budget-alerts.js';
 import { BudgetGuard } from './metering/budgets.js';
+import { WebhookSender } from './observability/webhook.js';
+import { KillSwitches } from './metering/kill-switches.js';
 import { LedgerWriter } from './metering/ledger-writer.js';
 import { RateLimiter } from './metering/rate-limiter.js';
 import { ModelCatalog } from './routing/catalog.js';
 import { type Storage, openStorage } from './storage/index.js';
+import type { Counters } from './storage/types.js';
 
 export interface Gateway {
   app: FastifyInstance;
@@ -43,6 +48,22 @@ export interface Gateway {
   close(): Promise<void>;
 }
 
+/** Shared counters with the failure policy of src/storage/failover-counters.ts, counted and logged. */
+async function failover(shared: Counters, metrics: GatewayMetrics, log: Logger): Promise<Counters> {
+  const { FailoverCounters } = await import('./storage/failover-counters.js');
+  const { MemoryCounters } = await import('./storage/memory/counters.js');
+  let lastLog = 0;
+  return new FailoverCounters(shared, new MemoryCounters(), {
+    onFailure(operation, err) {
+      metrics.counterStoreFailures.inc({ operation });
+      if (Date.now() - lastLog > 5_000) {
+        lastLog = Date.now();
+        log.error({ err, operation }, 'shared counter store unreachable: rate limits run per process, budgets refuse');
+      }
+    },
+  });
+}
+
 export interface GatewayOptions {
   logger?: Logger;
   /** Random source for backoff jitter (tests). */
@@ -52,7 +73,12 @@ export interface GatewayOptions {
 export async function createGateway(config: Config, opts: GatewayOptions = {}): Promise<Gateway> {
   const log = opts.logger ?? createLogger(config.logging.level);
   const storage = await openStorage(config);
-  const ledger = new LedgerWriter({ ledger: storage.ledger, spoolDir: join(storage.localDir, 'spool'), log });
+  const ledger = new LedgerWriter({
+    ledger: storage.ledger,
+    spoolDir: join(storage.localDir, 'spool'),
+    log,
+    flushIntervalMs: config.metering.ledgerFlushMs,
+  });
   await ledger.start(); // replays what a crash left behind
   const providers = await ProviderRegistry.create(config);
   const catalog = new ModelCatalog(config, providers);
@@ -70,17 +96,31 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     tiers: Object.keys(config.tiers),
     resolveModel: (name) => catalog.resolve(name)?.name,
   });
+  const killSwitches = new KillSwitches({
+    records: storage.records,
+    refreshMs: config.killSwitches.refreshMs,
+    resolveModel: (name) => catalog.resolve(name)?.name,
+    providers: Object.keys(config.providers),
+    log,
+  });
+  await killSwitches.start(); // stopped in close()
 
-  const rateLimiter = new RateLimiter(storage.counters);
-  const budgets = new BudgetGuard(storage.counters, storage.ledger);
+  const counters = config.storage.kind === 'distributed' ? await failover(storage.counters, metrics, log) : storage.counters;
+  const rateLimiter = new RateLimiter(counters);
+  const budgets = new BudgetGuard(counters, storage.ledger);
+  const alerts = config.alerts.webhook
+    ? new BudgetAlerts(counters, config.alerts.budgetThresholds, new WebhookSender(config.alerts.webhook, log))
+    : undefined;
+  if (alerts) budgets.onRefusal = (b) => void alerts.check([b]).catch((err: unknown) => log.error({ err }, 'budget alert failed'));
   const pipeline = createPipeline({
     stages: [
       authenticateStage({ authenticator }),
-      routeStage({ catalog }),
+      killSwitchStage({ killSwitches, catalog }),
+      routeStage({ catalog, killSwitches }),
       admitStage({ tiers: config.tiers, rateLimiter, budgets, defaultMaxOutputTokens: config.metering.defaultMaxOutputTokens }),
       invokeStage({ resilience: config.resilience, breakers, metrics, ...(opts.random ? { random: opts.random } : {}) }),
     ],
-    settle: settleStage({ metrics, log, records: storage.records, ledger, rateLimiter, budgets }),
+    settle: settleStage({ metrics, log, records: storage.records, ledger, rateLimiter, budgets, alerts }),
     respond: { streamOverBudget: config.metering.streamOverBudget },
     log,
   });
@@ -90,10 +130,12 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     config,
     log,
     pipeline,
+    killSwitches,
     authenticator,
     keys,
     records: storage.records,
     ledger: storage.ledger,
+    idempotency: storage.idempotency,
     ledgerWriter: ledger,
     catalog,
     metrics,
@@ -120,6 +162,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     close() {
       closed ??= (async () => {
         shuttingDown = true;
+        killSwitches.stop();
         const grace = config.server.shutdownGraceMs;
         const timer = setTimeout(() => app.server.closeAllConnections?.(), grace);
         timer.unref();
@@ -127,7 +170,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
           await app.close();
         } finally {
           clearTimeout(timer);
-          await new Promise((r) => setImmediate(r)); // let the last settles run
+          await pipeline.drain(grace); // requests still finishing (a stream whose client left) settle first
           await ledger.close();
           await providers.close();
           await storage.close();

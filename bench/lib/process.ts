@@ -6,7 +6,7 @@
  * still stops it (`stopAll`, plus a synchronous SIGKILL of every group on process exit).
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
-import { closeSync, openSync, readFileSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { cpus } from 'node:os';
 
@@ -129,10 +129,26 @@ export function startProcess(opts: StartOptions): ManagedProcess {
   return proc;
 }
 
-/** Stops every process this module started, most recent first. */
+const cleanups = new Set<() => Promise<unknown>>();
+
+/**
+ * Registers clean-up work (e.g. dropping a database schema a run created) that `stopAll` runs
+ * after stopping the processes, so a failed or interrupted run (Ctrl-C) still does it. Returns
+ * the function that unregisters it, for when the scenario has cleaned up by itself.
+ */
+export function onCleanup(fn: () => Promise<unknown>): () => void {
+  cleanups.add(fn);
+  return () => cleanups.delete(fn);
+}
+
+/** Stops every process this module started, most recent first, then runs the registered clean-ups. */
 export async function stopAll(): Promise<void> {
   const list = [...running].reverse();
   for (const p of list) await p.stop();
+  for (const fn of [...cleanups]) {
+    cleanups.delete(fn);
+    await fn().catch(() => undefined);
+  }
 }
 
 /** Last resort on exit: SIGKILL every group still registered (synchronous). */
@@ -247,6 +263,46 @@ export function cpuTimeMs(pid: number | 'self'): number {
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
   // Fields 14 and 15 (utime, stime) are at 11 and 12 once pid and comm are dropped.
   return ((Number(fields[11]) + Number(fields[12])) * 1000) / USER_HZ;
+}
+
+/**
+ * CPU time (ms) of each process still alive among `pids`; processes gone meanwhile are left out.
+ */
+export function cpuTimesMs(pids: number[]): Map<number, number> {
+  const out = new Map<number, number>();
+  for (const pid of pids) {
+    try {
+      out.set(pid, cpuTimeMs(pid));
+    } catch {
+      // exited
+    }
+  }
+  return out;
+}
+
+/**
+ * PIDs of every process (any user) whose command name (/proc/PID/comm) is one of `names`, e.g.
+ * `['redis-server', 'postgres']` (PostgreSQL runs one process per connection, so call it again
+ * to see new ones). Empty where /proc is not readable.
+ */
+export function pidsNamed(names: string[]): number[] {
+  const wanted = new Set(names);
+  const out: number[] = [];
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return out;
+  }
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (wanted.has(readFileSync(`/proc/${entry}/comm`, 'utf8').trim())) out.push(Number(entry));
+    } catch {
+      // exited, or not ours to read
+    }
+  }
+  return out;
 }
 
 /** Busy CPU time of the whole machine so far, in ms (all cores), from /proc/stat. */

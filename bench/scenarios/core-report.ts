@@ -5,7 +5,8 @@
 import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { formatProfile, summarizeCpuProfile, type ProfileSummary } from '../lib/cpuprofile.js';
-import { isClean, problems, rateShortfall, type LoadResult } from '../lib/load.js';
+import { issuesOf, pairedMedian } from '../lib/compare.js';
+import { problems, rateShortfall, type LoadResult } from '../lib/load.js';
 import { describeMachine, type MachineInfo } from '../lib/results.js';
 import type { BenchSettings, Verdict } from '../lib/scenario.js';
 import { fmt, fmtDelta, markdownTable, textTable } from '../lib/table.js';
@@ -27,7 +28,8 @@ export interface CoreSettings {
   pin: boolean;
 }
 
-export type Mode = 'json' | 'stream';
+export type { Mode } from '../lib/tollgate.js';
+import type { Mode } from '../lib/tollgate.js';
 export type TargetName = 'direct' | 'floor' | 'tollgate';
 export const MODES: Mode[] = ['json', 'stream'];
 export const TARGET_NAMES: TargetName[] = ['direct', 'floor', 'tollgate'];
@@ -74,30 +76,6 @@ export interface Derived {
 
 function find(runs: RunRecord[], kind: RunRecord['kind'], mode: Mode, target: TargetName): RunRecord | undefined {
   return runs.find((r) => r.kind === kind && r.mode === mode && r.target === target);
-}
-
-/** "tollgate: 3 errors; floor: no run" for the runs a verdict rests on; "" when all are clean. */
-function issuesOf(loads: Partial<Record<TargetName, LoadResult | undefined>>): string {
-  return Object.entries(loads)
-    .map(([name, l]) => (l === undefined ? `${name}: no run` : isClean(l) ? '' : `${name}: ${problems(l)}`))
-    .filter(Boolean)
-    .join('; ');
-}
-
-function median(values: number[]): number {
-  const v = values.filter(Number.isFinite).sort((a, b) => a - b);
-  if (v.length === 0) return Number.NaN;
-  const mid = Math.floor(v.length / 2);
-  return v.length % 2 ? (v[mid] as number) : ((v[mid - 1] as number) + (v[mid] as number)) / 2;
-}
-
-/** Median over rounds of the per-slice difference a - b (slices are in round order). */
-function pairedMedian(a: LoadResult | undefined, b: LoadResult | undefined, p: 'p50' | 'p99'): number {
-  if (!a || !b) return Number.NaN;
-  const n = Math.min(a.perSlice.length, b.perSlice.length);
-  const diffs: number[] = [];
-  for (let i = 0; i < n; i++) diffs.push((a.perSlice[i]?.[p] ?? NaN) - (b.perSlice[i]?.[p] ?? NaN));
-  return median(diffs);
 }
 
 function derive(runs: RunRecord[]): Derived {

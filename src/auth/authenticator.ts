@@ -1,12 +1,13 @@
 /**
- * Turns an API key into the caller's identity: tenant, tier, allowed models, fixed end user.
- * Results (including misses) are cached in memory for `ttlMs` so the hot path does not hit
- * storage on every request. Consequence, documented in docs/API.md: a key revoked through another
- * process (or the CLI) keeps working for up to `ttlMs`; one revoked through this process's admin
- * API stops at once, because the admin route calls {@link Authenticator.invalidate}.
+ * Turns an API key into the caller's identity: tenant, tier, allowed models, fixed end user, and
+ * the tenant's and key's policy overrides. Results (including misses) are cached in memory for
+ * `ttlMs` so the hot path does not hit storage on every request. Consequence, documented in
+ * docs/API.md: a key revoked (or a policy changed) through another process or the CLI is seen
+ * within `ttlMs`; through this process's admin API at once, because the admin routes call
+ * {@link Authenticator.invalidate}.
  */
 import { GatewayError } from '../errors.js';
-import type { ApiKeyRecord, Records } from '../storage/types.js';
+import type { ApiKeyRecord, PolicyOverride, Records, Tenant } from '../storage/types.js';
 import { hashKey } from './keys.js';
 
 export interface AuthInfo {
@@ -19,6 +20,9 @@ export interface AuthInfo {
   allowedModels: ReadonlySet<string> | null;
   /** Fixed end-user id of the key, if any. */
   userId: string | null;
+  /** The tenant's and the key's overrides of the tier's limits and budgets (src/metering/policy.ts). */
+  tenantPolicy: PolicyOverride | null;
+  keyPolicy: PolicyOverride | null;
 }
 
 interface CacheEntry {
@@ -66,7 +70,14 @@ export class Authenticator {
     const hash = hashKey(secret);
     const now = this.now();
     let entry = this.cache.get(hash);
-    if (!entry || now - entry.cachedAt >= this.ttlMs) entry = await this.load(hash);
+    if (!entry || now - entry.cachedAt >= this.ttlMs) {
+      const stale = entry;
+      // While the record store is unreachable, a key seen before keeps its last known state.
+      entry = await this.load(hash).catch((err: unknown) => {
+        if (stale) return stale;
+        throw err;
+      });
+    }
     const key = entry.key;
     if (!key || !entry.info) {
       throw new GatewayError('invalid_api_key', `Incorrect API key provided: ${redact(secret)}.`);
@@ -78,7 +89,7 @@ export class Authenticator {
     return entry.info;
   }
 
-  /** Drops cached results for a key (after revoke/update through this process). */
+  /** Drops cached results for a key, or all of them (after a change made through this process). */
   invalidate(keyId?: string): void {
     if (keyId === undefined) {
       this.cache.clear();
@@ -97,11 +108,20 @@ export class Authenticator {
   }
 
   private async fetch(hash: string): Promise<CacheEntry> {
-    const key = await this.records.getKeyByHash(hash);
+    let key: ApiKeyRecord | null;
     let info: AuthInfo | null = null;
-    if (key) {
-      const tenant = await this.records.getTenant(key.tenantId);
-      if (tenant) info = this.describe(key, tenant.name);
+    try {
+      key = await this.records.getKeyByHash(hash);
+      if (key) {
+        const tenant = await this.records.getTenant(key.tenantId);
+        if (tenant) info = this.describe(key, tenant);
+      }
+    } catch (err) {
+      // Keys already cached keep working; a key that must be looked up cannot be, for now.
+      throw new GatewayError('storage_unavailable', 'API keys cannot be checked right now (the record store is unreachable). Retry shortly.', {
+        headers: { 'retry-after': '1' },
+        cause: err,
+      });
     }
     const entry: CacheEntry = { key: info ? key : null, info, cachedAt: this.now() };
     if (this.cache.size >= this.maxEntries) {
@@ -112,7 +132,7 @@ export class Authenticator {
     return entry;
   }
 
-  private describe(key: ApiKeyRecord, tenantName: string): AuthInfo {
+  private describe(key: ApiKeyRecord, tenant: Tenant): AuthInfo {
     const tierModels = this.tierModels[key.tier];
     let allowed: Set<string> | null = null;
     if (key.allowedModels && tierModels) allowed = new Set(key.allowedModels.filter((m) => tierModels.includes(m)));
@@ -122,10 +142,12 @@ export class Authenticator {
       keyId: key.id,
       kind: key.kind,
       tenantId: key.tenantId,
-      tenantName,
+      tenantName: tenant.name,
       tier: key.tier,
       allowedModels: allowed,
       userId: key.userId,
+      tenantPolicy: tenant.policy ?? null,
+      keyPolicy: key.policy ?? null,
     };
   }
 }

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 /**
- * The `tollgate` command line: start | sim | keys | tenants | check-config.
+ * The `tollgate` command line: start | sim | keys | tenants | kill | usage | check-config.
  */
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/loader.js';
@@ -18,6 +18,8 @@ Commands:
   keys revoke <key-id>
   tenants create <name> [--id ID] [--tier T]
   tenants list
+  kill list | create --scope global|tenant|key|model|provider [--target T] --reason R | delete <id>
+                                                kill switches: refuse a tenant, key, model, provider or everything
   usage [--from DATE] [--to DATE] [--group-by tenant,key,user,model,route,day] [--tenant ID] [--key ID]
         [--user U] [--model M] [--csv|--json]   cost and tokens from the ledger (default: last 30 days, by tenant)
   check-config [--config FILE]                  validate a config file and exit
@@ -61,6 +63,9 @@ export async function main(argv: string[]): Promise<void> {
       'group-by': { type: 'string' },
       key: { type: 'string' },
       model: { type: 'string' },
+      scope: { type: 'string' },
+      target: { type: 'string' },
+      reason: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -92,6 +97,8 @@ export async function main(argv: string[]): Promise<void> {
       return (await import('./admin.js')).keysCommand(config, action, rest, values);
     case 'tenants':
       return (await import('./admin.js')).tenantsCommand(config, action, rest, values);
+    case 'kill':
+      return (await import('./kill.js')).killCommand(config, action, rest, values);
     case 'usage':
       return (await import('./usage.js')).usageCommand(config, values);
     case 'check-config':

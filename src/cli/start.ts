@@ -2,6 +2,7 @@
 import type { BootstrapResult } from '../auth/key-service.js';
 import type { Config } from '../config/schema.js';
 import { createGateway } from '../main.js';
+import { flushLogs } from '../observability/logger.js';
 
 export function bootstrapBanner(result: BootstrapResult, baseUrl: string): string {
   const body = `{"model":"sim-small","messages":[{"role":"user","content":"Hello!"}]}`;
@@ -21,11 +22,12 @@ export async function startCommand(config: Config, configPath: string | undefine
   const gateway = await createGateway(config);
   const boot = config.auth.bootstrap ? await gateway.bootstrap() : undefined;
   const url = await gateway.listen();
+  if (boot) process.stdout.write(`${bootstrapBanner(boot, url)}\n`);
   gateway.log.info(
     { url, config: configPath ?? '(built-in defaults)', storage: config.storage.kind, models: gateway.catalog.list().map((m) => m.name) },
     'tollgate listening',
   );
-  if (boot) process.stdout.write(`${bootstrapBanner(boot, url)}\n`);
+  flushLogs(gateway.log);
 
   let stopping = false;
   const stop = (signal: string) => {
@@ -33,7 +35,10 @@ export async function startCommand(config: Config, configPath: string | undefine
     stopping = true;
     gateway.log.info({ signal }, 'shutting down');
     gateway.close().then(
-      () => process.exit(0),
+      async () => {
+        flushLogs(gateway.log);
+        process.exit(0);
+      },
       (err: unknown) => {
         gateway.log.error({ err }, 'shutdown failed');
         process.exit(1);

@@ -17,6 +17,16 @@ const url = (what: string) =>
     }, 'must be a URL (http:// or https://)');
 
 const positiveInt = z.number().int().positive();
+
+/** A URL with one of the given schemes (credentials allowed). */
+const serviceUrl = (protocols: string[], example: string) =>
+  z.string().refine((v) => {
+    try {
+      return protocols.includes(new URL(v).protocol);
+    } catch {
+      return false;
+    }
+  }, `must be a URL like ${example}`);
 const nonNegInt = z.number().int().nonnegative();
 
 /** Latency of a simulated model: a log-normal distribution given by its median and 95th percentile. */
@@ -190,13 +200,16 @@ export const resilienceSchema = z
   .strict();
 export type ResilienceConfig = z.infer<typeof resilienceSchema>;
 
+/** Bucket size as a multiple of the per-minute rate (1 = no burst beyond one minute's worth). */
+const burst = z.number().min(1).max(10);
+const usd = z.number().nonnegative();
+
 /** A token-bucket rate limit. Omitted fields: no limit of that kind. */
 export const rateLimitSchema = z
   .object({
     tokensPerMinute: positiveInt.optional(),
     requestsPerMinute: positiveInt.optional(),
-    /** Bucket size as a multiple of the per-minute rate (1 = no burst beyond one minute's worth). */
-    burst: z.number().min(1).max(10).default(1),
+    burst: burst.default(1),
   })
   .strict();
 export type RateLimit = z.infer<typeof rateLimitSchema>;
@@ -204,9 +217,9 @@ export type RateLimit = z.infer<typeof rateLimitSchema>;
 /** Spend caps in USD. Omitted fields: no cap for that period. */
 export const budgetSchema = z
   .object({
-    dailyUsd: z.number().nonnegative().optional(),
-    monthlyUsd: z.number().nonnegative().optional(),
-    lifetimeUsd: z.number().nonnegative().optional(),
+    dailyUsd: usd.optional(),
+    monthlyUsd: usd.optional(),
+    lifetimeUsd: usd.optional(),
   })
   .strict();
 export type Budget = z.infer<typeof budgetSchema>;
@@ -214,6 +227,36 @@ export type Budget = z.infer<typeof budgetSchema>;
 /** Limits or budgets for each scope a request belongs to. */
 const perScope = <T extends z.ZodTypeAny>(schema: T) =>
   z.object({ tenant: schema.optional(), key: schema.optional(), user: schema.optional() }).strict();
+
+/** A tenant's or key's override of a tier's rate limit: a field set wins, `null` removes the tier's limit. */
+export const rateLimitOverrideSchema = z
+  .object({
+    tokensPerMinute: positiveInt.nullable().optional(),
+    requestsPerMinute: positiveInt.nullable().optional(),
+    burst: burst.optional(),
+  })
+  .strict();
+
+/** A tenant's or key's override of a tier's budget: a field set wins, `null` removes the tier's cap. */
+export const budgetOverrideSchema = z
+  .object({
+    dailyUsd: usd.nullable().optional(),
+    monthlyUsd: usd.nullable().optional(),
+    lifetimeUsd: usd.nullable().optional(),
+  })
+  .strict();
+
+/**
+ * The `policy` a tenant or a key may carry (admin API `PUT .../policy`): overrides of its tier's
+ * `limits` and `budgets`, per scope, merged field by field (src/metering/policy.ts).
+ */
+export const policyOverrideSchema = z
+  .object({
+    limits: perScope(rateLimitOverrideSchema).optional(),
+    budgets: perScope(budgetOverrideSchema).optional(),
+  })
+  .strict();
+export type PolicyOverrideInput = z.infer<typeof policyOverrideSchema>;
 
 export const tierSchema = z
   .object({
@@ -251,6 +294,23 @@ export const configSchema = z
             dir: z.string().min(1).default('./.tollgate'),
           })
           .strict(),
+        z
+          .object({
+            kind: z.literal('distributed'),
+            /** Shared counters (rate limits, budgets). */
+            redisUrl: serviceUrl(['redis:', 'rediss:'], 'redis://host:6379'),
+            /** Tenants, keys, ledger. */
+            postgresUrl: serviceUrl(['postgres:', 'postgresql:'], 'postgres://user@host:5432/db'),
+            /** PostgreSQL schema of Tollgate's tables (created if missing). */
+            postgresSchema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case SQL identifier').default('tollgate'),
+            /** Connections per process. */
+            postgresPoolSize: positiveInt.default(10),
+            /** Prefix of every Redis key, so several deployments can share one Redis. */
+            redisPrefix: z.string().default('tollgate:'),
+            /** Folder for process-local state (the ledger spool that survives a PostgreSQL outage). */
+            dir: z.string().min(1).default('./.tollgate'),
+          })
+          .strict(),
       ])
       .default({ kind: 'embedded', dir: './.tollgate' }),
     auth: z
@@ -273,12 +333,52 @@ export const configSchema = z
     models: z.record(modelSchema).optional(),
     tiers: z.record(tierSchema).optional(),
     resilience: resilienceSchema.default({}),
+    killSwitches: z
+      .object({
+        /**
+         * How often each process reloads the kill switches from the store: a switch made by
+         * another process (or the CLI) takes effect within this long. Changes made through this
+         * process's admin API apply at once.
+         */
+        refreshMs: positiveInt.default(500),
+      })
+      .strict()
+      .default({}),
+    alerts: z
+      .object({
+        /** Fractions of a budget whose crossing sends one alert per period (e.g. 0.5, 0.8, 1). */
+        budgetThresholds: z.array(z.number().gt(0).max(1)).default([0.5, 0.8, 1]),
+        /** Where alerts go: a signed POST (see docs/API.md, webhooks). No webhook: no alerts. */
+        webhook: z
+          .object({
+            url: url('url'),
+            /** HMAC-SHA256 key for x-tollgate-signature. */
+            secret: z.string().min(16, 'must be at least 16 characters'),
+            timeoutMs: positiveInt.default(5_000),
+            maxAttempts: positiveInt.max(10).default(4),
+          })
+          .strict()
+          .optional(),
+      })
+      .strict()
+      .default({}),
     metering: z
       .object({
         /** Output tokens assumed for a request without max_tokens, when reserving budget and rate limit. */
         defaultMaxOutputTokens: positiveInt.default(4096),
         /** A stream whose cost would pass its budget: `cutoff` ends it with an error event; `finish` lets it end. */
         streamOverBudget: z.enum(['cutoff', 'finish']).default('cutoff'),
+        /** How often spooled usage events are written to the ledger (they are durable on local disk before). */
+        ledgerFlushMs: positiveInt.default(200),
+      })
+      .strict()
+      .default({}),
+    idempotency: z
+      .object({
+        /** How long the answer to a POST with an Idempotency-Key is replayed for the same key and body. */
+        ttlMs: positiveInt.default(24 * 3_600_000),
+        /** How long a request in flight holds its key if its process dies before answering. */
+        leaseMs: positiveInt.default(10 * 60_000),
       })
       .strict()
       .default({}),

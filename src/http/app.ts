@@ -12,9 +12,11 @@ import type { Logger } from '../observability/logger.js';
 import type { GatewayMetrics } from '../observability/metrics.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import type { ModelCatalog } from '../routing/catalog.js';
-import type { Ledger, Records } from '../storage/types.js';
+import type { IdempotencyStore, Ledger, Records } from '../storage/types.js';
 import type { LedgerWriter } from '../metering/ledger-writer.js';
+import type { KillSwitches } from '../metering/kill-switches.js';
 import { errorHandler, sendGatewayError } from './error-handler.js';
+import { idempotency } from './idempotency.js';
 import { adminRoutes } from './routes/admin.js';
 import { healthRoutes } from './routes/health.js';
 import { openaiRoutes } from './routes/openai.js';
@@ -23,10 +25,12 @@ export interface AppServices {
   config: Config;
   log: Logger;
   pipeline: Pipeline;
+  killSwitches: KillSwitches;
   authenticator: Authenticator;
   keys: KeyService;
   records: Records;
   ledger: Ledger;
+  idempotency: IdempotencyStore;
   ledgerWriter: Pick<LedgerWriter, 'flush'>;
   catalog: ModelCatalog;
   metrics: GatewayMetrics;
@@ -59,12 +63,16 @@ export async function buildApp(s: AppServices): Promise<FastifyInstance> {
     sendGatewayError(request, reply, new GatewayError('route_not_found', `Unknown route: ${request.method} ${request.url.split('?')[0]}.`)),
   );
 
+  // Before the routes: it adds its hooks to every POST route as it is registered.
+  idempotency(app, { store: s.idempotency, ...s.config.idempotency, log: s.log });
+
   await app.register(openaiRoutes, { pipeline: s.pipeline, authenticator: s.authenticator, catalog: s.catalog, log: s.log });
   await app.register(adminRoutes, {
     prefix: '/admin/v1',
     records: s.records,
     keys: s.keys,
     authenticator: s.authenticator,
+    killSwitches: s.killSwitches,
     ledger: s.ledger,
     writer: s.ledgerWriter,
   });

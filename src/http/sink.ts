@@ -1,11 +1,27 @@
 /**
  * The HTTP ResponseSink: JSON through Fastify's reply; SSE straight on the socket (hijacked),
  * with backpressure and HTTP trailers. Detects the client going away so upstream is aborted.
+ * A stream's bytes are also shown to `reply.sseTap` when one is set (src/http/idempotency.ts
+ * records the transcript of requests sent with an Idempotency-Key).
  */
 import { once } from 'node:events';
 import type { FastifyReply } from 'fastify';
 import { UpstreamError, toJsonText } from '../providers/types.js';
 import type { ResponseSink, SseWriter } from '../pipeline/context.js';
+
+/** Sees a stream as it is written: its head, each event's bytes, its end. */
+export interface SseTap {
+  open(headers: Record<string, string>): void;
+  write(event: string): void;
+  end(trailers: Record<string, string> | undefined): void;
+}
+
+declare module 'fastify' {
+  interface FastifyReply {
+    /** Set by src/http/idempotency.ts on the requests whose answer it records; null otherwise. */
+    sseTap?: SseTap | null;
+  }
+}
 
 export class HttpSink implements ResponseSink {
   private readonly controller = new AbortController();
@@ -35,13 +51,16 @@ export class HttpSink implements ResponseSink {
     this.sent = true;
     this.reply.hijack();
     const res = this.reply.raw;
-    res.writeHead(200, {
+    const tap = this.reply.sseTap;
+    const head = {
       'content-type': 'text/event-stream; charset=utf-8',
       'cache-control': 'no-cache',
       'x-accel-buffering': 'no',
       ...(trailerNames.length ? { trailer: trailerNames.join(', ') } : {}),
       ...headers,
-    });
+    };
+    res.writeHead(200, head);
+    tap?.open(head);
     // Events that arrive together (one upstream read often holds many) go out in one write:
     // cork on the first event of a tick, uncork on the next tick.
     let corked = false;
@@ -57,13 +76,16 @@ export class HttpSink implements ResponseSink {
           res.cork();
           process.nextTick(uncork);
         }
-        if (!res.write(`data: ${data}\n\n`)) {
+        const event = `data: ${data}\n\n`;
+        tap?.write(event);
+        if (!res.write(event)) {
           await Promise.race([once(res, 'drain'), once(res, 'close')]);
         }
       },
       end(trailers?: Record<string, string>): void {
         if (res.destroyed || res.writableEnded) return;
         if (trailers) res.addTrailers(trailers);
+        tap?.end(trailers);
         res.end();
       },
     };

@@ -26,6 +26,18 @@ interface BudgetItem extends BudgetReserve {
   periodEnd: number;
 }
 
+/** A budget after settling: its spend plus open reservations (`used`) against its cap. */
+export interface SettledBudget {
+  key: string;
+  scope: ScopeId['scope'];
+  id: string;
+  period: Period;
+  periodStart: number;
+  limit: number;
+  used: number;
+  ttlMs: number;
+}
+
 export interface BudgetReservation {
   items: BudgetItem[];
   amount: number;
@@ -44,9 +56,16 @@ function periodBounds(period: Period, now: number): { start: number; end: number
   return { start: 0, end: Number.MAX_SAFE_INTEGER, tag: 'all' };
 }
 
+function settledOf(i: BudgetItem): Omit<SettledBudget, 'used'> {
+  return { key: i.key, scope: i.scope.scope, id: i.scope.id, period: i.period, periodStart: i.periodStart, limit: i.limit, ttlMs: i.ttlMs };
+}
+
 const PERIOD_NAME: Record<Period, string> = { day: 'daily', month: 'monthly', lifetime: 'lifetime' };
 
 export class BudgetGuard {
+  /** Told of each refusal, as an exhausted budget (`used` = its cap): the 100% alert. */
+  onRefusal: ((budget: SettledBudget) => void) | undefined;
+
   constructor(
     private readonly counters: Counters,
     private readonly ledger: Pick<Ledger, 'spent'>,
@@ -99,6 +118,7 @@ export class BudgetGuard {
       const idx = result.refusedIndex ?? 0;
       const item = items[idx]!;
       const used = result.used[idx] ?? 0;
+      this.onRefusal?.({ ...settledOf(item), used: Math.max(used, item.limit) });
       const resets = item.period === 'lifetime' ? 'It does not reset.' : `It resets at ${new Date(item.periodEnd).toISOString()}.`;
       throw new GatewayError(
         'budget_exceeded',
@@ -108,8 +128,10 @@ export class BudgetGuard {
     }
   }
 
-  /** Replaces the reservation by the actual cost on every budget it was made on. */
-  async settle(reservation: BudgetReservation, actual: number): Promise<void> {
-    await Promise.all(reservation.items.map((i) => this.counters.settle(i.key, reservation.amount, actual, i.ttlMs)));
+  /** Replaces the reservation by the actual cost on every budget it was made on; returns where each stands. */
+  async settle(reservation: BudgetReservation, actual: number): Promise<SettledBudget[]> {
+    return Promise.all(
+      reservation.items.map(async (i) => ({ ...settledOf(i), used: await this.counters.settle(i.key, reservation.amount, actual, i.ttlMs) })),
+    );
   }
 }

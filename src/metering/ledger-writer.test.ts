@@ -1,4 +1,4 @@
-import { mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -66,7 +66,7 @@ describe('LedgerWriter', () => {
     expect(ledger.calls).toBeLessThanOrEqual(4);
     expect(w.pending).toBe(0);
     await w.close();
-    expect(readdirSync(dir)).toEqual([]);
+    expect(readdirSync(join(dir, String(process.pid)))).toEqual(['owner']);
   });
 
   it('keeps events on disk while the ledger fails, and writes them once it recovers', async () => {
@@ -88,15 +88,29 @@ describe('LedgerWriter', () => {
   it('replays what a crashed process left, exactly once, ignoring a torn last line', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tg-spool-'));
     const lines = [event(1), event(2), event(3)].map((e) => JSON.stringify(e)).join('\n');
-    writeFileSync(join(dir, 'spool-7.jsonl'), `${lines}\n{"requestId":"req_4","ts":`);
+    // a folder left by a process that died (pid 999999 does not exist)
+    mkdirSync(join(dir, '999999'));
+    writeFileSync(join(dir, '999999', 'owner'), '999999');
+    writeFileSync(join(dir, '999999', 'spool-7.jsonl'), `${lines}\n{"requestId":"req_4","ts":`);
     const ledger = new FakeLedger();
     ledger.events.set('req_1', event(1)); // written before the crash, spool not yet deleted
     const w = new LedgerWriter({ ledger, spoolDir: dir, log });
     expect(await w.start()).toBe(3);
     expect([...ledger.events.keys()].sort()).toEqual(['req_1', 'req_2', 'req_3']);
-    // new segments continue the numbering, so a replayed file is never overwritten
-    w.record(event(9));
-    expect(readdirSync(dir)).toEqual(['spool-8.jsonl']);
+    expect(readdirSync(dir)).toEqual([String(process.pid)]); // the dead process's folder was adopted and removed
+    await w.close();
+  });
+
+  it("does not touch the spool of another live process", async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tg-spool-'));
+    const live = String(process.ppid); // a process that is alive
+    mkdirSync(join(dir, live));
+    writeFileSync(join(dir, live, 'owner'), live);
+    writeFileSync(join(dir, live, 'spool-0.jsonl'), `${JSON.stringify(event(1))}\n`);
+    const ledger = new FakeLedger();
+    const w = new LedgerWriter({ ledger, spoolDir: dir, log });
+    expect(await w.start()).toBe(0);
+    expect(readdirSync(join(dir, live))).toContain('spool-0.jsonl');
     await w.close();
   });
 

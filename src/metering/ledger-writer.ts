@@ -9,15 +9,19 @@
  * failed flush keeps its segment and is retried with backoff (e.g. PostgreSQL down: events pile up
  * on local disk, not in memory). At start, segments left by a crash are replayed. Replays are safe
  * because the Ledger is idempotent by request id: an event is counted exactly once.
+ *
+ * Several processes may share one spool root (distributed mode, same working directory): each
+ * writes in its own folder `<root>/<pid>` (holding an `owner` file with its pid) and, at start,
+ * adopts the folders of processes that are no longer alive.
  */
-import { closeSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeSync } from 'node:fs';
-import { join } from 'node:path';
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import type { Logger } from '../observability/logger.js';
 import type { Ledger, UsageEvent } from '../storage/types.js';
 
 export interface LedgerWriterOptions {
   ledger: Ledger;
-  /** Folder of the spool segments (created if missing). */
+  /** Root folder of the spool (created if missing); this process writes in `<spoolDir>/<pid>`. */
   spoolDir: string;
   log: Logger;
   flushIntervalMs?: number;
@@ -37,6 +41,7 @@ const SEGMENT = /^spool-(\d+)\.jsonl$/;
 
 export class LedgerWriter {
   private readonly ledger: Ledger;
+  private readonly root: string;
   private readonly dir: string;
   private readonly log: Logger;
   private readonly flushIntervalMs: number;
@@ -53,29 +58,34 @@ export class LedgerWriter {
   private flushing: Promise<void> | undefined;
   private failures = 0;
   private flushRequested = false;
+  private unwritten: UsageEvent[] = [];
   private closed = false;
 
   constructor(opts: LedgerWriterOptions) {
     this.ledger = opts.ledger;
-    this.dir = opts.spoolDir;
+    this.root = opts.spoolDir;
+    this.dir = join(opts.spoolDir, String(process.pid));
     this.log = opts.log;
     this.flushIntervalMs = opts.flushIntervalMs ?? 200;
     this.maxBatch = opts.maxBatch ?? 500;
     this.maxRetryDelayMs = opts.maxRetryDelayMs ?? 30_000;
     this.onFlushError = opts.onFlushError;
     mkdirSync(this.dir, { recursive: true });
+    writeFileSync(join(this.dir, 'owner'), String(process.pid));
   }
 
   /** Replays segments a previous process left behind; resolves once they are in the Ledger. */
   async start(): Promise<number> {
-    const files = readdirSync(this.dir)
-      .map((f) => SEGMENT.exec(f))
-      .filter((m): m is RegExpExecArray => m !== null)
-      .sort((a, b) => Number(a[1]) - Number(b[1]));
-    for (const m of files) {
-      this.seq = Math.max(this.seq, Number(m[1]) + 1);
-      const file = join(this.dir, m[0]);
-      this.backlog.push({ file, events: parseSegment(readFileSync(file, 'utf8')) });
+    for (const folder of this.foldersToReplay()) {
+      const files = readdirSync(folder)
+        .map((f) => SEGMENT.exec(f))
+        .filter((m): m is RegExpExecArray => m !== null)
+        .sort((a, b) => Number(a[1]) - Number(b[1]));
+      for (const m of files) {
+        if (folder === this.dir) this.seq = Math.max(this.seq, Number(m[1]) + 1);
+        const file = join(folder, m[0]);
+        this.backlog.push({ file, events: parseSegment(readFileSync(file, 'utf8')) });
+      }
     }
     const replayed = this.backlog.reduce((n, s) => n + s.events.length, 0);
     if (replayed > 0) {
@@ -85,23 +95,56 @@ export class LedgerWriter {
     return replayed;
   }
 
-  /** Makes the event durable locally and queues it for the Ledger. Throws only when the spool cannot be written (disk full). */
+  /** This process's folder, and those of dead processes (adopted); segments in the root itself too (older layout). */
+  private foldersToReplay(): string[] {
+    const folders = [this.root];
+    for (const entry of readdirSync(this.root, { withFileTypes: true })) {
+      if (!entry.isDirectory()) continue;
+      const folder = join(this.root, entry.name);
+      if (folder === this.dir) continue;
+      const ownerFile = join(folder, 'owner');
+      const owner = existsSync(ownerFile) ? Number(readFileSync(ownerFile, 'utf8')) : Number.NaN;
+      if (!processAlive(owner)) folders.push(folder);
+    }
+    folders.push(this.dir);
+    return folders;
+  }
+
+  /** Queues the event: on local disk by the end of this event-loop turn, then batched into the Ledger. */
   record(event: UsageEvent): void {
     if (this.closed) throw new Error('ledger writer is closed');
+    // Events of one event-loop turn go to disk in one write (settles run in bursts under load);
+    // the window a crash can lose is that one turn.
+    this.unwritten.push(event);
+    if (this.unwritten.length === 1) setImmediate(this.writeUnwritten);
+  }
+
+  /** Appends the events recorded this turn to the current segment, in one write. */
+  private readonly writeUnwritten = (): void => {
+    if (this.unwritten.length === 0) return;
+    const events = this.unwritten;
+    this.unwritten = [];
     const seg = this.segment();
-    writeSync(this.fd!, `${JSON.stringify(event)}\n`);
-    seg.events.push(event);
+    let text = '';
+    for (const e of events) text += `${JSON.stringify(e)}\n`;
+    try {
+      writeSync(this.fd!, text);
+    } catch (err) {
+      this.log.error({ err, events: events.length }, 'could not write usage events to the spool; keeping them in memory');
+    }
+    for (const e of events) seg.events.push(e);
     if (seg.events.length >= this.maxBatch) void this.flush();
     else this.schedule(this.flushIntervalMs);
-  }
+  };
 
   /** Events recorded but not yet confirmed by the Ledger. */
   get pending(): number {
-    return this.backlog.reduce((n, s) => n + s.events.length, 0) + (this.current?.events.length ?? 0);
+    return this.backlog.reduce((n, s) => n + s.events.length, 0) + (this.current?.events.length ?? 0) + this.unwritten.length;
   }
 
   /** Writes everything recorded before the call to the Ledger (one flush runs at a time; a call during it extends it). */
   flush(): Promise<void> {
+    this.writeUnwritten();
     this.flushRequested = true;
     this.flushing ??= this.doFlush().finally(() => {
       this.flushing = undefined;
@@ -173,8 +216,25 @@ export class LedgerWriter {
       this.failures = 0;
       this.backlog.shift();
       rmSync(seg.file, { force: true });
+      this.removeIfAdoptedAndEmpty(dirname(seg.file));
     }
     return true;
+  }
+
+  private removeIfAdoptedAndEmpty(folder: string): void {
+    if (folder === this.dir || folder === this.root) return;
+    if (readdirSync(folder).every((f) => f === 'owner')) rmSync(folder, { recursive: true, force: true });
+  }
+}
+
+function processAlive(pid: number): boolean {
+  if (!Number.isInteger(pid) || pid <= 0) return false;
+  if (pid === process.pid) return true;
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

@@ -1,9 +1,19 @@
 /**
- * The limits and budgets that apply to one request: its tier's, for the tenant, the key and the
- * end user (when known).
+ * The limits and budgets that apply to one request, for the tenant, the key and the end user
+ * (when known). Each scope's values are merged, field by field, from three layers:
+ *
+ *   tier (config `tiers.<tier>.limits/.budgets`)  ->  tenant policy  ->  key policy
+ *
+ * A field an override sets wins; `null` removes the layer below's limit for that field. The
+ * tenant's policy overrides its own scope and sets the defaults of its keys and end users; a
+ * key's policy overrides its own scope and its end users (never its tenant's, which all of the
+ * tenant's keys share).
  */
+import type { ZodIssue } from 'zod';
 import type { AuthInfo } from '../auth/authenticator.js';
-import type { Budget, RateLimit, TierConfig } from '../config/schema.js';
+import { type Budget, type PolicyOverrideInput, type RateLimit, type TierConfig, policyOverrideSchema } from '../config/schema.js';
+import { GatewayError } from '../errors.js';
+import type { BudgetOverride, PolicyOverride, RateLimitOverride } from '../storage/types.js';
 
 export type Scope = 'tenant' | 'key' | 'user';
 
@@ -20,7 +30,10 @@ export interface Policy {
   budgets: Array<ScopeId & { budget: Budget }>;
 }
 
-export function scopesOf(auth: AuthInfo, endUser: string | null | undefined): ScopeId[] {
+/** What resolvePolicy needs of the caller's identity. */
+export type PolicySubject = Pick<AuthInfo, 'tenantId' | 'keyId' | 'tier' | 'tenantPolicy' | 'keyPolicy'>;
+
+export function scopesOf(auth: Pick<AuthInfo, 'tenantId' | 'keyId'>, endUser: string | null | undefined): ScopeId[] {
   const scopes: ScopeId[] = [
     { scope: 'tenant', id: auth.tenantId, filter: { tenantId: auth.tenantId } },
     { scope: 'key', id: auth.keyId, filter: { keyId: auth.keyId } },
@@ -29,23 +42,114 @@ export function scopesOf(auth: AuthInfo, endUser: string | null | undefined): Sc
   return scopes;
 }
 
-/** Resolves the request's policy from its tier. */
-export function resolvePolicy(tiers: Record<string, TierConfig>, auth: AuthInfo, endUser: string | null | undefined): Policy {
+const LIMIT_FIELDS = ['tokensPerMinute', 'requestsPerMinute'] as const;
+const BUDGET_FIELDS = ['dailyUsd', 'monthlyUsd', 'lifetimeUsd'] as const;
+
+/** A tier's rate limit with overrides applied in order; undefined when nothing is limited. */
+export function mergeLimit(base: RateLimit | undefined, ...overrides: Array<RateLimitOverride | undefined>): RateLimit | undefined {
+  const out: RateLimit = { burst: base?.burst ?? 1 };
+  for (const f of LIMIT_FIELDS) if (base?.[f] !== undefined) out[f] = base[f];
+  for (const o of overrides) {
+    if (!o) continue;
+    for (const f of LIMIT_FIELDS) {
+      const v = o[f];
+      if (v === null) delete out[f];
+      else if (v !== undefined) out[f] = v;
+    }
+    if (o.burst !== undefined) out.burst = o.burst;
+  }
+  return out.tokensPerMinute !== undefined || out.requestsPerMinute !== undefined ? out : undefined;
+}
+
+/** A tier's budget with overrides applied in order; undefined when nothing is capped. */
+export function mergeBudget(base: Budget | undefined, ...overrides: Array<BudgetOverride | undefined>): Budget | undefined {
+  const out: Budget = {};
+  for (const f of BUDGET_FIELDS) if (base?.[f] !== undefined) out[f] = base[f];
+  for (const o of overrides) {
+    if (!o) continue;
+    for (const f of BUDGET_FIELDS) {
+      const v = o[f];
+      if (v === null) delete out[f];
+      else if (v !== undefined) out[f] = v;
+    }
+  }
+  return BUDGET_FIELDS.some((f) => out[f] !== undefined) ? out : undefined;
+}
+
+/** Resolves the request's policy: its tier's, then its tenant's overrides, then its key's. */
+export function resolvePolicy(tiers: Record<string, TierConfig>, auth: PolicySubject, endUser: string | null | undefined): Policy {
   const tier = tiers[auth.tier];
+  const tenant = auth.tenantPolicy ?? undefined;
+  const key = auth.keyPolicy ?? undefined;
   const policy: Policy = { limits: [], budgets: [] };
-  if (!tier) return policy;
   for (const s of scopesOf(auth, endUser)) {
-    const limit = tier.limits[s.scope];
-    if (limit && (limit.tokensPerMinute !== undefined || limit.requestsPerMinute !== undefined)) policy.limits.push({ ...s, limit });
-    const budget = tier.budgets[s.scope];
-    if (budget && (budget.dailyUsd !== undefined || budget.monthlyUsd !== undefined || budget.lifetimeUsd !== undefined)) {
-      policy.budgets.push({ ...s, budget });
+    // A key's policy never reaches its tenant's scope (shared by every key of the tenant).
+    const keyLayer = s.scope === 'tenant' ? undefined : key;
+    const limit = mergeLimit(tier?.limits[s.scope], tenant?.limits?.[s.scope], keyLayer?.limits?.[s.scope]);
+    if (limit) policy.limits.push({ ...s, limit });
+    const budget = mergeBudget(tier?.budgets[s.scope], tenant?.budgets?.[s.scope], keyLayer?.budgets?.[s.scope]);
+    if (budget) policy.budgets.push({ ...s, budget });
+  }
+  return policy;
+}
+
+/** Whether any tier limits or budgets anything (tenant and key policies may add more). */
+export function tiersLimitAnything(tiers: Record<string, TierConfig>): boolean {
+  return Object.values(tiers).some((t) => Object.values(t.limits).some(Boolean) || Object.values(t.budgets).some(Boolean));
+}
+
+// The validated input must be storable as it is.
+const _storable = (p: PolicyOverrideInput): PolicyOverride => p;
+void _storable;
+
+/**
+ * Validates a policy for a tenant or a key (a key's may not touch the tenant scope). Throws a
+ * 400 GatewayError naming the field, e.g. `limits.key.tokensPerMinute`.
+ */
+export function parsePolicyOverride(input: unknown, owner: 'tenant' | 'key'): PolicyOverride {
+  const result = policyOverrideSchema.safeParse(input);
+  if (!result.success) {
+    const issue = result.error.issues[0]!;
+    const { param, message } = describePolicyIssue(issue);
+    if (!param) throw new GatewayError('invalid_request', `The policy must be a JSON object: ${message}.`);
+    throw new GatewayError(issue.code === 'invalid_type' ? 'invalid_type' : 'invalid_value', `Invalid policy field '${param}': ${message}.`, {
+      param,
+    });
+  }
+  const policy = result.data;
+  if (owner === 'key') {
+    for (const section of ['limits', 'budgets'] as const) {
+      if (policy[section]?.tenant !== undefined) {
+        throw new GatewayError(
+          'invalid_value',
+          `Invalid policy field '${section}.tenant': a key's policy applies to the key and its end users; set the tenant's ${section} on the tenant.`,
+          { param: `${section}.tenant` },
+        );
+      }
     }
   }
   return policy;
 }
 
-/** Whether any tier limits or budgets anything (if not, admission has nothing to do). */
-export function tiersLimitAnything(tiers: Record<string, TierConfig>): boolean {
-  return Object.values(tiers).some((t) => Object.values(t.limits).some(Boolean) || Object.values(t.budgets).some(Boolean));
+function describePolicyIssue(issue: ZodIssue): { param: string; message: string } {
+  const path = issue.path.map(String);
+  if (issue.code === 'unrecognized_keys') {
+    const known = knownFields(path);
+    return {
+      param: [...path, issue.keys[0]!].join('.'),
+      message: `unknown field${known ? ` (expected one of: ${known})` : ''}`,
+    };
+  }
+  if (issue.code === 'invalid_type') {
+    const nullable = issue.expected === 'number' && path.at(-1) !== 'burst';
+    return { param: path.join('.'), message: `expected ${issue.expected}${nullable ? ' or null' : ''}, got ${issue.received}` };
+  }
+  return { param: path.join('.'), message: issue.message.replace(/^Number must be/, 'must be') };
+}
+
+function knownFields(path: string[]): string | undefined {
+  if (path.length === 0) return 'limits, budgets';
+  if (path.length === 1) return 'tenant, key, user';
+  if (path.length === 2) return path[0] === 'limits' ? 'tokensPerMinute, requestsPerMinute, burst' : BUDGET_FIELDS.join(', ');
+  return undefined;
 }

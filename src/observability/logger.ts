@@ -8,12 +8,27 @@ import pino, { type Logger } from 'pino';
 
 export type { Logger };
 
+/**
+ * Logs go to stdout through a buffered, asynchronous destination (one write per ~4 KiB, not one
+ * syscall per request line); `flushLogs` empties it (start-up, shutdown). A hard crash can lose
+ * the last buffered lines: the durable record of a request is the ledger, not the log.
+ */
 export function createLogger(level: string, destination?: pino.DestinationStream): Logger {
   return pino(
     {
       level,
       base: { service: 'tollgate' },
     },
-    destination,
+    destination ?? (level === 'silent' ? undefined : pino.destination({ dest: 1, sync: false, minLength: 4096 })),
   );
+}
+
+/** Writes out buffered log lines now (start-up, shutdown). */
+export function flushLogs(log: Logger): void {
+  const stream = (log as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as { flushSync?: () => void } | undefined;
+  try {
+    stream?.flushSync?.();
+  } catch {
+    /* nothing buffered, or the stream is not ready yet */
+  }
 }

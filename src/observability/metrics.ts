@@ -20,6 +20,7 @@ export class GatewayMetrics {
   readonly breakerState: Gauge<'deployment'>;
   readonly streamErrors: Counter<'model'>;
   readonly errors: Counter<'route' | 'model' | 'code'>;
+  readonly counterStoreFailures: Counter<'operation'>;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -65,6 +66,12 @@ export class GatewayMetrics {
       name: 'tollgate_errors_total',
       help: 'Requests that ended in an error, by route, model and error code (see src/errors.ts).',
       labelNames: ['route', 'model', 'code'],
+      registers,
+    });
+    this.counterStoreFailures = new Counter({
+      name: 'tollgate_counter_store_failures_total',
+      help: 'Operations the shared counter store (Redis) failed: rate limits then run on local buckets, budgets refuse.',
+      labelNames: ['operation'],
       registers,
     });
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'tollgate_process_' });

@@ -1,15 +1,25 @@
 /**
  * The request pipeline: the ordered list of stages every AI request flows through. This list is
- * the documentation (docs/ARCHITECTURE.md draws it with the errors each stage can produce).
+ * the documentation (docs/ARCHITECTURE.md draws it with the errors each stage can produce); the
+ * composition root (src/main.ts) builds the stages in this order.
  *
- *   1 authenticate  API key -> tenant, user, tier, allowed models       401
- *   4 route         model name/alias -> ordered chain of deployments    404 model_not_found, 403
+ *   1 authenticate  API key -> tenant, user, tier, allowed models,       401, 503 storage_unavailable
+ *                   tenant and key policies
+ *   2 kill switch   global, tenant, key, model switches (in-memory       403 access_disabled,
+ *                   snapshot, no I/O)                                    503 model_disabled
+ *   3 route         model name/alias -> ordered chain of deployments,    404 model_not_found, 403,
+ *                   minus those of disabled providers                    503 model_disabled
+ *   4 admit         policy (tier -> tenant -> key), token buckets and    429 rate_limit_exceeded,
+ *                   budget reservations, all or none                     402 budget_exceeded,
+ *                                                                        503 budget_unavailable
  *   5 invoke        breaker, timeout, retries, fallback along the chain  502/503/504/429
  *   6 respond       JSON, or SSE stream passthrough
- *   7 settle        after the response: metrics, log                     (never fails the request)
+ *   7 settle        after the response: usage, cost, reconcile, ledger,  (never fails the request)
+ *                   metrics, log
  *
- * Stages 2 (admit: budgets, rate limits) and 3 (cache) slot in between as they are built; a
- * stage that sets `ctx.result` (a cache hit) ends the list early and respond serves it.
+ * Route runs before admit because admission prices the request with the model's price. The cache
+ * stage slots in before invoke as it is built; a stage that sets `ctx.result` (a cache hit) ends
+ * the list early and respond serves it.
  */
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
@@ -21,12 +31,37 @@ export type Stage = (ctx: RequestContext) => void | Promise<void>;
 export interface Pipeline {
   /** Runs the stages, responds, and schedules settle. Never rejects. */
   run(ctx: RequestContext): Promise<void>;
+  /** Resolves once every request in progress has responded and settled (shutdown), or after `timeoutMs`. */
+  drain(timeoutMs: number): Promise<void>;
 }
 
 export function createPipeline(opts: { stages: Stage[]; settle: Stage; log: Logger; respond: RespondOptions }): Pipeline {
   const { stages, settle, log } = opts;
+  let inFlight = 0;
+  let idle: Array<() => void> = [];
+  const settled = (ctx: RequestContext) => {
+    try {
+      void settle(ctx);
+    } finally {
+      if (--inFlight === 0) {
+        for (const resolve of idle) resolve();
+        idle = [];
+      }
+    }
+  };
   return {
+    drain(timeoutMs) {
+      if (inFlight === 0) return Promise.resolve();
+      return new Promise((resolve) => {
+        const timer = setTimeout(resolve, timeoutMs);
+        idle.push(() => {
+          clearTimeout(timer);
+          resolve();
+        });
+      });
+    },
     async run(ctx) {
+      inFlight++;
       try {
         for (const stage of stages) {
           await stage(ctx);
@@ -41,7 +76,7 @@ export function createPipeline(opts: { stages: Stage[]; settle: Stage; log: Logg
           log.error({ err: sendErr, reqId: ctx.id }, 'could not send error response');
         }
       } finally {
-        setImmediate(settle, ctx);
+        setImmediate(settled, ctx);
       }
     },
   };

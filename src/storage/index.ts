@@ -1,16 +1,19 @@
 /**
- * Opens the storage backend the config chooses. A driver is imported only when its backend is
- * chosen, so an embedded gateway never loads Redis or PostgreSQL clients.
+ * Opens the storage backend the config chooses: embedded (SQLite + memory counters) or
+ * distributed (PostgreSQL + Redis). A driver is imported only when its backend is chosen, so an
+ * embedded gateway never loads Redis or PostgreSQL clients.
  */
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
-import type { Counters, Ledger, Records } from './types.js';
+import type { Counters, IdempotencyStore, Ledger, Records } from './types.js';
 
 export interface Storage {
   records: Records;
   ledger: Ledger;
   /** Rate-limit buckets and budget counters (memory in embedded mode). */
   counters: Counters;
+  /** Idempotency-Key answers (same database as the records). */
+  idempotency: IdempotencyStore;
   /** A local folder for process-local state (the ledger spool). */
   localDir: string;
   /** Throws when the backend is not usable (readiness). */
@@ -19,18 +22,24 @@ export interface Storage {
 }
 
 export async function openStorage(config: Pick<Config, 'storage'>): Promise<Storage> {
+  return config.storage.kind === 'distributed' ? openDistributed(config.storage) : openEmbedded(config.storage);
+}
+
+async function openEmbedded(cfg: Extract<Config['storage'], { kind: 'embedded' }>): Promise<Storage> {
   const { openDatabase } = await import('./sqlite/database.js');
   const { SqliteRecords } = await import('./sqlite/records.js');
   const { SqliteLedger } = await import('./sqlite/ledger.js');
   const { MemoryCounters } = await import('./memory/counters.js');
-  const db = openDatabase(join(config.storage.dir, 'tollgate.db'));
+  const { SqliteIdempotencyStore } = await import('./sqlite/idempotency.js');
+  const db = openDatabase(join(cfg.dir, 'tollgate.db'));
   const records = new SqliteRecords(db);
   const counters = new MemoryCounters();
   return {
     records,
     ledger: new SqliteLedger(db),
     counters,
-    localDir: config.storage.dir,
+    idempotency: new SqliteIdempotencyStore(db),
+    localDir: cfg.dir,
     async ping() {
       db.prepare('select 1').get();
     },
@@ -39,4 +48,59 @@ export async function openStorage(config: Pick<Config, 'storage'>): Promise<Stor
       await records.close();
     },
   };
+}
+
+/**
+ * PostgreSQL for records and the ledger (migrated under an advisory lock, so processes may start
+ * together), Redis for counters. Failures at start-up are fatal and name the service.
+ */
+async function openDistributed(cfg: Extract<Config['storage'], { kind: 'distributed' }>): Promise<Storage> {
+  const { openPostgres, migratePostgres } = await import('./postgres/database.js');
+  const { PostgresRecords } = await import('./postgres/records.js');
+  const { PostgresLedger } = await import('./postgres/ledger.js');
+  const { PostgresIdempotencyStore } = await import('./postgres/idempotency.js');
+  const { connectRedis, ping: pingRedis } = await import('./redis/client.js');
+  const { RedisCounters } = await import('./redis/counters.js');
+  const sql = openPostgres(cfg.postgresUrl, { schema: cfg.postgresSchema, max: cfg.postgresPoolSize });
+  try {
+    await migratePostgres(sql);
+  } catch (err) {
+    await sql.end({ timeout: 1 }).catch(() => undefined);
+    throw new Error(`storage.postgresUrl: cannot open PostgreSQL (${redactUrl(cfg.postgresUrl)}): ${(err as Error).message}`, { cause: err });
+  }
+  let redis;
+  try {
+    redis = await connectRedis(cfg.redisUrl);
+  } catch (err) {
+    await sql.end({ timeout: 1 }).catch(() => undefined);
+    throw new Error(`storage.redisUrl: cannot reach Redis (${redactUrl(cfg.redisUrl)}): ${(err as Error).message}`, { cause: err });
+  }
+  const counters = new RedisCounters(redis, { prefix: `${cfg.redisPrefix}counters:`, ownsClient: true });
+  const records = new PostgresRecords(sql);
+  return {
+    records,
+    ledger: new PostgresLedger(sql),
+    counters,
+    idempotency: new PostgresIdempotencyStore(sql),
+    localDir: cfg.dir,
+    async ping() {
+      await sql`select 1`;
+      await pingRedis(redis);
+    },
+    async close() {
+      await counters.close().catch(() => undefined);
+      await records.close(); // ends the shared pool (the ledger's too)
+    },
+  };
+}
+
+/** A service URL without its password, for error messages. */
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(invalid URL)';
+  }
 }

@@ -10,7 +10,7 @@ export const DEFAULT_TENANT_TIER = 'standard';
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 
 /** `prefix` + 16 random base62 characters (~95 bits), e.g. `ten_4fQ9...`. */
-export function newRecordId(prefix: 'ten_' | 'key_', length = 16): string {
+export function newRecordId(prefix: 'ten_' | 'key_' | 'ks_', length = 16): string {
   let out = prefix;
   while (out.length < prefix.length + length) {
     for (const byte of randomBytes(length)) {
@@ -31,8 +31,18 @@ export function copyJson<T>(value: T): T {
 }
 
 /** What `updateTenant` / `updateKey` may change. */
-export const TENANT_PATCH_FIELDS = ['name', 'tier', 'metadata'] as const;
-export const KEY_PATCH_FIELDS = ['name', 'tier', 'allowedModels', 'userId', 'expiresAt'] as const;
+export const TENANT_PATCH_FIELDS = ['name', 'tier', 'metadata', 'policy'] as const;
+export const KEY_PATCH_FIELDS = ['name', 'tier', 'allowedModels', 'userId', 'expiresAt', 'policy'] as const;
+
+/** The order of every listing: creation time, then id (byte-wise, like SQL's COLLATE "C"). */
+export function byCreatedThenId(a: { createdAt: number; id: string }, b: { createdAt: number; id: string }): number {
+  return a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+}
+
+/** The message of the `RecordConflict` for a second switch on the same scope and target. */
+export function killSwitchConflict(scope: string, target: string): string {
+  return scope === 'global' ? 'a global kill switch already exists' : `a kill switch for ${scope} '${target}' already exists`;
+}
 
 /**
  * The patch members a caller may change, minus those set to `undefined` (so `{ name: undefined }`

@@ -8,6 +8,30 @@
  * shapes below. Private to each adapter: schema, SQL, connection handling, migrations.
  */
 
+/** A rate-limit override: a field set wins over the tier's, `null` removes the tier's limit. */
+export interface RateLimitOverride {
+  tokensPerMinute?: number | null;
+  requestsPerMinute?: number | null;
+  burst?: number;
+}
+
+/** A budget override (USD): a field set wins over the tier's, `null` removes the tier's cap. */
+export interface BudgetOverride {
+  dailyUsd?: number | null;
+  monthlyUsd?: number | null;
+  lifetimeUsd?: number | null;
+}
+
+/**
+ * Run-time overrides of a tier's limits and budgets, per scope, carried by a tenant or a key
+ * (merged by src/metering/policy.ts; validated by `policyOverrideSchema` in src/config/schema.ts).
+ * Stored as JSON, opaque to the adapters.
+ */
+export interface PolicyOverride {
+  limits?: { tenant?: RateLimitOverride; key?: RateLimitOverride; user?: RateLimitOverride };
+  budgets?: { tenant?: BudgetOverride; key?: BudgetOverride; user?: BudgetOverride };
+}
+
 export interface Tenant {
   id: string;
   name: string;
@@ -15,6 +39,8 @@ export interface Tenant {
   tier: string;
   createdAt: number;
   metadata: Record<string, unknown>;
+  /** Overrides of the tier's limits and budgets for the tenant and defaults for its keys and users; null = none. */
+  policy: PolicyOverride | null;
 }
 
 export interface ApiKeyRecord {
@@ -36,6 +62,8 @@ export interface ApiKeyRecord {
   expiresAt: number | null;
   revokedAt: number | null;
   lastUsedAt: number | null;
+  /** Overrides for this key's own scope and its end users (over its tenant's and tier's); null = none. */
+  policy: PolicyOverride | null;
 }
 
 export interface NewTenant {
@@ -43,21 +71,50 @@ export interface NewTenant {
   name: string;
   tier?: string;
   metadata?: Record<string, unknown>;
+  policy?: PolicyOverride | null;
 }
 
-export type NewApiKey = Omit<ApiKeyRecord, 'id' | 'createdAt' | 'revokedAt' | 'lastUsedAt'> & { id?: string };
+export type NewApiKey = Omit<ApiKeyRecord, 'id' | 'createdAt' | 'revokedAt' | 'lastUsedAt' | 'policy'> & {
+  id?: string;
+  policy?: PolicyOverride | null;
+};
+
+export type KillSwitchScope = 'global' | 'tenant' | 'key' | 'model' | 'provider';
+
+/**
+ * An operator's switch that refuses traffic: everything (`global`), one tenant, one key, one
+ * model (public name) or one provider (config id). Active while it exists.
+ */
+export interface KillSwitch {
+  id: string;
+  scope: KillSwitchScope;
+  /** Tenant id, key id, public model name or provider id; '' for `global`. */
+  target: string;
+  reason: string;
+  /** Who made it (an admin key id, `cli`...); null when unknown. */
+  createdBy: string | null;
+  createdAt: number;
+}
+
+export interface NewKillSwitch {
+  scope: KillSwitchScope;
+  target: string;
+  reason: string;
+  createdBy?: string | null;
+}
 
 export interface KeyListFilter {
   tenantId?: string;
   includeRevoked?: boolean;
 }
 
-/** Durable records: tenants and keys (later: budgets, flags, experiments). */
+/** Durable records: tenants, keys and kill switches (later: flags, experiments). */
 export interface Records {
   createTenant(t: NewTenant): Promise<Tenant>;
   getTenant(id: string): Promise<Tenant | null>;
   listTenants(): Promise<Tenant[]>;
-  updateTenant(id: string, patch: Partial<Pick<Tenant, 'name' | 'tier' | 'metadata'>>): Promise<Tenant>;
+  /** `policy: null` clears the tenant's policy; `undefined` members are left as they are. */
+  updateTenant(id: string, patch: Partial<Pick<Tenant, 'name' | 'tier' | 'metadata' | 'policy'>>): Promise<Tenant>;
   /** Deletes the tenant and revokes its keys. */
   deleteTenant(id: string): Promise<void>;
 
@@ -68,12 +125,22 @@ export interface Records {
   listKeys(filter?: KeyListFilter): Promise<ApiKeyRecord[]>;
   updateKey(
     id: string,
-    patch: Partial<Pick<ApiKeyRecord, 'name' | 'tier' | 'allowedModels' | 'userId' | 'expiresAt'>>,
+    patch: Partial<Pick<ApiKeyRecord, 'name' | 'tier' | 'allowedModels' | 'userId' | 'expiresAt' | 'policy'>>,
   ): Promise<ApiKeyRecord>;
   /** Marks the key revoked (idempotent); it stops authenticating within the auth cache TTL. */
   revokeKey(id: string): Promise<ApiKeyRecord>;
   touchKey(id: string, at: number): Promise<void>;
   countKeys(filter?: { kind?: ApiKeyRecord['kind'] }): Promise<number>;
+
+  /**
+   * Adds a kill switch (id `ks_...`, createdAt now). At most one per scope and target:
+   * a second one is a `RecordConflict`. Targets are stored as given (callers validate them).
+   */
+  createKillSwitch(s: NewKillSwitch): Promise<KillSwitch>;
+  /** Every switch, by creation time then id. Polled by every gateway process: keep it cheap. */
+  listKillSwitches(): Promise<KillSwitch[]>;
+  /** Removes a switch (lifts it); `RecordNotFound` when there is none with that id. */
+  deleteKillSwitch(id: string): Promise<void>;
 
   close(): Promise<void>;
 }
@@ -260,5 +327,59 @@ export interface Ledger {
   spent(scope: { tenantId?: string; keyId?: string; userId?: string }, from: number, to: number): Promise<number>;
   /** Events by request id (tests, idempotency checks). */
   get(requestId: string): Promise<UsageEvent | null>;
+  close(): Promise<void>;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Idempotency: a POST with an Idempotency-Key runs once; its final answer is replayed.         */
+/* ------------------------------------------------------------------------------------------ */
+
+/** A final answer as it was sent, replayed byte for byte. */
+export interface StoredResponse {
+  status: number;
+  /** The headers to replay (lower-case names): content-type, x-request-id, x-tollgate-*. */
+  headers: Record<string, string>;
+  /** The body exactly as sent: a JSON document, or the whole SSE transcript of a stream. */
+  body: Uint8Array;
+  /** HTTP trailers sent after the body (a stream's x-tollgate-cost-usd); `{}` when none. */
+  trailers: Record<string, string>;
+}
+
+export type IdempotencyBegin =
+  /** The caller owns the key now: run the request, then `complete` or `release`. */
+  | { state: 'new' }
+  /** Another request with this key and body is running (its lease has not expired). */
+  | { state: 'in_progress' }
+  /** The key is held (running or done) for a different body. */
+  | { state: 'mismatch' }
+  /** Done: replay this answer. */
+  | { state: 'done'; response: StoredResponse };
+
+/** How long a request in flight holds its key when nobody completes or releases it (its process died). */
+export const DEFAULT_IDEMPOTENCY_LEASE_MS = 10 * 60_000;
+
+/**
+ * Idempotency keys: memory | sqlite | postgres. A key lives in a scope (the caller's credential,
+ * hashed), so two callers never share keys.
+ *
+ * Part of the contract:
+ * - `begin` is atomic: of concurrent begins of one (scope, key), across processes where the
+ *   backend is shared, exactly one gets 'new'. A row whose expiry has passed (an answer older
+ *   than its TTL, or an in-flight lease whose owner died) counts as absent.
+ * - A different `bodyHash` for a held key is 'mismatch', whether that key is running or done.
+ * - `complete` turns the caller's in-flight row into a done one, kept until `ttlMs` after its
+ *   `begin`; `release` deletes an in-flight row so a retry can run. Neither touches a done row,
+ *   and both are no-ops for an absent one. (A request that outlives its lease may see its key
+ *   taken over; its `complete` then stores its own answer in place of the newcomer's. Both are
+ *   answers to the same body.)
+ * - Times come from the gateway's clock (`Date.now()`), never the database's.
+ * Private to adapters: schema, encoding of headers and bodies.
+ */
+export interface IdempotencyStore {
+  begin(scope: string, key: string, bodyHash: string, ttlMs: number, leaseMs?: number): Promise<IdempotencyBegin>;
+  complete(scope: string, key: string, response: StoredResponse): Promise<void>;
+  release(scope: string, key: string): Promise<void>;
+  /** Deletes up to `limit` rows whose expiry is at or before `now`; returns how many it deleted. */
+  purgeExpired(now: number, limit: number): Promise<number>;
   close(): Promise<void>;
 }

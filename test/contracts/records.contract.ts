@@ -3,7 +3,7 @@
  * `runRecordsContract(name, factory)`; `factory` must return an empty store each time.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { RecordConflict, RecordNotFound, type NewApiKey, type Records } from '../../src/storage/types.js';
+import { RecordConflict, RecordNotFound, type NewApiKey, type PolicyOverride, type Records } from '../../src/storage/types.js';
 
 const T0 = Date.UTC(2025, 0, 1);
 
@@ -42,7 +42,7 @@ export function runRecordsContract(name: string, factory: () => Promise<Records>
     describe('tenants', () => {
       it('creates a tenant with a generated id, the default tier and empty metadata', async () => {
         const tenant = await records.createTenant({ name: 'Acme' });
-        expect(tenant).toEqual({ id: expect.stringMatching(/^ten_[0-9A-Za-z]{16}$/), name: 'Acme', tier: 'standard', createdAt: T0, metadata: {} });
+        expect(tenant).toEqual({ id: expect.stringMatching(/^ten_[0-9A-Za-z]{16}$/), name: 'Acme', tier: 'standard', createdAt: T0, metadata: {}, policy: null });
         expect(await records.getTenant(tenant.id)).toEqual(tenant);
       });
 
@@ -54,7 +54,7 @@ export function runRecordsContract(name: string, factory: () => Promise<Records>
 
       it('keeps a given id, tier and metadata', async () => {
         const tenant = await records.createTenant({ id: 'ten_acme', name: 'Acme', tier: 'premium', metadata: { plan: 'pro', seats: 12 } });
-        expect(await records.getTenant('ten_acme')).toEqual({ id: 'ten_acme', name: 'Acme', tier: 'premium', createdAt: T0, metadata: { plan: 'pro', seats: 12 } });
+        expect(await records.getTenant('ten_acme')).toEqual({ id: 'ten_acme', name: 'Acme', tier: 'premium', createdAt: T0, metadata: { plan: 'pro', seats: 12 }, policy: null });
         expect(tenant.id).toBe('ten_acme');
       });
 
@@ -94,7 +94,7 @@ export function runRecordsContract(name: string, factory: () => Promise<Records>
         await records.createTenant({ id: 'ten_u', name: 'Old', tier: 'free', metadata: { a: 1 } });
         vi.setSystemTime(T0 + 5000);
         const renamed = await records.updateTenant('ten_u', { name: 'New' });
-        expect(renamed).toEqual({ id: 'ten_u', name: 'New', tier: 'free', createdAt: T0, metadata: { a: 1 } });
+        expect(renamed).toEqual({ id: 'ten_u', name: 'New', tier: 'free', createdAt: T0, metadata: { a: 1 }, policy: null });
         const retiered = await records.updateTenant('ten_u', { tier: 'premium', name: undefined });
         expect(retiered).toMatchObject({ name: 'New', tier: 'premium' });
         expect(await records.getTenant('ten_u')).toEqual(retiered);
@@ -160,6 +160,29 @@ export function runRecordsContract(name: string, factory: () => Promise<Records>
         await expect(records.createKey(newKey('ten_gone'))).rejects.toBeInstanceOf(RecordNotFound);
       });
 
+      it('keeps a policy given at creation, replaces it on update, and clears it with null', async () => {
+        const policy: PolicyOverride = {
+          limits: { tenant: { tokensPerMinute: 5000, requestsPerMinute: null, burst: 2 }, user: { requestsPerMinute: 10 } },
+          budgets: { key: { dailyUsd: 1.5, monthlyUsd: null } },
+        };
+        await records.createTenant({ id: 'ten_p', name: 'P', policy });
+        expect((await records.getTenant('ten_p'))?.policy).toEqual(policy);
+
+        const next: PolicyOverride = { budgets: { tenant: { lifetimeUsd: 100 } } };
+        expect((await records.updateTenant('ten_p', { policy: next })).policy).toEqual(next);
+        expect((await records.updateTenant('ten_p', { name: 'Renamed', policy: undefined })).policy).toEqual(next);
+        expect((await records.listTenants())[0]?.policy).toEqual(next);
+
+        const cleared = await records.updateTenant('ten_p', { policy: null });
+        expect(cleared).toMatchObject({ name: 'Renamed', policy: null });
+        expect((await records.getTenant('ten_p'))?.policy).toBeNull();
+      });
+
+      it('round-trips an empty policy as {} (distinct from none)', async () => {
+        await records.createTenant({ id: 'ten_e', name: 'E', policy: {} });
+        expect((await records.getTenant('ten_e'))?.policy).toEqual({});
+      });
+
       it('returns copies: changing a returned tenant changes nothing stored', async () => {
         const tenant = await records.createTenant({ id: 'ten_c', name: 'C', metadata: { list: [1] } });
         tenant.name = 'mutated';
@@ -194,6 +217,7 @@ export function runRecordsContract(name: string, factory: () => Promise<Records>
           expiresAt: null,
           revokedAt: null,
           lastUsedAt: null,
+          policy: null,
         });
         expect(await records.getKey(key.id)).toEqual(key);
       });
@@ -355,6 +379,28 @@ export function runRecordsContract(name: string, factory: () => Promise<Records>
         expect(await records.countKeys({ kind: 'api' })).toBe(2);
       });
 
+      it('stores a key policy, updates it with the other fields, and clears it with null', async () => {
+        const policy: PolicyOverride = { limits: { key: { tokensPerMinute: 100 } }, budgets: { user: { dailyUsd: null } } };
+        const key = await records.createKey(newKey('ten_a', { policy }));
+        expect(key.policy).toEqual(policy);
+        expect((await records.getKeyByHash(key.hash))?.policy).toEqual(policy);
+
+        const next: PolicyOverride = { budgets: { key: { monthlyUsd: 20 } } };
+        const updated = await records.updateKey(key.id, { policy: next, name: 'n2' });
+        expect(updated).toEqual({ ...key, name: 'n2', policy: next });
+        expect((await records.updateKey(key.id, { name: 'n3' })).policy).toEqual(next);
+        expect((await records.listKeys({ tenantId: 'ten_a' }))[0]?.policy).toEqual(next);
+
+        await records.updateKey(key.id, { policy: null });
+        expect((await records.getKey(key.id))?.policy).toBeNull();
+      });
+
+      it('returns copies of policies: changing a returned one changes nothing stored', async () => {
+        const key = await records.createKey(newKey('ten_a', { policy: { limits: { key: { requestsPerMinute: 5 } } } }));
+        key.policy!.limits!.key!.requestsPerMinute = 999;
+        expect((await records.getKey(key.id))?.policy).toEqual({ limits: { key: { requestsPerMinute: 5 } } });
+      });
+
       it('returns copies: changing a returned key changes nothing stored', async () => {
         const key = await records.createKey(newKey('ten_a', { allowedModels: ['m1'] }));
         key.allowedModels!.push('m2');
@@ -364,6 +410,82 @@ export function runRecordsContract(name: string, factory: () => Promise<Records>
         fetched!.allowedModels!.push('m3');
         expect((await records.getKeyByHash(key.hash))?.allowedModels).toEqual(['m1']);
         expect((await records.listKeys())[0]?.allowedModels).toEqual(['m1']);
+      });
+    });
+
+    describe('kill switches', () => {
+      it('creates a switch with a generated id, the time and every field', async () => {
+        const sw = await records.createKillSwitch({ scope: 'tenant', target: 'ten_a', reason: 'runaway loop', createdBy: 'key_admin' });
+        expect(sw).toEqual({
+          id: expect.stringMatching(/^ks_[0-9A-Za-z]{16}$/),
+          scope: 'tenant',
+          target: 'ten_a',
+          reason: 'runaway loop',
+          createdBy: 'key_admin',
+          createdAt: T0,
+        });
+        expect(await records.listKillSwitches()).toEqual([sw]);
+      });
+
+      it('stores createdBy as null when not given, and a global switch with an empty target', async () => {
+        const sw = await records.createKillSwitch({ scope: 'global', target: '', reason: 'incident 42' });
+        expect(sw).toMatchObject({ scope: 'global', target: '', createdBy: null });
+        expect(await records.listKillSwitches()).toEqual([sw]);
+      });
+
+      it('lists nothing when empty', async () => {
+        expect(await records.listKillSwitches()).toEqual([]);
+      });
+
+      it('lists switches by creation time, then id', async () => {
+        vi.setSystemTime(T0 + 2000);
+        const late = await records.createKillSwitch({ scope: 'model', target: 'm1', reason: 'r' });
+        vi.setSystemTime(T0);
+        const a = await records.createKillSwitch({ scope: 'key', target: 'key_1', reason: 'r' });
+        const b = await records.createKillSwitch({ scope: 'key', target: 'key_2', reason: 'r' });
+        vi.setSystemTime(T0 + 1000);
+        const mid = await records.createKillSwitch({ scope: 'provider', target: 'openai', reason: 'r' });
+        const sameTime = [a, b].sort((x, y) => (x.id < y.id ? -1 : 1));
+        expect((await records.listKillSwitches()).map((s) => s.id)).toEqual([...sameTime.map((s) => s.id), mid.id, late.id]);
+      });
+
+      it('refuses a second switch on the same scope and target, keeping the first', async () => {
+        const first = await records.createKillSwitch({ scope: 'model', target: 'gpt-4o', reason: 'first' });
+        await expect(records.createKillSwitch({ scope: 'model', target: 'gpt-4o', reason: 'second' })).rejects.toBeInstanceOf(RecordConflict);
+        await records.createKillSwitch({ scope: 'global', target: '', reason: 'g' });
+        await expect(records.createKillSwitch({ scope: 'global', target: '', reason: 'g2' })).rejects.toBeInstanceOf(RecordConflict);
+        // The same target in another scope is another switch.
+        await records.createKillSwitch({ scope: 'provider', target: 'gpt-4o', reason: 'other scope' });
+        const list = await records.listKillSwitches();
+        expect(list).toHaveLength(3);
+        expect(list.find((s) => s.scope === 'model')).toEqual(first);
+      });
+
+      it('deletes a switch, after which the same scope and target can be switched again', async () => {
+        const sw = await records.createKillSwitch({ scope: 'key', target: 'key_x', reason: 'leaked' });
+        const other = await records.createKillSwitch({ scope: 'key', target: 'key_y', reason: 'leaked' });
+        await records.deleteKillSwitch(sw.id);
+        expect(await records.listKillSwitches()).toEqual([other]);
+        const again = await records.createKillSwitch({ scope: 'key', target: 'key_x', reason: 'again' });
+        expect(again.id).not.toBe(sw.id);
+      });
+
+      it('fails to delete an unknown switch with RecordNotFound', async () => {
+        const err = await records.deleteKillSwitch('ks_nope').catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(RecordNotFound);
+        expect(err).toMatchObject({ entity: 'kill switch', id: 'ks_nope' });
+        const sw = await records.createKillSwitch({ scope: 'global', target: '', reason: 'x' });
+        await records.deleteKillSwitch(sw.id);
+        await expect(records.deleteKillSwitch(sw.id)).rejects.toBeInstanceOf(RecordNotFound);
+      });
+
+      it('returns copies: changing a returned switch changes nothing stored', async () => {
+        const sw = await records.createKillSwitch({ scope: 'tenant', target: 'ten_a', reason: 'r' });
+        sw.reason = 'mutated';
+        const [listed] = await records.listKillSwitches();
+        expect(listed?.reason).toBe('r');
+        listed!.target = 'ten_b';
+        expect((await records.listKillSwitches())[0]?.target).toBe('ten_a');
       });
     });
   });

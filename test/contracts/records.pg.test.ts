@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migratePostgres, openPostgres, type Sql } from '../../src/storage/postgres/database.js';
+import { POSTGRES_MIGRATIONS } from '../../src/storage/postgres/migrations.js';
 import { PostgresRecords } from '../../src/storage/postgres/records.js';
 import { RecordConflict } from '../../src/storage/types.js';
 import { requireService, uniqueName } from '../helpers/services.js';
@@ -25,7 +26,34 @@ describe.skipIf(!pg)('PostgresRecords', () => {
   runRecordsContract('postgres', async () => {
     await admin`DELETE FROM api_keys`;
     await admin`DELETE FROM tenants`;
+    await admin`DELETE FROM kill_switches`;
     return new PostgresRecords(openPostgres(pg!, { schema, max: 4 }));
+  });
+});
+
+describe.skipIf(!pg)('PostgresRecords after an upgrade', () => {
+  const schema = uniqueName('tg');
+  let sql: Sql;
+  afterAll(async () => {
+    await sql?.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await sql?.end();
+  });
+
+  it('reads rows made before kill switches and policies as having no policy', async () => {
+    sql = openPostgres(pg!, { schema, max: 1 });
+    await migratePostgres(sql, POSTGRES_MIGRATIONS.filter((m) => m.version <= 2));
+    await sql`INSERT INTO tenants (id, name, tier, metadata, created_at) VALUES ('ten_old', 'Old', 'standard', '{}', 1)`;
+    await sql`INSERT INTO api_keys (id, tenant_id, name, kind, prefix, hash, tier, created_at)
+              VALUES ('key_old', 'ten_old', 'k', 'api', 'tg-old', ${'d'.repeat(64)}, 'standard', 1)`;
+    await migratePostgres(sql);
+    const records = new PostgresRecords(openPostgres(pg!, { schema, max: 1 }));
+    try {
+      expect(await records.getTenant('ten_old')).toMatchObject({ id: 'ten_old', policy: null });
+      expect(await records.getKey('key_old')).toMatchObject({ policy: null });
+      expect(await records.listKillSwitches()).toEqual([]);
+    } finally {
+      await records.close();
+    }
   });
 });
 

@@ -49,6 +49,28 @@ describe('SqliteRecords on a file', () => {
     third.close();
   });
 
+  it('upgrades a database made before kill switches and policies: rows keep working, with no policy', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tollgate-records-'));
+    dirs.push(dir);
+    const file = join(dir, 'tollgate.db');
+    const old = openDatabase(file, MIGRATIONS.filter((m) => m.version <= 2));
+    old.prepare(`INSERT INTO tenants (id, name, tier, metadata, created_at) VALUES ('ten_old', 'Old', 'standard', '{}', 1)`).run();
+    old
+      .prepare(
+        `INSERT INTO api_keys (id, tenant_id, name, kind, prefix, hash, tier, created_at) VALUES ('key_old', 'ten_old', 'k', 'api', 'tg-old', ?, 'standard', 1)`,
+      )
+      .run('d'.repeat(64));
+    old.close();
+
+    const records = new SqliteRecords(openDatabase(file));
+    expect(await records.getTenant('ten_old')).toMatchObject({ id: 'ten_old', policy: null });
+    expect(await records.getKeyByHash('d'.repeat(64))).toMatchObject({ id: 'key_old', policy: null });
+    expect(await records.listKillSwitches()).toEqual([]);
+    const updated = await records.updateKey('key_old', { policy: { limits: { key: { requestsPerMinute: 1 } } } });
+    expect(updated.policy).toEqual({ limits: { key: { requestsPerMinute: 1 } } });
+    await records.close();
+  });
+
   it('closes idempotently', async () => {
     const records = new SqliteRecords(openDatabase(':memory:'));
     await records.close();

@@ -26,7 +26,7 @@ export async function startGateway(raw: RawConfig = {}): Promise<TestGateway> {
   const config = buildConfig({
     ...raw,
     server: { port: 0, host: '127.0.0.1', ...raw.server },
-    storage: { kind: 'embedded', dir },
+    storage: raw.storage?.kind === 'distributed' ? { ...raw.storage, dir } : { kind: 'embedded', dir },
     logging: { level: 'silent', ...raw.logging },
   });
   const gateway = await createGateway(config, { logger: createLogger(process.env['TEST_LOG_LEVEL'] ?? 'silent') });

@@ -120,9 +120,13 @@ describe('budgets: reserve, then settle', () => {
         expect(r.body.error.message).toMatch(/daily budget of tenant 'default' \(\$1\) does not cover this request.*resets at \d{4}-/);
       }
       // The ledger agrees with what the clients were told.
-      await gw.gateway.ledger.flush();
-      const ledgerSpent = await gw.gateway.storage.ledger.spent({ tenantId: gw.tenantId }, 0, Date.now() + 1);
-      expect(ledgerSpent).toBe(spent);
+      // (settle runs just after each response: poll rather than race it)
+      await expect
+        .poll(async () => {
+          await gw.gateway.ledger.flush();
+          return gw.gateway.storage.ledger.spent({ tenantId: gw.tenantId }, 0, Date.now() + 1);
+        })
+        .toBe(spent);
     } finally {
       await gw.close();
     }
@@ -166,8 +170,12 @@ describe('budgets: reserve, then settle', () => {
       expect(last.error.code).toBe('budget_exceeded');
       const streamed = s.events.filter((e) => e.choices?.[0]?.delta?.content).length;
       expect(streamed).toBe(5);
-      await new Promise((r) => setTimeout(r, 30));
-      await gw.gateway.ledger.flush();
+      await expect
+        .poll(async () => {
+          await gw.gateway.ledger.flush();
+          return (await gw.gateway.storage.ledger.aggregate({ from: 0, to: Date.now() + 1, groupBy: [] })).length;
+        })
+        .toBe(1);
       const row = (await gw.gateway.storage.ledger.aggregate({ from: 0, to: Date.now() + 1, groupBy: [] }))[0]!;
       expect(row.completionTokens).toBeGreaterThan(0);
       expect(row.completionTokens).toBeLessThanOrEqual(12);

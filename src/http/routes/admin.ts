@@ -1,16 +1,19 @@
 /**
  * The management API under /admin/v1 (admin keys only; errors as RFC 7807 problem+json):
- * tenants and API keys. Secrets are returned once, on creation; listings show only prefixes.
+ * tenants and API keys, their policies, kill switches, usage. Secrets are returned once, on
+ * creation; listings show only prefixes.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Authenticator } from '../../auth/authenticator.js';
 import type { KeyService } from '../../auth/key-service.js';
 import { extractKey, parseDuration } from '../../auth/keys.js';
 import { GatewayError } from '../../errors.js';
+import { parsePolicyOverride } from '../../metering/policy.js';
+import { type KillSwitchRoutesOptions, killSwitchRoutes } from './kill-switches.js';
 import { type UsageRoutesOptions, usageRoutes } from './usage.js';
 import { type ApiKeyRecord, RecordConflict, RecordNotFound, type Records, type Tenant } from '../../storage/types.js';
 
-export interface AdminRoutesOptions extends UsageRoutesOptions {
+export interface AdminRoutesOptions extends UsageRoutesOptions, KillSwitchRoutesOptions {
   records: Records;
   keys: KeyService;
   authenticator: Authenticator;
@@ -19,7 +22,7 @@ export interface AdminRoutesOptions extends UsageRoutesOptions {
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 export function tenantJson(t: Tenant) {
-  return { id: t.id, object: 'tenant', name: t.name, tier: t.tier, metadata: t.metadata, created_at: iso(t.createdAt) };
+  return { id: t.id, object: 'tenant', name: t.name, tier: t.tier, metadata: t.metadata, policy: t.policy, created_at: iso(t.createdAt) };
 }
 
 export function keyJson(k: ApiKeyRecord) {
@@ -33,6 +36,7 @@ export function keyJson(k: ApiKeyRecord) {
     tier: k.tier,
     allowed_models: k.allowedModels,
     user_id: k.userId,
+    policy: k.policy,
     created_at: iso(k.createdAt),
     expires_at: iso(k.expiresAt),
     revoked_at: iso(k.revokedAt),
@@ -119,6 +123,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
   });
 
   await app.register(usageRoutes, { ledger: opts.ledger, writer: opts.writer });
+  await app.register(killSwitchRoutes, { killSwitches: opts.killSwitches, authenticator });
 
   app.get('/tenants', async () => ({ object: 'list', data: (await records.listTenants()).map(tenantJson) }));
 
@@ -155,6 +160,34 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
     return { id: t.id, object: 'tenant', deleted: true };
   });
 
+  // Policies: overrides of the tier's limits and budgets. Every cached key may carry the tenant's
+  // policy, so a tenant change drops the whole auth cache; other processes see it within its TTL.
+  app.put<{ Params: { id: string }; Body: unknown }>('/tenants/:id/policy', { schema: { params: idParams } }, async (request) => {
+    const policy = parsePolicyOverride(request.body, 'tenant');
+    const t = await records.updateTenant(request.params.id, { policy }).catch(storageError);
+    authenticator.invalidate();
+    return tenantJson(t);
+  });
+
+  app.delete<{ Params: { id: string } }>('/tenants/:id/policy', { schema: { params: idParams } }, async (request) => {
+    const t = await records.updateTenant(request.params.id, { policy: null }).catch(storageError);
+    authenticator.invalidate();
+    return tenantJson(t);
+  });
+
+  app.put<{ Params: { id: string }; Body: unknown }>('/keys/:id/policy', { schema: { params: idParams } }, async (request) => {
+    const policy = parsePolicyOverride(request.body, 'key');
+    const k = await records.updateKey(request.params.id, { policy }).catch(storageError);
+    authenticator.invalidate(k.id);
+    return keyJson(k);
+  });
+
+  app.delete<{ Params: { id: string } }>('/keys/:id/policy', { schema: { params: idParams } }, async (request) => {
+    const k = await records.updateKey(request.params.id, { policy: null }).catch(storageError);
+    authenticator.invalidate(k.id);
+    return keyJson(k);
+  });
+
   app.get<{ Querystring: { tenant_id?: string; include_revoked?: string } }>('/keys', async (request) => {
     const list = await records.listKeys({
       ...(request.query.tenant_id ? { tenantId: request.query.tenant_id } : {}),
@@ -174,7 +207,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
       expires_at?: string | number | null;
       expires_in?: string;
     };
-  }>('/keys', { schema: { body: keyCreate } }, async (request, reply) => {
+  }>('/keys', { schema: { body: keyCreate }, config: { idempotency: false } }, async (request, reply) => {
     const b = request.body;
     const created = await keys.createKey({
       tenantId: b.tenant_id,

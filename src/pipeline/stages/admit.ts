@@ -1,7 +1,8 @@
 /**
- * Stage 2: admission. Resolves the request's limits and budgets (its tier's, per tenant, key and
- * end user), estimates its tokens (prompt counted with the tokenizer + max output tokens) and
- * its worst-case cost, then takes the rate-limit buckets and reserves the budgets, all or none.
+ * Stage 4: admission. Resolves the request's limits and budgets per tenant, key and end user
+ * (its tier's, overridden by its tenant's and then its key's policy: src/metering/policy.ts),
+ * estimates its tokens (prompt counted with the tokenizer + max output tokens) and its
+ * worst-case cost, then takes the rate-limit buckets and reserves the budgets, all or none.
  * Fails with 429 rate_limit_exceeded (Retry-After) or 402 budget_exceeded. Settle corrects both
  * with the real usage.
  */

@@ -3,6 +3,7 @@
  * last-used time (written at most once per `touchIntervalMs` per key). (Ledger, budgets and cache
  * stores join here in later stages of the roadmap.) Never throws.
  */
+import type { BudgetAlerts } from '../../metering/budget-alerts.js';
 import type { BudgetGuard } from '../../metering/budgets.js';
 import type { LedgerWriter } from '../../metering/ledger-writer.js';
 import type { RateLimiter } from '../../metering/rate-limiter.js';
@@ -19,6 +20,8 @@ export interface SettleOptions {
   ledger: Pick<LedgerWriter, 'record'>;
   rateLimiter: Pick<RateLimiter, 'reconcile'>;
   budgets: Pick<BudgetGuard, 'settle'>;
+  /** Budget threshold alerts, when a webhook is configured. */
+  alerts?: Pick<BudgetAlerts, 'check'> | undefined;
   touchIntervalMs?: number;
 }
 
@@ -59,7 +62,8 @@ export function settleStage(opts: SettleOptions) {
     const a = ctx.admission;
     if (!a) return;
     const tokens = ctx.usage ? ctx.usage.prompt_tokens + ctx.usage.completion_tokens : 0;
-    await Promise.all([rateLimiter.reconcile(a.rate, tokens), a.budget ? budgets.settle(a.budget, ctx.costPico ?? 0) : undefined]);
+    const [, settled] = await Promise.all([rateLimiter.reconcile(a.rate, tokens), a.budget ? budgets.settle(a.budget, ctx.costPico ?? 0) : undefined]);
+    if (settled && opts.alerts) await opts.alerts.check(settled);
   }
   const touchIntervalMs = opts.touchIntervalMs ?? 60_000;
   const lastTouched = new Map<string, number>();

@@ -40,12 +40,15 @@ export interface SimStats {
   outcomes: Record<SimOutcome['kind'], number>;
   /** The last 50 request bodies as received, oldest first. */
   recentRequests: unknown[];
+  /** Usage the simulator reported to callers (answers that carried it and were sent in full). */
+  reportedUsage: { answers: number; promptTokens: number; completionTokens: number };
 }
 
 /** Tracks one request in the stats; the first of complete/abort/fail wins. */
 export interface SimRequestTracker {
   readonly ended: boolean;
-  complete(): void;
+  /** Answered in full; `usage` when the answer reported it to the caller. */
+  complete(usage?: { prompt_tokens: number; completion_tokens?: number }): void;
   abort(): void;
   fail(): void;
 }
@@ -83,6 +86,7 @@ export class SimEngine {
   private byModel: Record<string, number> = {};
   private outcomeCounts = emptyOutcomes();
   private recent: unknown[] = [];
+  private reported = { answers: 0, promptTokens: 0, completionTokens: 0 };
   private epoch = 0;
 
   constructor(opts: SimEngineOptions) {
@@ -120,6 +124,7 @@ export class SimEngine {
     this.byModel = {};
     this.outcomeCounts = emptyOutcomes();
     this.recent = [];
+    this.reported = { answers: 0, promptTokens: 0, completionTokens: 0 };
   }
 
   stats(): SimStats {
@@ -128,6 +133,7 @@ export class SimEngine {
       byModel: { ...this.byModel },
       outcomes: { ...this.outcomeCounts },
       recentRequests: [...this.recent],
+      reportedUsage: { ...this.reported },
     };
   }
 
@@ -148,11 +154,20 @@ export class SimEngine {
       // A request begun before a reset() leaves the new counts alone.
       if (epoch === this.epoch) this.counters[field]++;
     };
+    const completed = end('completed');
     return {
       get ended() {
         return ended;
       },
-      complete: end('completed'),
+      complete: (usage) => {
+        if (ended) return;
+        completed();
+        if (usage && epoch === this.epoch) {
+          this.reported.answers++;
+          this.reported.promptTokens += usage.prompt_tokens;
+          this.reported.completionTokens += usage.completion_tokens ?? 0;
+        }
+      },
       abort: end('aborted'),
       fail: end('failed'),
     };

@@ -75,7 +75,7 @@ export class SimulatedProvider implements Provider {
       tracker.fail();
       throw new UpstreamError('protocol', 'simulated upstream cut the response body short');
     }
-    tracker.complete();
+    tracker.complete(plan.usage);
     return toCompletion(plan);
   }
 
@@ -103,7 +103,7 @@ export class SimulatedProvider implements Provider {
       tracker.fail();
       throw new UpstreamError('protocol', 'simulated upstream cut the response body short');
     }
-    tracker.complete();
+    tracker.complete(answer.answer.usage);
     return answer.answer;
   }
 
@@ -165,7 +165,7 @@ export class SimulatedProvider implements Provider {
         const step = steps[i] as StreamStep;
         await this.wait(step.paced ? interTokenMs : 0, tracker, signal);
         // The last chunk delivered completes the request, even if the caller stops right after it.
-        if (i === steps.length - 1) tracker.complete();
+        if (i === steps.length - 1) tracker.complete(step.chunk.usage ?? undefined);
         yield step.chunk;
       }
     } finally {

@@ -107,7 +107,14 @@ async function handleChat(engine: SimEngine, body: unknown, req: IncomingMessage
 }
 
 /** Sends a JSON answer, or half of it and a dropped connection when the outcome is a break. */
-function sendJsonAnswer(req: IncomingMessage, res: ServerResponse, text: string, broken: boolean, tracker: SimRequestTracker): void {
+function sendJsonAnswer(
+  req: IncomingMessage,
+  res: ServerResponse,
+  text: string,
+  broken: boolean,
+  tracker: SimRequestTracker,
+  usage: { prompt_tokens: number; completion_tokens?: number },
+): void {
   res.writeHead(200, { 'content-type': JSON_TYPE, 'content-length': Buffer.byteLength(text) });
   if (broken) {
     tracker.fail();
@@ -115,7 +122,7 @@ function sendJsonAnswer(req: IncomingMessage, res: ServerResponse, text: string,
     return;
   }
   res.end(text);
-  tracker.complete();
+  tracker.complete(usage);
 }
 
 type ChatAnswer = Extract<SimAttempt<ChatPlan>, { kind: 'answer' }>;
@@ -123,7 +130,7 @@ type ChatAnswer = Extract<SimAttempt<ChatPlan>, { kind: 'answer' }>;
 async function answerChat(answer: ChatAnswer, req: IncomingMessage, res: ServerResponse, tracker: SimRequestTracker, signal: AbortSignal): Promise<void> {
   await delay(answer.ttftMs + generationSteps(answer.answer) * answer.interTokenMs, signal);
   const text = JSON.stringify(toCompletion(answer.answer));
-  sendJsonAnswer(req, res, text, answer.breakAfter !== undefined, tracker);
+  sendJsonAnswer(req, res, text, answer.breakAfter !== undefined, tracker, answer.answer.usage);
 }
 
 async function streamChat(
@@ -160,7 +167,7 @@ async function streamChat(
     let all = '';
     for (const step of steps) all += sse(step.chunk);
     res.end(all + DONE);
-    tracker.complete();
+    tracker.complete(includeUsage ? answer.answer.usage : undefined);
     return;
   }
   let pending = '';
@@ -173,7 +180,7 @@ async function streamChat(
     pending += sse(step.chunk);
   }
   res.end(pending + DONE);
-  tracker.complete();
+  tracker.complete(includeUsage ? answer.answer.usage : undefined);
 }
 
 async function handleEmbeddings(engine: SimEngine, body: unknown, req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -187,7 +194,7 @@ async function handleEmbeddings(engine: SimEngine, body: unknown, req: IncomingM
     return;
   }
   const text = JSON.stringify(answer.answer);
-  sendJsonAnswer(req, res, text, answer.breakAfter !== undefined, tracker);
+  sendJsonAnswer(req, res, text, answer.breakAfter !== undefined, tracker, answer.answer.usage);
 }
 
 function listModels(engine: SimEngine): unknown {

@@ -8,7 +8,9 @@ import {
   RecordNotFound,
   type ApiKeyRecord,
   type KeyListFilter,
+  type KillSwitch,
   type NewApiKey,
+  type NewKillSwitch,
   type NewTenant,
   type Records,
   type Tenant,
@@ -17,7 +19,9 @@ import {
   DEFAULT_TENANT_TIER,
   KEY_PATCH_FIELDS,
   TENANT_PATCH_FIELDS,
+  byCreatedThenId,
   copyJson,
+  killSwitchConflict,
   newRecordId,
   pickDefined,
 } from '../record-helpers.js';
@@ -30,6 +34,7 @@ export class MemoryRecords implements Records {
   readonly #keys = new Map<string, ApiKeyRecord>();
   /** hash -> key id */
   readonly #keyIdByHash = new Map<string, string>();
+  readonly #killSwitches = new Map<string, KillSwitch>();
 
   async createTenant(t: NewTenant): Promise<Tenant> {
     const id = t.id ?? newRecordId('ten_');
@@ -40,6 +45,7 @@ export class MemoryRecords implements Records {
       tier: t.tier ?? DEFAULT_TENANT_TIER,
       createdAt: Date.now(),
       metadata: copyJson(t.metadata ?? {}),
+      policy: t.policy ? copyJson(t.policy) : null,
     };
     this.#tenants.set(id, tenant);
     return copyJson(tenant);
@@ -89,6 +95,7 @@ export class MemoryRecords implements Records {
       expiresAt: k.expiresAt,
       revokedAt: null,
       lastUsedAt: null,
+      policy: k.policy ? copyJson(k.policy) : null,
     };
     this.#keys.set(id, key);
     this.#keyIdByHash.set(key.hash, id);
@@ -143,9 +150,29 @@ export class MemoryRecords implements Records {
     return n;
   }
 
-  async close(): Promise<void> {}
-}
+  async createKillSwitch(s: NewKillSwitch): Promise<KillSwitch> {
+    for (const existing of this.#killSwitches.values()) {
+      if (existing.scope === s.scope && existing.target === s.target) throw new RecordConflict(killSwitchConflict(s.scope, s.target));
+    }
+    const sw: KillSwitch = {
+      id: newRecordId('ks_'),
+      scope: s.scope,
+      target: s.target,
+      reason: s.reason,
+      createdBy: s.createdBy ?? null,
+      createdAt: Date.now(),
+    };
+    this.#killSwitches.set(sw.id, sw);
+    return copyJson(sw);
+  }
 
-function byCreatedThenId(a: { createdAt: number; id: string }, b: { createdAt: number; id: string }): number {
-  return a.createdAt - b.createdAt || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
+  async listKillSwitches(): Promise<KillSwitch[]> {
+    return [...this.#killSwitches.values()].sort(byCreatedThenId).map(copyJson);
+  }
+
+  async deleteKillSwitch(id: string): Promise<void> {
+    if (!this.#killSwitches.delete(id)) throw new RecordNotFound('kill switch', id);
+  }
+
+  async close(): Promise<void> {}
 }

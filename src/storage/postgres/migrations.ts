@@ -86,4 +86,48 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       CREATE INDEX usage_events_by_ts ON usage_events (ts);
     `,
   },
+  {
+    version: 3,
+    name: 'kill switches and policy overrides',
+    sql: `
+      -- Operators' switches that refuse traffic. One per scope and target ('' for global).
+      CREATE TABLE kill_switches (
+        id          TEXT COLLATE "C" PRIMARY KEY,
+        scope       TEXT COLLATE "C" NOT NULL CHECK (scope IN ('global', 'tenant', 'key', 'model', 'provider')),
+        target      TEXT COLLATE "C" NOT NULL,   -- tenant id, key id, model, provider id; '' = global
+        reason      TEXT NOT NULL,
+        created_by  TEXT,
+        created_at  BIGINT NOT NULL,             -- epoch ms
+        CONSTRAINT kill_switches_scope_target_unique UNIQUE (scope, target)
+      );
+      CREATE INDEX kill_switches_by_created ON kill_switches (created_at, id);
+
+      -- Run-time overrides of the tier's limits and budgets (JSON object, NULL = none).
+      ALTER TABLE tenants ADD COLUMN policy JSON;
+      ALTER TABLE api_keys ADD COLUMN policy JSON;
+    `,
+  },
+  {
+    version: 4,
+    name: 'idempotency keys',
+    sql: `
+      -- POSTs sent with an Idempotency-Key: one row per (scope, key) while it runs, then its
+      -- final answer until it expires. scope is the sha256 of the caller's credential.
+      CREATE TABLE idempotency_keys (
+        scope            TEXT COLLATE "C" NOT NULL,
+        idempotency_key  TEXT COLLATE "C" NOT NULL,
+        body_hash        TEXT NOT NULL,      -- sha256 of method, path and body bytes
+        state            TEXT NOT NULL CHECK (state IN ('in_progress', 'done')),
+        created_at       BIGINT NOT NULL,    -- epoch ms of the first begin
+        ttl_ms           BIGINT NOT NULL,
+        expires_at       BIGINT NOT NULL,    -- lease end while in progress; created_at + ttl_ms once done
+        status           INTEGER,            -- the stored answer (NULL while in progress)
+        headers          JSON,
+        trailers         JSON,
+        body             BYTEA,
+        PRIMARY KEY (scope, idempotency_key)
+      );
+      CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at);
+    `,
+  },
 ];

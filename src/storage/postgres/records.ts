@@ -10,8 +10,11 @@ import {
   RecordNotFound,
   type ApiKeyRecord,
   type KeyListFilter,
+  type KillSwitch,
   type NewApiKey,
+  type NewKillSwitch,
   type NewTenant,
+  type PolicyOverride,
   type Records,
   type Tenant,
 } from '../types.js';
@@ -19,6 +22,7 @@ import {
   DEFAULT_TENANT_TIER,
   KEY_PATCH_FIELDS,
   TENANT_PATCH_FIELDS,
+  killSwitchConflict,
   newRecordId,
   pickDefined,
 } from '../record-helpers.js';
@@ -30,6 +34,7 @@ interface TenantRow {
   tier: string;
   metadata: Record<string, unknown>;
   created_at: number;
+  policy: PolicyOverride | null;
 }
 
 interface KeyRow {
@@ -46,6 +51,16 @@ interface KeyRow {
   expires_at: number | null;
   revoked_at: number | null;
   last_used_at: number | null;
+  policy: PolicyOverride | null;
+}
+
+interface KillSwitchRow {
+  id: string;
+  scope: KillSwitch['scope'];
+  target: string;
+  reason: string;
+  created_by: string | null;
+  created_at: number;
 }
 
 type KeyPatch = Parameters<Records['updateKey']>[1];
@@ -65,8 +80,9 @@ export class PostgresRecords implements Records {
     const id = t.id ?? newRecordId('ten_');
     try {
       const [row] = await sql<TenantRow[]>`
-        INSERT INTO tenants (id, name, tier, metadata, created_at)
-        VALUES (${id}, ${t.name}, ${t.tier ?? DEFAULT_TENANT_TIER}, ${json(sql, t.metadata ?? {})}, ${Date.now()})
+        INSERT INTO tenants (id, name, tier, metadata, created_at, policy)
+        VALUES (${id}, ${t.name}, ${t.tier ?? DEFAULT_TENANT_TIER}, ${json(sql, t.metadata ?? {})}, ${Date.now()},
+                ${nullableJson(sql, t.policy)})
         RETURNING *`;
       return toTenant(row!);
     } catch (err) {
@@ -91,7 +107,9 @@ export class PostgresRecords implements Records {
       if (!current) throw new RecordNotFound('tenant', id);
       const next = { ...toTenant(current), ...pickDefined(patch, TENANT_PATCH_FIELDS) };
       const [row] = await tx<TenantRow[]>`
-        UPDATE tenants SET name = ${next.name}, tier = ${next.tier}, metadata = ${json(this.#sql, next.metadata)}
+        UPDATE tenants
+        SET name = ${next.name}, tier = ${next.tier}, metadata = ${json(this.#sql, next.metadata)},
+            policy = ${nullableJson(this.#sql, next.policy)}
         WHERE id = ${id} RETURNING *`;
       return toTenant(row!);
     });
@@ -115,9 +133,9 @@ export class PostgresRecords implements Records {
       try {
         const [row] = await tx<KeyRow[]>`
           INSERT INTO api_keys (id, tenant_id, name, kind, prefix, hash, tier, allowed_models, user_id,
-                                created_at, expires_at, revoked_at, last_used_at)
+                                created_at, expires_at, revoked_at, last_used_at, policy)
           VALUES (${id}, ${k.tenantId}, ${k.name}, ${k.kind}, ${k.prefix}, ${k.hash}, ${k.tier}, ${allowed},
-                  ${k.userId}, ${Date.now()}, ${k.expiresAt}, NULL, NULL)
+                  ${k.userId}, ${Date.now()}, ${k.expiresAt}, NULL, NULL, ${nullableJson(this.#sql, k.policy)})
           RETURNING *`;
         return toKey(row!);
       } catch (err) {
@@ -158,7 +176,7 @@ export class PostgresRecords implements Records {
       const [row] = await tx<KeyRow[]>`
         UPDATE api_keys
         SET name = ${next.name}, tier = ${next.tier}, allowed_models = ${allowed}, user_id = ${next.userId},
-            expires_at = ${next.expiresAt}
+            expires_at = ${next.expiresAt}, policy = ${nullableJson(this.#sql, next.policy)}
         WHERE id = ${id} RETURNING *`;
       return toKey(row!);
     });
@@ -189,6 +207,29 @@ export class PostgresRecords implements Records {
     return row?.n ?? 0;
   }
 
+  async createKillSwitch(s: NewKillSwitch): Promise<KillSwitch> {
+    try {
+      const [row] = await this.#sql<KillSwitchRow[]>`
+        INSERT INTO kill_switches (id, scope, target, reason, created_by, created_at)
+        VALUES (${newRecordId('ks_')}, ${s.scope}, ${s.target}, ${s.reason}, ${s.createdBy ?? null}, ${Date.now()})
+        RETURNING *`;
+      return toKillSwitch(row!);
+    } catch (err) {
+      if (isUniqueViolation(err, 'kill_switches_scope_target_unique')) throw new RecordConflict(killSwitchConflict(s.scope, s.target));
+      throw err;
+    }
+  }
+
+  async listKillSwitches(): Promise<KillSwitch[]> {
+    const rows = await this.#sql<KillSwitchRow[]>`SELECT * FROM kill_switches ORDER BY created_at, id`;
+    return rows.map(toKillSwitch);
+  }
+
+  async deleteKillSwitch(id: string): Promise<void> {
+    const deleted = await this.#sql`DELETE FROM kill_switches WHERE id = ${id} RETURNING id`;
+    if (deleted.length === 0) throw new RecordNotFound('kill switch', id);
+  }
+
   /** Ends the pool (shared with other PostgreSQL adapters on it); idempotent. */
   async close(): Promise<void> {
     await this.#sql.end({ timeout: 5 });
@@ -198,6 +239,11 @@ export class PostgresRecords implements Records {
 /** A `json` parameter; postgres.js serializes it with JSON.stringify (same text SQLite stores). */
 function json(sql: Sql, value: unknown): postgres.Parameter {
   return sql.json(value as JsonParam);
+}
+
+/** A nullable `json` parameter: SQL NULL (not JSON `null`) when there is no value. */
+function nullableJson(sql: Sql, value: unknown): postgres.Parameter | null {
+  return value == null ? null : json(sql, value);
 }
 
 function isUniqueViolation(err: unknown, constraint: string): boolean {
@@ -211,6 +257,7 @@ function toTenant(row: TenantRow): Tenant {
     tier: row.tier,
     createdAt: row.created_at,
     metadata: row.metadata,
+    policy: row.policy ?? null,
   };
 }
 
@@ -229,5 +276,17 @@ function toKey(row: KeyRow): ApiKeyRecord {
     expiresAt: row.expires_at,
     revokedAt: row.revoked_at,
     lastUsedAt: row.last_used_at,
+    policy: row.policy ?? null,
+  };
+}
+
+function toKillSwitch(row: KillSwitchRow): KillSwitch {
+  return {
+    id: row.id,
+    scope: row.scope,
+    target: row.target,
+    reason: row.reason,
+    createdBy: row.created_by,
+    createdAt: row.created_at,
   };
 }

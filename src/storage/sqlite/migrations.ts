@@ -84,4 +84,48 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX usage_events_by_ts ON usage_events (ts);
     `,
   },
+  {
+    version: 3,
+    name: 'kill switches and policy overrides',
+    sql: `
+      -- Operators' switches that refuse traffic. One per scope and target ('' for global).
+      CREATE TABLE kill_switches (
+        id          TEXT PRIMARY KEY,
+        scope       TEXT NOT NULL CHECK (scope IN ('global', 'tenant', 'key', 'model', 'provider')),
+        target      TEXT NOT NULL,             -- tenant id, key id, model, provider id; '' = global
+        reason      TEXT NOT NULL,
+        created_by  TEXT,
+        created_at  INTEGER NOT NULL,          -- epoch ms
+        UNIQUE (scope, target)
+      ) STRICT;
+      CREATE INDEX kill_switches_by_created ON kill_switches (created_at, id);
+
+      -- Run-time overrides of the tier's limits and budgets (JSON object, NULL = none).
+      ALTER TABLE tenants ADD COLUMN policy TEXT;
+      ALTER TABLE api_keys ADD COLUMN policy TEXT;
+    `,
+  },
+  {
+    version: 4,
+    name: 'idempotency keys',
+    sql: `
+      -- POSTs sent with an Idempotency-Key: one row per (scope, key) while it runs, then its
+      -- final answer until it expires. scope is the sha256 of the caller's credential.
+      CREATE TABLE idempotency_keys (
+        scope            TEXT NOT NULL,
+        idempotency_key  TEXT NOT NULL,
+        body_hash        TEXT NOT NULL,      -- sha256 of method, path and body bytes
+        state            TEXT NOT NULL CHECK (state IN ('in_progress', 'done')),
+        created_at       INTEGER NOT NULL,   -- epoch ms of the first begin
+        ttl_ms           INTEGER NOT NULL,
+        expires_at       INTEGER NOT NULL,   -- lease end while in progress; created_at + ttl_ms once done
+        status           INTEGER,            -- the stored answer (NULL while in progress)
+        headers          TEXT,               -- JSON object
+        trailers         TEXT,               -- JSON object
+        body             BLOB,
+        PRIMARY KEY (scope, idempotency_key)
+      ) STRICT;
+      CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at);
+    `,
+  },
 ];

@@ -8,8 +8,11 @@ import {
   RecordNotFound,
   type ApiKeyRecord,
   type KeyListFilter,
+  type KillSwitch,
   type NewApiKey,
+  type NewKillSwitch,
   type NewTenant,
+  type PolicyOverride,
   type Records,
   type Tenant,
 } from '../types.js';
@@ -17,6 +20,7 @@ import {
   DEFAULT_TENANT_TIER,
   KEY_PATCH_FIELDS,
   TENANT_PATCH_FIELDS,
+  killSwitchConflict,
   newRecordId,
   pickDefined,
 } from '../record-helpers.js';
@@ -28,6 +32,7 @@ interface TenantRow {
   tier: string;
   metadata: string;
   created_at: number;
+  policy: string | null;
 }
 
 interface KeyRow {
@@ -44,6 +49,16 @@ interface KeyRow {
   expires_at: number | null;
   revoked_at: number | null;
   last_used_at: number | null;
+  policy: string | null;
+}
+
+interface KillSwitchRow {
+  id: string;
+  scope: KillSwitch['scope'];
+  target: string;
+  reason: string;
+  created_by: string | null;
+  created_at: number;
 }
 
 type KeyPatch = Parameters<Records['updateKey']>[1];
@@ -52,36 +67,39 @@ type TenantPatch = Parameters<Records['updateTenant']>[1];
 export class SqliteRecords implements Records {
   readonly #db: Database;
   readonly #sql: {
-    insertTenant: Statement<[string, string, string, string, number]>;
+    insertTenant: Statement<[string, string, string, string, number, string | null]>;
     getTenant: Statement<[string], TenantRow>;
     listTenants: Statement<[], TenantRow>;
-    updateTenant: Statement<[string, string, string, string]>;
+    updateTenant: Statement<[string, string, string, string | null, string]>;
     deleteTenant: Statement<[string]>;
     revokeTenantKeys: Statement<[number, string]>;
     insertKey: Statement<[KeyRow]>;
     getKey: Statement<[string], KeyRow>;
     getKeyByHash: Statement<[string], KeyRow>;
     listKeys: Statement<[{ tenantId: string | null; includeRevoked: number }], KeyRow>;
-    updateKey: Statement<[string, string, string | null, string | null, number | null, string]>;
+    updateKey: Statement<[string, string, string | null, string | null, number | null, string | null, string]>;
     revokeKey: Statement<[number, string]>;
     touchKey: Statement<[{ id: string; at: number }]>;
     countKeys: Statement<[{ kind: string | null }], number>;
+    insertKillSwitch: Statement<[KillSwitchRow]>;
+    listKillSwitches: Statement<[], KillSwitchRow>;
+    deleteKillSwitch: Statement<[string]>;
   };
 
   constructor(db: Database) {
     this.#db = db;
     this.#sql = {
-      insertTenant: db.prepare('INSERT INTO tenants (id, name, tier, metadata, created_at) VALUES (?, ?, ?, ?, ?)'),
+      insertTenant: db.prepare('INSERT INTO tenants (id, name, tier, metadata, created_at, policy) VALUES (?, ?, ?, ?, ?, ?)'),
       getTenant: db.prepare('SELECT * FROM tenants WHERE id = ?'),
       listTenants: db.prepare('SELECT * FROM tenants ORDER BY created_at, id'),
-      updateTenant: db.prepare('UPDATE tenants SET name = ?, tier = ?, metadata = ? WHERE id = ?'),
+      updateTenant: db.prepare('UPDATE tenants SET name = ?, tier = ?, metadata = ?, policy = ? WHERE id = ?'),
       deleteTenant: db.prepare('DELETE FROM tenants WHERE id = ?'),
       revokeTenantKeys: db.prepare('UPDATE api_keys SET revoked_at = ? WHERE tenant_id = ? AND revoked_at IS NULL'),
       insertKey: db.prepare(
         `INSERT INTO api_keys (id, tenant_id, name, kind, prefix, hash, tier, allowed_models, user_id,
-                               created_at, expires_at, revoked_at, last_used_at)
+                               created_at, expires_at, revoked_at, last_used_at, policy)
          VALUES (@id, @tenant_id, @name, @kind, @prefix, @hash, @tier, @allowed_models, @user_id,
-                 @created_at, @expires_at, @revoked_at, @last_used_at)`,
+                 @created_at, @expires_at, @revoked_at, @last_used_at, @policy)`,
       ),
       getKey: db.prepare('SELECT * FROM api_keys WHERE id = ?'),
       getKeyByHash: db.prepare('SELECT * FROM api_keys WHERE hash = ?'),
@@ -91,7 +109,7 @@ export class SqliteRecords implements Records {
          ORDER BY created_at, id`,
       ),
       updateKey: db.prepare(
-        'UPDATE api_keys SET name = ?, tier = ?, allowed_models = ?, user_id = ?, expires_at = ? WHERE id = ?',
+        'UPDATE api_keys SET name = ?, tier = ?, allowed_models = ?, user_id = ?, expires_at = ?, policy = ? WHERE id = ?',
       ),
       revokeKey: db.prepare('UPDATE api_keys SET revoked_at = ? WHERE id = ? AND revoked_at IS NULL'),
       touchKey: db.prepare(
@@ -100,6 +118,12 @@ export class SqliteRecords implements Records {
       countKeys: db
         .prepare('SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL AND (@kind IS NULL OR kind = @kind)')
         .pluck() as Statement<[{ kind: string | null }], number>,
+      insertKillSwitch: db.prepare(
+        `INSERT INTO kill_switches (id, scope, target, reason, created_by, created_at)
+         VALUES (@id, @scope, @target, @reason, @created_by, @created_at)`,
+      ),
+      listKillSwitches: db.prepare('SELECT * FROM kill_switches ORDER BY created_at, id'),
+      deleteKillSwitch: db.prepare('DELETE FROM kill_switches WHERE id = ?'),
     };
   }
 
@@ -110,9 +134,10 @@ export class SqliteRecords implements Records {
       tier: t.tier ?? DEFAULT_TENANT_TIER,
       createdAt: Date.now(),
       metadata: t.metadata ?? {},
+      policy: t.policy ?? null,
     };
     try {
-      this.#sql.insertTenant.run(tenant.id, tenant.name, tenant.tier, JSON.stringify(tenant.metadata), tenant.createdAt);
+      this.#sql.insertTenant.run(tenant.id, tenant.name, tenant.tier, JSON.stringify(tenant.metadata), tenant.createdAt, policyText(tenant.policy));
     } catch (err) {
       if (isConstraint(err, 'SQLITE_CONSTRAINT_PRIMARYKEY')) throw new RecordConflict(`tenant '${tenant.id}' already exists`);
       throw err;
@@ -133,7 +158,7 @@ export class SqliteRecords implements Records {
     return this.#db.transaction(() => {
       const current = this.#tenantOrThrow(id);
       const next = { ...current, ...pickDefined(patch, TENANT_PATCH_FIELDS) };
-      this.#sql.updateTenant.run(next.name, next.tier, JSON.stringify(next.metadata), id);
+      this.#sql.updateTenant.run(next.name, next.tier, JSON.stringify(next.metadata), policyText(next.policy), id);
       return this.#tenantOrThrow(id);
     })();
   }
@@ -160,6 +185,7 @@ export class SqliteRecords implements Records {
       expires_at: k.expiresAt,
       revoked_at: null,
       last_used_at: null,
+      policy: policyText(k.policy ?? null),
     };
     return this.#db.transaction(() => {
       if (!this.#sql.getTenant.get(k.tenantId)) throw new RecordNotFound('tenant', k.tenantId);
@@ -194,7 +220,7 @@ export class SqliteRecords implements Records {
     return this.#db.transaction(() => {
       const next = { ...this.#keyOrThrow(id), ...pickDefined(patch, KEY_PATCH_FIELDS) };
       const allowed = next.allowedModels === null ? null : JSON.stringify(next.allowedModels);
-      this.#sql.updateKey.run(next.name, next.tier, allowed, next.userId, next.expiresAt, id);
+      this.#sql.updateKey.run(next.name, next.tier, allowed, next.userId, next.expiresAt, policyText(next.policy), id);
       return this.#keyOrThrow(id);
     })();
   }
@@ -214,6 +240,32 @@ export class SqliteRecords implements Records {
   /** Counts keys that are not revoked (expired ones included), optionally of one kind. */
   async countKeys(filter: { kind?: ApiKeyRecord['kind'] } = {}): Promise<number> {
     return this.#sql.countKeys.get({ kind: filter.kind ?? null }) ?? 0;
+  }
+
+  async createKillSwitch(s: NewKillSwitch): Promise<KillSwitch> {
+    const row: KillSwitchRow = {
+      id: newRecordId('ks_'),
+      scope: s.scope,
+      target: s.target,
+      reason: s.reason,
+      created_by: s.createdBy ?? null,
+      created_at: Date.now(),
+    };
+    try {
+      this.#sql.insertKillSwitch.run(row);
+    } catch (err) {
+      if (isConstraint(err, 'SQLITE_CONSTRAINT_UNIQUE')) throw new RecordConflict(killSwitchConflict(s.scope, s.target));
+      throw err;
+    }
+    return toKillSwitch(row);
+  }
+
+  async listKillSwitches(): Promise<KillSwitch[]> {
+    return this.#sql.listKillSwitches.all().map(toKillSwitch);
+  }
+
+  async deleteKillSwitch(id: string): Promise<void> {
+    if (this.#sql.deleteKillSwitch.run(id).changes === 0) throw new RecordNotFound('kill switch', id);
   }
 
   async close(): Promise<void> {
@@ -240,6 +292,7 @@ function toTenant(row: TenantRow): Tenant {
     tier: row.tier,
     createdAt: row.created_at,
     metadata: JSON.parse(row.metadata) as Record<string, unknown>,
+    policy: parsePolicy(row.policy),
   };
 }
 
@@ -258,7 +311,27 @@ function toKey(row: KeyRow): ApiKeyRecord {
     expiresAt: row.expires_at,
     revokedAt: row.revoked_at,
     lastUsedAt: row.last_used_at,
+    policy: parsePolicy(row.policy),
   };
+}
+
+function toKillSwitch(row: KillSwitchRow): KillSwitch {
+  return {
+    id: row.id,
+    scope: row.scope,
+    target: row.target,
+    reason: row.reason,
+    createdBy: row.created_by,
+    createdAt: row.created_at,
+  };
+}
+
+function policyText(policy: PolicyOverride | null | undefined): string | null {
+  return policy == null ? null : JSON.stringify(policy);
+}
+
+function parsePolicy(text: string | null): PolicyOverride | null {
+  return text === null ? null : (JSON.parse(text) as PolicyOverride);
 }
 
 function isConstraint(err: unknown, code: string): boolean {

@@ -1,0 +1,234 @@
+/**
+ * Kill switches: an operator's way to stop traffic at once, for everything (`global`), a tenant, a
+ * key, a model (public name) or a provider (config id). Switches live in `Records`, so every
+ * process sharing the store (embedded SQLite or PostgreSQL) sees the same ones.
+ *
+ * The hot path never does I/O: each process holds a snapshot (one Map per scope) that it reloads
+ * from the store every `refreshMs` (config `killSwitches.refreshMs`, default 500 ms), and at once
+ * after a change made through it. A switch made by another process therefore takes effect here
+ * within `refreshMs` plus one store read. When a reload fails, the last snapshot stays in force.
+ *
+ * Checks: `checkAccess` (global, tenant, key: 403 access_disabled) and `checkModel` (503
+ * model_disabled) run in the kill-switch stage right after authentication; `disabledProvider` is
+ * asked by the route stage, which drops that provider's deployments from the chain.
+ */
+import { GatewayError } from '../errors.js';
+import type { KillSwitch, KillSwitchScope, Records } from '../storage/types.js';
+
+export const KILL_SWITCH_SCOPES: readonly KillSwitchScope[] = ['global', 'tenant', 'key', 'model', 'provider'];
+
+export interface NewKillSwitchInput {
+  scope: string;
+  /** Required except for `global`. A model alias is stored as its public name. */
+  target?: string;
+  reason: string;
+  createdBy?: string | null;
+}
+
+export interface KillSwitchesOptions {
+  records: Pick<Records, 'listKillSwitches' | 'createKillSwitch' | 'deleteKillSwitch' | 'getTenant' | 'getKey'>;
+  /** How often the snapshot is reloaded from the store. */
+  refreshMs: number;
+  /** Public name of a model name or alias; undefined when unknown (validates `model` targets). */
+  resolveModel: (name: string) => string | undefined;
+  /** Configured provider ids (validates `provider` targets). */
+  providers: readonly string[];
+  log?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void };
+}
+
+interface Snapshot {
+  all: readonly KillSwitch[];
+  global: KillSwitch | undefined;
+  byScope: Record<Exclude<KillSwitchScope, 'global'>, ReadonlyMap<string, KillSwitch>>;
+}
+
+function buildSnapshot(list: readonly KillSwitch[]): Snapshot {
+  const byScope = { tenant: new Map(), key: new Map(), model: new Map(), provider: new Map() } as Record<
+    Exclude<KillSwitchScope, 'global'>,
+    Map<string, KillSwitch>
+  >;
+  let global: KillSwitch | undefined;
+  for (const s of list) {
+    if (s.scope === 'global') global ??= s;
+    else byScope[s.scope]?.set(s.target, s);
+  }
+  return { all: list, global, byScope };
+}
+
+const MAX_REASON = 500;
+
+export class KillSwitches {
+  readonly #opts: KillSwitchesOptions;
+  #snapshot: Snapshot = buildSnapshot([]);
+  #timer: NodeJS.Timeout | undefined;
+  /** Reloads are numbered; an older read finishing late never replaces a newer snapshot. */
+  #started = 0;
+  #applied = 0;
+  #ticking = false;
+  #failing = false;
+
+  constructor(opts: KillSwitchesOptions) {
+    this.#opts = opts;
+  }
+
+  /** Loads the switches, then keeps reloading them every `refreshMs` until {@link stop}. */
+  async start(): Promise<void> {
+    await this.refresh();
+    if (this.#timer) return;
+    this.#timer = setInterval(() => this.#tick(), this.#opts.refreshMs);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Reloads the snapshot from the store now. */
+  async refresh(): Promise<void> {
+    const seq = ++this.#started;
+    const list = await this.#opts.records.listKillSwitches();
+    if (seq <= this.#applied) return;
+    this.#applied = seq;
+    const before = this.#snapshot.all;
+    this.#snapshot = buildSnapshot(list);
+    if (this.#opts.log && signature(before) !== signature(list)) {
+      this.#opts.log.info(
+        { killSwitches: list.map((s) => ({ id: s.id, scope: s.scope, target: s.target, reason: s.reason })) },
+        'kill switches changed',
+      );
+    }
+  }
+
+  #tick(): void {
+    if (this.#ticking) return; // a slow store: do not pile reads up
+    this.#ticking = true;
+    this.refresh()
+      .then(() => {
+        if (this.#failing) this.#opts.log?.info({}, 'kill switches reloaded again');
+        this.#failing = false;
+      })
+      .catch((err: unknown) => {
+        // Keep the last snapshot; say so once, not every tick.
+        if (!this.#failing) this.#opts.log?.warn({ err }, 'could not reload kill switches; keeping the last ones');
+        this.#failing = true;
+      })
+      .finally(() => {
+        this.#ticking = false;
+      });
+  }
+
+  /* ---------------------------------------- hot path ---------------------------------------- */
+
+  /** The switches in force in this process (the snapshot). */
+  active(): readonly KillSwitch[] {
+    return this.#snapshot.all;
+  }
+
+  /** Throws 403 access_disabled when a global, tenant or key switch covers the caller. */
+  checkAccess(caller: { tenantId: string; keyId: string }): void {
+    const snap = this.#snapshot;
+    if (snap.all.length === 0) return;
+    if (snap.global) {
+      throw new GatewayError('access_disabled', `All requests are disabled by a global kill switch (${snap.global.id}): ${snap.global.reason}`);
+    }
+    const tenant = snap.byScope.tenant.get(caller.tenantId);
+    if (tenant) {
+      throw new GatewayError(
+        'access_disabled',
+        `Requests of tenant '${caller.tenantId}' are disabled by a kill switch (${tenant.id}): ${tenant.reason}`,
+      );
+    }
+    const key = snap.byScope.key.get(caller.keyId);
+    if (key) {
+      throw new GatewayError('access_disabled', `This API key (${caller.keyId}) is disabled by a kill switch (${key.id}): ${key.reason}`);
+    }
+  }
+
+  /** Throws 503 model_disabled when a switch covers the model (its public name). */
+  checkModel(model: string): void {
+    const s = this.#snapshot.byScope.model.get(model);
+    if (s) throw new GatewayError('model_disabled', `The model '${model}' is disabled by a kill switch (${s.id}): ${s.reason}`, { param: 'model' });
+  }
+
+  /** The switch that disables a provider, if any. */
+  disabledProvider(providerId: string): KillSwitch | undefined {
+    const byProvider = this.#snapshot.byScope.provider;
+    return byProvider.size === 0 ? undefined : byProvider.get(providerId);
+  }
+
+  /* --------------------------------------- management --------------------------------------- */
+
+  /** Every switch, read from the store (not the snapshot). */
+  list(): Promise<KillSwitch[]> {
+    return this.#opts.records.listKillSwitches();
+  }
+
+  /**
+   * Validates and stores a switch, then reloads the snapshot so it applies in this process at
+   * once. Throws 400 GatewayErrors naming the field; the store's `RecordConflict` when the same
+   * scope and target is already switched off.
+   */
+  async create(input: NewKillSwitchInput): Promise<KillSwitch> {
+    const { scope, target } = await this.#validate(input);
+    const reason = typeof input.reason === 'string' ? input.reason.trim() : '';
+    if (!reason) throw new GatewayError('missing_field', "A kill switch needs a 'reason' (shown to the callers it refuses).", { param: 'reason' });
+    if (reason.length > MAX_REASON) {
+      throw new GatewayError('invalid_value', `'reason' is longer than ${MAX_REASON} characters.`, { param: 'reason' });
+    }
+    const created = await this.#opts.records.createKillSwitch({ scope, target, reason, createdBy: input.createdBy ?? null });
+    await this.#refreshAfterChange();
+    return created;
+  }
+
+  /** Removes (lifts) a switch and reloads the snapshot. Throws the store's `RecordNotFound`. */
+  async delete(id: string): Promise<void> {
+    await this.#opts.records.deleteKillSwitch(id);
+    await this.#refreshAfterChange();
+  }
+
+  async #refreshAfterChange(): Promise<void> {
+    try {
+      await this.refresh();
+    } catch (err) {
+      // The change is stored; the next tick picks it up.
+      this.#opts.log?.warn({ err }, 'could not reload kill switches after a change');
+    }
+  }
+
+  async #validate(input: NewKillSwitchInput): Promise<{ scope: KillSwitchScope; target: string }> {
+    const scope = input.scope as KillSwitchScope;
+    if (!KILL_SWITCH_SCOPES.includes(scope)) {
+      throw new GatewayError('invalid_value', `Invalid value for 'scope': must be one of ${KILL_SWITCH_SCOPES.map((s) => `'${s}'`).join(', ')}.`, {
+        param: 'scope',
+      });
+    }
+    const target = (input.target ?? '').trim();
+    if (scope === 'global') {
+      if (target !== '') throw new GatewayError('invalid_value', "A global kill switch has no 'target'.", { param: 'target' });
+      return { scope, target };
+    }
+    if (target === '') throw new GatewayError('missing_field', `A ${scope} kill switch needs a 'target' (the ${scope} to disable).`, { param: 'target' });
+    const unknown = (what: string, extra = '') => new GatewayError('invalid_value', `Unknown ${what} '${target}'${extra}.`, { param: 'target' });
+    switch (scope) {
+      case 'tenant':
+        if (!(await this.#opts.records.getTenant(target))) throw unknown('tenant');
+        return { scope, target };
+      case 'key':
+        if (!(await this.#opts.records.getKey(target))) throw unknown('key id');
+        return { scope, target };
+      case 'model': {
+        const name = this.#opts.resolveModel(target);
+        if (!name) throw unknown('model');
+        return { scope, target: name };
+      }
+      case 'provider':
+        if (!this.#opts.providers.includes(target)) throw unknown('provider', ` (configured: ${this.#opts.providers.join(', ')})`);
+        return { scope, target };
+    }
+  }
+}
+
+function signature(list: readonly KillSwitch[]): string {
+  return list.map((s) => s.id).join(',');
+}

@@ -1,0 +1,4 @@
+import { MemoryIdempotencyStore } from '../../src/storage/memory/idempotency.js';
+import { runIdempotencyContract } from './idempotency.contract.js';
+
+runIdempotencyContract('memory', async () => new MemoryIdempotencyStore());

@@ -1,0 +1,72 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { migratePostgres, openPostgres, type Sql } from '../../src/storage/postgres/database.js';
+import { PostgresIdempotencyStore } from '../../src/storage/postgres/idempotency.js';
+import { requireService, uniqueName } from '../helpers/services.js';
+import { runIdempotencyContract, storedResponse } from './idempotency.contract.js';
+
+const pg = await requireService('postgres');
+const DAY = 86_400_000;
+
+describe.skipIf(!pg)('PostgresIdempotencyStore', () => {
+  const schema = uniqueName('tg');
+  let admin: Sql;
+
+  beforeAll(async () => {
+    admin = openPostgres(pg!, { schema, max: 1 });
+    await migratePostgres(admin);
+  });
+
+  afterAll(async () => {
+    await admin?.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await admin?.end();
+  });
+
+  // Each store has its own pool (close() ends it), on this file's schema, emptied first.
+  runIdempotencyContract('postgres', async () => {
+    await admin`DELETE FROM idempotency_keys`;
+    return new PostgresIdempotencyStore(openPostgres(pg!, { schema, max: 4 }));
+  });
+});
+
+describe.skipIf(!pg)('PostgresIdempotencyStore across processes', () => {
+  const schema = uniqueName('tg');
+  const pools: Sql[] = [];
+  const open = () => {
+    const sql = openPostgres(pg!, { schema, max: 4 });
+    pools.push(sql);
+    return new PostgresIdempotencyStore(sql);
+  };
+
+  beforeAll(async () => {
+    const sql = openPostgres(pg!, { schema, max: 1 });
+    await migratePostgres(sql);
+    await sql.end();
+  });
+
+  afterAll(async () => {
+    const admin = openPostgres(pg!, { schema, max: 1 });
+    await admin.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await Promise.all([admin, ...pools].map((sql) => sql.end()));
+  });
+
+  it('gives a key to exactly one of three processes racing for it, fresh or expired', async () => {
+    const stores = [open(), open(), open()];
+    for (const key of ['race-1', 'race-2', 'race-3']) {
+      const results = await Promise.all(stores.flatMap((s) => [s.begin('scope', key, 'h', DAY), s.begin('scope', key, 'h', DAY)]));
+      expect(results.filter((r) => r.state === 'new')).toHaveLength(1);
+    }
+    // An expired lease: one process takes it over, the others see it running.
+    await stores[0]!.begin('scope', 'lease', 'h', DAY, 1);
+    await new Promise((r) => setTimeout(r, 5));
+    const takeovers = await Promise.all(stores.map((s) => s.begin('scope', 'lease', 'h', DAY, 60_000)));
+    expect(takeovers.map((r) => r.state).sort()).toEqual(['in_progress', 'in_progress', 'new']);
+  });
+
+  it('replays in one process what another completed', async () => {
+    const [a, b] = [open(), open()];
+    await a.begin('scope', 'shared', 'h', DAY);
+    await a.complete('scope', 'shared', storedResponse({ body: Buffer.from([0, 1, 2, 255]) }));
+    const r = await b.begin('scope', 'shared', 'h', DAY);
+    expect(r.state === 'done' && Buffer.from(r.response.body)).toEqual(Buffer.from([0, 1, 2, 255]));
+  });
+});

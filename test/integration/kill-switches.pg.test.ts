@@ -1,0 +1,83 @@
+/**
+ * Kill switches in distributed mode: two gateways sharing PostgreSQL (and Redis). A switch made
+ * through one gateway's admin API refuses requests on the other within one second, and lifting
+ * it there restores service just as fast.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildConfig } from '../../src/config/loader.js';
+import type { RawConfig } from '../../src/config/schema.js';
+import { type Gateway, createGateway } from '../../src/main.js';
+import { createLogger } from '../../src/observability/logger.js';
+import type { SimServer } from '../../src/providers/simulated/server.js';
+import { type TestGateway, auth, hello, httpSimConfig, postJson, startGateway, startSim } from '../helpers/gateway.js';
+import { PG_URL, REDIS_URL, requireService, uniqueName } from '../helpers/services.js';
+
+const redis = await requireService('redis');
+const pg = await requireService('postgres');
+
+describe.skipIf(!redis || !pg)('kill switches across gateways sharing PostgreSQL', () => {
+  const schema = uniqueName('tg_kill');
+  let sim: SimServer;
+  let a: TestGateway;
+  let b: Gateway;
+  let bUrl: string;
+  const bDir = mkdtempSync(join(tmpdir(), 'tg-kill-b-'));
+
+  beforeAll(async () => {
+    sim = await startSim();
+    const raw: RawConfig = httpSimConfig(
+      { up: sim },
+      { 'sim-small': { deployments: [{ provider: 'up' }] } },
+      { storage: { kind: 'distributed', redisUrl: REDIS_URL, postgresUrl: PG_URL, postgresSchema: schema, redisPrefix: `${schema}:` } },
+    );
+    a = await startGateway(raw);
+    // The second process: same PostgreSQL schema and Redis prefix, its own local folder.
+    b = await createGateway(
+      buildConfig({ ...raw, server: { port: 0, host: '127.0.0.1' }, storage: { ...(raw.storage as object), kind: 'distributed', dir: bDir } }),
+      { logger: createLogger('silent') },
+    );
+    bUrl = await b.listen();
+  });
+  afterAll(async () => {
+    await b?.close();
+    await a?.close();
+    await sim?.close();
+    rmSync(bDir, { recursive: true, force: true });
+    const sql = postgres(PG_URL, { onnotice: () => undefined });
+    await sql.unsafe(`drop schema if exists ${schema} cascade`);
+    await sql.end();
+  });
+
+  const admin = async (method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${a.url}/admin/v1${path}`, {
+      method,
+      headers: { ...auth(a.adminKey), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    return { status: res.status, body: (await res.json()) as any };
+  };
+  const askB = async () => {
+    const res = await postJson(`${bUrl}/v1/chat/completions`, hello('sim-small', { max_tokens: 5 }), auth(a.apiKey));
+    return res.status === 200 ? 200 : `${res.status} ${res.body.error.code}: ${res.body.error.message}`;
+  };
+
+  it('a switch made through gateway A applies on gateway B within one second, and is lifted as fast', async () => {
+    expect(await askB()).toBe(200);
+    const sw = await admin('POST', '/kill-switches', { scope: 'model', target: 'sim-small', reason: 'bad deploy' });
+    expect(sw.status).toBe(201);
+    await expect
+      .poll(askB, { timeout: 1_000, interval: 50 })
+      .toBe(`503 model_disabled: The model 'sim-small' is disabled by a kill switch (${sw.body.id}): bad deploy`);
+    expect((await admin('DELETE', `/kill-switches/${sw.body.id}`)).status).toBe(200);
+    await expect.poll(askB, { timeout: 1_000, interval: 50 }).toBe(200);
+
+    const global = await admin('POST', '/kill-switches', { scope: 'global', reason: 'all stop' });
+    await expect.poll(askB, { timeout: 1_000, interval: 50 }).toMatch(/^403 access_disabled: All requests are disabled/);
+    await admin('DELETE', `/kill-switches/${global.body.id}`);
+    await expect.poll(askB, { timeout: 1_000, interval: 50 }).toBe(200);
+  });
+});
