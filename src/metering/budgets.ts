@@ -72,6 +72,18 @@ export class BudgetGuard {
     private readonly now: () => number = Date.now,
   ) {}
 
+  /** Day and month bounds, kept until the period ends (computing them is most of an item's cost). */
+  private readonly bounds = new Map<Period, { start: number; end: number; tag: string }>();
+
+  private boundsOf(period: Period, now: number): { start: number; end: number; tag: string } {
+    let b = this.bounds.get(period);
+    if (!b || now >= b.end || now < b.start) {
+      b = periodBounds(period, now);
+      this.bounds.set(period, b);
+    }
+    return b;
+  }
+
   /** The budget items of a policy at this moment. */
   private items(policy: Policy, amount: number): BudgetItem[] {
     const now = this.now();
@@ -84,7 +96,7 @@ export class BudgetGuard {
       ];
       for (const [period, usd] of caps) {
         if (usd === undefined) continue;
-        const { start, end, tag } = periodBounds(period, now);
+        const { start, end, tag } = this.boundsOf(period, now);
         items.push({
           key: `budget:${b.scope}:${b.id}:${period}:${tag}`,
           limit: Math.round(usd * PICO_PER_USD),

@@ -78,19 +78,48 @@ export function mergeBudget(base: Budget | undefined, ...overrides: Array<Budget
 
 /** Resolves the request's policy: its tier's, then its tenant's overrides, then its key's. */
 export function resolvePolicy(tiers: Record<string, TierConfig>, auth: PolicySubject, endUser: string | null | undefined): Policy {
-  const tier = tiers[auth.tier];
-  const tenant = auth.tenantPolicy ?? undefined;
-  const key = auth.keyPolicy ?? undefined;
+  const merged = mergedFor(tiers, auth);
   const policy: Policy = { limits: [], budgets: [] };
+  if (merged.empty) return policy;
   for (const s of scopesOf(auth, endUser)) {
-    // A key's policy never reaches its tenant's scope (shared by every key of the tenant).
-    const keyLayer = s.scope === 'tenant' ? undefined : key;
-    const limit = mergeLimit(tier?.limits[s.scope], tenant?.limits?.[s.scope], keyLayer?.limits?.[s.scope]);
+    const limit = merged.limits[s.scope];
     if (limit) policy.limits.push({ ...s, limit });
-    const budget = mergeBudget(tier?.budgets[s.scope], tenant?.budgets?.[s.scope], keyLayer?.budgets?.[s.scope]);
+    const budget = merged.budgets[s.scope];
     if (budget) policy.budgets.push({ ...s, budget });
   }
   return policy;
+}
+
+interface Merged {
+  empty: boolean;
+  limits: Partial<Record<Scope, RateLimit>>;
+  budgets: Partial<Record<Scope, Budget>>;
+}
+
+/**
+ * The merged values per scope, cached per identity object: the Authenticator hands out the same
+ * AuthInfo for a key while it is cached, and a new one when the key or its tenant changes.
+ */
+const mergedCache = new WeakMap<object, Merged>();
+
+function mergedFor(tiers: Record<string, TierConfig>, auth: PolicySubject): Merged {
+  let m = mergedCache.get(auth);
+  if (m) return m;
+  const tier = tiers[auth.tier];
+  const tenant = auth.tenantPolicy ?? undefined;
+  const key = auth.keyPolicy ?? undefined;
+  m = { empty: true, limits: {}, budgets: {} };
+  for (const scope of ['tenant', 'key', 'user'] as const) {
+    // A key's policy never reaches its tenant's scope (shared by every key of the tenant).
+    const keyLayer = scope === 'tenant' ? undefined : key;
+    const limit = mergeLimit(tier?.limits[scope], tenant?.limits?.[scope], keyLayer?.limits?.[scope]);
+    const budget = mergeBudget(tier?.budgets[scope], tenant?.budgets?.[scope], keyLayer?.budgets?.[scope]);
+    if (limit) m.limits[scope] = limit;
+    if (budget) m.budgets[scope] = budget;
+    if (limit || budget) m.empty = false;
+  }
+  mergedCache.set(auth, m);
+  return m;
 }
 
 /** Whether any tier limits or budgets anything (tenant and key policies may add more). */
