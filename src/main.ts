@@ -104,6 +104,14 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     log,
   });
   await killSwitches.start(); // stopped in close()
+  // Changes made through any process reach every process's caches at once (Redis pub/sub in
+  // distributed mode); the caches' TTL and the kill-switch poll remain the fallback.
+  authenticator.onInvalidate = (keyId) => void storage.bus.publish({ kind: 'auth', keyId });
+  killSwitches.onChange = () => void storage.bus.publish({ kind: 'kill-switches' });
+  storage.bus.subscribe((change) => {
+    if (change.kind === 'auth') authenticator.invalidateLocal(change.keyId);
+    else killSwitches.refresh().catch((err: unknown) => log.warn({ err }, 'could not reload kill switches'));
+  });
 
   const counters = config.storage.kind === 'distributed' ? await failover(storage.counters, metrics, log) : storage.counters;
   const rateLimiter = new RateLimiter(counters);

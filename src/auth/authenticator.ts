@@ -91,6 +91,15 @@ export class Authenticator {
 
   /** Drops cached results for a key, or all of them (after a change made through this process). */
   invalidate(keyId?: string): void {
+    this.invalidateLocal(keyId);
+    this.onInvalidate?.(keyId);
+  }
+
+  /** Set by the composition root: tells the other processes (src/storage/change-bus.ts). */
+  onInvalidate: ((keyId: string | undefined) => void) | undefined;
+
+  /** Drops cached results in this process only (a change announced by another process). */
+  invalidateLocal(keyId?: string): void {
     if (keyId === undefined) {
       this.cache.clear();
       return;

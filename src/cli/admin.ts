@@ -24,18 +24,20 @@ export interface KeyFlags {
   json?: boolean;
 }
 
-async function withStore<T>(config: Config, fn: (s: { keys: KeyService; records: Awaited<ReturnType<typeof openStorage>>['records'] }) => Promise<T>): Promise<T> {
+type Store = Awaited<ReturnType<typeof openStorage>>;
+
+async function withStore<T>(config: Config, fn: (s: { keys: KeyService; records: Store['records']; bus: Store['bus'] }) => Promise<T>): Promise<T> {
   const storage = await openStorage(config);
   try {
     const keys = new KeyService({ records: storage.records, tiers: Object.keys(config.tiers), resolveModel: modelResolver(config) });
-    return await fn({ keys, records: storage.records });
+    return await fn({ keys, records: storage.records, bus: storage.bus });
   } finally {
     await storage.close();
   }
 }
 
 export async function keysCommand(config: Config, action: string | undefined, args: string[], flags: KeyFlags): Promise<void> {
-  await withStore(config, async ({ keys, records }) => {
+  await withStore(config, async ({ keys, records, bus }) => {
     switch (action) {
       case 'create': {
         const tenantId = flags.tenant ?? 'default';
@@ -78,7 +80,10 @@ export async function keysCommand(config: Config, action: string | undefined, ar
         const id = args[0];
         if (!id) throw new Error('usage: tollgate keys revoke <key-id>');
         const k = await records.revokeKey(id);
-        process.stdout.write(`Revoked ${k.id} (${k.prefix}...). Running gateways stop accepting it within auth.cacheTtlMs (${config.auth.cacheTtlMs} ms).\n`);
+        await bus.publish({ kind: 'auth', keyId: k.id }); // distributed: running gateways drop it at once
+        const ttl = `auth.cacheTtlMs (${config.auth.cacheTtlMs} ms)`;
+        const when = config.storage.kind === 'distributed' ? `at once (told through Redis; at the latest after ${ttl})` : `within ${ttl}`;
+        process.stdout.write(`Revoked ${k.id} (${k.prefix}...). Running gateways stop accepting it ${when}.\n`);
         return;
       }
       default:

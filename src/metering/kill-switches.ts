@@ -187,7 +187,11 @@ export class KillSwitches {
     await this.#refreshAfterChange();
   }
 
+  /** Set by the composition root: tells the other processes to reload (src/storage/change-bus.ts). */
+  onChange: (() => void) | undefined;
+
   async #refreshAfterChange(): Promise<void> {
+    this.onChange?.();
     try {
       await this.refresh();
     } catch (err) {

@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import type { Counters, IdempotencyStore, Ledger, Records } from './types.js';
+import { type ChangeBus, LocalChangeBus, RedisChangeBus } from './change-bus.js';
 
 export interface Storage {
   records: Records;
@@ -16,6 +17,8 @@ export interface Storage {
   idempotency: IdempotencyStore;
   /** A local folder for process-local state (the ledger spool). */
   localDir: string;
+  /** Tells every process of the deployment about changes (src/storage/change-bus.ts). */
+  bus: ChangeBus;
   /** Throws when the backend is not usable (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -39,6 +42,7 @@ async function openEmbedded(cfg: Extract<Config['storage'], { kind: 'embedded' }
     ledger: new SqliteLedger(db),
     counters,
     idempotency: new SqliteIdempotencyStore(db),
+    bus: new LocalChangeBus(),
     localDir: cfg.dir,
     async ping() {
       db.prepare('select 1').get();
@@ -76,18 +80,28 @@ async function openDistributed(cfg: Extract<Config['storage'], { kind: 'distribu
     throw new Error(`storage.redisUrl: cannot reach Redis (${redactUrl(cfg.redisUrl)}): ${(err as Error).message}`, { cause: err });
   }
   const counters = new RedisCounters(redis, { prefix: `${cfg.redisPrefix}counters:`, ownsClient: true });
+  let bus: ChangeBus;
+  try {
+    bus = await RedisChangeBus.open(redis, await connectRedis(cfg.redisUrl), `${cfg.redisPrefix}changes`, () => undefined);
+  } catch (err) {
+    await counters.close().catch(() => undefined);
+    await sql.end({ timeout: 1 }).catch(() => undefined);
+    throw new Error(`storage.redisUrl: cannot subscribe to Redis (${redactUrl(cfg.redisUrl)}): ${(err as Error).message}`, { cause: err });
+  }
   const records = new PostgresRecords(sql);
   return {
     records,
     ledger: new PostgresLedger(sql),
     counters,
     idempotency: new PostgresIdempotencyStore(sql),
+    bus,
     localDir: cfg.dir,
     async ping() {
       await sql`select 1`;
       await pingRedis(redis);
     },
     async close() {
+      await bus.close();
       await counters.close().catch(() => undefined);
       await records.close(); // ends the shared pool (the ledger's too)
     },

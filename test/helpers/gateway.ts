@@ -30,15 +30,16 @@ export async function startGateway(raw: RawConfig = {}): Promise<TestGateway> {
     logging: { level: 'silent', ...raw.logging },
   });
   const gateway = await createGateway(config, { logger: createLogger(process.env['TEST_LOG_LEVEL'] ?? 'silent') });
-  const boot = await gateway.bootstrap();
-  if (!boot) throw new Error('bootstrap did not run on a fresh store');
+  // A second gateway on a shared store (auth.bootstrap: false) uses the first one's keys.
+  const boot = config.auth.bootstrap ? await gateway.bootstrap() : undefined;
+  if (config.auth.bootstrap && !boot) throw new Error('bootstrap did not run on a fresh store');
   const url = await gateway.listen();
   return {
     gateway,
     url,
-    apiKey: boot.demoKey.secret,
-    adminKey: boot.adminKey.secret,
-    tenantId: boot.tenant.id,
+    apiKey: boot?.demoKey.secret ?? '',
+    adminKey: boot?.adminKey.secret ?? '',
+    tenantId: boot?.tenant.id ?? 'default',
     async close() {
       await gateway.close();
       rmSync(dir, { recursive: true, force: true });

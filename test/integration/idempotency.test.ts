@@ -270,7 +270,12 @@ describe('Idempotency-Key on POST', () => {
 describe('Idempotency-Key expiry', () => {
   let gw: TestGateway;
   beforeAll(async () => {
-    gw = await startGateway({ idempotency: { ttlMs: 400 } });
+    // Instant answers: the TTL counts from the first request's start, so it must outlast the request itself.
+    gw = await startGateway({
+      idempotency: { ttlMs: 400 },
+      providers: { sim: { kind: 'simulated', models: FAST_MODELS } },
+      models: { 'sim-small': { deployments: [{ provider: 'sim' }] } },
+    });
   });
   afterAll(() => gw.close());
 

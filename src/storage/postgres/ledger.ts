@@ -5,37 +5,11 @@
  * request id count it once. Aggregates are built from a fixed list of expressions (never from
  * caller text); values are always bound parameters.
  */
-import type { CacheOutcome, Ledger, UsageEvent, UsageGroupBy, UsageQuery, UsageRow } from '../types.js';
+import type { Ledger, UsageEvent, UsageGroupBy, UsageQuery, UsageRow } from '../types.js';
 import type { Queryable, Sql } from './database.js';
+import { type UsageEventRow as SharedRow, USAGE_COLUMNS, dimensions, filterColumns, groupDimensions, toUsageEvent as toEvent, toUsageRow } from '../ledger-helpers.js';
 
-interface UsageEventRow {
-  request_id: string;
-  ts: number;
-  tenant_id: string;
-  key_id: string;
-  user_id: string;
-  route: string;
-  requested_model: string;
-  served_model: string;
-  deployment: string;
-  prompt_tokens: number;
-  completion_tokens: number;
-  cached_tokens: number;
-  cost_pico: number;
-  saved_pico: number;
-  latency_ms: number;
-  ttft_ms: number | null;
-  cache: string;
-  status: number;
-  attempts: number;
-  usage_reported: boolean;
-}
-
-const COLUMNS = [
-  'request_id', 'ts', 'tenant_id', 'key_id', 'user_id', 'route', 'requested_model', 'served_model', 'deployment',
-  'prompt_tokens', 'completion_tokens', 'cached_tokens', 'cost_pico', 'saved_pico', 'latency_ms', 'ttft_ms',
-  'cache', 'status', 'attempts', 'usage_reported',
-] as const satisfies readonly (keyof UsageEventRow)[];
+type UsageEventRow = SharedRow<boolean>;
 
 /** Rows per INSERT: 20 columns x 1,000 rows stays well under PostgreSQL's 65,535 parameters. */
 const ROWS_PER_STATEMENT = 1_000;
@@ -50,17 +24,7 @@ type AggregateRow = Record<`g_${UsageGroupBy}`, string | undefined> & {
   saved_pico: string;
 };
 
-/** The public model that served a request, or the one asked for when none did. */
-const MODEL = "CASE WHEN served_model = '' THEN requested_model ELSE served_model END";
-
-const DIMENSIONS: Record<UsageGroupBy, string> = {
-  tenant: 'tenant_id',
-  user: 'user_id',
-  key: 'key_id',
-  model: MODEL,
-  route: 'route',
-  day: "to_char(to_timestamp(ts / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
-};
+const DIMENSIONS = dimensions("to_char(to_timestamp(ts / 1000.0) AT TIME ZONE 'UTC', 'YYYY-MM-DD')");
 
 const AGGREGATES = `COUNT(*) AS requests,
   COUNT(*) FILTER (WHERE status >= 400) AS errors,
@@ -88,7 +52,7 @@ export class PostgresLedger implements Ledger {
     if (rows.length === 0) return 0;
 
     const insert = (sql: Queryable, chunk: UsageEventRow[]) =>
-      sql`INSERT INTO usage_events ${sql(chunk, COLUMNS)} ON CONFLICT (request_id) DO NOTHING`;
+      sql`INSERT INTO usage_events ${sql(chunk, USAGE_COLUMNS)} ON CONFLICT (request_id) DO NOTHING`;
     if (rows.length <= ROWS_PER_STATEMENT) return (await insert(this.#sql, rows)).count;
     return this.#sql.begin(async (tx) => {
       let added = 0;
@@ -100,7 +64,7 @@ export class PostgresLedger implements Ledger {
   }
 
   async aggregate(query: UsageQuery): Promise<UsageRow[]> {
-    const dims = groupDimensions(query.groupBy);
+    const dims = groupDimensions(query.groupBy, DIMENSIONS);
     const { where, params } = usageFilter(query, query.from, query.to);
     const select = dims.map((d) => `${DIMENSIONS[d]} AS g_${d}`);
     const positions = dims.map((_, i) => String(i + 1)).join(', ');
@@ -139,14 +103,6 @@ export class PostgresLedger implements Ledger {
   }
 }
 
-/** The requested dimensions, each once, in the order given; refuses unknown ones. */
-function groupDimensions(groupBy: readonly UsageGroupBy[]): UsageGroupBy[] {
-  for (const d of groupBy) {
-    if (!Object.hasOwn(DIMENSIONS, d)) throw new Error(`unknown usage dimension '${String(d)}'`);
-  }
-  return [...new Set(groupBy)];
-}
-
 /**
  * `[from, to)` plus one equality per filter given (an empty string is a value: the unknown user).
  * Bounds become whole ms (ts is an integer, so `ts >= 1.5` is `ts >= 2`): a BIGINT parameter
@@ -159,15 +115,10 @@ function usageFilter(
 ): { where: string; params: (string | number)[] } {
   const params: (string | number)[] = [wholeMs(from), wholeMs(to)];
   const clauses = ['ts >= $1', 'ts < $2'];
-  const add = (expression: string, value: string | undefined) => {
-    if (value === undefined) return;
+  for (const [expression, value] of filterColumns(filter)) {
     params.push(value);
     clauses.push(`${expression} = $${params.length}`);
-  };
-  add('tenant_id', filter.tenantId);
-  add('key_id', filter.keyId);
-  add('user_id', filter.userId);
-  add(MODEL, filter.model);
+  }
   return { where: clauses.join(' AND '), params };
 }
 
@@ -178,51 +129,5 @@ function wholeMs(bound: number): number {
 }
 
 function toRow(e: UsageEvent): UsageEventRow {
-  return {
-    request_id: e.requestId,
-    ts: e.ts,
-    tenant_id: e.tenantId,
-    key_id: e.keyId,
-    user_id: e.userId,
-    route: e.route,
-    requested_model: e.requestedModel,
-    served_model: e.servedModel,
-    deployment: e.deployment,
-    prompt_tokens: e.promptTokens,
-    completion_tokens: e.completionTokens,
-    cached_tokens: e.cachedTokens,
-    cost_pico: e.costPico,
-    saved_pico: e.savedPico,
-    latency_ms: e.latencyMs,
-    ttft_ms: e.ttftMs,
-    cache: e.cache,
-    status: e.status,
-    attempts: e.attempts,
-    usage_reported: e.usageReported,
-  };
-}
-
-function toEvent(row: UsageEventRow): UsageEvent {
-  return {
-    requestId: row.request_id,
-    ts: row.ts,
-    tenantId: row.tenant_id,
-    keyId: row.key_id,
-    userId: row.user_id,
-    route: row.route,
-    requestedModel: row.requested_model,
-    servedModel: row.served_model,
-    deployment: row.deployment,
-    promptTokens: row.prompt_tokens,
-    completionTokens: row.completion_tokens,
-    cachedTokens: row.cached_tokens,
-    costPico: row.cost_pico,
-    savedPico: row.saved_pico,
-    latencyMs: row.latency_ms,
-    ttftMs: row.ttft_ms,
-    cache: row.cache as CacheOutcome,
-    status: row.status,
-    attempts: row.attempts,
-    usageReported: row.usage_reported,
-  };
+  return toUsageRow(e, (b) => b);
 }

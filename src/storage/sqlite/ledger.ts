@@ -5,31 +5,11 @@
  * prepared once per query shape.
  */
 import type { Statement } from 'better-sqlite3';
-import type { CacheOutcome, Ledger, UsageEvent, UsageGroupBy, UsageQuery, UsageRow } from '../types.js';
+import type { Ledger, UsageEvent, UsageGroupBy, UsageQuery, UsageRow } from '../types.js';
 import type { Database } from './database.js';
+import { type UsageEventRow as SharedRow, dimensions, filterColumns, groupDimensions, toUsageEvent as toEvent, toUsageRow } from '../ledger-helpers.js';
 
-interface UsageEventRow {
-  request_id: string;
-  ts: number;
-  tenant_id: string;
-  key_id: string;
-  user_id: string;
-  route: string;
-  requested_model: string;
-  served_model: string;
-  deployment: string;
-  prompt_tokens: number;
-  completion_tokens: number;
-  cached_tokens: number;
-  cost_pico: number;
-  saved_pico: number;
-  latency_ms: number;
-  ttft_ms: number | null;
-  cache: string;
-  status: number;
-  attempts: number;
-  usage_reported: number;
-}
+type UsageEventRow = SharedRow<number>;
 
 type AggregateRow = Record<`g_${UsageGroupBy}`, string | undefined> & {
   requests: number;
@@ -40,17 +20,7 @@ type AggregateRow = Record<`g_${UsageGroupBy}`, string | undefined> & {
   saved_pico: number;
 };
 
-/** The public model that served a request, or the one asked for when none did. */
-const MODEL = "CASE WHEN served_model = '' THEN requested_model ELSE served_model END";
-
-const DIMENSIONS: Record<UsageGroupBy, string> = {
-  tenant: 'tenant_id',
-  user: 'user_id',
-  key: 'key_id',
-  model: MODEL,
-  route: 'route',
-  day: "strftime('%Y-%m-%d', ts / 1000, 'unixepoch')",
-};
+const DIMENSIONS = dimensions("strftime('%Y-%m-%d', ts / 1000, 'unixepoch')");
 
 type Scope = Parameters<Ledger['spent']>[0];
 
@@ -87,7 +57,7 @@ export class SqliteLedger implements Ledger {
   }
 
   async aggregate(query: UsageQuery): Promise<UsageRow[]> {
-    const dims = groupDimensions(query.groupBy);
+    const dims = groupDimensions(query.groupBy, DIMENSIONS);
     const { where, params } = usageFilter(query, query.from, query.to);
     const select = dims.map((d) => `${DIMENSIONS[d]} AS g_${d}`);
     const positions = dims.map((_, i) => String(i + 1)).join(', ');
@@ -142,14 +112,6 @@ const AGGREGATES = `COUNT(*) AS requests,
   COALESCE(SUM(cost_pico), 0) AS cost_pico,
   COALESCE(SUM(saved_pico), 0) AS saved_pico`;
 
-/** The requested dimensions, each once, in the order given; refuses unknown ones. */
-function groupDimensions(groupBy: readonly UsageGroupBy[]): UsageGroupBy[] {
-  for (const d of groupBy) {
-    if (!Object.hasOwn(DIMENSIONS, d)) throw new Error(`unknown usage dimension '${String(d)}'`);
-  }
-  return [...new Set(groupBy)];
-}
-
 /** `[from, to)` plus one equality per filter given (an empty string is a value: the unknown user). */
 function usageFilter(
   filter: Scope & { model?: string },
@@ -158,64 +120,13 @@ function usageFilter(
 ): { where: string; params: Record<string, string | number> } {
   const clauses = ['ts >= @from', 'ts < @to'];
   const params: Record<string, string | number> = { from, to };
-  const add = (column: string, name: string, value: string | undefined) => {
-    if (value === undefined) return;
-    clauses.push(`${column} = @${name}`);
-    params[name] = value;
-  };
-  add('tenant_id', 'tenantId', filter.tenantId);
-  add('key_id', 'keyId', filter.keyId);
-  add('user_id', 'userId', filter.userId);
-  add(MODEL, 'model', filter.model);
+  filterColumns(filter).forEach(([expression, value], i) => {
+    clauses.push(`${expression} = @f${i}`);
+    params[`f${i}`] = value;
+  });
   return { where: clauses.join(' AND '), params };
 }
 
 function toRow(e: UsageEvent): UsageEventRow {
-  return {
-    request_id: e.requestId,
-    ts: e.ts,
-    tenant_id: e.tenantId,
-    key_id: e.keyId,
-    user_id: e.userId,
-    route: e.route,
-    requested_model: e.requestedModel,
-    served_model: e.servedModel,
-    deployment: e.deployment,
-    prompt_tokens: e.promptTokens,
-    completion_tokens: e.completionTokens,
-    cached_tokens: e.cachedTokens,
-    cost_pico: e.costPico,
-    saved_pico: e.savedPico,
-    latency_ms: e.latencyMs,
-    ttft_ms: e.ttftMs,
-    cache: e.cache,
-    status: e.status,
-    attempts: e.attempts,
-    usage_reported: e.usageReported ? 1 : 0,
-  };
-}
-
-function toEvent(row: UsageEventRow): UsageEvent {
-  return {
-    requestId: row.request_id,
-    ts: row.ts,
-    tenantId: row.tenant_id,
-    keyId: row.key_id,
-    userId: row.user_id,
-    route: row.route,
-    requestedModel: row.requested_model,
-    servedModel: row.served_model,
-    deployment: row.deployment,
-    promptTokens: row.prompt_tokens,
-    completionTokens: row.completion_tokens,
-    cachedTokens: row.cached_tokens,
-    costPico: row.cost_pico,
-    savedPico: row.saved_pico,
-    latencyMs: row.latency_ms,
-    ttftMs: row.ttft_ms,
-    cache: row.cache as CacheOutcome,
-    status: row.status,
-    attempts: row.attempts,
-    usageReported: row.usage_reported === 1,
-  };
+  return toUsageRow(e, (b) => (b ? 1 : 0));
 }

@@ -1,0 +1,68 @@
+/**
+ * Changes made through one gateway reach the others at once through Redis pub/sub, not after
+ * the caches' own expiry: here the auth cache lives 60 s and kill switches are polled every 60 s,
+ * so only the bus can explain a change seen within a second.
+ */
+import postgres from 'postgres';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RawConfig } from '../../src/config/schema.js';
+import type { SimServer } from '../../src/providers/simulated/server.js';
+import { type TestGateway, FAST_MODELS, auth, hello, httpSimConfig, postJson, startGateway, startSim } from '../helpers/gateway.js';
+import { PG_URL, REDIS_URL, requireService, uniqueName } from '../helpers/services.js';
+
+const redis = await requireService('redis');
+const pg = await requireService('postgres');
+
+describe.skipIf(!redis || !pg)('change bus: Redis pub/sub between gateways', () => {
+  const schema = uniqueName('tg_bus');
+  let sim: SimServer;
+  let a: TestGateway;
+  let b: TestGateway;
+
+  beforeAll(async () => {
+    sim = await startSim(FAST_MODELS);
+    const config: RawConfig = httpSimConfig(
+      { up: sim },
+      { 'sim-small': { deployments: [{ provider: 'up' }] } },
+      {
+        storage: { kind: 'distributed', redisUrl: REDIS_URL, postgresUrl: PG_URL, postgresSchema: schema, redisPrefix: `${schema}:` },
+        auth: { cacheTtlMs: 60_000 },
+        killSwitches: { refreshMs: 60_000 },
+      },
+    );
+    a = await startGateway(config);
+    b = await startGateway({ ...config, auth: { cacheTtlMs: 60_000, bootstrap: false } });
+  });
+  afterAll(async () => {
+    await b?.gateway.close();
+    await a?.close();
+    await sim?.close();
+    const sql = postgres(PG_URL, { onnotice: () => undefined });
+    await sql.unsafe(`drop schema if exists ${schema} cascade`);
+    await sql.end();
+  });
+
+  const admin = (gw: TestGateway, method: string, path: string, body?: unknown) =>
+    fetch(`${gw.url}/admin/v1${path}`, {
+      method,
+      headers: { ...auth(a.adminKey), ...(body ? { 'content-type': 'application/json' } : {}) },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    }).then(async (r) => ({ status: r.status, body: (await r.json()) as any }));
+  const chat = (gw: TestGateway, key: string) => postJson(`${gw.url}/v1/chat/completions`, hello('sim-small', { max_tokens: 5 }), auth(key));
+
+  it('a key revoked through gateway A is refused by gateway B at once, although B had it cached', async () => {
+    const created = await admin(a, 'POST', '/keys', { tenant_id: a.tenantId });
+    expect((await chat(b, created.body.key)).status).toBe(200); // B caches it for 60 s
+    await admin(a, 'DELETE', `/keys/${created.body.id}`);
+    await expect.poll(async () => (await chat(b, created.body.key)).status, { timeout: 1_000, interval: 50 }).toBe(401);
+  });
+
+  it('a kill switch created through A applies on B within a second, and lifting it too', async () => {
+    const key = (await admin(a, 'POST', '/keys', { tenant_id: a.tenantId })).body.key as string;
+    const ks = await admin(a, 'POST', '/kill-switches', { scope: 'model', target: 'sim-small', reason: 'bus test' });
+    expect(ks.status).toBe(201);
+    await expect.poll(async () => (await chat(b, key)).status, { timeout: 1_000, interval: 50 }).toBe(503);
+    await admin(a, 'DELETE', `/kill-switches/${ks.body.id}`);
+    await expect.poll(async () => (await chat(b, key)).status, { timeout: 1_000, interval: 50 }).toBe(200);
+  });
+});
