@@ -66,7 +66,13 @@ export async function buildApp(s: AppServices): Promise<FastifyInstance> {
   // Before the routes: it adds its hooks to every POST route as it is registered.
   idempotency(app, { store: s.idempotency, ...s.config.idempotency, log: s.log });
 
-  await app.register(openaiRoutes, { pipeline: s.pipeline, authenticator: s.authenticator, catalog: s.catalog, log: s.log });
+  await app.register(openaiRoutes, {
+    pipeline: s.pipeline,
+    authenticator: s.authenticator,
+    catalog: s.catalog,
+    log: s.log,
+    killSwitches: s.killSwitches,
+  });
   await app.register(adminRoutes, {
     prefix: '/admin/v1',
     records: s.records,

@@ -151,6 +151,12 @@ export class KillSwitches {
     if (s) throw new GatewayError('model_disabled', `The model '${model}' is disabled by a kill switch (${s.id}): ${s.reason}`, { param: 'model' });
   }
 
+  /** Whether a model can answer: no switch on it, and some deployment on a provider that is not switched off. */
+  modelAvailable(model: { name: string; deployments: ReadonlyArray<{ providerId: string }> }): boolean {
+    if (this.#snapshot.byScope.model.has(model.name)) return false;
+    return model.deployments.length === 0 || model.deployments.some((d) => !this.disabledProvider(d.providerId));
+  }
+
   /** The switch that disables a provider, if any. */
   disabledProvider(providerId: string): KillSwitch | undefined {
     const byProvider = this.#snapshot.byScope.provider;

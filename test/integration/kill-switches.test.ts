@@ -30,6 +30,10 @@ describe('kill switches', () => {
     expect(res.status).toBe(201);
     return res.body as { id: string };
   };
+  const modelsListed = async (key = gw.apiKey) => {
+    const res = await fetch(`${gw.url}/v1/models`, { headers: auth(key) });
+    return res.status === 200 ? ((await res.json()) as { data: Array<{ id: string }> }).data.map((m) => m.id) : res.status;
+  };
   const lift = async (id: string) => expect((await admin(gw, 'DELETE', `/kill-switches/${id}`)).status).toBe(200);
 
   beforeAll(async () => {
@@ -102,8 +106,10 @@ describe('kill switches', () => {
       expect(res.body.error.message).toBe(`The model 'sim-small' is disabled by a kill switch (${sw.id}): answers are wrong since the upgrade`);
     }
     expect((await chat(gw.apiKey, 'sim-large')).status).toBe(200);
+    expect(await modelsListed()).not.toContain('sim-small'); // /v1/models shows what can answer now
     await lift(sw.id);
     expect((await chat(gw.apiKey, 'sim-small')).status).toBe(200);
+    expect(await modelsListed()).toContain('sim-small');
   });
 
   it('per provider: its deployments are skipped; a model left with none gets 503 naming the provider', async () => {
@@ -121,6 +127,10 @@ describe('kill switches', () => {
       `Every deployment of model 'sim-large' is disabled: provider 'up' is disabled by a kill switch (${sw.id}): provider incident`,
     );
 
+    const models = await modelsListed();
+    expect(models).toContain('sim-small'); // it still has a live deployment
+    expect(models).not.toContain('sim-large'); // it has none
+
     await lift(sw.id);
     const back = await chat(gw.apiKey, 'sim-small');
     expect(back.headers.get('x-tollgate-provider')).toBe('up');
@@ -136,6 +146,7 @@ describe('kill switches', () => {
       expect(res.body.error.code).toBe('access_disabled');
       expect(res.body.error.message).toBe(`All requests are disabled by a global kill switch (${sw.id}): incident 1234: stop all spend`);
     }
+    expect(await modelsListed()).toBe(403); // the model list too
     const listed = await admin(gw, 'GET', '/kill-switches');
     expect(listed.status).toBe(200);
     expect(listed.body.data.map((s: { id: string }) => s.id)).toEqual([sw.id]);

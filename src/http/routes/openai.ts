@@ -7,6 +7,7 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Authenticator } from '../../auth/authenticator.js';
 import { extractKey } from '../../auth/keys.js';
 import { GatewayError } from '../../errors.js';
+import type { KillSwitches } from '../../metering/kill-switches.js';
 import type { Logger } from '../../observability/logger.js';
 import type { Operation, RequestContext } from '../../pipeline/context.js';
 import type { Pipeline } from '../../pipeline/pipeline.js';
@@ -17,13 +18,14 @@ import { HttpSink } from '../sink.js';
 
 export interface OpenAIRoutesOptions {
   pipeline: Pipeline;
+  killSwitches: Pick<KillSwitches, 'checkAccess' | 'modelAvailable'>;
   authenticator: Authenticator;
   catalog: ModelCatalog;
   log: Logger;
 }
 
 export async function openaiRoutes(app: FastifyInstance, opts: OpenAIRoutesOptions): Promise<void> {
-  const { pipeline, authenticator, catalog, log } = opts;
+  const { pipeline, authenticator, catalog, log, killSwitches } = opts;
 
   function context(operation: Operation, route: string, request: FastifyRequest, sink: HttpSink): RequestContext {
     // A gateway-generated id is unique already; a client's may repeat, so it gets a random suffix.
@@ -58,12 +60,13 @@ export async function openaiRoutes(app: FastifyInstance, opts: OpenAIRoutesOptio
     return { id: m.name, object: 'model', created: 0, owned_by: m.ownedBy };
   }
 
-  /** The models the caller's key may use. */
+  /** The models the caller's key may use right now (kill switches applied, like on a request). */
   async function visibleModels(request: FastifyRequest): Promise<readonly CatalogModel[]> {
     const auth = await authenticator.authenticate(extractKey(request.headers));
     if (auth.kind !== 'api') throw new GatewayError('invalid_api_key', 'An admin key cannot call the model API; use an API key.');
+    killSwitches.checkAccess(auth);
     const allowed = auth.allowedModels;
-    return allowed ? catalog.list().filter((m) => allowed.has(m.name)) : catalog.list();
+    return catalog.list().filter((m) => (!allowed || allowed.has(m.name)) && killSwitches.modelAvailable(m));
   }
 
   app.get('/v1/models', async (request, reply) => {
