@@ -66,6 +66,9 @@ class AttemptScope {
   }
 }
 
+/** An attempt with less of the deadline left than this is not started: it could only time out. */
+const MIN_ATTEMPT_MS = 10;
+
 function outcomeLabel(err: UpstreamError): string {
   return err.kind === 'http' ? `http_${err.status ?? 'unknown'}` : err.kind;
 }
@@ -184,7 +187,7 @@ export function invokeStage(opts: InvokeOptions) {
           if (decision.action === 'fail') throw rejectedError(err, dep);
           last = err;
           if (decision.action === 'next') break;
-          if (decision.delayMs >= remaining()) break;
+          if (decision.delayMs + MIN_ATTEMPT_MS > remaining()) break; // no time left for another try
           try {
             await sleep(decision.delayMs, client);
           } catch {
@@ -192,7 +195,7 @@ export function invokeStage(opts: InvokeOptions) {
           }
         }
       }
-      if (remaining() <= 0) break;
+      if (remaining() < MIN_ATTEMPT_MS) break;
     }
     if (client.aborted) throw clientGone(ctx);
     throw exhaustedError(ctx.body.model, last, retryInMs);
