@@ -39,15 +39,23 @@ export function createPipeline(opts: { stages: Stage[]; settle: Stage; log: Logg
   const { stages, settle, log } = opts;
   let inFlight = 0;
   let idle: Array<() => void> = [];
-  const settled = (ctx: RequestContext) => {
-    try {
-      void settle(ctx);
-    } finally {
-      if (--inFlight === 0) {
-        for (const resolve of idle) resolve();
-        idle = [];
-      }
+  const done = () => {
+    if (--inFlight === 0) {
+      for (const resolve of idle) resolve();
+      idle = [];
     }
+  };
+  // A request counts as in flight until settle has finished, its async part included (budgets
+  // and buckets corrected), so a shutdown never closes storage under an open reservation.
+  const settled = (ctx: RequestContext) => {
+    let pending: void | Promise<void>;
+    try {
+      pending = settle(ctx);
+    } catch {
+      pending = undefined;
+    }
+    if (pending) pending.then(done, done);
+    else done();
   };
   return {
     drain(timeoutMs) {

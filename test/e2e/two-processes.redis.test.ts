@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SimServer } from '../../src/providers/simulated/server.js';
 import { type RunningCli, bannerKeys, startCli } from '../helpers/cli.js';
 import { FAST_MODELS, auth, hello, postJson, startSim } from '../helpers/gateway.js';
-import { PG_URL, REDIS_URL, requireService, uniqueName } from '../helpers/services.js';
+import { PG_URL, REDIS_URL, deleteRedisKeys, requireService, uniqueName } from '../helpers/services.js';
 
 const redis = await requireService('redis');
 const pg = await requireService('postgres');
@@ -31,6 +31,7 @@ describe.skipIf(!redis || !pg)('two gateway processes sharing Redis and PostgreS
     const sql = postgres(PG_URL, { onnotice: () => undefined });
     await sql.unsafe(`drop schema if exists ${schema}_b cascade; drop schema if exists ${schema}_t cascade`);
     await sql.end();
+    await deleteRedisKeys(`${schema}:`);
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   });
 

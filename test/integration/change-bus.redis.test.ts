@@ -8,7 +8,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RawConfig } from '../../src/config/schema.js';
 import type { SimServer } from '../../src/providers/simulated/server.js';
 import { type TestGateway, FAST_MODELS, auth, hello, httpSimConfig, postJson, startGateway, startSim } from '../helpers/gateway.js';
-import { PG_URL, REDIS_URL, requireService, uniqueName } from '../helpers/services.js';
+import { PG_URL, REDIS_URL, deleteRedisKeys, requireService, uniqueName } from '../helpers/services.js';
 
 const redis = await requireService('redis');
 const pg = await requireService('postgres');
@@ -40,6 +40,7 @@ describe.skipIf(!redis || !pg)('change bus: Redis pub/sub between gateways', () 
     const sql = postgres(PG_URL, { onnotice: () => undefined });
     await sql.unsafe(`drop schema if exists ${schema} cascade`);
     await sql.end();
+    await deleteRedisKeys(`${schema}:`);
   });
 
   const admin = (gw: TestGateway, method: string, path: string, body?: unknown) =>

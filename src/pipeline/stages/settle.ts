@@ -75,10 +75,11 @@ export function settleStage(opts: SettleOptions) {
     records.touchKey(keyId, now).catch((err: unknown) => log.warn({ err, keyId }, 'could not record key use'));
   }
 
-  return function settle(ctx: RequestContext): void {
+  /** Resolves once the budgets and buckets are corrected (a shutdown waits for it; see Pipeline.drain). */
+  return function settle(ctx: RequestContext): Promise<void> {
+    const corrected = reconcile(ctx).catch((err: unknown) => log.error({ err, reqId: ctx.id }, 'could not settle budget or rate limit'));
     try {
       if (ctx.auth) touch(ctx.auth.keyId, ctx.receivedAt);
-      reconcile(ctx).catch((err: unknown) => log.error({ err, reqId: ctx.id }, 'could not settle budget or rate limit'));
       const status = ctx.clientAborted ? 499 : (ctx.status ?? 500);
       const seconds = (performance.now() - ctx.startedAt) / 1000;
       const model = ctx.model?.name ?? 'unknown';
@@ -115,5 +116,6 @@ export function settleStage(opts: SettleOptions) {
     } catch (err) {
       log.error({ err, reqId: ctx.id }, 'settle failed');
     }
+    return corrected;
   };
 }
