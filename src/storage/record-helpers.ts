@@ -3,6 +3,7 @@
  * SQLite adapters cannot drift apart on them. Driver-free on purpose.
  */
 import { randomBytes } from 'node:crypto';
+import type { ApiKeyRecord, KillSwitch, PolicyOverride, Tenant } from './types.js';
 
 /** Tier of a tenant created without one (one of the built-in tiers, see config/defaults.ts). */
 export const DEFAULT_TENANT_TIER = 'standard';
@@ -52,4 +53,76 @@ export function pickDefined<T extends object, K extends keyof T>(patch: T, field
   const out: Partial<Pick<T, K>> = {};
   for (const f of fields) if (patch[f] !== undefined) out[f] = patch[f];
   return out;
+}
+
+/* Row shapes of the SQL adapters and their mapping, shared like ledger-helpers.ts. `J` is how a
+ * JSON column arrives: text in SQLite (decoded with JSON.parse), already parsed in PostgreSQL. */
+
+export interface TenantRow<J> {
+  id: string;
+  name: string;
+  tier: string;
+  metadata: J;
+  created_at: number;
+  policy: J | null;
+}
+
+export interface KeyRow<J> {
+  id: string;
+  tenant_id: string;
+  name: string;
+  kind: 'api' | 'admin';
+  prefix: string;
+  hash: string;
+  tier: string;
+  allowed_models: J | null;
+  user_id: string | null;
+  created_at: number;
+  expires_at: number | null;
+  revoked_at: number | null;
+  last_used_at: number | null;
+  policy: J | null;
+}
+
+export interface KillSwitchRow {
+  id: string;
+  scope: KillSwitch['scope'];
+  target: string;
+  reason: string;
+  created_by: string | null;
+  created_at: number;
+}
+
+export function rowToTenant<J>(row: TenantRow<J>, decode: (v: J) => unknown): Tenant {
+  return {
+    id: row.id,
+    name: row.name,
+    tier: row.tier,
+    createdAt: row.created_at,
+    metadata: decode(row.metadata) as Record<string, unknown>,
+    policy: row.policy == null ? null : (decode(row.policy) as PolicyOverride),
+  };
+}
+
+export function rowToKey<J>(row: KeyRow<J>, decode: (v: J) => unknown): ApiKeyRecord {
+  return {
+    id: row.id,
+    tenantId: row.tenant_id,
+    name: row.name,
+    kind: row.kind,
+    prefix: row.prefix,
+    hash: row.hash,
+    tier: row.tier,
+    allowedModels: row.allowed_models == null ? null : (decode(row.allowed_models) as string[]),
+    userId: row.user_id,
+    createdAt: row.created_at,
+    expiresAt: row.expires_at,
+    revokedAt: row.revoked_at,
+    lastUsedAt: row.last_used_at,
+    policy: row.policy == null ? null : (decode(row.policy) as PolicyOverride),
+  };
+}
+
+export function rowToKillSwitch(row: KillSwitchRow): KillSwitch {
+  return { id: row.id, scope: row.scope, target: row.target, reason: row.reason, createdBy: row.created_by, createdAt: row.created_at };
 }

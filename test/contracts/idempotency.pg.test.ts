@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { migratePostgres, openPostgres, type Sql } from '../../src/storage/postgres/database.js';
 import { PostgresIdempotencyStore } from '../../src/storage/postgres/idempotency.js';
 import { requireService, uniqueName } from '../helpers/services.js';
+import { usePgSchema } from '../helpers/pg.js';
 import { runIdempotencyContract, storedResponse } from './idempotency.contract.js';
 
 const pg = await requireService('postgres');
@@ -29,25 +30,8 @@ describe.skipIf(!pg)('PostgresIdempotencyStore', () => {
 });
 
 describe.skipIf(!pg)('PostgresIdempotencyStore across processes', () => {
-  const schema = uniqueName('tg');
-  const pools: Sql[] = [];
-  const open = () => {
-    const sql = openPostgres(pg!, { schema, max: 4 });
-    pools.push(sql);
-    return new PostgresIdempotencyStore(sql);
-  };
-
-  beforeAll(async () => {
-    const sql = openPostgres(pg!, { schema, max: 1 });
-    await migratePostgres(sql);
-    await sql.end();
-  });
-
-  afterAll(async () => {
-    const admin = openPostgres(pg!, { schema, max: 1 });
-    await admin.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    await Promise.all([admin, ...pools].map((sql) => sql.end()));
-  });
+  const db = usePgSchema(pg!, 4);
+  const open = () => new PostgresIdempotencyStore(db.open());
 
   it('gives a key to exactly one of three processes racing for it, fresh or expired', async () => {
     const stores = [open(), open(), open()];

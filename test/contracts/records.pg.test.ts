@@ -4,6 +4,7 @@ import { POSTGRES_MIGRATIONS } from '../../src/storage/postgres/migrations.js';
 import { PostgresRecords } from '../../src/storage/postgres/records.js';
 import { RecordConflict } from '../../src/storage/types.js';
 import { requireService, uniqueName } from '../helpers/services.js';
+import { usePgSchema } from '../helpers/pg.js';
 import { runRecordsContract } from './records.contract.js';
 
 const pg = await requireService('postgres');
@@ -58,25 +59,8 @@ describe.skipIf(!pg)('PostgresRecords after an upgrade', () => {
 });
 
 describe.skipIf(!pg)('PostgresRecords across processes', () => {
-  const schema = uniqueName('tg');
-  const pools: Sql[] = [];
-  const open = () => {
-    const sql = openPostgres(pg!, { schema, max: 2 });
-    pools.push(sql);
-    return new PostgresRecords(sql);
-  };
-
-  beforeAll(async () => {
-    const sql = openPostgres(pg!, { schema, max: 1 });
-    await migratePostgres(sql);
-    await sql.end();
-  });
-
-  afterAll(async () => {
-    const admin = openPostgres(pg!, { schema, max: 1 });
-    await admin.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    await Promise.all([admin, ...pools].map((sql) => sql.end()));
-  });
+  const db = usePgSchema(pg!, 2);
+  const open = () => new PostgresRecords(db.open());
 
   it('lets exactly one of two processes create a tenant id or a key secret', async () => {
     const [a, b] = [open(), open()];

@@ -63,3 +63,20 @@ export async function deleteRedisKeys(prefix: string): Promise<void> {
     redis.disconnect();
   }
 }
+
+/** The storage block of a distributed gateway on the test services, isolated under `name`. */
+export function distributedStorage(name: string) {
+  return { kind: 'distributed' as const, redisUrl: REDIS_URL, postgresUrl: PG_URL, postgresSchema: name, redisPrefix: `${name}:` };
+}
+
+/** Drops what `distributedStorage(name)` created: the PostgreSQL schemas and the Redis keys. */
+export async function dropDistributed(name: string, schemas: string[] = [name]): Promise<void> {
+  const { default: postgres } = await import('postgres');
+  const sql = postgres(PG_URL, { onnotice: () => undefined });
+  try {
+    for (const schema of schemas) await sql.unsafe(`drop schema if exists "${schema}" cascade`);
+  } finally {
+    await sql.end();
+  }
+  await deleteRedisKeys(`${name}:`);
+}

@@ -3,12 +3,11 @@
  * the caches' own expiry: here the auth cache lives 60 s and kill switches are polled every 60 s,
  * so only the bus can explain a change seen within a second.
  */
-import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RawConfig } from '../../src/config/schema.js';
 import type { SimServer } from '../../src/providers/simulated/server.js';
 import { type TestGateway, FAST_MODELS, auth, hello, httpSimConfig, postJson, startGateway, startSim } from '../helpers/gateway.js';
-import { PG_URL, REDIS_URL, deleteRedisKeys, requireService, uniqueName } from '../helpers/services.js';
+import { distributedStorage, dropDistributed, requireService, uniqueName } from '../helpers/services.js';
 
 const redis = await requireService('redis');
 const pg = await requireService('postgres');
@@ -25,7 +24,7 @@ describe.skipIf(!redis || !pg)('change bus: Redis pub/sub between gateways', () 
       { up: sim },
       { 'sim-small': { deployments: [{ provider: 'up' }] } },
       {
-        storage: { kind: 'distributed', redisUrl: REDIS_URL, postgresUrl: PG_URL, postgresSchema: schema, redisPrefix: `${schema}:` },
+        storage: distributedStorage(schema),
         auth: { cacheTtlMs: 60_000 },
         killSwitches: { refreshMs: 60_000 },
       },
@@ -37,10 +36,7 @@ describe.skipIf(!redis || !pg)('change bus: Redis pub/sub between gateways', () 
     await b?.gateway.close();
     await a?.close();
     await sim?.close();
-    const sql = postgres(PG_URL, { onnotice: () => undefined });
-    await sql.unsafe(`drop schema if exists ${schema} cascade`);
-    await sql.end();
-    await deleteRedisKeys(`${schema}:`);
+    await dropDistributed(schema);
   });
 
   const admin = (gw: TestGateway, method: string, path: string, body?: unknown) =>

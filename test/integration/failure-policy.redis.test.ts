@@ -5,11 +5,10 @@
  *  - PostgreSQL down: keys already seen keep working, new keys get 503, usage events spool to
  *    local disk and reach the ledger once PostgreSQL is back.
  */
-import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SimServer } from '../../src/providers/simulated/server.js';
 import { type TestGateway, FAST_MODELS, auth, hello, httpSimConfig, postJson, startGateway, startSim } from '../helpers/gateway.js';
-import { PG_URL, REDIS_URL, deleteRedisKeys, requireService, uniqueName } from '../helpers/services.js';
+import { PG_URL, REDIS_URL, dropDistributed, requireService, uniqueName } from '../helpers/services.js';
 import { type TcpProxy, startTcpProxy } from '../helpers/tcp-proxy.js';
 
 const redis = await requireService('redis');
@@ -67,10 +66,7 @@ describe.skipIf(!redis || !pg)('failure policy when Redis or PostgreSQL goes awa
     await sim?.close();
     await redisProxy?.close();
     await pgProxy?.close();
-    const sql = postgres(PG_URL, { onnotice: () => undefined });
-    await sql.unsafe(`drop schema if exists ${schema} cascade`);
-    await sql.end();
-    await deleteRedisKeys(`${schema}:`);
+    await dropDistributed(schema);
   });
 
   const chat = (key: string) => postJson(`${gw.url}/v1/chat/completions`, hello('sim-small', { max_tokens: 8 }), auth(key));

@@ -5,7 +5,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildConfig } from '../../src/config/loader.js';
 import type { RawConfig } from '../../src/config/schema.js';
@@ -13,7 +12,7 @@ import { type Gateway, createGateway } from '../../src/main.js';
 import { createLogger } from '../../src/observability/logger.js';
 import type { SimServer } from '../../src/providers/simulated/server.js';
 import { FAST_MODELS, type TestGateway, auth, hello, httpSimConfig, postJson, startGateway, startSim } from '../helpers/gateway.js';
-import { PG_URL, REDIS_URL, requireService, uniqueName } from '../helpers/services.js';
+import { distributedStorage, dropDistributed, requireService, uniqueName } from '../helpers/services.js';
 
 const redis = await requireService('redis');
 const pg = await requireService('postgres');
@@ -31,7 +30,7 @@ describe.skipIf(!redis || !pg)('Idempotency-Key across gateways sharing PostgreS
     const raw: RawConfig = httpSimConfig(
       { up: sim },
       { chat: { deployments: [{ provider: 'up', model: 'sim-small' }] }, slow: { deployments: [{ provider: 'up', model: 'sim-slow' }] } },
-      { storage: { kind: 'distributed', redisUrl: REDIS_URL, postgresUrl: PG_URL, postgresSchema: schema, redisPrefix: `${schema}:` } },
+      { storage: distributedStorage(schema) },
     );
     a = await startGateway(raw);
     b = await createGateway(
@@ -45,9 +44,7 @@ describe.skipIf(!redis || !pg)('Idempotency-Key across gateways sharing PostgreS
     await a?.close();
     await sim?.close();
     rmSync(bDir, { recursive: true, force: true });
-    const sql = postgres(PG_URL, { onnotice: () => undefined });
-    await sql.unsafe(`drop schema if exists ${schema} cascade`);
-    await sql.end();
+    await dropDistributed(schema);
   });
 
   const post = (url: string, model: string, key: string) =>

@@ -6,7 +6,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildConfig } from '../../src/config/loader.js';
 import type { RawConfig } from '../../src/config/schema.js';
@@ -14,7 +13,7 @@ import { type Gateway, createGateway } from '../../src/main.js';
 import { createLogger } from '../../src/observability/logger.js';
 import type { SimServer } from '../../src/providers/simulated/server.js';
 import { type TestGateway, auth, hello, httpSimConfig, postJson, startGateway, startSim } from '../helpers/gateway.js';
-import { PG_URL, REDIS_URL, requireService, uniqueName } from '../helpers/services.js';
+import { distributedStorage, dropDistributed, requireService, uniqueName } from '../helpers/services.js';
 
 const redis = await requireService('redis');
 const pg = await requireService('postgres');
@@ -32,7 +31,7 @@ describe.skipIf(!redis || !pg)('kill switches across gateways sharing PostgreSQL
     const raw: RawConfig = httpSimConfig(
       { up: sim },
       { 'sim-small': { deployments: [{ provider: 'up' }] } },
-      { storage: { kind: 'distributed', redisUrl: REDIS_URL, postgresUrl: PG_URL, postgresSchema: schema, redisPrefix: `${schema}:` } },
+      { storage: distributedStorage(schema) },
     );
     a = await startGateway(raw);
     // The second process: same PostgreSQL schema and Redis prefix, its own local folder.
@@ -47,9 +46,7 @@ describe.skipIf(!redis || !pg)('kill switches across gateways sharing PostgreSQL
     await a?.close();
     await sim?.close();
     rmSync(bDir, { recursive: true, force: true });
-    const sql = postgres(PG_URL, { onnotice: () => undefined });
-    await sql.unsafe(`drop schema if exists ${schema} cascade`);
-    await sql.end();
+    await dropDistributed(schema);
   });
 
   const admin = async (method: string, path: string, body?: unknown) => {

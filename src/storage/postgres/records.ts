@@ -25,43 +25,17 @@ import {
   killSwitchConflict,
   newRecordId,
   pickDefined,
+  type KeyRow as SharedKeyRow,
+  type KillSwitchRow,
+  type TenantRow as SharedTenantRow,
+  rowToKey,
+  rowToKillSwitch,
+  rowToTenant,
 } from '../record-helpers.js';
 import type { Sql } from './database.js';
 
-interface TenantRow {
-  id: string;
-  name: string;
-  tier: string;
-  metadata: Record<string, unknown>;
-  created_at: number;
-  policy: PolicyOverride | null;
-}
-
-interface KeyRow {
-  id: string;
-  tenant_id: string;
-  name: string;
-  kind: 'api' | 'admin';
-  prefix: string;
-  hash: string;
-  tier: string;
-  allowed_models: string[] | null;
-  user_id: string | null;
-  created_at: number;
-  expires_at: number | null;
-  revoked_at: number | null;
-  last_used_at: number | null;
-  policy: PolicyOverride | null;
-}
-
-interface KillSwitchRow {
-  id: string;
-  scope: KillSwitch['scope'];
-  target: string;
-  reason: string;
-  created_by: string | null;
-  created_at: number;
-}
+type TenantRow = SharedTenantRow<unknown>;
+type KeyRow = SharedKeyRow<unknown>;
 
 type KeyPatch = Parameters<Records['updateKey']>[1];
 type TenantPatch = Parameters<Records['updateTenant']>[1];
@@ -250,43 +224,8 @@ function isUniqueViolation(err: unknown, constraint: string): boolean {
   return err instanceof postgres.PostgresError && err.code === '23505' && err.constraint_name === constraint;
 }
 
-function toTenant(row: TenantRow): Tenant {
-  return {
-    id: row.id,
-    name: row.name,
-    tier: row.tier,
-    createdAt: row.created_at,
-    metadata: row.metadata,
-    policy: row.policy ?? null,
-  };
-}
-
-function toKey(row: KeyRow): ApiKeyRecord {
-  return {
-    id: row.id,
-    tenantId: row.tenant_id,
-    name: row.name,
-    kind: row.kind,
-    prefix: row.prefix,
-    hash: row.hash,
-    tier: row.tier,
-    allowedModels: row.allowed_models,
-    userId: row.user_id,
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-    revokedAt: row.revoked_at,
-    lastUsedAt: row.last_used_at,
-    policy: row.policy ?? null,
-  };
-}
-
-function toKillSwitch(row: KillSwitchRow): KillSwitch {
-  return {
-    id: row.id,
-    scope: row.scope,
-    target: row.target,
-    reason: row.reason,
-    createdBy: row.created_by,
-    createdAt: row.created_at,
-  };
-}
+/** postgres.js hands JSON columns over parsed. */
+const asIs = (v: unknown): unknown => v;
+const toTenant = (row: TenantRow): Tenant => rowToTenant(row, asIs);
+const toKey = (row: KeyRow): ApiKeyRecord => rowToKey(row, asIs);
+const toKillSwitch = rowToKillSwitch;

@@ -23,43 +23,17 @@ import {
   killSwitchConflict,
   newRecordId,
   pickDefined,
+  type KeyRow as SharedKeyRow,
+  type KillSwitchRow,
+  type TenantRow as SharedTenantRow,
+  rowToKey,
+  rowToKillSwitch,
+  rowToTenant,
 } from '../record-helpers.js';
 import type { Database } from './database.js';
 
-interface TenantRow {
-  id: string;
-  name: string;
-  tier: string;
-  metadata: string;
-  created_at: number;
-  policy: string | null;
-}
-
-interface KeyRow {
-  id: string;
-  tenant_id: string;
-  name: string;
-  kind: 'api' | 'admin';
-  prefix: string;
-  hash: string;
-  tier: string;
-  allowed_models: string | null;
-  user_id: string | null;
-  created_at: number;
-  expires_at: number | null;
-  revoked_at: number | null;
-  last_used_at: number | null;
-  policy: string | null;
-}
-
-interface KillSwitchRow {
-  id: string;
-  scope: KillSwitch['scope'];
-  target: string;
-  reason: string;
-  created_by: string | null;
-  created_at: number;
-}
+type TenantRow = SharedTenantRow<string>;
+type KeyRow = SharedKeyRow<string>;
 
 type KeyPatch = Parameters<Records['updateKey']>[1];
 type TenantPatch = Parameters<Records['updateTenant']>[1];
@@ -285,53 +259,13 @@ export class SqliteRecords implements Records {
   }
 }
 
-function toTenant(row: TenantRow): Tenant {
-  return {
-    id: row.id,
-    name: row.name,
-    tier: row.tier,
-    createdAt: row.created_at,
-    metadata: JSON.parse(row.metadata) as Record<string, unknown>,
-    policy: parsePolicy(row.policy),
-  };
-}
-
-function toKey(row: KeyRow): ApiKeyRecord {
-  return {
-    id: row.id,
-    tenantId: row.tenant_id,
-    name: row.name,
-    kind: row.kind,
-    prefix: row.prefix,
-    hash: row.hash,
-    tier: row.tier,
-    allowedModels: row.allowed_models === null ? null : (JSON.parse(row.allowed_models) as string[]),
-    userId: row.user_id,
-    createdAt: row.created_at,
-    expiresAt: row.expires_at,
-    revokedAt: row.revoked_at,
-    lastUsedAt: row.last_used_at,
-    policy: parsePolicy(row.policy),
-  };
-}
-
-function toKillSwitch(row: KillSwitchRow): KillSwitch {
-  return {
-    id: row.id,
-    scope: row.scope,
-    target: row.target,
-    reason: row.reason,
-    createdBy: row.created_by,
-    createdAt: row.created_at,
-  };
-}
+const decodeJson = (text: string): unknown => JSON.parse(text);
+const toTenant = (row: TenantRow): Tenant => rowToTenant(row, decodeJson);
+const toKey = (row: KeyRow): ApiKeyRecord => rowToKey(row, decodeJson);
+const toKillSwitch = rowToKillSwitch;
 
 function policyText(policy: PolicyOverride | null | undefined): string | null {
   return policy == null ? null : JSON.stringify(policy);
-}
-
-function parsePolicy(text: string | null): PolicyOverride | null {
-  return text === null ? null : (JSON.parse(text) as PolicyOverride);
 }
 
 function isConstraint(err: unknown, code: string): boolean {
