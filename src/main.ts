@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { Authenticator } from './auth/authenticator.js';
 import { type BootstrapResult, KeyService, bootstrapKeys } from './auth/key-service.js';
+import type { CacheService } from './cache/service.js';
 import type { Config } from './config/schema.js';
 import { buildApp } from './http/app.js';
 import { type Logger, createLogger } from './observability/logger.js';
@@ -13,6 +14,8 @@ import { GatewayMetrics } from './observability/metrics.js';
 import { createPipeline } from './pipeline/pipeline.js';
 import { authenticateStage } from './pipeline/stages/authenticate.js';
 import { admitStage } from './pipeline/stages/admit.js';
+import { cacheStage, cachedInvoke } from './pipeline/stages/cache.js';
+import { createCache } from './cache/index.js';
 import { invokeStage } from './pipeline/stages/invoke.js';
 import { killSwitchStage } from './pipeline/stages/kill-switch.js';
 import { routeStage } from './pipeline/stages/route.js';
@@ -40,6 +43,7 @@ export interface Gateway {
   providers: ProviderRegistry;
   breakers: BreakerRegistry;
   metrics: GatewayMetrics;
+  cache: CacheService;
   /** Creates the admin and demo keys on first start; undefined when they already exist. */
   bootstrap(): Promise<BootstrapResult | undefined>;
   /** Starts listening; resolves with the base URL (e.g. http://127.0.0.1:8080). */
@@ -120,15 +124,18 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     ? new BudgetAlerts(counters, config.alerts.budgetThresholds, new WebhookSender(config.alerts.webhook, log))
     : undefined;
   if (alerts) budgets.onRefusal = (b) => void alerts.check([b]).catch((err: unknown) => log.error({ err }, 'budget alert failed'));
+  const stores = storage.cacheStores(config.cache.exact);
+  const cache = await createCache({ config, catalog, exact: await stores.exact(), semanticStore: stores.semantic, log });
   const pipeline = createPipeline({
     stages: [
       authenticateStage({ authenticator }),
       killSwitchStage({ killSwitches, catalog }),
       routeStage({ catalog, killSwitches }),
       admitStage({ tiers: config.tiers, rateLimiter, budgets, defaultMaxOutputTokens: config.metering.defaultMaxOutputTokens }),
-      invokeStage({ resilience: config.resilience, breakers, metrics, ...(opts.random ? { random: opts.random } : {}) }),
+      cacheStage(cache),
+      cachedInvoke(invokeStage({ resilience: config.resilience, breakers, metrics, ...(opts.random ? { random: opts.random } : {}) }), cache),
     ],
-    settle: settleStage({ metrics, log, records: storage.records, ledger, rateLimiter, budgets, alerts }),
+    settle: settleStage({ metrics, log, records: storage.records, ledger, rateLimiter, budgets, alerts, cache }),
     respond: { streamOverBudget: config.metering.streamOverBudget },
     log,
   });
@@ -149,6 +156,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     metrics,
     readinessChecks: { storage: () => storage.ping() },
     isShuttingDown: () => shuttingDown,
+    cache,
   });
 
   let closed: Promise<void> | undefined;
@@ -163,6 +171,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     providers,
     breakers,
     metrics,
+    cache,
     bootstrap: () => bootstrapKeys(storage.records, keys),
     async listen() {
       return app.listen({ host: config.server.host, port: config.server.port });
@@ -180,6 +189,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
           clearTimeout(timer);
           await pipeline.drain(grace); // requests still finishing (a stream whose client left) settle first
           await ledger.close();
+          await cache.close();
           await providers.close();
           await storage.close();
         }

@@ -112,6 +112,12 @@ function crossCheck(config: Config): string[] {
       else names.set(alias, name);
     });
   }
+  const embedder = config.cache.semantic.embedder;
+  if (embedder.kind === 'deployment') {
+    const target = names.get(embedder.model);
+    if (target === undefined) problems.push(`cache.semantic.embedder.model: unknown model '${embedder.model}'`);
+    else if (config.models[target]?.type !== 'embedding') problems.push(`cache.semantic.embedder.model: '${embedder.model}' is not an embedding model (type: embedding)`);
+  }
   for (const [tier, t] of Object.entries(config.tiers)) {
     t.models?.forEach((m, i) => {
       if (!names.has(m)) problems.push(`tiers.${tier}.models.${i}: unknown model '${m}'`);

@@ -3,6 +3,7 @@
  * working embedded gateway on the built-in simulator. `tollgate.example.yaml` documents each key.
  */
 import { z } from 'zod';
+import { cacheSchema, routeCacheSchema } from './cache-schema.js';
 
 const url = (what: string) =>
   z
@@ -156,6 +157,8 @@ export const modelSchema = z
     price: priceSchema.optional(),
     /** Shown by GET /v1/models. */
     ownedBy: z.string().default('tollgate'),
+    /** Cache policy of this route (overrides the `cache` section). */
+    cache: routeCacheSchema.optional(),
   })
   .strict();
 export type ModelConfig = z.infer<typeof modelSchema>;
@@ -373,6 +376,7 @@ export const configSchema = z
       })
       .strict()
       .default({}),
+    cache: cacheSchema.default({}),
     idempotency: z
       .object({
         /** How long the answer to a POST with an Idempotency-Key is replayed for the same key and body. */

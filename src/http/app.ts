@@ -3,6 +3,8 @@
  * (src/main.ts) from already-constructed services; holds no state of its own.
  */
 import { randomUUID } from 'node:crypto';
+import type { CacheService } from '../cache/service.js';
+import { feedbackRoutes } from './routes/cache.js';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Authenticator } from '../auth/authenticator.js';
 import type { KeyService } from '../auth/key-service.js';
@@ -36,6 +38,7 @@ export interface AppServices {
   metrics: GatewayMetrics;
   readinessChecks: Record<string, () => Promise<void>>;
   isShuttingDown: () => boolean;
+  cache: CacheService;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -73,8 +76,10 @@ export async function buildApp(s: AppServices): Promise<FastifyInstance> {
     log: s.log,
     killSwitches: s.killSwitches,
   });
+  await app.register(feedbackRoutes, { cache: s.cache, authenticator: s.authenticator });
   await app.register(adminRoutes, {
     prefix: '/admin/v1',
+    cache: s.cache,
     records: s.records,
     keys: s.keys,
     authenticator: s.authenticator,

@@ -16,6 +16,9 @@ import type {
 import type { BudgetReservation } from '../metering/budgets.js';
 import type { RateAdmission } from '../metering/rate-limiter.js';
 import type { CatalogModel, Deployment } from '../routing/catalog.js';
+import type { CacheDecision, CacheIdentity } from '../cache/key.js';
+import type { Flight } from '../cache/singleflight.js';
+import type { CacheOutcome } from '../storage/types.js';
 
 export type Operation = 'chat' | 'embeddings';
 
@@ -102,6 +105,29 @@ export interface RequestContext {
   streamError?: GatewayError;
   /** Set when the client went away before the end. */
   clientAborted?: boolean;
+  /** What the cache stage found and decided (chat requests through a cache-enabled gateway). */
+  cache?: CacheState;
+  /** Aborts the upstream call; defaults to the client's signal (single flight replaces it). */
+  upstreamSignal?: AbortSignal;
+  /** What a cache hit saved: the cost of its answer at today's price (pico-dollars). */
+  savedPico?: number;
+}
+
+export interface CacheState {
+  outcome: CacheOutcome;
+  decision?: CacheDecision;
+  ident?: CacheIdentity;
+  /** The question's vector (computed once, for the lookup and the store). */
+  vector?: Float32Array;
+  /** Paid to embed the question (deployment embedders), pico-dollars: part of the request's cost. */
+  embedCostPico?: number;
+  /** The answer came from the cache or a shared call: it costs nothing but the embedding. */
+  served?: boolean;
+  /** The semantic entry that answered, and how similar its question was. */
+  entryId?: string;
+  similarity?: number;
+  /** The flight this request leads (its answer is shared and stored). */
+  flight?: Flight;
 }
 
 export function isChat(ctx: RequestContext): ctx is RequestContext & { body: ChatCompletionRequest } {

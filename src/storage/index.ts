@@ -5,6 +5,7 @@
  */
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
+import type { ExactStore, SemanticStore } from '../cache/types.js';
 import type { Counters, IdempotencyStore, Ledger, Records } from './types.js';
 import { type ChangeBus, LocalChangeBus, RedisChangeBus } from './change-bus.js';
 
@@ -19,6 +20,11 @@ export interface Storage {
   localDir: string;
   /** Tells every process of the deployment about changes (src/storage/change-bus.ts). */
   bus: ChangeBus;
+  /**
+   * The cache's stores: exact answers (embedded: an in-memory LRU with these bounds; distributed:
+   * Redis, shared) and semantic entries (opened on first call: SQLite | Redis). The cache closes them.
+   */
+  cacheStores(bounds: { maxEntries: number; maxBytes: number }): { exact: () => Promise<ExactStore>; semantic: () => Promise<SemanticStore> };
   /** Throws when the backend is not usable (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -44,6 +50,10 @@ async function openEmbedded(cfg: Extract<Config['storage'], { kind: 'embedded' }
     idempotency: new SqliteIdempotencyStore(db),
     bus: new LocalChangeBus(),
     localDir: cfg.dir,
+    cacheStores: (bounds) => ({
+      exact: async () => new (await import('./memory/exact-cache.js')).MemoryExactStore(bounds),
+      semantic: async () => new (await import('./sqlite/semantic-cache.js')).SqliteSemanticStore(db),
+    }),
     async ping() {
       db.prepare('select 1').get();
     },
@@ -96,6 +106,11 @@ async function openDistributed(cfg: Extract<Config['storage'], { kind: 'distribu
     idempotency: new PostgresIdempotencyStore(sql),
     bus,
     localDir: cfg.dir,
+    cacheStores: () => ({
+      exact: async () => new (await import('./redis/exact-cache.js')).RedisExactStore({ redis, prefix: cfg.redisPrefix }),
+      semantic: async () =>
+        new (await import('./redis/semantic-cache.js')).RedisSemanticStore({ redis, prefix: cfg.redisPrefix, subscriber: () => connectRedis(cfg.redisUrl) }),
+    }),
     async ping() {
       await sql`select 1`;
       await pingRedis(redis);

@@ -255,7 +255,13 @@ export interface Counters {
 /* Ledger: one usage event per request, written exactly once.                                   */
 /* ------------------------------------------------------------------------------------------ */
 
-export type CacheOutcome = 'miss' | 'hit' | 'semantic' | 'stale' | 'none';
+/**
+ * What the cache did: `hit` (exact), `semantic`, `stale` (last-resort answer when upstream failed),
+ * `coalesced` (shared an identical request's upstream call), `miss` (looked up, not found: called
+ * upstream), `bypass` (not cacheable: mode, directive or parameters), `none` (the cache did not
+ * run: not a chat completion, or refused before it).
+ */
+export type CacheOutcome = 'miss' | 'hit' | 'semantic' | 'stale' | 'coalesced' | 'bypass' | 'none';
 
 /** What one request cost. Amounts are integers: tokens, and pico-dollars (1e-12 USD). */
 export interface UsageEvent {

@@ -9,6 +9,8 @@ import type { KeyService } from '../../auth/key-service.js';
 import { extractKey, parseDuration } from '../../auth/keys.js';
 import { GatewayError } from '../../errors.js';
 import { parsePolicyOverride } from '../../metering/policy.js';
+import type { CacheService } from '../../cache/service.js';
+import { adminCacheRoutes } from './cache.js';
 import { type KillSwitchRoutesOptions, killSwitchRoutes } from './kill-switches.js';
 import { type UsageRoutesOptions, usageRoutes } from './usage.js';
 import { type ApiKeyRecord, RecordConflict, RecordNotFound, type Records, type Tenant } from '../../storage/types.js';
@@ -17,6 +19,7 @@ export interface AdminRoutesOptions extends UsageRoutesOptions, KillSwitchRoutes
   records: Records;
   keys: KeyService;
   authenticator: Authenticator;
+  cache: CacheService;
 }
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -124,6 +127,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
 
   await app.register(usageRoutes, { ledger: opts.ledger, writer: opts.writer });
   await app.register(killSwitchRoutes, { killSwitches: opts.killSwitches, authenticator });
+  await app.register(adminCacheRoutes, { cache: opts.cache });
 
   app.get('/tenants', async () => ({ object: 'list', data: (await records.listTenants()).map(tenantJson) }));
 

@@ -139,7 +139,7 @@ export function invokeStage(opts: InvokeOptions) {
 
   return async function invoke(ctx: RequestContext): Promise<void> {
     const chain = ctx.chain ?? [];
-    const client = ctx.sink.signal;
+    const client = ctx.upstreamSignal ?? ctx.sink.signal;
     // The deadline covers every attempt and wait up to the first byte.
     const deadlineAt = ctx.startedAt + resilience.deadlineMs;
     const remaining = () => deadlineAt - performance.now();

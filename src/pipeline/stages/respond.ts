@@ -28,8 +28,19 @@ function settleCost(ctx: RequestContext, usage: Usage, reported: boolean): strin
   ctx.usage = usage;
   ctx.usageReported = reported;
   const price = ctx.model?.price;
-  if (!price) return undefined;
-  ctx.costPico = costPico(usage, price);
+  const embedding = ctx.cache?.embedCostPico ?? 0;
+  if (!price) {
+    if (embedding > 0) ctx.costPico = embedding;
+    return embedding > 0 ? formatUsd(embedding) : undefined;
+  }
+  const full = costPico(usage, price);
+  if (ctx.cache?.served) {
+    // Answered from the cache (or a shared call): what it would have cost is saved, not billed.
+    ctx.savedPico = full;
+    ctx.costPico = embedding;
+  } else {
+    ctx.costPico = full + embedding;
+  }
   return formatUsd(ctx.costPico);
 }
 

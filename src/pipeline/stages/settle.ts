@@ -10,7 +10,9 @@ import type { RateLimiter } from '../../metering/rate-limiter.js';
 import type { Logger } from '../../observability/logger.js';
 import type { GatewayMetrics } from '../../observability/metrics.js';
 import type { Records, UsageEvent } from '../../storage/types.js';
+import type { CacheService } from '../../cache/service.js';
 import type { RequestContext } from '../context.js';
+import { rememberServed } from './cache.js';
 
 export interface SettleOptions {
   metrics: GatewayMetrics;
@@ -20,6 +22,8 @@ export interface SettleOptions {
   ledger: Pick<LedgerWriter, 'record'>;
   rateLimiter: Pick<RateLimiter, 'reconcile'>;
   budgets: Pick<BudgetGuard, 'settle'>;
+  /** The cache (remembers served answers for feedback). */
+  cache?: CacheService | undefined;
   /** Budget threshold alerts, when a webhook is configured. */
   alerts?: Pick<BudgetAlerts, 'check'> | undefined;
   touchIntervalMs?: number;
@@ -38,16 +42,16 @@ export function usageEvent(ctx: RequestContext, status: number, latencyMs: numbe
     userId: ctx.endUser ?? '',
     route: ctx.route,
     requestedModel: ctx.body.model,
-    servedModel: ctx.servedBy ? (ctx.model?.name ?? '') : '',
+    servedModel: ctx.servedBy || ctx.cache?.served ? (ctx.model?.name ?? '') : '',
     deployment: ctx.servedBy?.id ?? '',
     promptTokens: u?.prompt_tokens ?? 0,
     completionTokens: u?.completion_tokens ?? 0,
     cachedTokens: u?.prompt_tokens_details?.cached_tokens ?? 0,
     costPico: ctx.costPico ?? 0,
-    savedPico: 0,
+    savedPico: ctx.savedPico ?? 0,
     latencyMs: Math.round(latencyMs),
     ttftMs: ctx.ttftMs === undefined ? null : Math.round(ctx.ttftMs),
-    cache: 'none',
+    cache: ctx.cache?.outcome ?? 'none',
     status,
     attempts: ctx.attempts.filter((a) => a.outcome !== 'circuit_open').length,
     usageReported: ctx.usageReported ?? false,
@@ -61,7 +65,8 @@ export function settleStage(opts: SettleOptions) {
   async function reconcile(ctx: RequestContext): Promise<void> {
     const a = ctx.admission;
     if (!a) return;
-    const tokens = ctx.usage ? ctx.usage.prompt_tokens + ctx.usage.completion_tokens : 0;
+    // A served cache hit uses no tokens: only its request counts against the rate limits.
+    const tokens = ctx.usage && !ctx.cache?.served ? ctx.usage.prompt_tokens + ctx.usage.completion_tokens : 0;
     const [, settled] = await Promise.all([rateLimiter.reconcile(a.rate, tokens), a.budget ? budgets.settle(a.budget, ctx.costPico ?? 0) : undefined]);
     if (settled && opts.alerts) await opts.alerts.check(settled);
   }
@@ -80,6 +85,7 @@ export function settleStage(opts: SettleOptions) {
     const corrected = reconcile(ctx).catch((err: unknown) => log.error({ err, reqId: ctx.id }, 'could not settle budget or rate limit'));
     try {
       if (ctx.auth) touch(ctx.auth.keyId, ctx.receivedAt);
+      if (opts.cache) rememberServed(ctx, opts.cache);
       const status = ctx.clientAborted ? 499 : (ctx.status ?? 500);
       const seconds = (performance.now() - ctx.startedAt) / 1000;
       const model = ctx.model?.name ?? 'unknown';
@@ -110,6 +116,7 @@ export function settleStage(opts: SettleOptions) {
           costPico: ctx.costPico,
           error: ctx.error?.code ?? ctx.streamError?.code,
           stream: ctx.result?.kind === 'stream' ? true : undefined,
+          cache: ctx.cache?.outcome,
         },
         'request',
       );

@@ -128,4 +128,28 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at);
     `,
   },
+  {
+    version: 5,
+    name: 'semantic cache',
+    sql: `
+      -- Semantic cache entries: a question's embedding and the answer given to it. The
+      -- in-process vector index is rebuilt from this table at start (scan by created_at, id).
+      CREATE TABLE semantic_cache (
+        id          TEXT PRIMARY KEY,          -- <tenant>/<route>/<uuid>
+        scope       TEXT NOT NULL,             -- hash of what must match besides the meaning
+        tenant_id   TEXT NOT NULL,
+        route       TEXT NOT NULL,
+        embedder    TEXT NOT NULL,             -- Embedder.id that made the vector
+        question    TEXT NOT NULL,
+        vector      BLOB NOT NULL,             -- Float32Array bytes, native order (little-endian)
+        answer      TEXT NOT NULL,             -- serialized CachedAnswer
+        created_at  INTEGER NOT NULL,          -- epoch ms
+        expires_at  INTEGER NOT NULL,          -- epoch ms
+        threshold   REAL                       -- learned per-entry threshold; NULL = the route's
+      ) STRICT;
+      CREATE INDEX semantic_cache_by_created ON semantic_cache (created_at, id);
+      CREATE INDEX semantic_cache_by_tenant ON semantic_cache (tenant_id, route);
+      CREATE INDEX semantic_cache_by_expiry ON semantic_cache (expires_at);
+    `,
+  },
 ];

@@ -1,0 +1,77 @@
+/**
+ * Builds the cache from config: the embedder the config names, the vector index, the guard, and
+ * the semantic cache over the storage backend's stores (rebuilt from them before the gateway
+ * takes requests). Called by the composition root.
+ */
+import type { CacheConfig, EmbedderConfig } from '../config/cache-schema.js';
+import type { Config } from '../config/schema.js';
+import type { Logger } from '../observability/logger.js';
+import type { ModelCatalog } from '../routing/catalog.js';
+import { createHitGuard } from './guard.js';
+import { SemanticCache } from './semantic.js';
+import { CacheService } from './service.js';
+import type { Embedder, ExactStore, SemanticStore } from './types.js';
+import { HnswVectorIndex } from './vector-index.js';
+
+export async function createEmbedder(cfg: EmbedderConfig, catalog: ModelCatalog): Promise<Embedder> {
+  switch (cfg.kind) {
+    case 'builtin': {
+      const { BuiltinEmbedder } = await import('./embedders/builtin.js');
+      return new BuiltinEmbedder(cfg.dimensions === undefined ? {} : { dimensions: cfg.dimensions });
+    }
+    case 'deployment': {
+      const { DeploymentEmbedder } = await import('./embedders/deployment.js');
+      const model = catalog.resolve(cfg.model);
+      if (!model) throw new Error(`cache.semantic.embedder.model: unknown model '${cfg.model}'`);
+      const embedder = new DeploymentEmbedder({ model, timeoutMs: cfg.timeoutMs, ...(cfg.dimensions ? { dimensions: cfg.dimensions } : {}) });
+      try {
+        await embedder.init();
+      } catch (err) {
+        throw new Error(`cache.semantic.embedder: the embedding model '${cfg.model}' did not answer: ${(err as Error).message}`, { cause: err });
+      }
+      return embedder;
+    }
+    case 'onnx': {
+      const { OnnxEmbedder } = await import('./embedders/onnx.js');
+      return OnnxEmbedder.load(cfg.dir, { maxSequenceLength: cfg.maxSequenceLength });
+    }
+  }
+}
+
+export interface CreateCacheOptions {
+  config: Pick<Config, 'cache' | 'models'>;
+  catalog: ModelCatalog;
+  exact: ExactStore;
+  /** The backend's semantic store; not opened when the semantic cache is off. */
+  semanticStore: () => Promise<SemanticStore>;
+  log: Logger;
+}
+
+function semanticWanted(config: Pick<Config, 'cache' | 'models'>): boolean {
+  const c: CacheConfig = config.cache;
+  if (!c.enabled) return false;
+  if (c.semantic.enabled) return true;
+  return Object.values(config.models).some((m) => m.cache?.semantic?.enabled === true);
+}
+
+export async function createCache(opts: CreateCacheOptions): Promise<CacheService> {
+  const { config, log } = opts;
+  const routes = Object.fromEntries(Object.entries(config.models).map(([name, m]) => [name, m.cache]));
+  let semantic: SemanticCache | undefined;
+  if (semanticWanted(config)) {
+    const s = config.cache.semantic;
+    const embedder = await createEmbedder(s.embedder, opts.catalog);
+    const store = await opts.semanticStore();
+    semantic = new SemanticCache({
+      embedder,
+      store,
+      index: new HnswVectorIndex({ dimensions: embedder.dimensions, maxEntries: s.maxEntries }),
+      guard: s.guard ? createHitGuard() : undefined,
+      candidates: s.candidates,
+      log,
+    });
+    const loaded = await semantic.start();
+    log.info({ entries: loaded, embedder: embedder.id }, 'semantic cache ready');
+  }
+  return new CacheService({ config: config.cache, routes, exact: opts.exact, semantic, log });
+}

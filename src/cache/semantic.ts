@@ -1,0 +1,225 @@
+/**
+ * The semantic cache: a question's vector looked up among the cached questions of the same scope
+ * (tenant, route, system prompt and earlier conversation, parameters, embedder: see key.ts).
+ *
+ * A candidate answers when (1) its cosine similarity reaches the threshold: the route's, or the
+ * entry's own once feedback has taught it one, and (2) the guard finds no difference that a
+ * similarity score overlooks (numbers, names, negations: guard.ts). The nearest `candidates`
+ * entries are examined, most similar first.
+ *
+ * Per-entry thresholds learn from feedback on verified reuse (after vCache): a "bad" report on a
+ * semantic hit at similarity s raises the entry's threshold above s, so that question (and any
+ * less similar one) no longer reuses it; a second bad report removes the entry; a "good" report
+ * lowers it by a small step, never below the route's threshold minus `maxRelax`.
+ *
+ * Entries live in the SemanticStore (durable); the vector index is in process, rebuilt from the
+ * store at start and kept in sync with the other processes' changes (store.subscribe).
+ */
+import type { Logger } from '../observability/logger.js';
+import type { CacheFilter, EmbedCost, Embedder, HitGuard, SemanticChange, SemanticEntry, SemanticStore, VectorIndex } from './types.js';
+
+export interface SemanticHit {
+  entry: SemanticEntry;
+  similarity: number;
+}
+
+export interface SemanticCacheOptions {
+  embedder: Embedder;
+  index: VectorIndex;
+  store: SemanticStore;
+  /** No guard: the threshold alone decides. */
+  guard: HitGuard | undefined;
+  /** Nearest entries examined per lookup. */
+  candidates: number;
+  log: Logger;
+  /** How far good feedback may lower an entry's threshold below the route's. */
+  maxRelax?: number;
+}
+
+/** Margin above the similarity of a wrong hit that a bad report sets the entry's threshold to. */
+const BAD_MARGIN = 0.01;
+/** Step a good report lowers an entry's threshold by. */
+const GOOD_STEP = 0.005;
+
+export class SemanticCache {
+  private readonly opts: SemanticCacheOptions;
+  /** Learned thresholds (entries without one use the route's). */
+  private readonly thresholds = new Map<string, number>();
+  /** Bad reports per entry. */
+  private readonly strikes = new Map<string, number>();
+  private unsubscribe: (() => void) | undefined;
+  /** Guard refusals since start (metrics). */
+  guardRejections = 0;
+
+  constructor(opts: SemanticCacheOptions) {
+    this.opts = opts;
+  }
+
+  get embedderId(): string {
+    return this.opts.embedder.id;
+  }
+
+  get size(): number {
+    return this.opts.index.size;
+  }
+
+  /** Rebuilds the index from the store, then follows the other processes' changes. */
+  async start(): Promise<number> {
+    this.unsubscribe = this.opts.store.subscribe((change) => this.apply(change));
+    // Shared stores (Redis): listen before the scan so no change falls between the two, and
+    // rebuild after a lost connection (pub/sub drops what it missed).
+    const shared = this.opts.store as SemanticStore & { whenSubscribed?: () => Promise<void>; onResync?: (cb: () => void) => void };
+    shared.onResync?.(() => {
+      this.resync().catch((err: unknown) => this.opts.log.warn({ err }, 'semantic cache: could not reload the index'));
+    });
+    await shared.whenSubscribed?.();
+    let loaded = 0;
+    const stale: string[] = [];
+    await this.opts.store.scan((entries) => {
+      for (const e of entries) {
+        if (e.embedder !== this.opts.embedder.id || e.vector.length !== this.opts.embedder.dimensions) {
+          stale.push(e.id); // made by another embedder (config changed): never comparable
+          continue;
+        }
+        this.addToIndex(e);
+        loaded++;
+      }
+    });
+    if (stale.length > 0) await this.opts.store.delete(stale);
+    return loaded;
+  }
+
+  async close(): Promise<void> {
+    this.unsubscribe?.();
+    await this.opts.embedder.close();
+    await this.opts.store.close();
+  }
+
+  async embed(question: string, signal?: AbortSignal): Promise<{ vector: Float32Array; cost?: EmbedCost }> {
+    const { vectors, cost } = await this.opts.embedder.embed([question], signal ? { signal } : undefined);
+    const vector = vectors[0];
+    if (!vector) throw new Error('the embedder returned no vector');
+    return cost ? { vector, cost } : { vector };
+  }
+
+  /** The best entry of `scope` that may answer `question`, or undefined. */
+  async lookup(scope: string, question: string, vector: Float32Array, threshold: number): Promise<SemanticHit | undefined> {
+    const neighbours = this.opts.index.search(scope, vector, this.opts.candidates);
+    for (const n of neighbours) {
+      if (n.similarity < this.thresholdOf(n.id, threshold)) continue;
+      const entry = await this.opts.store.get(n.id);
+      if (!entry || entry.scope !== scope) {
+        if (!entry) this.opts.index.remove(n.id); // expired or removed elsewhere
+        continue;
+      }
+      if (this.opts.guard) {
+        const verdict = this.opts.guard.check(question, entry.question);
+        if (!verdict.ok) {
+          this.guardRejections++;
+          this.opts.log.debug({ entry: entry.id, similarity: n.similarity, reason: verdict.reason }, 'semantic cache: near hit refused by the guard');
+          continue;
+        }
+      }
+      return { entry, similarity: n.similarity };
+    }
+    return undefined;
+  }
+
+  /** Stores an answer for `question`; evicts what the index bound pushes out. */
+  async put(entry: SemanticEntry): Promise<void> {
+    await this.opts.store.put(entry);
+    const evicted = this.addToIndex(entry);
+    if (evicted.length > 0) await this.opts.store.delete(evicted);
+  }
+
+  async remove(ids: string[]): Promise<void> {
+    for (const id of ids) this.forget(id);
+    await this.opts.store.delete(ids);
+  }
+
+  async invalidate(filter: CacheFilter): Promise<number> {
+    const ids = await this.opts.store.invalidate(filter);
+    for (const id of ids) this.forget(id);
+    return ids.length;
+  }
+
+  /**
+   * Feedback on a request this entry answered (`similarity` of a semantic hit; 1 for the request
+   * that stored it). Returns what was done.
+   */
+  async feedback(id: string, good: boolean, similarity: number, routeThreshold: number): Promise<'removed' | 'demoted' | 'promoted' | 'none'> {
+    if (!this.opts.index.has(id)) return 'none';
+    const current = this.thresholdOf(id, routeThreshold);
+    if (!good) {
+      const strikes = (this.strikes.get(id) ?? 0) + 1;
+      if (strikes >= 2 || similarity >= 1 - 1e-6) {
+        await this.remove([id]);
+        return 'removed';
+      }
+      this.strikes.set(id, strikes);
+      const raised = Math.min(1, Math.max(current, similarity + BAD_MARGIN));
+      await this.setThreshold(id, raised);
+      return 'demoted';
+    }
+    const floor = routeThreshold - (this.opts.maxRelax ?? 0.03);
+    const lowered = Math.max(floor, current - GOOD_STEP);
+    if (lowered >= current) return 'none';
+    await this.setThreshold(id, lowered);
+    return 'promoted';
+  }
+
+  private thresholdOf(id: string, routeThreshold: number): number {
+    return this.thresholds.get(id) ?? routeThreshold;
+  }
+
+  private async setThreshold(id: string, threshold: number): Promise<void> {
+    this.thresholds.set(id, threshold);
+    await this.opts.store.setThreshold(id, threshold);
+  }
+
+  private addToIndex(entry: SemanticEntry): string[] {
+    if (entry.threshold !== null) this.thresholds.set(entry.id, entry.threshold);
+    const evicted = this.opts.index.add(entry.scope, entry.id, entry.vector);
+    for (const id of evicted) this.forgetMeta(id);
+    return evicted;
+  }
+
+  private forget(id: string): void {
+    this.opts.index.remove(id);
+    this.forgetMeta(id);
+  }
+
+  private forgetMeta(id: string): void {
+    this.thresholds.delete(id);
+    this.strikes.delete(id);
+  }
+
+  /** Another process changed the store. */
+  private apply(change: SemanticChange): void {
+    switch (change.kind) {
+      case 'put':
+        if (change.entry.embedder === this.opts.embedder.id) this.addToIndex(change.entry);
+        break;
+      case 'delete':
+        for (const id of change.ids) this.forget(id);
+        break;
+      case 'threshold':
+        if (change.threshold === null) this.thresholds.delete(change.id);
+        else this.thresholds.set(change.id, change.threshold);
+        break;
+      case 'invalidate':
+        this.resync().catch((err: unknown) => this.opts.log.warn({ err }, 'semantic cache: could not reload the index'));
+        break;
+    }
+  }
+
+  /** Rebuilds the index from the store (after an invalidation elsewhere, or a lost connection). */
+  async resync(): Promise<void> {
+    this.opts.index.clear();
+    this.thresholds.clear();
+    this.strikes.clear();
+    await this.opts.store.scan((entries) => {
+      for (const e of entries) if (e.embedder === this.opts.embedder.id) this.addToIndex(e);
+    });
+  }
+}

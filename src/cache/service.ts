@@ -1,0 +1,209 @@
+/**
+ * The cache service: per-route policy, exact answers, the semantic cache, single flight, feedback
+ * and invalidation. The pipeline stage (src/pipeline/stages/cache.ts) and the HTTP routes
+ * (/v1/feedback, /admin/v1/cache) use it; src/main.ts builds it.
+ */
+import { randomUUID } from 'node:crypto';
+import type { CacheConfig, CacheMode, RouteCacheConfig } from '../config/cache-schema.js';
+import { estimateUsage } from '../metering/tokenizer.js';
+import type { Logger } from '../observability/logger.js';
+import type { ChatCompletion, ChatCompletionRequest } from '../providers/types.js';
+import type { CacheOutcome } from '../storage/types.js';
+import { type CachedAnswer, isCacheable, parseAnswer, serializeAnswer } from './answer.js';
+import { type CacheIdentity, encodeRoute, keyPrefix } from './key.js';
+import type { SemanticCache } from './semantic.js';
+import { SingleFlight } from './singleflight.js';
+import { DEFAULT_SEMANTIC_THRESHOLD, STALE_SEMANTIC_THRESHOLD } from './tuning.js';
+import type { CacheFilter, ExactStore } from './types.js';
+
+/** A route's effective cache policy. */
+export interface RoutePolicy {
+  mode: CacheMode;
+  ttlMs: number;
+  semantic: boolean;
+  threshold: number;
+  staleFallback: boolean;
+  staleThreshold: number;
+}
+
+/** What the cache did for a request, remembered for POST /v1/feedback. */
+export interface ServedRecord {
+  outcome: CacheOutcome;
+  route: string;
+  exactKey?: string;
+  semanticId?: string;
+  /** Of a semantic (or stale) hit; 1 for the request whose answer was stored. */
+  similarity?: number;
+}
+
+export type FeedbackAction = 'removed' | 'demoted' | 'promoted' | 'none';
+
+export interface CacheServiceOptions {
+  config: CacheConfig;
+  /** Per-route overrides (`models.<name>.cache`). */
+  routes: Record<string, RouteCacheConfig | undefined>;
+  exact: ExactStore;
+  semantic: SemanticCache | undefined;
+  log: Logger;
+}
+
+/** Route segment of feedback records in the exact store: no URI-encoded model name can be this. */
+const FEEDBACK_SEGMENT = '%00feedback';
+
+export class CacheService {
+  readonly flights = new SingleFlight();
+  readonly config: CacheConfig;
+  readonly exact: ExactStore;
+  readonly semantic: SemanticCache | undefined;
+  private readonly routes: Record<string, RouteCacheConfig | undefined>;
+  private readonly policies = new Map<string, RoutePolicy>();
+  private readonly log: Logger;
+
+  constructor(opts: CacheServiceOptions) {
+    this.config = opts.config;
+    this.routes = opts.routes;
+    this.exact = opts.exact;
+    this.semantic = opts.semantic;
+    this.log = opts.log;
+  }
+
+  get enabled(): boolean {
+    return this.config.enabled;
+  }
+
+  policy(route: string): RoutePolicy {
+    let p = this.policies.get(route);
+    if (!p) {
+      const r = this.routes[route];
+      const s = this.config.semantic;
+      p = {
+        mode: r?.mode ?? this.config.mode,
+        ttlMs: r?.ttlMs ?? this.config.ttlMs,
+        semantic: this.semantic !== undefined && (r?.semantic?.enabled ?? s.enabled),
+        threshold: r?.semantic?.threshold ?? s.threshold ?? DEFAULT_SEMANTIC_THRESHOLD,
+        staleFallback: r?.staleFallback ?? this.config.staleFallback,
+        staleThreshold: s.staleThreshold ?? STALE_SEMANTIC_THRESHOLD,
+      };
+      this.policies.set(route, p);
+    }
+    return p;
+  }
+
+  /** The exact answer for `key`; a store failure is a miss (logged), never an error. */
+  async getExact(key: string): Promise<CachedAnswer | undefined> {
+    try {
+      const text = await this.exact.get(key);
+      return text === undefined ? undefined : parseAnswer(text);
+    } catch (err) {
+      this.log.warn({ err }, 'cache: exact lookup failed (served as a miss)');
+      return undefined;
+    }
+  }
+
+  /**
+   * Stores a fresh answer under its exact key and, when it has a semantic scope, by meaning.
+   * Returns the semantic entry's id. Failures are logged: the cache is an optimisation.
+   */
+  async store(
+    ident: CacheIdentity,
+    args: { tenantId: string; route: string; deployment: string; request: ChatCompletionRequest; body: ChatCompletion; vector?: Float32Array },
+  ): Promise<string | undefined> {
+    const { body } = args;
+    if (!isCacheable(body)) return undefined;
+    try {
+      const usage = body.usage ?? (await estimateUsage(args.request.messages, body.choices.map((c) => c.message.content ?? '').join('')));
+      const now = Date.now();
+      const ttlMs = this.policy(args.route).ttlMs;
+      const semantic = this.semantic && ident.scope && ident.question !== undefined && args.vector && ident.question.length <= this.config.semantic.maxQuestionChars;
+      const id = semantic ? `${keyPrefix(args.tenantId, args.route)}${randomUUID()}` : undefined;
+      const answer: CachedAnswer = { v: 1, body: { ...body, usage }, model: args.route, deployment: args.deployment, usage, createdAt: now, ...(id ? { semanticId: id } : {}) };
+      const text = serializeAnswer(answer);
+      const writes: Array<Promise<unknown>> = [this.exact.set(ident.exactKey, text, ttlMs)];
+      if (this.semantic && id && ident.scope && ident.question !== undefined && args.vector) {
+        writes.push(
+          this.semantic.put({
+            id,
+            scope: ident.scope,
+            tenantId: args.tenantId,
+            route: encodeRoute(args.route),
+            embedder: this.semantic.embedderId,
+            question: ident.question,
+            vector: args.vector,
+            answer: text,
+            createdAt: now,
+            expiresAt: now + ttlMs,
+            threshold: null,
+          }),
+        );
+      }
+      await Promise.all(writes);
+      return id;
+    } catch (err) {
+      this.log.warn({ err }, 'cache: could not store an answer');
+      return undefined;
+    }
+  }
+
+  /** Remembers what the cache did for a request, for feedback (fire and forget). */
+  remember(tenantId: string, requestId: string, record: ServedRecord): void {
+    this.exact
+      .set(this.feedbackKey(tenantId, requestId), JSON.stringify(record), this.config.feedbackWindowMs)
+      .catch((err: unknown) => this.log.warn({ err }, 'cache: could not record a served answer for feedback'));
+  }
+
+  /**
+   * A client's verdict on a request's answer. Bad: an exact entry is removed, a semantic entry is
+   * demoted (its threshold raised above the similarity that served it) or, the second time,
+   * removed. Good: a semantic entry's threshold is lowered a step. Only the caller's tenant's
+   * requests are found. Returns undefined when the request is unknown (or not answered through
+   * the cache) within the feedback window.
+   */
+  async feedback(tenantId: string, requestId: string, good: boolean): Promise<{ record: ServedRecord; action: FeedbackAction } | undefined> {
+    const text = await this.exact.get(this.feedbackKey(tenantId, requestId));
+    if (text === undefined) return undefined;
+    const record = JSON.parse(text) as ServedRecord;
+    let action: FeedbackAction = 'none';
+    if (!good && record.exactKey && (record.outcome === 'hit' || record.outcome === 'miss' || record.outcome === 'coalesced')) {
+      // The answer itself is wrong: never serve it again for this exact request.
+      await this.exact.delete(record.exactKey);
+      action = 'removed';
+    }
+    if (this.semantic && record.semanticId) {
+      if (action === 'removed') {
+        await this.semantic.remove([record.semanticId]); // the same answer, stored by meaning
+      } else {
+        const threshold = this.policy(record.route).threshold;
+        const done = await this.semantic.feedback(record.semanticId, good, record.similarity ?? 1, threshold);
+        if (done !== 'none') action = done;
+      }
+    }
+    return { record, action };
+  }
+
+  /** Removes matching entries (exact and semantic); `filter.route` is a public model name. */
+  async invalidate(filter: CacheFilter): Promise<{ exact: number; semantic: number }> {
+    const f: CacheFilter = { ...filter };
+    if (f.route !== undefined) f.route = encodeRoute(f.route);
+    const [exact, semantic] = await Promise.all([this.exact.invalidate(f), this.semantic ? this.semantic.invalidate(f) : 0]);
+    return { exact, semantic };
+  }
+
+  async stats(): Promise<{ exactEntries: number; semanticEntries: number; inFlight: number; guardRejections: number; embedder: string | null }> {
+    return {
+      exactEntries: await this.exact.size(),
+      semanticEntries: this.semantic?.size ?? 0,
+      inFlight: this.flights.size,
+      guardRejections: this.semantic?.guardRejections ?? 0,
+      embedder: this.semantic?.embedderId ?? null,
+    };
+  }
+
+  async close(): Promise<void> {
+    await this.semantic?.close();
+    await this.exact.close();
+  }
+
+  private feedbackKey(tenantId: string, requestId: string): string {
+    return `${tenantId}/${FEEDBACK_SEGMENT}/${encodeURIComponent(requestId)}`;
+  }
+}

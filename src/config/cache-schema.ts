@@ -1,0 +1,107 @@
+/**
+ * The `cache` section of the config, and the per-model `cache` overrides (a model, or an alias of
+ * it, is a route). See src/cache/ and docs/CONFIG.md.
+ */
+import { z } from 'zod';
+
+const positiveInt = z.number().int().positive();
+const similarity = z.number().min(0).max(1);
+
+/**
+ * When an answer is cached (looked up and stored):
+ * - `deterministic`: only when the output is reproducible enough: temperature 0, or a seed;
+ * - `always`: every chat completion;
+ * - `off`: never (not even with `x-tollgate-cache: force`).
+ */
+export const cacheModeSchema = z.enum(['deterministic', 'always', 'off']);
+export type CacheMode = z.infer<typeof cacheModeSchema>;
+
+/** Per-route overrides (`models.<name>.cache`); what is left out comes from the `cache` section. */
+export const routeCacheSchema = z
+  .object({
+    mode: cacheModeSchema.optional(),
+    ttlMs: positiveInt.optional(),
+    semantic: z
+      .object({
+        enabled: z.boolean().optional(),
+        threshold: similarity.optional(),
+      })
+      .strict()
+      .optional(),
+    staleFallback: z.boolean().optional(),
+  })
+  .strict();
+export type RouteCacheConfig = z.infer<typeof routeCacheSchema>;
+
+export const embedderSchema = z.discriminatedUnion('kind', [
+  z
+    .object({
+      kind: z.literal('builtin'),
+      /** Vector size (hashed features). */
+      dimensions: z.number().int().min(32).max(4096).optional(),
+    })
+    .strict(),
+  z
+    .object({
+      kind: z.literal('deployment'),
+      /** An embedding model of `models` (any OpenAI-compatible /v1/embeddings); its cost is metered. */
+      model: z.string().min(1),
+      /** Asked of the upstream (`dimensions` parameter), when it supports it. */
+      dimensions: positiveInt.optional(),
+      timeoutMs: positiveInt.default(2_000),
+    })
+    .strict(),
+  z
+    .object({
+      kind: z.literal('onnx'),
+      /** A sentence-embedding model directory: model.onnx (or onnx/model.onnx) and tokenizer.json. */
+      dir: z.string().min(1),
+      maxSequenceLength: positiveInt.max(8192).default(256),
+    })
+    .strict(),
+]);
+export type EmbedderConfig = z.infer<typeof embedderSchema>;
+
+export const cacheSchema = z
+  .object({
+    /** Master switch: off = no lookups, no stores, no single flight. */
+    enabled: z.boolean().default(true),
+    mode: cacheModeSchema.default('deterministic'),
+    /** How long an answer is served from the cache. */
+    ttlMs: positiveInt.default(3_600_000),
+    exact: z
+      .object({
+        /** Embedded mode: the in-memory LRU's bounds (distributed mode keeps entries in Redis, with the TTL). */
+        maxEntries: positiveInt.default(10_000),
+        maxBytes: positiveInt.default(64 * 1024 * 1024),
+      })
+      .strict()
+      .default({}),
+    semantic: z
+      .object({
+        enabled: z.boolean().default(true),
+        /** Cosine similarity a cached question needs to answer a new one (default: the evaluated operating point, src/cache/tuning.ts). */
+        threshold: similarity.optional(),
+        /** The relaxed threshold of the last-resort fallback (`staleFallback`). */
+        staleThreshold: similarity.optional(),
+        /** Reject near hits whose numbers, names or negations differ (src/cache/guard.ts). */
+        guard: z.boolean().default(true),
+        /** Entries in the in-process index, over every tenant and route (least recently used evicted). */
+        maxEntries: positiveInt.default(100_000),
+        /** Nearest entries examined per lookup (the best one that passes the guard answers). */
+        candidates: positiveInt.max(32).default(4),
+        /** Questions longer than this (characters) are not cached by meaning. */
+        maxQuestionChars: positiveInt.default(4_000),
+        embedder: embedderSchema.default({ kind: 'builtin' }),
+      })
+      .strict()
+      .default({}),
+    /** Identical requests in flight at once share one upstream call (per tenant). */
+    singleFlight: z.boolean().default(true),
+    /** When every deployment failed, answer from the semantic cache (relaxed threshold) marked stale. */
+    staleFallback: z.boolean().default(false),
+    /** How long POST /v1/feedback can name a request that was answered from the cache. */
+    feedbackWindowMs: positiveInt.default(24 * 3_600_000),
+  })
+  .strict();
+export type CacheConfig = z.infer<typeof cacheSchema>;

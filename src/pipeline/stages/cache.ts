@@ -1,0 +1,233 @@
+/**
+ * Stage 5: the cache, around invoke.
+ *
+ * `cacheStage` (before invoke): decides whether the request may be cached (route mode, the
+ * request's determinism, `x-tollgate-cache: force|skip|refresh`), then looks it up: the exact
+ * cache, then an identical request in flight (single flight: it waits for that call's answer),
+ * then the semantic cache. A hit sets `ctx.result`, so invoke is skipped. A miss that may be
+ * stored leads a flight: identical requests arriving meanwhile share its upstream call.
+ *
+ * `cachedInvoke` (wraps invoke): hands the leader's answer to its flight (JSON, or a stream fanned
+ * out to every waiting client), which stores it when complete; when every deployment failed and
+ * the route allows it, answers from the semantic cache with the relaxed threshold, marked stale.
+ *
+ * Served answers cost nothing but the question's embedding: settle bills them 0, records the
+ * cost they saved, and gives back their token reservation (a hit is rate-limited by request count
+ * only). Cache failures never fail a request: they are logged and treated as misses.
+ */
+import { type CachedAnswer, parseAnswer, replayChunks } from '../../cache/answer.js';
+import { cacheIdentity, decide, parseDirective } from '../../cache/key.js';
+import type { CacheService } from '../../cache/service.js';
+import type { FlightShare } from '../../cache/singleflight.js';
+import { GatewayError, isGatewayError } from '../../errors.js';
+import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest } from '../../providers/types.js';
+import type { CacheOutcome } from '../../storage/types.js';
+import type { CacheState, PipelineResult, RequestContext } from '../context.js';
+import type { Stage } from '../pipeline.js';
+
+const NO_IDLE = { rearm() {}, dispose() {} };
+
+function iterate(chunks: ChatCompletionChunk[]): AsyncIterator<ChatCompletionChunk> {
+  let i = 0;
+  return {
+    async next() {
+      return i < chunks.length ? { done: false, value: chunks[i++] as ChatCompletionChunk } : { done: true, value: undefined };
+    },
+  };
+}
+
+/** A completion as the result the client asked for: JSON, or replayed as a stream. */
+function resultOf(ctx: RequestContext, body: ChatCompletion): PipelineResult {
+  if (!(ctx.body as ChatCompletionRequest).stream) return { kind: 'chat', body };
+  const chunks = replayChunks(body, true);
+  const first = chunks.shift() as ChatCompletionChunk;
+  return { kind: 'stream', first, rest: iterate(chunks), idle: NO_IDLE };
+}
+
+function setOutcome(ctx: RequestContext, state: CacheState, outcome: CacheOutcome): void {
+  state.outcome = outcome;
+  ctx.extraHeaders['x-tollgate-cache'] = outcome;
+}
+
+/** Serves a cached answer. */
+function serve(ctx: RequestContext, state: CacheState, answer: CachedAnswer, outcome: CacheOutcome, similarity?: number): void {
+  setOutcome(ctx, state, outcome);
+  state.served = true;
+  ctx.extraHeaders['x-tollgate-model'] = answer.body.model;
+  if (similarity !== undefined) {
+    state.similarity = similarity;
+    ctx.extraHeaders['x-tollgate-similarity'] = similarity.toFixed(4);
+  }
+  ctx.result = resultOf(ctx, answer.body);
+}
+
+/** Serves a shared (coalesced) answer. */
+function serveShared(ctx: RequestContext, state: CacheState, share: FlightShare): void {
+  setOutcome(ctx, state, 'coalesced');
+  state.served = true;
+  if (share.kind === 'json') {
+    ctx.extraHeaders['x-tollgate-model'] = share.body.model;
+    ctx.result = resultOf(ctx, share.body);
+  } else {
+    ctx.extraHeaders['x-tollgate-model'] = share.first.model;
+    ctx.result = { kind: 'stream', first: share.first, rest: share.rest, idle: NO_IDLE };
+  }
+}
+
+export function cacheStage(cache: CacheService): Stage {
+  return async function cacheLookup(ctx: RequestContext): Promise<void> {
+    if (!cache.enabled || ctx.operation !== 'chat' || !ctx.auth || !ctx.model) return;
+    const body = ctx.body as ChatCompletionRequest;
+    const directive = parseDirective(ctx.headers['x-tollgate-cache']);
+    if (directive === undefined) {
+      throw new GatewayError('invalid_value', "Header x-tollgate-cache must be one of 'force', 'skip' or 'refresh'.", { param: 'x-tollgate-cache' });
+    }
+    const route = ctx.model.name;
+    const policy = cache.policy(route);
+    const decision = decide(policy.mode, directive, body);
+    const state: CacheState = { outcome: 'bypass', decision };
+    ctx.cache = state;
+    ctx.extraHeaders['x-tollgate-cache'] = 'bypass';
+    if (!decision.store) return;
+
+    const tenantId = ctx.auth.tenantId;
+    const semantic = policy.semantic ? cache.semantic : undefined;
+    const ident = cacheIdentity(tenantId, route, body, semantic?.embedderId);
+    state.ident = ident;
+    setOutcome(ctx, state, 'miss');
+
+    if (decision.lookup) {
+      const answer = await cache.getExact(ident.exactKey);
+      if (answer) {
+        if (answer.semanticId) state.entryId = answer.semanticId;
+        return serve(ctx, state, answer, 'hit');
+      }
+      const flight = cache.config.singleFlight ? cache.flights.get(ident.exactKey) : undefined;
+      if (flight && !flight.settled) {
+        try {
+          return serveShared(ctx, state, await flight.share(body.stream === true, ctx.sink.signal));
+        } catch (err) {
+          if (ctx.sink.signal.aborted) ctx.clientAborted = true;
+          throw isGatewayError(err) ? err : new GatewayError('upstream_error', `The shared upstream call failed: ${(err as Error).message}.`);
+        }
+      }
+    }
+
+    if (semantic && ident.scope && ident.question !== undefined && ident.question.length <= cache.config.semantic.maxQuestionChars) {
+      try {
+        const { vector, cost } = await semantic.embed(ident.question, ctx.sink.signal);
+        state.vector = vector;
+        if (cost) state.embedCostPico = cost.costPico;
+        if (decision.lookup) {
+          const hit = await semantic.lookup(ident.scope, ident.question, vector, policy.threshold);
+          if (hit) {
+            const answer = parseAnswer(hit.entry.answer);
+            if (answer) {
+              state.entryId = hit.entry.id;
+              return serve(ctx, state, answer, 'semantic', hit.similarity);
+            }
+          }
+        }
+      } catch (err) {
+        ctx.log.warn({ err, reqId: ctx.id }, 'cache: semantic lookup failed (served as a miss)');
+      }
+    }
+
+    // A miss: lead a flight, so identical requests share this call and its answer is stored.
+    const flight = cache.config.singleFlight && decision.lookup ? cache.flights.lead(ident.exactKey) : cache.flights.detached(ident.exactKey);
+    flight.attach(ctx.sink.signal);
+    ctx.upstreamSignal = flight.signal;
+    state.flight = flight;
+    flight.onComplete = (answer) => {
+      void cache
+        .store(ident, { tenantId, route, deployment: ctx.servedBy?.id ?? '', request: body, body: answer, ...(state.vector ? { vector: state.vector } : {}) })
+        .then((id) => {
+          if (id) state.entryId = id;
+          cache.remember(tenantId, ctx.id, { outcome: 'miss', route, exactKey: ident.exactKey, ...(id ? { semanticId: id, similarity: 1 } : {}) });
+        });
+    };
+  };
+}
+
+/** After the response (settle): remembers what the cache did, for POST /v1/feedback. Stored answers are remembered once stored. */
+export function rememberServed(ctx: RequestContext, cache: CacheService): void {
+  const state = ctx.cache;
+  if (!state?.served || !ctx.auth || !ctx.model) return;
+  cache.remember(ctx.auth.tenantId, ctx.id, {
+    outcome: state.outcome,
+    route: ctx.model.name,
+    ...(state.ident && state.outcome === 'hit' ? { exactKey: state.ident.exactKey } : {}),
+    ...(state.entryId ? { semanticId: state.entryId } : {}),
+    ...(state.similarity !== undefined ? { similarity: state.similarity } : {}),
+  });
+}
+
+/** Errors after which the last-resort fallback may answer from the cache: upstream failed, not the request. */
+function isUpstreamFailure(err: unknown): boolean {
+  return isGatewayError(err) && (err.status >= 500 || err.code === 'upstream_rate_limited') && err.status !== 499;
+}
+
+export function cachedInvoke(invoke: Stage, cache: CacheService): Stage {
+  return async function invokeThroughCache(ctx: RequestContext): Promise<void> {
+    const state = ctx.cache;
+    try {
+      await invoke(ctx);
+    } catch (err) {
+      const stale = isUpstreamFailure(err) && ctx.model && !ctx.clientAborted ? await staleAnswer(ctx, cache) : undefined;
+      if (!stale) {
+        state?.flight?.fail(err);
+        throw err;
+      }
+      ctx.log.warn({ reqId: ctx.id, err: (err as Error).message }, 'every deployment failed: answered from the cache (stale)');
+      if (state?.flight) {
+        state.flight.onComplete = undefined; // never store a stale answer as a fresh one
+        state.flight.resolve(stale.answer.body);
+      }
+      return;
+    }
+    const flight = state?.flight;
+    const result = ctx.result;
+    if (!flight || !result) return;
+    if (result.kind === 'chat') flight.resolve(result.body);
+    else if (result.kind === 'stream') {
+      const own = flight.stream(result);
+      ctx.result = { kind: 'stream', first: own.first, rest: own.rest, idle: NO_IDLE };
+    }
+  };
+}
+
+/** The last resort: the semantic cache at the relaxed threshold (and the exact entry, if still there). */
+async function staleAnswer(ctx: RequestContext, cache: CacheService): Promise<{ answer: CachedAnswer } | undefined> {
+  if (!cache.enabled || ctx.operation !== 'chat' || !ctx.auth || !ctx.model) return undefined;
+  const route = ctx.model.name;
+  const policy = cache.policy(route);
+  if (!policy.staleFallback) return undefined;
+  const body = ctx.body as ChatCompletionRequest;
+  const state: CacheState = ctx.cache ?? { outcome: 'miss' };
+  ctx.cache = state;
+  try {
+    const ident = state.ident ?? cacheIdentity(ctx.auth.tenantId, route, body, cache.semantic && policy.semantic ? cache.semantic.embedderId : undefined);
+    const exact = await cache.getExact(ident.exactKey);
+    if (exact) {
+      serve(ctx, state, exact, 'stale');
+      return { answer: exact };
+    }
+    const semantic = policy.semantic ? cache.semantic : undefined;
+    if (!semantic || !ident.scope || ident.question === undefined) return undefined;
+    let vector = state.vector;
+    if (!vector) {
+      const embedded = await semantic.embed(ident.question);
+      vector = embedded.vector;
+      if (embedded.cost) state.embedCostPico = embedded.cost.costPico;
+    }
+    const hit = await semantic.lookup(ident.scope, ident.question, vector, policy.staleThreshold);
+    const answer = hit ? parseAnswer(hit.entry.answer) : undefined;
+    if (!hit || !answer) return undefined;
+    state.entryId = hit.entry.id;
+    serve(ctx, state, answer, 'stale', hit.similarity);
+    return { answer };
+  } catch (err) {
+    ctx.log.warn({ err, reqId: ctx.id }, 'cache: the stale fallback failed');
+    return undefined;
+  }
+}

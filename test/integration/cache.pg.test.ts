@@ -1,0 +1,98 @@
+/**
+ * The cache in distributed mode: two gateways sharing Redis (and PostgreSQL) share exact and
+ * semantic entries, and an invalidation through one reaches the other.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildConfig } from '../../src/config/loader.js';
+import type { RawConfig } from '../../src/config/schema.js';
+import { type Gateway, createGateway } from '../../src/main.js';
+import { createLogger } from '../../src/observability/logger.js';
+import type { SimServer } from '../../src/providers/simulated/server.js';
+import { type TestGateway, auth, httpSimConfig, postJson, postStream, startGateway, startSim } from '../helpers/gateway.js';
+import { distributedStorage, dropDistributed, requireService, uniqueName } from '../helpers/services.js';
+
+const redis = await requireService('redis');
+const pg = await requireService('postgres');
+
+const ask = (content: string) => ({ model: 'sim-small', temperature: 0, messages: [{ role: 'user', content }] });
+
+describe.skipIf(!redis || !pg)('cache shared by two gateways through Redis', () => {
+  const schema = uniqueName('tg_cache');
+  let sim: SimServer;
+  let a: TestGateway;
+  let b: Gateway;
+  let bUrl: string;
+  const bDir = mkdtempSync(join(tmpdir(), 'tg-cache-b-'));
+
+  beforeAll(async () => {
+    sim = await startSim();
+    const raw: RawConfig = httpSimConfig({ up: sim }, { 'sim-small': { deployments: [{ provider: 'up' }], price: { input: 1, output: 2 } } }, { storage: distributedStorage(schema) });
+    a = await startGateway(raw);
+    b = await createGateway(
+      buildConfig({ ...raw, server: { port: 0, host: '127.0.0.1' }, storage: { ...(raw.storage as object), kind: 'distributed', dir: bDir } }),
+      { logger: createLogger('silent') },
+    );
+    bUrl = await b.listen();
+  });
+  afterAll(async () => {
+    await b?.close();
+    await a?.close();
+    await sim?.close();
+    rmSync(bDir, { recursive: true, force: true });
+    await dropDistributed(schema);
+  });
+
+  const waitFor = async (check: () => Promise<boolean>, ms = 3_000) => {
+    const until = Date.now() + ms;
+    while (Date.now() < until) {
+      if (await check()) return true;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return false;
+  };
+
+  it('an answer cached through one gateway is an exact hit on the other', async () => {
+    const body = ask('Which port does Redis listen on by default?');
+    const first = await postJson(`${a.url}/v1/chat/completions`, body, auth(a.apiKey));
+    expect(first.headers.get('x-tollgate-cache')).toBe('miss');
+    let hit: Awaited<ReturnType<typeof postJson>> | undefined;
+    expect(
+      await waitFor(async () => {
+        hit = await postJson(`${bUrl}/v1/chat/completions`, body, auth(a.apiKey));
+        return hit.headers.get('x-tollgate-cache') === 'hit';
+      }),
+    ).toBe(true);
+    expect(hit?.body.choices).toEqual(first.body.choices);
+    const stream = await postStream(`${bUrl}/v1/chat/completions`, { ...body, stream: true }, auth(a.apiKey));
+    expect(stream.headers.get('x-tollgate-cache')).toBe('hit');
+    expect(stream.sawDone).toBe(true);
+    expect(sim.engine.stats().total).toBe(1);
+  });
+
+  it('a semantic entry stored through one gateway answers a paraphrase on the other', async () => {
+    await postJson(`${a.url}/v1/chat/completions`, ask('How do I rotate my API key safely?'), auth(a.apiKey));
+    const paraphrase = ask('How can I safely rotate my API key?');
+    expect(
+      await waitFor(async () => (await postJson(`${bUrl}/v1/chat/completions`, paraphrase, auth(a.apiKey))).headers.get('x-tollgate-cache') === 'semantic'),
+    ).toBe(true);
+  });
+
+  it('an invalidation through one gateway empties the cache of both', async () => {
+    const body = ask('What does HTTP status 418 mean?');
+    await postJson(`${a.url}/v1/chat/completions`, body, auth(a.apiKey));
+    const res = await fetch(`${a.url}/admin/v1/cache/invalidate`, {
+      method: 'POST',
+      headers: { ...auth(a.adminKey), 'content-type': 'application/json' },
+      body: JSON.stringify({ all: true }),
+    });
+    expect(res.status).toBe(200);
+    const removed = (await res.json()) as { exact_removed: number; semantic_removed: number };
+    expect(removed.exact_removed).toBeGreaterThan(0);
+    expect(removed.semantic_removed).toBeGreaterThan(0);
+    const again = await postJson(`${bUrl}/v1/chat/completions`, ask('What does the HTTP status 418 mean?'), auth(a.apiKey));
+    expect(again.headers.get('x-tollgate-cache')).toBe('miss');
+  });
+});
