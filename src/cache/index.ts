@@ -70,8 +70,12 @@ export async function createCache(opts: CreateCacheOptions): Promise<CacheServic
       candidates: s.candidates,
       log,
     });
-    const loaded = await semantic.start();
-    log.info({ entries: loaded, embedder: embedder.id }, 'semantic cache ready');
+    await semantic.start();
+    const started = performance.now();
+    semantic.loaded.then(
+      (entries) => log.info({ entries, embedder: embedder.id, ms: Math.round(performance.now() - started) }, 'semantic cache index rebuilt'),
+      (err: unknown) => log.error({ err }, 'semantic cache: could not rebuild the index (entries stored before this start are not found until they are stored again)'),
+    );
   }
   return new CacheService({ config: config.cache, routes, exact: opts.exact, semantic, log });
 }

@@ -38,6 +38,8 @@ export interface SemanticCacheOptions {
 
 /** Margin above the similarity of a wrong hit that a bad report sets the entry's threshold to. */
 const BAD_MARGIN = 0.01;
+/** Entries indexed between two yields of the event loop while rebuilding. */
+const YIELD_EVERY = 256;
 /** Step a good report lowers an entry's threshold by. */
 const GOOD_STEP = 0.005;
 
@@ -63,8 +65,13 @@ export class SemanticCache {
     return this.opts.index.size;
   }
 
-  /** Rebuilds the index from the store, then follows the other processes' changes. */
-  async start(): Promise<number> {
+  /**
+   * Follows the other processes' changes, then rebuilds the index from the store in the
+   * background: the gateway serves at once (lookups see the entries loaded so far), and the
+   * event loop is yielded every few hundred entries (a 100k-entry scope takes tens of seconds
+   * to index). `loaded` resolves with the count when done.
+   */
+  async start(): Promise<void> {
     this.unsubscribe = this.opts.store.subscribe((change) => this.apply(change));
     // Shared stores (Redis): listen before the scan so no change falls between the two, and
     // rebuild after a lost connection (pub/sub drops what it missed).
@@ -73,24 +80,37 @@ export class SemanticCache {
       this.resync().catch((err: unknown) => this.opts.log.warn({ err }, 'semantic cache: could not reload the index'));
     });
     await shared.whenSubscribed?.();
+    this.loaded = this.rebuild();
+  }
+
+  /** Resolves with the number of entries indexed once the start-up rebuild is done. */
+  loaded: Promise<number> = Promise.resolve(0);
+  private closed = false;
+
+  private async rebuild(): Promise<number> {
     let loaded = 0;
     const stale: string[] = [];
-    await this.opts.store.scan((entries) => {
-      for (const e of entries) {
+    await this.opts.store.scan(async (entries) => {
+      for (let i = 0; i < entries.length; i++) {
+        if (this.closed) return;
+        const e = entries[i] as SemanticEntry;
         if (e.embedder !== this.opts.embedder.id || e.vector.length !== this.opts.embedder.dimensions) {
           stale.push(e.id); // made by another embedder (config changed): never comparable
           continue;
         }
         this.addToIndex(e);
         loaded++;
+        if (loaded % YIELD_EVERY === 0) await new Promise((r) => setImmediate(r));
       }
     });
-    if (stale.length > 0) await this.opts.store.delete(stale);
+    if (stale.length > 0 && !this.closed) await this.opts.store.delete(stale);
     return loaded;
   }
 
   async close(): Promise<void> {
+    this.closed = true;
     this.unsubscribe?.();
+    await this.loaded.catch(() => 0);
     await this.opts.embedder.close();
     await this.opts.store.close();
   }
@@ -215,11 +235,11 @@ export class SemanticCache {
 
   /** Rebuilds the index from the store (after an invalidation elsewhere, or a lost connection). */
   async resync(): Promise<void> {
+    await this.loaded.catch(() => 0);
     this.opts.index.clear();
     this.thresholds.clear();
     this.strikes.clear();
-    await this.opts.store.scan((entries) => {
-      for (const e of entries) if (e.embedder === this.opts.embedder.id) this.addToIndex(e);
-    });
+    this.loaded = this.rebuild();
+    await this.loaded;
   }
 }

@@ -21,6 +21,8 @@ export class GatewayMetrics {
   readonly streamErrors: Counter<'model'>;
   readonly errors: Counter<'route' | 'model' | 'code'>;
   readonly counterStoreFailures: Counter<'operation'>;
+  readonly cacheRequests: Counter<'model' | 'outcome'>;
+  readonly cacheSavedUsd: Counter<'model'>;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -72,6 +74,18 @@ export class GatewayMetrics {
       name: 'tollgate_counter_store_failures_total',
       help: 'Operations the shared counter store (Redis) failed: rate limits then run on local buckets, budgets refuse.',
       labelNames: ['operation'],
+      registers,
+    });
+    this.cacheRequests = new Counter({
+      name: 'tollgate_cache_requests_total',
+      help: 'Chat requests by what the cache did: hit (exact), semantic, stale, coalesced (shared an in-flight call), miss, bypass (not cacheable).',
+      labelNames: ['model', 'outcome'],
+      registers,
+    });
+    this.cacheSavedUsd = new Counter({
+      name: 'tollgate_cache_saved_usd_total',
+      help: 'What answers served by the cache would have cost, in USD.',
+      labelNames: ['model'],
       registers,
     });
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'tollgate_process_' });

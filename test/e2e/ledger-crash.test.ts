@@ -106,8 +106,15 @@ resilience: { retry: { maxRetries: 1, baseDelayMs: 1, maxDelayMs: 5 } }
     expect(calm.engine.stats().reportedUsage.answers).toBe(0);
     const db = new Database(join(dir, '.tollgate', 'tollgate.db'), { readonly: true });
     const fromUpstream = db
-      .prepare('SELECT count(*) n, sum(prompt_tokens) p, sum(completion_tokens) c FROM usage_events WHERE usage_reported = 1')
+      .prepare(`SELECT count(*) n, sum(prompt_tokens) p, sum(completion_tokens) c FROM usage_events WHERE usage_reported = 1 AND cache IN ('miss', 'bypass', 'none')`)
       .get() as { n: number; p: number; c: number };
+    // Answers served by the cache (the second run repeats the first one's deterministic requests,
+    // and the semantic cache survives the restart) cost nothing and are not upstream usage.
+    const served = db.prepare(`SELECT count(*) n, sum(cost_pico) cost FROM usage_events WHERE cache IN ('hit', 'semantic', 'stale', 'coalesced')`).get() as {
+      n: number;
+      cost: number | null;
+    };
+    expect(served.cost ?? 0).toBe(0);
     const disconnected = db.prepare('SELECT count(*) n, sum(completion_tokens) c, max(usage_reported) r FROM usage_events WHERE status = 499').get() as {
       n: number;
       c: number;

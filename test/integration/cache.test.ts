@@ -3,6 +3,9 @@
  * TTL, metering of hits, tenant isolation, semantic hits and the false-hit guard, single flight,
  * invalidation, feedback, and the last-resort stale answer.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { SimServer } from '../../src/providers/simulated/server.js';
 import { FAST_MODELS, type TestGateway, auth, httpSimConfig, postJson, postStream, startGateway, startSim } from '../helpers/gateway.js';
@@ -290,5 +293,33 @@ describe('cache (embedded)', () => {
     sim.engine.script([{ kind: 'error', status: 503 }]);
     const none = await postJson(chat, { ...body, messages: [{ role: 'user', content: 'Completely unrelated: who painted the Mona Lisa?' }] }, auth(gw.apiKey));
     expect(none.status).toBe(503);
+  });
+});
+
+describe('semantic cache persistence', () => {
+  it('rebuilds the index from the store at start: a paraphrase hits after a restart', async () => {
+    const sim = await startSim();
+    const dir = mkdtempSync(join(tmpdir(), 'tg-cache-restart-'));
+    const raw = httpSimConfig({ up: sim }, { chat: { deployments: [{ provider: 'up', model: 'sim-small' }] } }, { storage: { kind: 'embedded', dir } });
+    const first = await startGateway(raw);
+    try {
+      const stored = await postJson(`${first.url}/v1/chat/completions`, ask('How long does shipping to Canada take?'), auth(first.apiKey));
+      expect(stored.headers.get('x-tollgate-cache')).toBe('miss');
+      await new Promise((r) => setTimeout(r, 50));
+      await first.gateway.close();
+      const second = await startGateway({ ...raw, auth: { bootstrap: false } });
+      try {
+        expect(await second.gateway.cache.semantic?.loaded).toBeGreaterThanOrEqual(1);
+        const res = await postJson(`${second.url}/v1/chat/completions`, ask('How long does shipping take to Canada?'), auth(first.apiKey));
+        expect(res.headers.get('x-tollgate-cache')).toBe('semantic');
+        expect(res.body.choices[0].message.content).toBe(stored.body.choices[0].message.content);
+        expect(sim.engine.stats().total).toBe(1);
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await sim.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

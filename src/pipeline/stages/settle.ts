@@ -93,6 +93,10 @@ export function settleStage(opts: SettleOptions) {
       metrics.requests.inc(labels);
       metrics.requestDuration.observe(labels, seconds);
       if (ctx.streamError) metrics.streamErrors.inc({ model });
+      if (ctx.cache) {
+        metrics.cacheRequests.inc({ model, outcome: ctx.cache.outcome });
+        if (ctx.savedPico) metrics.cacheSavedUsd.inc({ model }, ctx.savedPico / 1e12);
+      }
       const code = ctx.error?.code ?? ctx.streamError?.code;
       if (code) metrics.errors.inc({ route: ctx.route, model, code });
       const event = usageEvent(ctx, status, seconds * 1000);
