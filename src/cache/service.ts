@@ -14,7 +14,7 @@ import { type CacheIdentity, encodeRoute, keyPrefix } from './key.js';
 import type { SemanticCache } from './semantic.js';
 import { SingleFlight } from './singleflight.js';
 import { DEFAULT_SEMANTIC_THRESHOLD, STALE_SEMANTIC_THRESHOLD } from './tuning.js';
-import type { CacheFilter, ExactStore } from './types.js';
+import type { CacheFilter, ExactStore, SemanticEntry } from './types.js';
 
 /** A route's effective cache policy. */
 export interface RoutePolicy {
@@ -144,6 +144,16 @@ export class CacheService {
     }
   }
 
+  /**
+   * Stores a semantic entry's answer under a paraphrase's exact key too, for what is left of the
+   * entry's life (fire and forget). A bad verdict on the entry later leaves this copy to its TTL.
+   */
+  promote(exactKey: string, entry: SemanticEntry): void {
+    const ttlMs = entry.expiresAt - Date.now();
+    if (ttlMs <= 0) return;
+    this.exact.set(exactKey, entry.answer, ttlMs).catch((err: unknown) => this.log.warn({ err }, 'cache: could not promote a semantic hit'));
+  }
+
   /** Remembers what the cache did for a request, for feedback (fire and forget). */
   remember(tenantId: string, requestId: string, record: ServedRecord): void {
     this.exact
@@ -163,14 +173,16 @@ export class CacheService {
     if (text === undefined) return undefined;
     const record = JSON.parse(text) as ServedRecord;
     let action: FeedbackAction = 'none';
-    if (!good && record.exactKey && (record.outcome === 'hit' || record.outcome === 'miss' || record.outcome === 'coalesced')) {
-      // The answer itself is wrong: never serve it again for this exact request.
+    if (!good && record.exactKey) {
+      // Never serve this answer again for this exact request (a semantic hit's promoted copy included).
       await this.exact.delete(record.exactKey);
       action = 'removed';
     }
     if (this.semantic && record.semanticId) {
-      if (action === 'removed') {
-        await this.semantic.remove([record.semanticId]); // the same answer, stored by meaning
+      if (!good && record.outcome !== 'semantic' && record.outcome !== 'stale') {
+        // The answer itself is wrong (its own question got it): remove it by meaning too.
+        await this.semantic.remove([record.semanticId]);
+        action = 'removed';
       } else {
         const threshold = this.policy(record.route).threshold;
         const done = await this.semantic.feedback(record.semanticId, good, record.similarity ?? 1, threshold);

@@ -67,7 +67,8 @@ export class LedgerWriter {
     this.dir = join(opts.spoolDir, String(process.pid));
     this.log = opts.log;
     this.flushIntervalMs = opts.flushIntervalMs ?? 200;
-    this.maxBatch = opts.maxBatch ?? 500;
+    // Small batches: a synchronous ledger blocks the event loop while it commits one (~1 ms per 100 rows).
+    this.maxBatch = opts.maxBatch ?? 100;
     this.maxRetryDelayMs = opts.maxRetryDelayMs ?? 30_000;
     this.onFlushError = opts.onFlushError;
     mkdirSync(this.dir, { recursive: true });
@@ -204,7 +205,11 @@ export class LedgerWriter {
     while (this.backlog.length > 0) {
       const seg = this.backlog[0]!;
       try {
-        for (let i = 0; i < seg.events.length; i += this.maxBatch) await this.ledger.append(seg.events.slice(i, i + this.maxBatch));
+        for (let i = 0; i < seg.events.length; i += this.maxBatch) {
+          await this.ledger.append(seg.events.slice(i, i + this.maxBatch));
+          // A synchronous ledger (SQLite) blocks while it writes: let requests run between batches.
+          await new Promise((resolve) => setImmediate(resolve));
+        }
       } catch (err) {
         this.failures++;
         const delay = Math.min(this.maxRetryDelayMs, 100 * 2 ** Math.min(this.failures, 10));

@@ -40,7 +40,10 @@ async function openEmbedded(cfg: Extract<Config['storage'], { kind: 'embedded' }
   const { SqliteLedger } = await import('./sqlite/ledger.js');
   const { MemoryCounters } = await import('./memory/counters.js');
   const { SqliteIdempotencyStore } = await import('./sqlite/idempotency.js');
-  const db = openDatabase(join(cfg.dir, 'tollgate.db'));
+  const { WalCheckpointer } = await import('./sqlite/checkpointer.js');
+  const file = join(cfg.dir, 'tollgate.db');
+  const db = openDatabase(file);
+  const checkpointer = new WalCheckpointer(db, file);
   const records = new SqliteRecords(db);
   const counters = new MemoryCounters();
   return {
@@ -59,6 +62,7 @@ async function openEmbedded(cfg: Extract<Config['storage'], { kind: 'embedded' }
     },
     async close() {
       await counters.close();
+      await checkpointer.stop();
       await records.close();
     },
   };

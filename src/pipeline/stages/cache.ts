@@ -124,6 +124,8 @@ export function cacheStage(cache: CacheService): Stage {
             const answer = parseAnswer(hit.entry.answer);
             if (answer) {
               state.entryId = hit.entry.id;
+              // The same question again will be an exact hit (no embedding, no index search).
+              cache.promote(ident.exactKey, hit.entry);
               return serve(ctx, state, answer, 'semantic', hit.similarity);
             }
           }
@@ -156,7 +158,7 @@ export function rememberServed(ctx: RequestContext, cache: CacheService): void {
   cache.remember(ctx.auth.tenantId, ctx.id, {
     outcome: state.outcome,
     route: ctx.model.name,
-    ...(state.ident && state.outcome === 'hit' ? { exactKey: state.ident.exactKey } : {}),
+    ...(state.ident && state.outcome !== 'coalesced' ? { exactKey: state.ident.exactKey } : {}),
     ...(state.entryId ? { semanticId: state.entryId } : {}),
     ...(state.similarity !== undefined ? { similarity: state.similarity } : {}),
   });
