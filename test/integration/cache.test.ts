@@ -323,3 +323,37 @@ describe('semantic cache persistence', () => {
     }
   });
 });
+
+describe('cache hits and rate limits', () => {
+  it('a hit counts one request against the limits and no tokens', async () => {
+    const sim = await startSim();
+    // Slow refill (10 tokens/s, 1 request/6 s), so what each request takes shows in the headers.
+    const limits = { key: { requestsPerMinute: 10, tokensPerMinute: 600 } };
+    const gw = await startGateway({
+      ...httpSimConfig({ up: sim }, { chat: { deployments: [{ provider: 'up', model: 'sim-small' }] } }),
+      tiers: { free: { limits }, standard: { limits }, premium: { limits } },
+    });
+    try {
+      const body = { ...ask('How many tokens does a hit use?'), max_tokens: 50 };
+      const settle = () => new Promise((r) => setTimeout(r, 100));
+      const miss = await postJson(`${gw.url}/v1/chat/completions`, body, auth(gw.apiKey));
+      expect(miss.headers.get('x-tollgate-cache')).toBe('miss');
+      await settle();
+      const a = await postJson(`${gw.url}/v1/chat/completions`, body, auth(gw.apiKey));
+      await settle();
+      const b = await postJson(`${gw.url}/v1/chat/completions`, body, auth(gw.apiKey));
+      expect([a.headers.get('x-tollgate-cache'), b.headers.get('x-tollgate-cache')]).toEqual(['hit', 'hit']);
+      const num = (r: typeof a, h: string) => Number(r.headers.get(`x-ratelimit-remaining-${h}`));
+      // One request each...
+      expect(num(b, 'requests')).toBe(num(a, 'requests') - 1);
+      // ...and no tokens: hit a's reservation came back before hit b took its own (the same).
+      const used = miss.body.usage.total_tokens as number;
+      expect(used).toBeGreaterThan(5);
+      expect(num(b, 'tokens')).toBeGreaterThanOrEqual(num(a, 'tokens'));
+      expect(num(b, 'tokens') - num(a, 'tokens')).toBeLessThan(5); // refill only
+    } finally {
+      await gw.close();
+      await sim.close();
+    }
+  });
+});
