@@ -1,17 +1,8 @@
 import { describe, expect, it } from 'vitest';
 
 import { HnswVectorIndex, memoryEstimateBytes } from './vector-index.js';
+import { mulberry32 as prng } from '../providers/simulated/random.js';
 
-/** mulberry32: a small seeded PRNG (tests must not depend on Math.random). */
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function gaussian(rnd: () => number): number {
   const u = rnd() || 1e-12;

@@ -124,3 +124,31 @@ export const hello = (model = 'sim-small', extra: Record<string, unknown> = {}) 
   messages: [{ role: 'user', content: 'Hello there, how are you?' }],
   ...extra,
 });
+
+export interface PeerGateway {
+  gateway: Gateway;
+  url: string;
+  close(): Promise<void>;
+}
+
+/**
+ * A second gateway process on the same distributed storage as one started with `startGateway(raw)`
+ * (same PostgreSQL schema and Redis prefix, its own local folder, no bootstrap: it uses the first
+ * one's keys).
+ */
+export async function startPeer(raw: RawConfig): Promise<PeerGateway> {
+  const dir = mkdtempSync(join(tmpdir(), 'tollgate-peer-'));
+  const gateway = await createGateway(
+    buildConfig({ ...raw, server: { port: 0, host: '127.0.0.1' }, auth: { ...raw.auth, bootstrap: false }, storage: { ...(raw.storage as object), kind: 'distributed', dir } as RawConfig['storage'] }),
+    { logger: createLogger(process.env['TEST_LOG_LEVEL'] ?? 'silent') },
+  );
+  const url = await gateway.listen();
+  return {
+    gateway,
+    url,
+    async close() {
+      await gateway.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}

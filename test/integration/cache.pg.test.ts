@@ -2,16 +2,10 @@
  * The cache in distributed mode: two gateways sharing Redis (and PostgreSQL) share exact and
  * semantic entries, and an invalidation through one reaches the other.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildConfig } from '../../src/config/loader.js';
 import type { RawConfig } from '../../src/config/schema.js';
-import { type Gateway, createGateway } from '../../src/main.js';
-import { createLogger } from '../../src/observability/logger.js';
 import type { SimServer } from '../../src/providers/simulated/server.js';
-import { type TestGateway, auth, httpSimConfig, postJson, postStream, startGateway, startSim } from '../helpers/gateway.js';
+import { type PeerGateway, type TestGateway, auth, httpSimConfig, postJson, postStream, startGateway, startPeer, startSim } from '../helpers/gateway.js';
 import { distributedStorage, dropDistributed, requireService, uniqueName } from '../helpers/services.js';
 
 const redis = await requireService('redis');
@@ -23,25 +17,20 @@ describe.skipIf(!redis || !pg)('cache shared by two gateways through Redis', () 
   const schema = uniqueName('tg_cache');
   let sim: SimServer;
   let a: TestGateway;
-  let b: Gateway;
+  let b: PeerGateway;
   let bUrl: string;
-  const bDir = mkdtempSync(join(tmpdir(), 'tg-cache-b-'));
 
   beforeAll(async () => {
     sim = await startSim();
     const raw: RawConfig = httpSimConfig({ up: sim }, { 'sim-small': { deployments: [{ provider: 'up' }], price: { input: 1, output: 2 } } }, { storage: distributedStorage(schema) });
     a = await startGateway(raw);
-    b = await createGateway(
-      buildConfig({ ...raw, server: { port: 0, host: '127.0.0.1' }, storage: { ...(raw.storage as object), kind: 'distributed', dir: bDir } }),
-      { logger: createLogger('silent') },
-    );
-    bUrl = await b.listen();
+    b = await startPeer(raw);
+    bUrl = b.url;
   });
   afterAll(async () => {
     await b?.close();
     await a?.close();
     await sim?.close();
-    rmSync(bDir, { recursive: true, force: true });
     await dropDistributed(schema);
   });
 

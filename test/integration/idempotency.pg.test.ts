@@ -2,16 +2,10 @@
  * Idempotency-Key in distributed mode: two gateways sharing PostgreSQL (and Redis). A key used on
  * one is replayed by the other, and duplicates sent to both at once run once.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildConfig } from '../../src/config/loader.js';
 import type { RawConfig } from '../../src/config/schema.js';
-import { type Gateway, createGateway } from '../../src/main.js';
-import { createLogger } from '../../src/observability/logger.js';
 import type { SimServer } from '../../src/providers/simulated/server.js';
-import { FAST_MODELS, type TestGateway, auth, hello, httpSimConfig, postJson, startGateway, startSim } from '../helpers/gateway.js';
+import { FAST_MODELS, type TestGateway, auth, hello, httpSimConfig, postJson, startGateway, startPeer, startSim } from '../helpers/gateway.js';
 import { distributedStorage, dropDistributed, requireService, uniqueName } from '../helpers/services.js';
 
 const redis = await requireService('redis');
@@ -21,9 +15,8 @@ describe.skipIf(!redis || !pg)('Idempotency-Key across gateways sharing PostgreS
   const schema = uniqueName('tg_idem');
   let sim: SimServer;
   let a: TestGateway;
-  let b: Gateway;
+  let b: PeerGateway;
   let bUrl: string;
-  const bDir = mkdtempSync(join(tmpdir(), 'tg-idem-b-'));
 
   beforeAll(async () => {
     sim = await startSim({ ...FAST_MODELS, 'sim-slow': { ...FAST_MODELS['sim-small']!, ttftMs: { median: 400, p95: 400 } } });
@@ -33,17 +26,13 @@ describe.skipIf(!redis || !pg)('Idempotency-Key across gateways sharing PostgreS
       { storage: distributedStorage(schema) },
     );
     a = await startGateway(raw);
-    b = await createGateway(
-      buildConfig({ ...raw, server: { port: 0, host: '127.0.0.1' }, storage: { ...(raw.storage as object), kind: 'distributed', dir: bDir } }),
-      { logger: createLogger('silent') },
-    );
-    bUrl = await b.listen();
+    b = await startPeer(raw);
+    bUrl = b.url;
   });
   afterAll(async () => {
     await b?.close();
     await a?.close();
     await sim?.close();
-    rmSync(bDir, { recursive: true, force: true });
     await dropDistributed(schema);
   });
 

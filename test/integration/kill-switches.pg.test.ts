@@ -3,16 +3,10 @@
  * through one gateway's admin API refuses requests on the other within one second, and lifting
  * it there restores service just as fast.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { buildConfig } from '../../src/config/loader.js';
 import type { RawConfig } from '../../src/config/schema.js';
-import { type Gateway, createGateway } from '../../src/main.js';
-import { createLogger } from '../../src/observability/logger.js';
 import type { SimServer } from '../../src/providers/simulated/server.js';
-import { type TestGateway, auth, hello, httpSimConfig, postJson, startGateway, startSim } from '../helpers/gateway.js';
+import { type PeerGateway, type TestGateway, auth, hello, httpSimConfig, postJson, startGateway, startPeer, startSim } from '../helpers/gateway.js';
 import { distributedStorage, dropDistributed, requireService, uniqueName } from '../helpers/services.js';
 
 const redis = await requireService('redis');
@@ -22,9 +16,8 @@ describe.skipIf(!redis || !pg)('kill switches across gateways sharing PostgreSQL
   const schema = uniqueName('tg_kill');
   let sim: SimServer;
   let a: TestGateway;
-  let b: Gateway;
+  let b: PeerGateway;
   let bUrl: string;
-  const bDir = mkdtempSync(join(tmpdir(), 'tg-kill-b-'));
 
   beforeAll(async () => {
     sim = await startSim();
@@ -35,17 +28,13 @@ describe.skipIf(!redis || !pg)('kill switches across gateways sharing PostgreSQL
     );
     a = await startGateway(raw);
     // The second process: same PostgreSQL schema and Redis prefix, its own local folder.
-    b = await createGateway(
-      buildConfig({ ...raw, server: { port: 0, host: '127.0.0.1' }, storage: { ...(raw.storage as object), kind: 'distributed', dir: bDir } }),
-      { logger: createLogger('silent') },
-    );
-    bUrl = await b.listen();
+    b = await startPeer(raw);
+    bUrl = b.url;
   });
   afterAll(async () => {
     await b?.close();
     await a?.close();
     await sim?.close();
-    rmSync(bDir, { recursive: true, force: true });
     await dropDistributed(schema);
   });
 
