@@ -120,4 +120,15 @@ describe('single flight', () => {
     expect(await text).toBe(completion.choices[0]!.message.content);
     expect(flight.signal.aborted).toBe(false);
   });
+
+  it('the last reader stopping (a client gone, a budget cut-off) aborts upstream', async () => {
+    const flight = new SingleFlight().lead('k');
+    const leave = flight.attach(new AbortController().signal); // the leader's client stays connected
+    const { up } = controlledStream(replayChunks(completion, false));
+    const own = flight.stream(up);
+    leave(); // the leader now takes part through its subscription only
+    expect(flight.signal.aborted).toBe(false);
+    await own.rest.return?.();
+    expect(flight.signal.aborted).toBe(true);
+  });
 });

@@ -128,6 +128,8 @@ export interface CacheState {
   similarity?: number;
   /** The flight this request leads (its answer is shared and stored). */
   flight?: Flight;
+  /** Ends the leader's part in its flight (see Flight.attach). */
+  leave?: () => void;
 }
 
 export function isChat(ctx: RequestContext): ctx is RequestContext & { body: ChatCompletionRequest } {

@@ -137,7 +137,7 @@ export function cacheStage(cache: CacheService): Stage {
 
     // A miss: lead a flight, so identical requests share this call and its answer is stored.
     const flight = cache.config.singleFlight && decision.lookup ? cache.flights.lead(ident.exactKey) : cache.flights.detached(ident.exactKey);
-    flight.attach(ctx.sink.signal);
+    state.leave = flight.attach(ctx.sink.signal);
     ctx.upstreamSignal = flight.signal;
     state.flight = flight;
     flight.onComplete = (answer) => {
@@ -193,6 +193,9 @@ export function cachedInvoke(invoke: Stage, cache: CacheService): Stage {
     if (result.kind === 'chat') flight.resolve(result.body);
     else if (result.kind === 'stream') {
       const own = flight.stream(result);
+      // From now on the leader takes part through its subscription: when it stops reading (its
+      // client left, or its budget cut it off) and nobody else reads, upstream is aborted.
+      state.leave?.();
       ctx.result = { kind: 'stream', first: own.first, rest: own.rest, idle: NO_IDLE };
     }
   };
