@@ -25,6 +25,16 @@ export interface AutocannonOptions {
   overallRate?: number;
   /** Per-request timeout, seconds (default 10). */
   timeoutS?: number;
+  /**
+   * Called with each response's raw header list ([name, value, name, value...], names as sent)
+   * as soon as its headers are parsed, e.g. to count a header's values.
+   */
+  onHeaders?: (raw: string[]) => void;
+}
+
+/** autocannon's client emits the HTTP parser's info ({ headers: [name, value...] }), not what its typings say. */
+function watchHeaders(client: autocannon.Client, onHeaders: (raw: string[]) => void): void {
+  (client as unknown as NodeJS.EventEmitter).on('headers', (info: { headers?: string[] }) => onHeaders(info.headers ?? []));
 }
 
 export async function runAutocannon(opts: AutocannonOptions): Promise<LoadSlice> {
@@ -53,6 +63,7 @@ export async function runAutocannon(opts: AutocannonOptions): Promise<LoadSlice>
         timeout: opts.timeoutS ?? 10,
         ...(opts.overallRate ? { overallRate: opts.overallRate } : {}),
         ...(verify ? { verifyBody: (body: unknown) => verify(String(body)) } : {}),
+        ...(opts.onHeaders ? { setupClient: (client: autocannon.Client) => watchHeaders(client, opts.onHeaders as (raw: string[]) => void) } : {}),
       },
       (err, res) => (err ? reject(err) : resolve(res)),
     );
