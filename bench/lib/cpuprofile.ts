@@ -4,7 +4,8 @@
  *
  * Usage on its own:  npx tsx bench/lib/cpuprofile.ts <file.cpuprofile> [top]
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 interface CallFrame {
@@ -160,4 +161,14 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   }
   const { textTable } = await import('./table.js');
   process.stdout.write(`${formatProfile(summarizeCpuProfile(file, Number(process.argv[3] ?? 25)), textTable)}\n`);
+}
+
+/**
+ * The main thread's profile in a `--cpu-prof-dir`. Node writes one file per thread
+ * (CPU.<date>.<time>.<pid>.<thread>.<seq>.cpuprofile, thread 0 = main); the gateway's SQLite
+ * writer thread has its own. Falls back to the largest file.
+ */
+export function mainThreadProfile(dir: string): string | undefined {
+  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
+  return files.find((f) => /\.\d+\.0\.\d+\.cpuprofile$/.test(f)) ?? files.sort((a, b) => statSync(join(dir, b)).size - statSync(join(dir, a)).size)[0];
 }

@@ -24,11 +24,11 @@
  * stream row), BENCH_CACHE_SEMANTIC_ENTRIES (10000,100000; 0 skips the semantic runs), BENCH_PROFILE (1: the gateway under
  * --cpu-prof, and a "where the CPU goes" section).
  */
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runAutocannon } from '../lib/autocannon.js';
-import { summarizeCpuProfile } from '../lib/cpuprofile.js';
+import { mainThreadProfile, summarizeCpuProfile } from '../lib/cpuprofile.js';
 import { longStretches } from '../lib/cpuprofile-stretches.js';
 import type { HttpRequestSpec } from '../lib/load.js';
 import { freePort, machineBusyMs, memoryMB, startProcess, waitForIdle } from '../lib/process.js';
@@ -293,11 +293,10 @@ function hitShare(r: HitRun): number {
 
 /**
  * The main thread's profile. Node writes one per thread (CPU.<date>.<time>.<pid>.<thread>.<seq>):
- * the gateway's WAL-checkpoint worker has its own, and the last file by name is the worker's.
+ * the gateway's SQLite writer thread has its own, and the last file by name is that one.
  */
 function readProfile(dir: string, log: (l: string) => void): CacheProfile | undefined {
-  const files = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile'));
-  const file = files.find((f) => /\.\d+\.0\.\d+\.cpuprofile$/.test(f)) ?? files.sort((a, b) => statSync(join(dir, b)).size - statSync(join(dir, a)).size)[0];
+  const file = mainThreadProfile(dir);
   if (!file) {
     log(`tollgate wrote no .cpuprofile to ${dir} (did it exit cleanly on SIGTERM?)`);
     return undefined;

@@ -2,9 +2,8 @@
  * The core scenario's report: derived figures (Tollgate's added latency, saturation share),
  * verdicts against the targets, caveats, and the tables for the console and bench/RESULTS.md.
  */
-import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { formatProfile, summarizeCpuProfile, type ProfileSummary } from '../lib/cpuprofile.js';
+import { formatProfile, mainThreadProfile, summarizeCpuProfile, type ProfileSummary } from '../lib/cpuprofile.js';
 import { issuesOf, pairedMedian } from '../lib/compare.js';
 import { problems, rateShortfall, type LoadResult } from '../lib/load.js';
 import { describeMachine, type MachineInfo } from '../lib/results.js';
@@ -272,7 +271,7 @@ export function buildReport(input: ReportInput): CoreReport {
   const caveats = notes(runs, c.rate);
   let profile: ProfileSummary | undefined;
   if (input.profileDir) {
-    const file = readdirSync(input.profileDir).filter((f) => f.endsWith('.cpuprofile')).sort().pop();
+    const file = mainThreadProfile(input.profileDir);
     if (file) profile = summarizeCpuProfile(join(input.profileDir, file), 25);
     else caveats.push(`Tollgate wrote no .cpuprofile to ${input.profileDir} (did it exit cleanly on SIGTERM?).`);
   }

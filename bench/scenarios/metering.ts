@@ -18,10 +18,10 @@
  * the distributed target), BENCH_REDIS_URL (redis://127.0.0.1:6379), BENCH_POSTGRES_URL
  * (postgres://postgres@127.0.0.1:5432/test).
  */
-import { mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { summarizeCpuProfile } from '../lib/cpuprofile.js';
+import { mainThreadProfile, summarizeCpuProfile } from '../lib/cpuprofile.js';
 import { PacedSession } from '../lib/paced.js';
 import { freePort, memoryMB, onCleanup, pidsNamed, waitForIdle } from '../lib/process.js';
 import { BENCH_DIR, fileStamp, machineInfo } from '../lib/results.js';
@@ -228,7 +228,7 @@ function profiles(gateways: Gateway[], log: (l: string) => void): ProfileReport 
   for (const g of gateways) {
     const dir = g.info.profileDir;
     if (!dir) continue;
-    const file = readdirSync(dir).filter((f) => f.endsWith('.cpuprofile')).sort().pop();
+    const file = mainThreadProfile(dir);
     if (!file) {
       log(`${g.def.name} wrote no .cpuprofile to ${dir} (did it exit cleanly on SIGTERM?)`);
       continue;

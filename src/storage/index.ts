@@ -40,15 +40,15 @@ async function openEmbedded(cfg: Extract<Config['storage'], { kind: 'embedded' }
   const { SqliteLedger } = await import('./sqlite/ledger.js');
   const { MemoryCounters } = await import('./memory/counters.js');
   const { SqliteIdempotencyStore } = await import('./sqlite/idempotency.js');
-  const { WalCheckpointer } = await import('./sqlite/checkpointer.js');
+  const { SqliteWriterThread } = await import('./sqlite/writer-thread.js');
   const file = join(cfg.dir, 'tollgate.db');
   const db = openDatabase(file);
-  const checkpointer = new WalCheckpointer(db, file);
+  const writer = new SqliteWriterThread(db, file);
   const records = new SqliteRecords(db);
   const counters = new MemoryCounters();
   return {
     records,
-    ledger: new SqliteLedger(db),
+    ledger: new SqliteLedger(db, { writer }),
     counters,
     idempotency: new SqliteIdempotencyStore(db),
     bus: new LocalChangeBus(),
@@ -62,7 +62,7 @@ async function openEmbedded(cfg: Extract<Config['storage'], { kind: 'embedded' }
     },
     async close() {
       await counters.close();
-      await checkpointer.stop();
+      await writer.stop();
       await records.close();
     },
   };

@@ -5,6 +5,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { openDatabase } from '../../src/storage/sqlite/database.js';
 import { SqliteLedger } from '../../src/storage/sqlite/ledger.js';
 import { SqliteRecords } from '../../src/storage/sqlite/records.js';
+import { SqliteWriterThread } from '../../src/storage/sqlite/writer-thread.js';
 import type { Ledger } from '../../src/storage/types.js';
 import { runLedgerContract, usageEvent } from './ledger.contract.js';
 
@@ -26,6 +27,21 @@ runLedgerContract('sqlite (file)', async () => openLedger(join(dir, `ledger-${++
   reopen: async (ledger) => {
     await ledger.close();
     return openLedger(fileOf.get(ledger)!);
+  },
+});
+
+// The gateway's embedded mode: appends committed on the writer thread, reads on the main connection.
+const openThreaded = (file: string): Ledger => {
+  const db = openDatabase(file);
+  const ledger = new SqliteLedger(db, { writer: new SqliteWriterThread(db, file) });
+  fileOf.set(ledger, file);
+  return ledger;
+};
+
+runLedgerContract('sqlite (file, writer thread)', async () => openThreaded(join(dir, `ledger-${++files}.db`)), {
+  reopen: async (ledger) => {
+    await ledger.close();
+    return openThreaded(fileOf.get(ledger)!);
   },
 });
 

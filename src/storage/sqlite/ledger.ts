@@ -7,6 +7,7 @@
 import type { Statement } from 'better-sqlite3';
 import type { Ledger, UsageEvent, UsageGroupBy, UsageQuery, UsageRow } from '../types.js';
 import type { Database } from './database.js';
+import type { SqliteWriterThread } from './writer-thread.js';
 import { type UsageEventRow as SharedRow, dimensions, filterColumns, groupDimensions, toUsageEvent as toEvent, toUsageRow } from '../ledger-helpers.js';
 
 type UsageEventRow = SharedRow<number>;
@@ -24,24 +25,30 @@ const DIMENSIONS = dimensions("strftime('%Y-%m-%d', ts / 1000, 'unixepoch')");
 
 type Scope = Parameters<Ledger['spent']>[0];
 
+const INSERT_SQL = `INSERT INTO usage_events (request_id, ts, tenant_id, key_id, user_id, route, requested_model, served_model,
+     deployment, prompt_tokens, completion_tokens, cached_tokens, cost_pico, saved_pico, latency_ms, ttft_ms,
+     cache, status, attempts, usage_reported)
+   VALUES (@request_id, @ts, @tenant_id, @key_id, @user_id, @route, @requested_model, @served_model,
+     @deployment, @prompt_tokens, @completion_tokens, @cached_tokens, @cost_pico, @saved_pico, @latency_ms, @ttft_ms,
+     @cache, @status, @attempts, @usage_reported)
+   ON CONFLICT (request_id) DO NOTHING`;
+
 export class SqliteLedger implements Ledger {
   readonly #db: Database;
   readonly #insert: Statement<[UsageEventRow]>;
+  readonly #writer: SqliteWriterThread | undefined;
   readonly #get: Statement<[string], UsageEventRow>;
   /** Aggregate and spent statements by SQL text (one per query shape). */
   readonly #prepared = new Map<string, Statement>();
 
-  constructor(db: Database) {
+  /**
+   * `writer`: commit appends on the writer thread (the gateway's embedded mode) instead of on
+   * this connection; reads stay here. Without it (tests, tools), appends commit synchronously.
+   */
+  constructor(db: Database, opts: { writer?: SqliteWriterThread } = {}) {
     this.#db = db;
-    this.#insert = db.prepare(
-      `INSERT INTO usage_events (request_id, ts, tenant_id, key_id, user_id, route, requested_model, served_model,
-         deployment, prompt_tokens, completion_tokens, cached_tokens, cost_pico, saved_pico, latency_ms, ttft_ms,
-         cache, status, attempts, usage_reported)
-       VALUES (@request_id, @ts, @tenant_id, @key_id, @user_id, @route, @requested_model, @served_model,
-         @deployment, @prompt_tokens, @completion_tokens, @cached_tokens, @cost_pico, @saved_pico, @latency_ms, @ttft_ms,
-         @cache, @status, @attempts, @usage_reported)
-       ON CONFLICT (request_id) DO NOTHING`,
-    );
+    this.#insert = db.prepare(INSERT_SQL);
+    this.#writer = opts.writer;
     this.#get = db.prepare('SELECT * FROM usage_events WHERE request_id = ?');
   }
 
@@ -49,6 +56,7 @@ export class SqliteLedger implements Ledger {
   async append(events: UsageEvent[]): Promise<number> {
     if (events.length === 0) return 0;
     const rows = events.map(toRow);
+    if (this.#writer) return this.#writer.insert(INSERT_SQL, rows);
     return this.#db.transaction(() => {
       let added = 0;
       for (const row of rows) added += this.#insert.run(row).changes;
@@ -91,6 +99,7 @@ export class SqliteLedger implements Ledger {
 
   /** Closes the database (shared with other SQLite adapters on it); idempotent. */
   async close(): Promise<void> {
+    await this.#writer?.stop();
     if (this.#db.open) this.#db.close();
   }
 
