@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { cacheSchema, routeCacheSchema } from './cache-schema.js';
+import { experimentSchema, routeSchema } from './routing-schema.js';
 
 const url = (what: string) =>
   z
@@ -377,6 +378,17 @@ export const configSchema = z
       .strict()
       .default({}),
     cache: cacheSchema.default({}),
+    /** Tiered routes: a name (e.g. `auto`) whose requests a classifier sends to the cheapest tier that can answer. */
+    routes: z.record(routeSchema).default({}),
+    /** A/B experiments by id: a route's traffic split between variants, sticky per user. */
+    experiments: z.record(experimentSchema).default({}),
+    flags: z
+      .object({
+        /** How often each process reloads the flags from the store (changes through any admin API also propagate at once over the change bus). */
+        refreshMs: positiveInt.default(1_000),
+      })
+      .strict()
+      .default({}),
     idempotency: z
       .object({
         /** How long the answer to a POST with an Idempotency-Key is replayed for the same key and body. */

@@ -130,4 +130,63 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       CREATE INDEX idempotency_keys_by_expiry ON idempotency_keys (expires_at);
     `,
   },
+{
+    version: 5,
+    name: 'routing: flags, flag audit, feedback, shadow pairs; tier and experiment in the ledger',
+    sql: `
+      CREATE TABLE flags (
+        name         TEXT COLLATE "C" PRIMARY KEY,
+        description  TEXT NOT NULL DEFAULT '',
+        enabled      BOOLEAN NOT NULL,
+        targeting    JSON NOT NULL,
+        effect       JSON NOT NULL,
+        created_at   BIGINT NOT NULL,
+        updated_at   BIGINT NOT NULL,
+        updated_by   TEXT NOT NULL
+      );
+      CREATE TABLE flag_audit (
+        id      BIGSERIAL PRIMARY KEY,
+        flag    TEXT COLLATE "C" NOT NULL,
+        action  TEXT NOT NULL CHECK (action IN ('create', 'update', 'delete')),
+        before  JSON,
+        after   JSON,
+        actor   TEXT NOT NULL,
+        at      BIGINT NOT NULL
+      );
+      CREATE INDEX flag_audit_by_flag ON flag_audit (flag, id);
+      CREATE TABLE feedback (
+        tenant_id   TEXT COLLATE "C" NOT NULL,
+        request_id  TEXT COLLATE "C" NOT NULL,
+        rating      SMALLINT NOT NULL,
+        comment     TEXT NOT NULL DEFAULT '',
+        created_at  BIGINT NOT NULL,
+        PRIMARY KEY (tenant_id, request_id)
+      );
+      CREATE INDEX feedback_by_created ON feedback (created_at);
+      CREATE TABLE shadow_pairs (
+        request_id          TEXT COLLATE "C" PRIMARY KEY,
+        ts                  BIGINT NOT NULL,
+        tenant_id           TEXT COLLATE "C" NOT NULL,
+        route               TEXT COLLATE "C" NOT NULL,
+        primary_model       TEXT NOT NULL,
+        shadow_model        TEXT COLLATE "C" NOT NULL,
+        primary_latency_ms  BIGINT NOT NULL,
+        shadow_latency_ms   BIGINT NOT NULL,
+        primary_prompt_tokens      BIGINT NOT NULL,
+        primary_completion_tokens  BIGINT NOT NULL,
+        shadow_prompt_tokens       BIGINT NOT NULL,
+        shadow_completion_tokens   BIGINT NOT NULL,
+        primary_cost_pico   BIGINT NOT NULL,
+        shadow_cost_pico    BIGINT NOT NULL,
+        similarity          DOUBLE PRECISION,
+        shadow_status       INTEGER NOT NULL,
+        error               TEXT NOT NULL DEFAULT ''
+      );
+      CREATE INDEX shadow_pairs_by_route ON shadow_pairs (route, shadow_model, ts);
+      ALTER TABLE usage_events ADD COLUMN tier TEXT COLLATE "C" NOT NULL DEFAULT '';
+      ALTER TABLE usage_events ADD COLUMN experiment TEXT COLLATE "C" NOT NULL DEFAULT '';
+      ALTER TABLE usage_events ADD COLUMN variant TEXT COLLATE "C" NOT NULL DEFAULT '';
+      CREATE INDEX usage_events_by_experiment ON usage_events (experiment, ts) WHERE experiment <> '';
+    `,
+  },
 ];

@@ -152,4 +152,68 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX semantic_cache_by_expiry ON semantic_cache (expires_at);
     `,
   },
+{
+    version: 6,
+    name: 'routing: flags, flag audit, feedback, shadow pairs; tier and experiment in the ledger',
+    sql: `
+      -- Feature flags (src/routing/flags.ts): targeting and effect are JSON objects.
+      CREATE TABLE flags (
+        name         TEXT PRIMARY KEY,
+        description  TEXT NOT NULL DEFAULT '',
+        enabled      INTEGER NOT NULL,           -- 0 | 1
+        targeting    TEXT NOT NULL,              -- JSON FlagTargeting
+        effect       TEXT NOT NULL,              -- JSON FlagEffect
+        created_at   INTEGER NOT NULL,
+        updated_at   INTEGER NOT NULL,
+        updated_by   TEXT NOT NULL               -- admin key id
+      ) STRICT;
+      -- Who changed which flag, when, from what to what (append only).
+      CREATE TABLE flag_audit (
+        id      INTEGER PRIMARY KEY AUTOINCREMENT,
+        flag    TEXT NOT NULL,
+        action  TEXT NOT NULL CHECK (action IN ('create', 'update', 'delete')),
+        before  TEXT,                            -- JSON Flag, NULL on create
+        after   TEXT,                            -- JSON Flag, NULL on delete
+        actor   TEXT NOT NULL,
+        at      INTEGER NOT NULL
+      ) STRICT;
+      CREATE INDEX flag_audit_by_flag ON flag_audit (flag, id);
+      -- Client feedback (POST /v1/feedback): the latest verdict per request.
+      CREATE TABLE feedback (
+        tenant_id   TEXT NOT NULL,
+        request_id  TEXT NOT NULL,
+        rating      INTEGER NOT NULL,            -- 1 good, 0 bad
+        comment     TEXT NOT NULL DEFAULT '',
+        created_at  INTEGER NOT NULL,
+        PRIMARY KEY (tenant_id, request_id)
+      ) STRICT;
+      CREATE INDEX feedback_by_created ON feedback (created_at);
+      -- Shadow traffic: a request's answer and its candidate's, side by side.
+      CREATE TABLE shadow_pairs (
+        request_id          TEXT PRIMARY KEY,
+        ts                  INTEGER NOT NULL,
+        tenant_id           TEXT NOT NULL,
+        route               TEXT NOT NULL,
+        primary_model       TEXT NOT NULL,
+        shadow_model        TEXT NOT NULL,
+        primary_latency_ms  INTEGER NOT NULL,
+        shadow_latency_ms   INTEGER NOT NULL,
+        primary_prompt_tokens      INTEGER NOT NULL,
+        primary_completion_tokens  INTEGER NOT NULL,
+        shadow_prompt_tokens       INTEGER NOT NULL,
+        shadow_completion_tokens   INTEGER NOT NULL,
+        primary_cost_pico   INTEGER NOT NULL,
+        shadow_cost_pico    INTEGER NOT NULL,
+        similarity          REAL,                -- NULL when the shadow failed
+        shadow_status       INTEGER NOT NULL,    -- 200, or the failure's status
+        error               TEXT NOT NULL DEFAULT ''
+      ) STRICT;
+      CREATE INDEX shadow_pairs_by_route ON shadow_pairs (route, shadow_model, ts);
+      -- Which route tier, experiment and variant served each request ('' = none).
+      ALTER TABLE usage_events ADD COLUMN tier TEXT NOT NULL DEFAULT '';
+      ALTER TABLE usage_events ADD COLUMN experiment TEXT NOT NULL DEFAULT '';
+      ALTER TABLE usage_events ADD COLUMN variant TEXT NOT NULL DEFAULT '';
+      CREATE INDEX usage_events_by_experiment ON usage_events (experiment, ts) WHERE experiment <> '';
+    `,
+  },
 ];
