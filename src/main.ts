@@ -114,7 +114,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   killSwitches.onChange = () => void storage.bus.publish({ kind: 'kill-switches' });
   storage.bus.subscribe((change) => {
     if (change.kind === 'auth') authenticator.invalidateLocal(change.keyId);
-    else killSwitches.refresh().catch((err: unknown) => log.warn({ err }, 'could not reload kill switches'));
+    else if (change.kind === 'kill-switches') killSwitches.refresh().catch((err: unknown) => log.warn({ err }, 'could not reload kill switches'));
   });
 
   const counters = config.storage.kind === 'distributed' ? await failover(storage.counters, metrics, log) : storage.counters;

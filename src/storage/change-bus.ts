@@ -8,7 +8,7 @@
  */
 import type { Redis } from 'ioredis';
 
-export type Change = { kind: 'auth'; keyId?: string | undefined } | { kind: 'kill-switches' };
+export type Change = { kind: 'auth'; keyId?: string | undefined } | { kind: 'kill-switches' } | { kind: 'flags' };
 
 export interface ChangeBus {
   /** Sends a change to every process, this one included. Never throws. */
