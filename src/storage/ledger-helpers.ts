@@ -28,12 +28,15 @@ export interface UsageEventRow<R = number | boolean> {
   status: number;
   attempts: number;
   usage_reported: R;
+  tier: string;
+  experiment: string;
+  variant: string;
 }
 
 export const USAGE_COLUMNS = [
   'request_id', 'ts', 'tenant_id', 'key_id', 'user_id', 'route', 'requested_model', 'served_model', 'deployment',
   'prompt_tokens', 'completion_tokens', 'cached_tokens', 'cost_pico', 'saved_pico', 'latency_ms', 'ttft_ms',
-  'cache', 'status', 'attempts', 'usage_reported',
+  'cache', 'status', 'attempts', 'usage_reported', 'tier', 'experiment', 'variant',
 ] as const satisfies readonly (keyof UsageEventRow)[];
 
 /** The public model that served a request, or the one asked for when none did. */
@@ -84,6 +87,9 @@ export function toUsageRow<R>(e: UsageEvent, reported: (b: boolean) => R): Usage
     status: e.status,
     attempts: e.attempts,
     usage_reported: reported(e.usageReported),
+    tier: e.tier ?? '',
+    experiment: e.experiment ?? '',
+    variant: e.variant ?? '',
   };
 }
 
@@ -109,5 +115,7 @@ export function toUsageEvent(row: UsageEventRow): UsageEvent {
     status: row.status,
     attempts: row.attempts,
     usageReported: row.usage_reported === true || row.usage_reported === 1,
+    ...(row.tier ? { tier: row.tier } : {}),
+    ...(row.experiment ? { experiment: row.experiment, variant: row.variant } : {}),
   };
 }

@@ -293,6 +293,11 @@ export interface UsageEvent {
   attempts: number;
   /** Whether usage came from upstream (false: counted locally with the tokenizer). */
   usageReported: boolean;
+  /** The tier of a tiered route that served it (absent: not a tiered route). */
+  tier?: string;
+  /** The A/B experiment and variant it was assigned to (absent: none). */
+  experiment?: string;
+  variant?: string;
 }
 
 export type UsageGroupBy = 'tenant' | 'user' | 'model' | 'route' | 'day' | 'key';

@@ -97,10 +97,16 @@ export function runLedgerContract(
       });
 
       it('round-trips every cache outcome', async () => {
-        const outcomes = ['miss', 'hit', 'semantic', 'stale', 'none'] as const;
+        const outcomes = ['miss', 'hit', 'semantic', 'stale', 'coalesced', 'bypass', 'none'] as const;
         const events = outcomes.map((cache) => usageEvent({ requestId: `req_cache_${cache}`, cache }));
         await ledger.append(events);
         for (const e of events) expect((await ledger.get(e.requestId))?.cache).toBe(e.cache);
+      });
+
+      it('round-trips the route tier and the experiment variant', async () => {
+        const e = usageEvent({ requestId: 'req_routed', tier: 'medium', experiment: 'exp_1', variant: 'b' });
+        await ledger.append([e]);
+        expect(await ledger.get('req_routed')).toEqual(e);
       });
 
       it('returns null for an unknown request id', async () => {

@@ -27,10 +27,10 @@ type Scope = Parameters<Ledger['spent']>[0];
 
 const INSERT_SQL = `INSERT INTO usage_events (request_id, ts, tenant_id, key_id, user_id, route, requested_model, served_model,
      deployment, prompt_tokens, completion_tokens, cached_tokens, cost_pico, saved_pico, latency_ms, ttft_ms,
-     cache, status, attempts, usage_reported)
+     cache, status, attempts, usage_reported, tier, experiment, variant)
    VALUES (@request_id, @ts, @tenant_id, @key_id, @user_id, @route, @requested_model, @served_model,
      @deployment, @prompt_tokens, @completion_tokens, @cached_tokens, @cost_pico, @saved_pico, @latency_ms, @ttft_ms,
-     @cache, @status, @attempts, @usage_reported)
+     @cache, @status, @attempts, @usage_reported, @tier, @experiment, @variant)
    ON CONFLICT (request_id) DO NOTHING`;
 
 export class SqliteLedger implements Ledger {
