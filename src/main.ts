@@ -15,6 +15,11 @@ import { createPipeline } from './pipeline/pipeline.js';
 import { authenticateStage } from './pipeline/stages/authenticate.js';
 import { admitStage } from './pipeline/stages/admit.js';
 import { cacheStage, cachedInvoke } from './pipeline/stages/cache.js';
+import { escalatingInvoke } from './routing/escalation.js';
+import { Router } from './routing/router.js';
+import { Experiments } from './routing/experiments.js';
+import { FlagService } from './routing/flags.js';
+import { ShadowService, shadowRoutesOf } from './routing/shadow.js';
 import { createCache } from './cache/index.js';
 import { invokeStage } from './pipeline/stages/invoke.js';
 import { killSwitchStage } from './pipeline/stages/kill-switch.js';
@@ -115,6 +120,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   storage.bus.subscribe((change) => {
     if (change.kind === 'auth') authenticator.invalidateLocal(change.keyId);
     else if (change.kind === 'kill-switches') killSwitches.refresh().catch((err: unknown) => log.warn({ err }, 'could not reload kill switches'));
+    else if (change.kind === 'flags') flags.refresh().catch((err: unknown) => log.warn({ err }, 'could not reload flags'));
   });
 
   const counters = config.storage.kind === 'distributed' ? await failover(storage.counters, metrics, log) : storage.counters;
@@ -124,18 +130,42 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     ? new BudgetAlerts(counters, config.alerts.budgetThresholds, new WebhookSender(config.alerts.webhook, log))
     : undefined;
   if (alerts) budgets.onRefusal = (b) => void alerts.check([b]).catch((err: unknown) => log.error({ err }, 'budget alert failed'));
+  const router = new Router(config.routes, catalog, breakers);
+  const canonical = (name: string) => router.resolve(name)?.name ?? catalog.resolve(name)?.name;
+  const flags = new FlagService({
+    store: storage.flags,
+    refreshMs: config.flags.refreshMs,
+    log,
+    knownRoutes: (name) => router.resolve(name) !== undefined,
+    knownModel: (name) => catalog.resolve(name) !== undefined,
+    tierNamesOf: (name) => router.resolve(name)?.tiers.map((t) => t.name),
+    resolveName: canonical,
+  });
+  await flags.start(); // stopped in close()
+  flags.onChange = () => void storage.bus.publish({ kind: 'flags' });
+  const experiments = new Experiments(config.experiments, { resolve: canonical });
   const stores = storage.cacheStores(config.cache.exact);
   const cache = await createCache({ config, catalog, exact: await stores.exact(), semanticStore: stores.semantic, log });
+  const shadow = new ShadowService({
+    routes: shadowRoutesOf(config.routes),
+    catalog,
+    counters,
+    store: storage.shadow,
+    ledger,
+    embedder: cache.semantic?.embedder,
+    log,
+    defaultMaxOutputTokens: config.metering.defaultMaxOutputTokens,
+  });
   const pipeline = createPipeline({
     stages: [
       authenticateStage({ authenticator }),
       killSwitchStage({ killSwitches, catalog }),
-      routeStage({ catalog, killSwitches }),
+      routeStage({ catalog, killSwitches, router, flags, experiments }),
       admitStage({ tiers: config.tiers, rateLimiter, budgets, defaultMaxOutputTokens: config.metering.defaultMaxOutputTokens }),
       cacheStage(cache),
-      cachedInvoke(invokeStage({ resilience: config.resilience, breakers, metrics, ...(opts.random ? { random: opts.random } : {}) }), cache),
+      cachedInvoke(escalatingInvoke(invokeStage({ resilience: config.resilience, breakers, metrics, ...(opts.random ? { random: opts.random } : {}) }), router), cache),
     ],
-    settle: settleStage({ metrics, log, records: storage.records, ledger, rateLimiter, budgets, alerts, cache }),
+    settle: settleStage({ metrics, log, records: storage.records, ledger, rateLimiter, budgets, alerts, cache, shadow }),
     respond: { streamOverBudget: config.metering.streamOverBudget },
     log,
   });
@@ -157,6 +187,14 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     readinessChecks: { storage: () => storage.ping() },
     isShuttingDown: () => shuttingDown,
     cache,
+    routes: router.list(),
+    feedback: storage.feedback,
+    flags,
+    experiments,
+    experimentResults: storage.experimentResults,
+    shadow,
+    shadowStore: storage.shadow,
+    shadowRoutes: shadowRoutesOf(config.routes),
   });
 
   let closed: Promise<void> | undefined;
@@ -180,6 +218,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
       closed ??= (async () => {
         shuttingDown = true;
         killSwitches.stop();
+        flags.stop();
         const grace = config.server.shutdownGraceMs;
         const timer = setTimeout(() => app.server.closeAllConnections?.(), grace);
         timer.unref();
@@ -188,6 +227,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
         } finally {
           clearTimeout(timer);
           await pipeline.drain(grace); // requests still finishing (a stream whose client left) settle first
+          await shadow.drain(grace); // shadow calls write their pair and ledger event at their end
           await ledger.close();
           await cache.close();
           await providers.close();

@@ -39,7 +39,7 @@ export async function createEmbedder(cfg: EmbedderConfig, catalog: ModelCatalog)
 }
 
 export interface CreateCacheOptions {
-  config: Pick<Config, 'cache' | 'models'>;
+  config: Pick<Config, 'cache' | 'models' | 'routes'>;
   catalog: ModelCatalog;
   exact: ExactStore;
   /** The backend's semantic store; not opened when the semantic cache is off. */
@@ -47,16 +47,19 @@ export interface CreateCacheOptions {
   log: Logger;
 }
 
-function semanticWanted(config: Pick<Config, 'cache' | 'models'>): boolean {
+function semanticWanted(config: Pick<Config, 'cache' | 'models' | 'routes'>): boolean {
   const c: CacheConfig = config.cache;
   if (!c.enabled) return false;
   if (c.semantic.enabled) return true;
-  return Object.values(config.models).some((m) => m.cache?.semantic?.enabled === true);
+  return [...Object.values(config.models), ...Object.values(config.routes)].some((m) => m.cache?.semantic?.enabled === true);
 }
 
 export async function createCache(opts: CreateCacheOptions): Promise<CacheService> {
   const { config, log } = opts;
-  const routes = Object.fromEntries(Object.entries(config.models).map(([name, m]) => [name, m.cache]));
+  const routes = Object.fromEntries([
+    ...Object.entries(config.models).map(([name, m]) => [name, m.cache] as const),
+    ...Object.entries(config.routes).map(([name, r]) => [name, r.cache] as const),
+  ]);
   let semantic: SemanticCache | undefined;
   if (semanticWanted(config)) {
     const s = config.cache.semantic;

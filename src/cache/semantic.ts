@@ -61,6 +61,10 @@ export class SemanticCache {
     return this.opts.embedder.id;
   }
 
+  get embedder(): Embedder {
+    return this.opts.embedder;
+  }
+
   get size(): number {
     return this.opts.index.size;
   }

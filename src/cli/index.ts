@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 /**
- * The `tollgate` command line: start | sim | keys | tenants | kill | usage | check-config.
+ * The `tollgate` command line: start | sim | keys | tenants | kill | usage | flags | experiments |
+ * shadow | check-config.
  */
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/loader.js';
@@ -22,6 +23,15 @@ Commands:
                                                 kill switches: refuse a tenant, key, model, provider or everything
   usage [--from DATE] [--to DATE] [--group-by tenant,key,user,model,route,day] [--tenant ID] [--key ID]
         [--user U] [--model M] [--csv|--json]   cost and tokens from the ledger (default: last 30 days, by tenant)
+  flags list | show <name> | audit [<name>] [--limit N] [--before-id ID]
+  flags create <name> --route R [--model M] [--tier-map tier=m1,m2]... [--cache-mode deterministic|always|off]
+        [--percentage P] [--tenants a,b] [--keys a,b] [--users a,b] [--tiers free,premium] [--description D] [--disable]
+  flags update <name> [the same options] | enable <name> | disable <name> | delete <name>
+                                                feature flags: switch a route's model, tiers or cache policy for a target
+  experiments list | show <id> [--from DATE] [--to DATE]
+                                                A/B experiments (config) and their per-variant results
+  shadow report <route> [--from DATE] [--to DATE]
+                                                shadow traffic: agreement, cost and latency of each candidate
   check-config [--config FILE]                  validate a config file and exit
 
 Config: --config FILE, else $TOLLGATE_CONFIG, else ./tollgate.yaml if present, else built-in defaults.
@@ -58,6 +68,19 @@ export async function main(argv: string[]): Promise<void> {
       id: { type: 'string' },
       json: { type: 'boolean' },
       csv: { type: 'boolean' },
+      route: { type: 'string' },
+      percentage: { type: 'string' },
+      tenants: { type: 'string' },
+      keys: { type: 'string' },
+      users: { type: 'string' },
+      tiers: { type: 'string' },
+      description: { type: 'string' },
+      'cache-mode': { type: 'string' },
+      limit: { type: 'string' },
+      'before-id': { type: 'string' },
+      enable: { type: 'boolean' },
+      disable: { type: 'boolean' },
+      'tier-map': { type: 'string', multiple: true },
       from: { type: 'string' },
       to: { type: 'string' },
       'group-by': { type: 'string' },
@@ -101,6 +124,12 @@ export async function main(argv: string[]): Promise<void> {
       return (await import('./kill.js')).killCommand(config, action, rest, values);
     case 'usage':
       return (await import('./usage.js')).usageCommand(config, values);
+    case 'flags':
+      return (await import('./flags.js')).flagsCommand(config, action, rest, values);
+    case 'experiments':
+      return (await import('./experiments.js')).experimentsCommand(config, action, rest, values);
+    case 'shadow':
+      return (await import('./shadow.js')).shadowCommand(config, action, rest, values);
     case 'check-config':
       process.stdout.write(
         `${path ?? '(built-in defaults)'}: OK — ${Object.keys(config.providers).length} provider(s), ${Object.keys(config.models).length} model(s), storage ${config.storage.kind}\n`,

@@ -112,6 +112,7 @@ function crossCheck(config: Config): string[] {
       else names.set(alias, name);
     });
   }
+  problems.push(...checkRoutes(config, names));
   const embedder = config.cache.semantic.embedder;
   if (embedder.kind === 'deployment') {
     const target = names.get(embedder.model);
@@ -121,6 +122,55 @@ function crossCheck(config: Config): string[] {
   for (const [tier, t] of Object.entries(config.tiers)) {
     t.models?.forEach((m, i) => {
       if (!names.has(m)) problems.push(`tiers.${tier}.models.${i}: unknown model '${m}'`);
+    });
+  }
+  return problems;
+}
+
+/** Routes (names unique among models and aliases; tiers of known chat models; rules' tier names) and experiments. Adds route names to `names`. */
+function checkRoutes(config: Config, names: Map<string, string>): string[] {
+  const problems: string[] = [];
+  const chatModel = (m: string) => {
+    const target = names.get(m);
+    return target !== undefined && config.models[target]?.type === 'chat';
+  };
+  for (const [name, route] of Object.entries(config.routes)) {
+    for (const n of [name, ...route.aliases]) {
+      if (names.has(n)) problems.push(`routes.${name}: '${n}' is already the name or an alias of ${names.get(n)}`);
+    }
+    const tierNames = Object.keys(route.tiers);
+    for (const [tier, models] of Object.entries(route.tiers)) {
+      models.forEach((m, i) => {
+        if (!chatModel(m)) problems.push(`routes.${name}.tiers.${tier}.${i}: '${m}' is not a chat model of models`);
+      });
+    }
+    route.rules.forEach((r, i) => {
+      for (const field of ['tier', 'minTier', 'maxTier'] as const) {
+        const t = r[field];
+        if (t !== undefined && !tierNames.includes(t)) problems.push(`routes.${name}.rules.${i}.${field}: unknown tier '${t}' (tiers: ${tierNames.join(', ')})`);
+      }
+    });
+    if (route.shadow && !chatModel(route.shadow.model)) problems.push(`routes.${name}.shadow.model: '${route.shadow.model}' is not a chat model of models`);
+  }
+  for (const [name, route] of Object.entries(config.routes)) {
+    for (const n of [name, ...route.aliases]) if (!names.has(n)) names.set(n, name);
+  }
+  const perRoute = new Map<string, string>();
+  for (const [id, e] of Object.entries(config.experiments)) {
+    const target = names.get(e.route);
+    if (target === undefined) problems.push(`experiments.${id}.route: unknown route or model '${e.route}'`);
+    else if (e.enabled) {
+      if (perRoute.has(target)) problems.push(`experiments.${id}.route: '${e.route}' already has experiment ${perRoute.get(target)} (one per route)`);
+      perRoute.set(target, id);
+    }
+    const seen = new Set<string>();
+    e.variants.forEach((v, i) => {
+      if (seen.has(v.name)) problems.push(`experiments.${id}.variants.${i}.name: '${v.name}' is used twice`);
+      seen.add(v.name);
+      if (v.model !== undefined && !names.has(v.model)) problems.push(`experiments.${id}.variants.${i}.model: unknown model '${v.model}'`);
+      for (const k of Object.keys(v.params ?? {})) {
+        if (['messages', 'model', 'stream', 'stream_options'].includes(k)) problems.push(`experiments.${id}.variants.${i}.params.${k}: cannot be set by a variant`);
+      }
     });
   }
   return problems;

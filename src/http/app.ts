@@ -4,6 +4,11 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { CacheService } from '../cache/service.js';
+import type { CatalogModel } from '../routing/catalog.js';
+import type { ExperimentResultsSource, Experiments } from '../routing/experiments.js';
+import type { FlagService } from '../routing/flags.js';
+import type { ShadowConfig, ShadowService, ShadowStore } from '../routing/shadow.js';
+import type { FeedbackStore } from '../routing/types.js';
 import { feedbackRoutes } from './routes/cache.js';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Authenticator } from '../auth/authenticator.js';
@@ -39,6 +44,15 @@ export interface AppServices {
   readinessChecks: Record<string, () => Promise<void>>;
   isShuttingDown: () => boolean;
   cache: CacheService;
+  /** Tiered routes (listed by /v1/models). */
+  routes?: ReadonlyArray<{ name: string; model: CatalogModel }>;
+  feedback: FeedbackStore;
+  flags: FlagService;
+  experiments: Experiments;
+  experimentResults: ExperimentResultsSource;
+  shadow: ShadowService;
+  shadowStore: ShadowStore;
+  shadowRoutes: Record<string, ShadowConfig>;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -75,11 +89,18 @@ export async function buildApp(s: AppServices): Promise<FastifyInstance> {
     catalog: s.catalog,
     log: s.log,
     killSwitches: s.killSwitches,
+    ...(s.routes ? { routes: s.routes } : {}),
   });
-  await app.register(feedbackRoutes, { cache: s.cache, authenticator: s.authenticator });
+  await app.register(feedbackRoutes, { cache: s.cache, authenticator: s.authenticator, store: s.feedback });
   await app.register(adminRoutes, {
     prefix: '/admin/v1',
     cache: s.cache,
+    flags: s.flags,
+    experiments: s.experiments,
+    experimentResults: s.experimentResults,
+    shadow: s.shadow,
+    shadowStore: s.shadowStore,
+    shadowRoutes: s.shadowRoutes,
     records: s.records,
     keys: s.keys,
     authenticator: s.authenticator,

@@ -19,6 +19,9 @@ import type { CatalogModel, Deployment } from '../routing/catalog.js';
 import type { CacheDecision, CacheIdentity } from '../cache/key.js';
 import type { Flight } from '../cache/singleflight.js';
 import type { CacheOutcome } from '../storage/types.js';
+import type { CacheMode } from '../config/cache-schema.js';
+import type { RouteDecision } from '../routing/router.js';
+import type { ExperimentAssignment } from '../routing/types.js';
 
 export type Operation = 'chat' | 'embeddings';
 
@@ -75,7 +78,8 @@ export interface RequestContext {
   /** Date.now() at arrival. */
   readonly receivedAt: number;
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
-  readonly body: ChatCompletionRequest | EmbeddingRequest;
+  /** The request body; an experiment's variant may replace it (system prompt, parameters). */
+  body: ChatCompletionRequest | EmbeddingRequest;
   readonly sink: ResponseSink;
   readonly log: Logger;
 
@@ -107,6 +111,16 @@ export interface RequestContext {
   clientAborted?: boolean;
   /** What the cache stage found and decided (chat requests through a cache-enabled gateway). */
   cache?: CacheState;
+  /** A tiered route's decision (route stage), updated by escalation. */
+  routing?: RouteDecision;
+  /** The A/B experiment variant this request was assigned. */
+  experiment?: ExperimentAssignment;
+  /** A flag's cache mode for this request's route. */
+  cacheMode?: CacheMode;
+  /** A streamed answer's text (for shadow comparison). */
+  answerText?: string;
+  /** Answers discarded by escalation: their usage and cost are billed with the final one. */
+  discarded?: { promptTokens: number; completionTokens: number; costPico: number };
   /** Aborts the upstream call; defaults to the client's signal (single flight replaces it). */
   upstreamSignal?: AbortSignal;
   /** What a cache hit saved: the cost of its answer at today's price (pico-dollars). */

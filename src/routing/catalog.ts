@@ -14,6 +14,9 @@ export interface Deployment {
   provider: Provider;
   upstreamModel: string;
   timeoutMs: number | undefined;
+  /** The public model this deployment belongs to, and its price (a tiered route's chain mixes models). */
+  model: string;
+  price: Price | undefined;
 }
 
 export interface CatalogModel {
@@ -44,6 +47,8 @@ export class ModelCatalog {
             provider: providers.get(d.provider),
             upstreamModel,
             timeoutMs: d.timeoutMs,
+            model: name,
+            price: m.price,
           };
         }),
       };

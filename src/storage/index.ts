@@ -6,6 +6,9 @@
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import type { ExactStore, SemanticStore } from '../cache/types.js';
+import type { ExperimentResultsSource } from '../routing/experiments.js';
+import type { ShadowStore } from '../routing/shadow.js';
+import type { FeedbackStore, FlagStore } from '../routing/types.js';
 import type { Counters, IdempotencyStore, Ledger, Records } from './types.js';
 import { type ChangeBus, LocalChangeBus, RedisChangeBus } from './change-bus.js';
 
@@ -25,6 +28,14 @@ export interface Storage {
    * Redis, shared) and semantic entries (opened on first call: SQLite | Redis). The cache closes them.
    */
   cacheStores(bounds: { maxEntries: number; maxBytes: number }): { exact: () => Promise<ExactStore>; semantic: () => Promise<SemanticStore> };
+  /** Feature flags and their audit trail. */
+  flags: FlagStore;
+  /** Client verdicts (POST /v1/feedback). */
+  feedback: FeedbackStore;
+  /** Per-variant figures of an A/B experiment, from the ledger and the feedback. */
+  experimentResults: ExperimentResultsSource;
+  /** Shadow traffic's answer pairs and their reports. */
+  shadow: ShadowStore;
   /** Throws when the backend is not usable (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -46,6 +57,10 @@ async function openEmbedded(cfg: Extract<Config['storage'], { kind: 'embedded' }
   const writer = new SqliteWriterThread(db, file);
   const records = new SqliteRecords(db);
   const counters = new MemoryCounters();
+  const { SqliteFlagStore } = await import('./sqlite/flags.js');
+  const { SqliteFeedbackStore } = await import('./sqlite/feedback.js');
+  const { SqliteExperimentResults } = await import('./sqlite/experiments.js');
+  const { SqliteShadowStore } = await import('./sqlite/shadow.js');
   return {
     records,
     ledger: new SqliteLedger(db, { writer }),
@@ -53,6 +68,10 @@ async function openEmbedded(cfg: Extract<Config['storage'], { kind: 'embedded' }
     idempotency: new SqliteIdempotencyStore(db),
     bus: new LocalChangeBus(),
     localDir: cfg.dir,
+    flags: new SqliteFlagStore(db),
+    feedback: new SqliteFeedbackStore(db),
+    experimentResults: new SqliteExperimentResults(db),
+    shadow: new SqliteShadowStore(db),
     cacheStores: (bounds) => ({
       exact: async () => new (await import('./memory/exact-cache.js')).MemoryExactStore(bounds),
       semantic: async () => new (await import('./sqlite/semantic-cache.js')).SqliteSemanticStore(db),
@@ -103,6 +122,10 @@ async function openDistributed(cfg: Extract<Config['storage'], { kind: 'distribu
     throw new Error(`storage.redisUrl: cannot subscribe to Redis (${redactUrl(cfg.redisUrl)}): ${(err as Error).message}`, { cause: err });
   }
   const records = new PostgresRecords(sql);
+  const { PostgresFlagStore } = await import('./postgres/flags.js');
+  const { PostgresFeedbackStore } = await import('./postgres/feedback.js');
+  const { PostgresExperimentResults } = await import('./postgres/experiments.js');
+  const { PostgresShadowStore } = await import('./postgres/shadow.js');
   return {
     records,
     ledger: new PostgresLedger(sql),
@@ -110,6 +133,10 @@ async function openDistributed(cfg: Extract<Config['storage'], { kind: 'distribu
     idempotency: new PostgresIdempotencyStore(sql),
     bus,
     localDir: cfg.dir,
+    flags: new PostgresFlagStore(sql),
+    feedback: new PostgresFeedbackStore(sql),
+    experimentResults: new PostgresExperimentResults(sql),
+    shadow: new PostgresShadowStore(sql),
     cacheStores: () => ({
       exact: async () => new (await import('./redis/exact-cache.js')).RedisExactStore({ redis, prefix: cfg.redisPrefix }),
       semantic: async () =>

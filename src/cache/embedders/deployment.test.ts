@@ -197,7 +197,7 @@ function fakeModel(providers: Provider[], opts: { timeoutMs?: number } = {}): Ca
     type: 'embedding',
     price: { input: 0.1, output: 0 },
     ownedBy: 'test',
-    deployments: providers.map((p) => ({ id: `up@${p.id}`, providerId: p.id, provider: p, upstreamModel: 'up', timeoutMs: opts.timeoutMs })),
+    deployments: providers.map((p) => ({ id: `up@${p.id}`, providerId: p.id, provider: p, upstreamModel: 'up', timeoutMs: opts.timeoutMs, model: 'fake-embed', price: { input: 0.1, output: 0 } })),
   };
 }
 

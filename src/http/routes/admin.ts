@@ -11,6 +11,12 @@ import { GatewayError } from '../../errors.js';
 import { parsePolicyOverride } from '../../metering/policy.js';
 import type { CacheService } from '../../cache/service.js';
 import { adminCacheRoutes } from './cache.js';
+import { experimentRoutes } from './experiments.js';
+import { flagRoutes } from './flags.js';
+import { shadowRoutes } from './shadow.js';
+import type { ExperimentResultsSource, Experiments } from '../../routing/experiments.js';
+import type { FlagService } from '../../routing/flags.js';
+import type { ShadowConfig, ShadowService, ShadowStore } from '../../routing/shadow.js';
 import { type KillSwitchRoutesOptions, killSwitchRoutes } from './kill-switches.js';
 import { type UsageRoutesOptions, usageRoutes } from './usage.js';
 import { type ApiKeyRecord, RecordConflict, RecordNotFound, type Records, type Tenant } from '../../storage/types.js';
@@ -20,6 +26,12 @@ export interface AdminRoutesOptions extends UsageRoutesOptions, KillSwitchRoutes
   keys: KeyService;
   authenticator: Authenticator;
   cache: CacheService;
+  flags: FlagService;
+  experiments: Experiments;
+  experimentResults: ExperimentResultsSource;
+  shadow: ShadowService;
+  shadowStore: ShadowStore;
+  shadowRoutes: Record<string, ShadowConfig>;
 }
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -128,6 +140,9 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
   await app.register(usageRoutes, { ledger: opts.ledger, writer: opts.writer });
   await app.register(killSwitchRoutes, { killSwitches: opts.killSwitches, authenticator });
   await app.register(adminCacheRoutes, { cache: opts.cache });
+  await app.register(flagRoutes, { flags: opts.flags, authenticator });
+  await app.register(experimentRoutes, { experiments: opts.experiments, results: opts.experimentResults, ledgerFlush: () => opts.writer.flush() });
+  await app.register(shadowRoutes, { shadow: opts.shadow, store: opts.shadowStore, routes: opts.shadowRoutes });
 
   app.get('/tenants', async () => ({ object: 'list', data: (await records.listTenants()).map(tenantJson) }));
 

@@ -1,7 +1,8 @@
 /**
  * The cache's HTTP surface:
- * - `POST /v1/feedback` (API key): a client's verdict on a request's answer. A bad verdict on an
- *   answer served from (or stored in) the cache removes or demotes its entry (src/cache/service.ts).
+ * - `POST /v1/feedback` (API key): a client's verdict on a request's answer, kept (A/B experiment
+ *   results average it per variant). A bad verdict on an answer served from (or stored in) the
+ *   cache removes or demotes its entry (src/cache/service.ts).
  * - `GET /admin/v1/cache` and `POST /admin/v1/cache/invalidate` (admin key, registered under the
  *   admin prefix by admin.ts).
  */
@@ -10,10 +11,13 @@ import type { Authenticator } from '../../auth/authenticator.js';
 import { extractKey } from '../../auth/keys.js';
 import type { CacheService } from '../../cache/service.js';
 import { GatewayError } from '../../errors.js';
+import type { FeedbackStore } from '../../routing/types.js';
 
 export interface CacheRoutesOptions {
   cache: CacheService;
   authenticator: Authenticator;
+  /** Where verdicts are kept (A/B experiment results read them). */
+  store?: FeedbackStore;
 }
 
 const feedbackBody = {
@@ -34,7 +38,8 @@ export async function feedbackRoutes(app: FastifyInstance, opts: CacheRoutesOpti
     async (request, reply) => {
       const auth = await opts.authenticator.authenticate(extractKey(request.headers));
       if (auth.kind !== 'api') throw new GatewayError('invalid_api_key', 'Feedback is given with the API key that made the request.');
-      const { request_id: requestId, rating } = request.body;
+      const { request_id: requestId, rating, comment } = request.body;
+      await opts.store?.put({ tenantId: auth.tenantId, requestId, good: rating === 'good', comment: comment ?? '', at: Date.now() });
       const found = await opts.cache.feedback(auth.tenantId, requestId, rating === 'good');
       reply.header('x-request-id', request.id);
       return {

@@ -22,6 +22,8 @@ export interface OpenAIRoutesOptions {
   authenticator: Authenticator;
   catalog: ModelCatalog;
   log: Logger;
+  /** Tiered routes, listed by /v1/models like models. */
+  routes?: ReadonlyArray<{ name: string; model: CatalogModel }>;
 }
 
 export async function openaiRoutes(app: FastifyInstance, opts: OpenAIRoutesOptions): Promise<void> {
@@ -66,7 +68,9 @@ export async function openaiRoutes(app: FastifyInstance, opts: OpenAIRoutesOptio
     if (auth.kind !== 'api') throw new GatewayError('invalid_api_key', 'An admin key cannot call the model API; use an API key.');
     killSwitches.checkAccess(auth);
     const allowed = auth.allowedModels;
-    return catalog.list().filter((m) => (!allowed || allowed.has(m.name)) && killSwitches.modelAvailable(m));
+    const models = catalog.list().filter((m) => (!allowed || allowed.has(m.name)) && killSwitches.modelAvailable(m));
+    for (const r of opts.routes ?? []) if (!allowed || allowed.has(r.name)) models.push(r.model);
+    return models;
   }
 
   app.get('/v1/models', async (request, reply) => {
@@ -78,7 +82,7 @@ export async function openaiRoutes(app: FastifyInstance, opts: OpenAIRoutesOptio
   app.get<{ Params: { model: string } }>('/v1/models/*', async (request, reply) => {
     const name = (request.params as Record<string, string>)['*'] ?? '';
     const models = await visibleModels(request);
-    const wanted = catalog.resolve(name);
+    const wanted = catalog.resolve(name) ?? opts.routes?.find((r) => r.name === name)?.model;
     const model = wanted && models.includes(wanted) ? wanted : undefined;
     if (!model) throw new GatewayError('model_not_found', `The model '${name}' does not exist or you do not have access to it.`, { param: 'model' });
     reply.header('x-request-id', request.id);

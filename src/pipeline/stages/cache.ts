@@ -84,7 +84,7 @@ export function cacheStage(cache: CacheService): Stage {
     }
     const route = ctx.model.name;
     const policy = cache.policy(route);
-    const decision = decide(policy.mode, directive, body);
+    const decision = decide(ctx.cacheMode ?? policy.mode, directive, body);
     const state: CacheState = { outcome: 'bypass', decision };
     ctx.cache = state;
     ctx.extraHeaders['x-tollgate-cache'] = 'bypass';

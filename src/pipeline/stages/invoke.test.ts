@@ -41,7 +41,7 @@ function context(deployments: Deployment[], body: Record<string, unknown> = {}):
   };
 }
 
-const deployment = (provider: Provider, id = 'm@fake'): Deployment => ({ id, providerId: provider.id, provider, upstreamModel: 'm', timeoutMs: undefined });
+const deployment = (provider: Provider, id = 'm@fake'): Deployment => ({ id, providerId: provider.id, provider, upstreamModel: 'm', timeoutMs: undefined, model: 'm', price: undefined });
 
 function stage(resilience: Record<string, unknown>) {
   return invokeStage({

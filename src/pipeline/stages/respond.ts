@@ -27,7 +27,8 @@ export function baseHeaders(ctx: RequestContext): Record<string, string> {
 function settleCost(ctx: RequestContext, usage: Usage, reported: boolean): string | undefined {
   ctx.usage = usage;
   ctx.usageReported = reported;
-  const price = ctx.model?.price;
+  // The deployment that answered prices it (a tiered route's chain mixes models); a cached answer: the route's.
+  const price = ctx.servedBy ? ctx.servedBy.price : ctx.model?.price;
   const embedding = ctx.cache?.embedCostPico ?? 0;
   if (!price) {
     if (embedding > 0) ctx.costPico = embedding;
@@ -39,7 +40,8 @@ function settleCost(ctx: RequestContext, usage: Usage, reported: boolean): strin
     ctx.savedPico = full;
     ctx.costPico = embedding;
   } else {
-    ctx.costPico = full + embedding;
+    // Escalation's discarded answers are billed with the one served.
+    ctx.costPico = full + embedding + (ctx.discarded?.costPico ?? 0);
   }
   return formatUsd(ctx.costPico);
 }
@@ -100,6 +102,7 @@ async function respondStream(ctx: RequestContext, result: Extract<PipelineResult
       chunk = next.value;
     }
     const cost = settleCost(ctx, ctx.usage ?? (await estimateUsage(body.messages, text)), ctx.usage !== undefined);
+    ctx.answerText = text;
     await writer.send('[DONE]');
     writer.end(cost === undefined ? undefined : { 'x-tollgate-cost-usd': cost });
   } catch (err) {

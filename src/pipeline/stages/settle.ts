@@ -13,6 +13,8 @@ import type { Records, UsageEvent } from '../../storage/types.js';
 import type { CacheService } from '../../cache/service.js';
 import type { RequestContext } from '../context.js';
 import { rememberServed } from './cache.js';
+import { type ShadowService, completionText } from '../../routing/shadow.js';
+import type { ChatCompletionRequest } from '../../providers/types.js';
 
 export interface SettleOptions {
   metrics: GatewayMetrics;
@@ -24,6 +26,8 @@ export interface SettleOptions {
   budgets: Pick<BudgetGuard, 'settle'>;
   /** The cache (remembers served answers for feedback). */
   cache?: CacheService | undefined;
+  /** Shadow traffic: answered requests of a route with a shadow candidate are mirrored to it. */
+  shadow?: Pick<ShadowService, 'maybeMirror'> | undefined;
   /** Budget threshold alerts, when a webhook is configured. */
   alerts?: Pick<BudgetAlerts, 'check'> | undefined;
   touchIntervalMs?: number;
@@ -42,10 +46,10 @@ export function usageEvent(ctx: RequestContext, status: number, latencyMs: numbe
     userId: ctx.endUser ?? '',
     route: ctx.route,
     requestedModel: ctx.body.model,
-    servedModel: ctx.servedBy || ctx.cache?.served ? (ctx.model?.name ?? '') : '',
+    servedModel: ctx.servedBy ? ctx.servedBy.model : ctx.cache?.served ? (ctx.model?.name ?? '') : '',
     deployment: ctx.servedBy?.id ?? '',
-    promptTokens: u?.prompt_tokens ?? 0,
-    completionTokens: u?.completion_tokens ?? 0,
+    promptTokens: (u?.prompt_tokens ?? 0) + (ctx.discarded?.promptTokens ?? 0),
+    completionTokens: (u?.completion_tokens ?? 0) + (ctx.discarded?.completionTokens ?? 0),
     cachedTokens: u?.prompt_tokens_details?.cached_tokens ?? 0,
     costPico: ctx.costPico ?? 0,
     savedPico: ctx.savedPico ?? 0,
@@ -55,7 +59,34 @@ export function usageEvent(ctx: RequestContext, status: number, latencyMs: numbe
     status,
     attempts: ctx.attempts.filter((a) => a.outcome !== 'circuit_open').length,
     usageReported: ctx.usageReported ?? false,
+    ...(ctx.routing ? { tier: ctx.routing.tiers[ctx.routing.tier]?.name ?? '' } : {}),
+    ...(ctx.experiment ? { experiment: ctx.experiment.experiment, variant: ctx.experiment.variant } : {}),
   };
+}
+
+/** Hands a tiered route's answered request to the shadow service (it samples and calls in the background). */
+function mirror(ctx: RequestContext, shadow: Pick<ShadowService, 'maybeMirror'>, latencyMs: number): void {
+  const route = ctx.routing?.route;
+  if (!route?.config.shadow || !ctx.auth || ctx.status !== 200 || ctx.cache?.served || !ctx.servedBy || ctx.streamError || ctx.clientAborted) return;
+  const result = ctx.result;
+  const text = ctx.answerText ?? (result?.kind === 'chat' ? completionText(result.body) : '');
+  shadow.maybeMirror({
+    requestId: ctx.id,
+    eventId: ctx.eventId,
+    tenantId: ctx.auth.tenantId,
+    keyId: ctx.auth.keyId,
+    userId: ctx.endUser ?? '',
+    route: route.name,
+    body: ctx.body as ChatCompletionRequest,
+    primary: {
+      model: ctx.servedBy.model,
+      latencyMs,
+      promptTokens: ctx.usage?.prompt_tokens ?? 0,
+      completionTokens: ctx.usage?.completion_tokens ?? 0,
+      costPico: ctx.costPico ?? 0,
+      text,
+    },
+  });
 }
 
 export function settleStage(opts: SettleOptions) {
@@ -66,7 +97,8 @@ export function settleStage(opts: SettleOptions) {
     const a = ctx.admission;
     if (!a) return;
     // A served cache hit uses no tokens: only its request counts against the rate limits.
-    const tokens = ctx.usage && !ctx.cache?.served ? ctx.usage.prompt_tokens + ctx.usage.completion_tokens : 0;
+    const discarded = ctx.discarded ? ctx.discarded.promptTokens + ctx.discarded.completionTokens : 0;
+    const tokens = ctx.usage && !ctx.cache?.served ? ctx.usage.prompt_tokens + ctx.usage.completion_tokens + discarded : 0;
     const [, settled] = await Promise.all([rateLimiter.reconcile(a.rate, tokens), a.budget ? budgets.settle(a.budget, ctx.costPico ?? 0) : undefined]);
     if (settled && opts.alerts) await opts.alerts.check(settled);
   }
@@ -86,6 +118,7 @@ export function settleStage(opts: SettleOptions) {
     try {
       if (ctx.auth) touch(ctx.auth.keyId, ctx.receivedAt);
       if (opts.cache) rememberServed(ctx, opts.cache);
+      if (opts.shadow) mirror(ctx, opts.shadow, (performance.now() - ctx.startedAt));
       const status = ctx.clientAborted ? 499 : (ctx.status ?? 500);
       const seconds = (performance.now() - ctx.startedAt) / 1000;
       const model = ctx.model?.name ?? 'unknown';

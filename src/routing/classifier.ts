@@ -1,0 +1,182 @@
+/**
+ * The built-in complexity classifier: a weighted score in [0, 1] from a request's features
+ * (features.ts), mapped to one of the route's tiers (cheapest first).
+ *
+ * The score is a sum of independent signals, clamped to [0, 1]:
+ *
+ * | signal | weight | why |
+ * | --- | --- | --- |
+ * | length of the prompt (estimated tokens) | 0 .. 0.30, log-scaled from 40 to 2,500 tokens | long inputs (pasted documents, logs, code, long conversations) need more context handling |
+ * | conversation depth (user turns beyond the first) | 0.04 each, at most 0.12 | later turns of a long exchange build on earlier context |
+ * | code | 0.22 | writing, reading or fixing code |
+ * | math | 0.22 | equations, proofs, probability |
+ * | asks for reasoning | 0.30 | "step by step", "prove", "analyze", "compare", "design a"... |
+ * | code or math *and* reasoning | +0.12 | the combination (debug this, prove that, design and implement) is where small models fail most |
+ * | asks for structure (or JSON mode) | 0.10 | a shape to follow: a mid-size model follows schemas more reliably |
+ * | tools | 0.30 | agents choosing among tools, reading tool results |
+ * | images | 0.10 | vision input (small vision models handle simple questions) |
+ * | max_tokens >= 2,000 / >= 4,000 | 0.08 / 0.15 | a long answer was asked for |
+ * | max_tokens <= 16 | -0.15 | a one-word answer (a label, yes/no) |
+ *
+ * One signal alone (a short question asking "why", a short code snippet, a JSON extraction) lands
+ * in the middle of [0, 1]; two or more strong signals, or one with a long prompt, land at the top.
+ * The tier is the score's slice of [0, 1]: with N tiers, cut points at 1/N, 2/N... by default
+ * (3 tiers: < 0.333 the first, < 0.667 the second, else the third), or the `cutPoints` given.
+ * With one tier, always 0.
+ *
+ * Weights are picked by reasoning about what each signal means, not fitted to a data set; the
+ * labelled prompts in test/fixtures/routing-prompts.jsonl check the result (classifier.test.ts).
+ */
+import type { Classification, Classifier, RequestFeatures } from './types.js';
+
+export interface BuiltinClassifierOptions {
+  /**
+   * Score thresholds between tiers, ascending, in (0, 1): `cutPoints[i]` is the lowest score of
+   * tier i + 1. Used when the route has `cutPoints.length + 1` tiers; other tier counts split
+   * [0, 1] evenly.
+   */
+  cutPoints?: number[];
+}
+
+/** The weights of the score (see the module comment). */
+export const WEIGHTS = {
+  /** Length: nothing up to `lengthFloorTokens`, `lengthKnee` at `lengthKneeTokens` (log), then slowly up to `lengthMax` at `lengthCeilTokens`. */
+  lengthFloorTokens: 30,
+  lengthKneeTokens: 80,
+  lengthKnee: 0.33,
+  lengthCeilTokens: 2000,
+  lengthMax: 0.5,
+  perExtraTurn: 0.04,
+  depthMax: 0.12,
+  /** What the 1st, 2nd, 3rd and 4th primary signal (code, math, reasoning, tools) add. */
+  primary: [0.34, 0.26, 0.2, 0.15],
+  structure: 0.12,
+  images: 0.1,
+  longAnswer: 0.1,
+  veryLongAnswer: 0.2,
+  tinyAnswer: -0.2,
+} as const;
+
+const LOG_LOW = Math.log(WEIGHTS.lengthKneeTokens / WEIGHTS.lengthFloorTokens);
+const LOG_HIGH = Math.log(WEIGHTS.lengthCeilTokens / WEIGHTS.lengthKneeTokens);
+/** Cumulative score of 0..4 primary signals. */
+const PRIMARY_SUM = [0, 0.34, 0.6, 0.8, 0.95];
+
+// Reasons are shared constant strings: no formatting per request.
+const R_LONG = 'long prompt';
+const R_MEDIUM_LENGTH = 'medium-length prompt';
+const R_DEEP = 'deep conversation';
+const R_CODE = 'code';
+const R_MATH = 'math';
+const R_REASONING = 'asks reasoning';
+const R_STRUCTURE = 'asks structure';
+const R_TOOLS = 'tools';
+const R_IMAGES = 'images';
+const R_LONG_ANSWER = 'long answer requested';
+const R_TINY_ANSWER = 'tiny answer requested';
+
+/** What the length of a prompt adds to the score (estimated tokens -> [0, lengthMax]). */
+export function lengthScore(tokens: number): number {
+  const w = WEIGHTS;
+  if (tokens <= w.lengthFloorTokens) return 0;
+  if (tokens < w.lengthKneeTokens) return (w.lengthKnee * Math.log(tokens / w.lengthFloorTokens)) / LOG_LOW;
+  if (tokens >= w.lengthCeilTokens) return w.lengthMax;
+  return w.lengthKnee + ((w.lengthMax - w.lengthKnee) * Math.log(tokens / w.lengthKneeTokens)) / LOG_HIGH;
+}
+
+/** The score in [0, 1] of a request's features, pushing the signals that weighed into `reasons`. */
+export function complexityScore(f: RequestFeatures, reasons?: string[]): number {
+  const w = WEIGHTS;
+  let s = lengthScore(f.promptTokens);
+  if (reasons && s >= 0.15) reasons.push(s >= w.lengthKnee ? R_LONG : R_MEDIUM_LENGTH);
+  if (f.userTurns > 1) {
+    const d = Math.min(w.depthMax, (f.userTurns - 1) * w.perExtraTurn);
+    s += d;
+    if (reasons && d >= 0.08) reasons.push(R_DEEP);
+  }
+  let primaries = 0;
+  if (f.hasCode) {
+    primaries++;
+    reasons?.push(R_CODE);
+  }
+  if (f.hasMath) {
+    primaries++;
+    reasons?.push(R_MATH);
+  }
+  if (f.asksReasoning) {
+    primaries++;
+    reasons?.push(R_REASONING);
+  }
+  if (f.hasTools) {
+    primaries++;
+    reasons?.push(R_TOOLS);
+  }
+  s += PRIMARY_SUM[primaries] as number;
+  if (f.asksStructure || f.jsonMode) {
+    s += w.structure;
+    reasons?.push(R_STRUCTURE);
+  }
+  if (f.hasImages) {
+    s += w.images;
+    reasons?.push(R_IMAGES);
+  }
+  const max = f.maxTokens;
+  if (max !== null) {
+    if (max >= 4000) {
+      s += w.veryLongAnswer;
+      reasons?.push(R_LONG_ANSWER);
+    } else if (max >= 2000) {
+      s += w.longAnswer;
+      reasons?.push(R_LONG_ANSWER);
+    } else if (max <= 16) {
+      s += w.tinyAnswer;
+      reasons?.push(R_TINY_ANSWER);
+    }
+  }
+  return s < 0 ? 0 : s > 1 ? 1 : s;
+}
+
+/** The tier of `score` among `tiers` tiers, evenly split or by `cutPoints` (length tiers - 1). */
+export function tierOf(score: number, tiers: number, cutPoints?: readonly number[]): number {
+  if (tiers <= 1) return 0;
+  if (cutPoints && cutPoints.length === tiers - 1) {
+    let t = 0;
+    while (t < cutPoints.length && score >= (cutPoints[t] as number)) t++;
+    return t;
+  }
+  const t = Math.floor(score * tiers);
+  return t >= tiers ? tiers - 1 : t;
+}
+
+/** The complexity classifier (config `classifier: builtin`). */
+export class BuiltinClassifier implements Classifier {
+  readonly name = 'builtin';
+  private readonly cutPoints: readonly number[] | undefined;
+
+  constructor(options: BuiltinClassifierOptions = {}) {
+    const cuts = options.cutPoints;
+    if (cuts !== undefined) {
+      for (let i = 0; i < cuts.length; i++) {
+        const c = cuts[i] as number;
+        if (!(c > 0 && c < 1)) throw new Error(`cutPoints.${i}: must be in (0, 1), got ${c}`);
+        if (i > 0 && c <= (cuts[i - 1] as number)) throw new Error(`cutPoints.${i}: must be greater than the previous cut point`);
+      }
+      this.cutPoints = [...cuts];
+    }
+  }
+
+  classify(features: RequestFeatures, tiers: number): Classification {
+    const reasons: string[] = [];
+    const score = complexityScore(features, reasons);
+    return { tier: tierOf(score, tiers, this.cutPoints), score, reasons };
+  }
+}
+
+/** No classification (config `classifier: none`): always the first (cheapest) tier; rules decide the rest. */
+export class FixedClassifier implements Classifier {
+  readonly name = 'none';
+
+  classify(_features: RequestFeatures, _tiers: number): Classification {
+    return { tier: 0, score: 0, reasons: [] };
+  }
+}

@@ -1,0 +1,585 @@
+/**
+ * Shadow traffic: a share of a route's requests is sent again, after the user's answer is
+ * complete, to a candidate model; both answers are compared (similarity with the cache's
+ * embedder, latency, cost) and the pair is stored for `GET /admin/v1/shadow/:route` and
+ * `tollgate shadow report <route>`. Config: `routes.<name>.shadow` (shadowSchema).
+ *
+ * What a shadow call never does: delay or change the user's answer (it starts after the response,
+ * is never awaited by the request, and never throws), touch the user's rate limits or budgets, or
+ * move the user's circuit breakers (providers are called directly, with a timeout of their own).
+ *
+ * Spend is capped per tenant and day by `dailyBudgetUsd`, on a budget counter of its own
+ * (`shadow:<tenant>:<YYYY-MM-DD>`, UTC): the worst case (prompt tokens + max output tokens at the
+ * candidate's price) is reserved before the call and settled to the actual cost after; a call that
+ * cannot reserve is skipped (`skippedBudget`). The counter is seeded at 0 when missing (shadow
+ * spend is not separable in `Ledger.spent`), so in embedded mode a restart starts the day's shadow
+ * budget afresh. Each shadow call is also a ledger event (`<eventId>~shadow`, route `shadow`), so
+ * its spend appears in usage reports.
+ *
+ * At most `maxInFlight` (16) shadow calls run per process; more are dropped (`skippedBusy`).
+ */
+import type { z } from 'zod';
+import type { Embedder } from '../cache/types.js';
+import type { RouteConfig, shadowSchema } from '../config/routing-schema.js';
+import { costPico } from '../metering/cost.js';
+import type { LedgerWriter } from '../metering/ledger-writer.js';
+import { estimateUsage } from '../metering/tokenizer.js';
+import type { Logger } from '../observability/logger.js';
+import { type ChatCompletion, type ChatCompletionRequest, UpstreamError, type Usage } from '../providers/types.js';
+import type { Counters, UsageEvent } from '../storage/types.js';
+import { bucketPoint } from './bucket.js';
+import type { Deployment, ModelCatalog } from './catalog.js';
+import type { ShadowPair } from './types.js';
+
+export type ShadowConfig = z.infer<typeof shadowSchema>;
+
+/** The shadow config of every route that has one: route name -> config. */
+export function shadowRoutesOf(routes: Record<string, Pick<RouteConfig, 'shadow'>>): Record<string, ShadowConfig> {
+  const out: Record<string, ShadowConfig> = {};
+  for (const [name, r] of Object.entries(routes)) if (r.shadow) out[name] = r.shadow;
+  return out;
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Store                                                                                       */
+/* ------------------------------------------------------------------------------------------ */
+
+/**
+ * One candidate's comparison with the primary answers of a route over a period. Latency and cost
+ * are compared over the successful pairs only (a failed shadow has no comparable answer);
+ * percentiles are nearest-rank (p50 of 4 values is the 2nd smallest).
+ */
+export interface ShadowReport {
+  shadowModel: string;
+  /** Pairs recorded (successful and failed). */
+  pairs: number;
+  /** Pairs whose shadow call failed (shadowStatus other than 200). */
+  failures: number;
+  /** Successful pairs with a similarity (an embedder was configured). */
+  compared: number;
+  /** Share of the compared pairs with similarity >= the threshold; null when none was compared. */
+  agreementRate: number | null;
+  meanSimilarity: number | null;
+  /** Latency (ms) of the successful pairs; null when there is none. */
+  primaryLatencyMeanMs: number | null;
+  shadowLatencyMeanMs: number | null;
+  primaryLatencyP50Ms: number | null;
+  shadowLatencyP50Ms: number | null;
+  /** shadow - primary. */
+  latencyDeltaMeanMs: number | null;
+  latencyDeltaP50Ms: number | null;
+  /** Mean cost per successful pair, pico-dollars (may be fractional). */
+  primaryCostPerRequestPico: number | null;
+  shadowCostPerRequestPico: number | null;
+  /** shadow - primary. */
+  costDeltaPerRequestPico: number | null;
+  /** (shadow - primary) / primary * 100; null when the primary cost nothing. */
+  costDeltaPct: number | null;
+}
+
+/**
+ * Shadow pairs: sqlite | postgres (table `shadow_pairs`). Part of the contract: `put` is
+ * idempotent by requestId (a second pair with the same id is ignored); `report` covers pairs with
+ * `from <= ts < to` of one route, one entry per shadow model, sorted by model name.
+ */
+export interface ShadowStore {
+  put(pair: ShadowPair): Promise<void>;
+  report(route: string, from: number, to: number, agreementThreshold: number): Promise<ShadowReport[]>;
+}
+
+/** What adapters aggregate per shadow model (SQL); `buildShadowReport` derives the rest. */
+export interface ShadowAggregate {
+  shadowModel: string;
+  pairs: number;
+  failures: number;
+  /** Successful pairs. */
+  ok: number;
+  compared: number;
+  agreeing: number;
+  similaritySum: number;
+  /** Sums over the successful pairs. */
+  primaryLatencySum: number;
+  shadowLatencySum: number;
+  primaryCostSum: number;
+  shadowCostSum: number;
+  /** Nearest-rank medians over the successful pairs (null when there is none). */
+  primaryLatencyP50: number | null;
+  shadowLatencyP50: number | null;
+}
+
+/** The 0-based offset of the nearest-rank median among `n` sorted values. */
+export function medianOffset(n: number): number {
+  return Math.max(0, Math.ceil(n / 2) - 1);
+}
+
+export function buildShadowReport(a: ShadowAggregate): ShadowReport {
+  const mean = (sum: number, n: number) => (n > 0 ? sum / n : null);
+  const diff = (x: number | null, y: number | null) => (x === null || y === null ? null : x - y);
+  const pLat = mean(a.primaryLatencySum, a.ok);
+  const sLat = mean(a.shadowLatencySum, a.ok);
+  const pCost = mean(a.primaryCostSum, a.ok);
+  const sCost = mean(a.shadowCostSum, a.ok);
+  return {
+    shadowModel: a.shadowModel,
+    pairs: a.pairs,
+    failures: a.failures,
+    compared: a.compared,
+    agreementRate: mean(a.agreeing, a.compared),
+    meanSimilarity: mean(a.similaritySum, a.compared),
+    primaryLatencyMeanMs: pLat,
+    shadowLatencyMeanMs: sLat,
+    primaryLatencyP50Ms: a.ok > 0 ? a.primaryLatencyP50 : null,
+    shadowLatencyP50Ms: a.ok > 0 ? a.shadowLatencyP50 : null,
+    latencyDeltaMeanMs: diff(sLat, pLat),
+    latencyDeltaP50Ms: a.ok > 0 ? diff(a.shadowLatencyP50, a.primaryLatencyP50) : null,
+    primaryCostPerRequestPico: pCost,
+    shadowCostPerRequestPico: sCost,
+    costDeltaPerRequestPico: diff(sCost, pCost),
+    costDeltaPct: pCost !== null && sCost !== null && pCost > 0 ? ((sCost - pCost) / pCost) * 100 : null,
+  };
+}
+
+/** A report with no pairs (a configured candidate with nothing recorded yet). */
+export function emptyShadowReport(shadowModel: string): ShadowReport {
+  return buildShadowReport({
+    shadowModel,
+    pairs: 0,
+    failures: 0,
+    ok: 0,
+    compared: 0,
+    agreeing: 0,
+    similaritySum: 0,
+    primaryLatencySum: 0,
+    shadowLatencySum: 0,
+    primaryCostSum: 0,
+    shadowCostSum: 0,
+    primaryLatencyP50: null,
+    shadowLatencyP50: null,
+  });
+}
+
+/* ------------------------------------------------------------------------------------------ */
+/* Service                                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+export interface ShadowServiceOptions {
+  /** Route name -> its shadow config (routes without one are never mirrored): see shadowRoutesOf. */
+  routes: Record<string, ShadowConfig>;
+  catalog: ModelCatalog;
+  counters: Counters;
+  store: ShadowStore;
+  ledger: Pick<LedgerWriter, 'record'>;
+  /** The cache's embedder, for the similarity of the two answers; undefined: no similarity. */
+  embedder: Embedder | undefined;
+  log: Logger;
+  /** The whole shadow call (every deployment tried), ms; default 30 s. */
+  timeoutMs?: number;
+  /** Replaces the sticky sampling by request id (tests). */
+  random?: () => number;
+  /** Shadow calls in flight per process; more are dropped. Default 16. */
+  maxInFlight?: number;
+  /** Output tokens assumed for a request without max_tokens, when reserving; default 4096. */
+  defaultMaxOutputTokens?: number;
+  now?: () => number;
+}
+
+export interface MirrorInput {
+  /** The request id (x-request-id): the sampling is sticky on it. */
+  requestId: string;
+  /** The ledger's id of the user's request: the pair's id, and `<eventId>~shadow` for the shadow's event. */
+  eventId: string;
+  tenantId: string;
+  keyId: string;
+  /** '' when unknown. */
+  userId: string;
+  /** The route (config `routes.<name>`) the request used. */
+  route: string;
+  /** The body the primary model answered. */
+  body: ChatCompletionRequest;
+  primary: {
+    /** The public model that served the user. */
+    model: string;
+    latencyMs: number;
+    promptTokens: number;
+    completionTokens: number;
+    costPico: number;
+    /** The answer's text (see completionText). */
+    text: string;
+  };
+}
+
+export interface ShadowStats {
+  /** Shadow calls made (budget reserved), failed ones included. */
+  mirrored: number;
+  /** Sampled requests not mirrored: the tenant's shadow budget for the day was spent. */
+  skippedBudget: number;
+  /** Sampled requests dropped: `maxInFlight` shadow calls were already running. */
+  skippedBusy: number;
+  /** Shadow calls that failed (error, timeout, no deployment answered), or could not start. */
+  failed: number;
+  inFlight: number;
+}
+
+/** The text of an answer as compared: the first choice's content, then its tool calls as `name(arguments)`. */
+export function completionText(c: Pick<ChatCompletion, 'choices'>): string {
+  const m = c.choices[0]?.message;
+  if (!m) return '';
+  let text = m.content ?? '';
+  for (const call of m.tool_calls ?? []) text += `${text ? '\n' : ''}${call.function.name}(${call.function.arguments})`;
+  return text;
+}
+
+const PICO_PER_USD = 1e12;
+const HOUR = 3_600_000;
+const DAY = 24 * HOUR;
+
+/** The status a failed shadow call is recorded with. */
+function failureStatus(err: UpstreamError): number {
+  if (err.kind === 'http') return err.status ?? 502;
+  if (err.kind === 'timeout') return 504;
+  if (err.kind === 'aborted') return 503;
+  return 502;
+}
+
+interface CallResult {
+  completion: ChatCompletion;
+  deployment: Deployment;
+  attempts: number;
+}
+
+class ShadowCallError extends Error {
+  constructor(
+    readonly upstream: UpstreamError,
+    readonly attempts: number,
+    readonly deployment: Deployment | undefined,
+  ) {
+    super(upstream.message);
+  }
+}
+
+export class ShadowService {
+  private readonly routes: Record<string, ShadowConfig>;
+  private readonly catalog: ModelCatalog;
+  private readonly counters: Counters;
+  private readonly store: ShadowStore;
+  private readonly ledger: Pick<LedgerWriter, 'record'>;
+  private readonly embedder: Embedder | undefined;
+  private readonly log: Logger;
+  private readonly timeoutMs: number;
+  private readonly random: (() => number) | undefined;
+  private readonly maxInFlight: number;
+  private readonly defaultMaxOutputTokens: number;
+  private readonly now: () => number;
+
+  private readonly inFlight = new Set<Promise<void>>();
+  /** Aborted at shutdown, when drain's time is up. */
+  private readonly stopping = new AbortController();
+  private closed = false;
+  private readonly counts = { mirrored: 0, skippedBudget: 0, skippedBusy: 0, failed: 0 };
+
+  constructor(opts: ShadowServiceOptions) {
+    this.routes = opts.routes;
+    this.catalog = opts.catalog;
+    this.counters = opts.counters;
+    this.store = opts.store;
+    this.ledger = opts.ledger;
+    this.embedder = opts.embedder;
+    this.log = opts.log;
+    this.timeoutMs = opts.timeoutMs ?? 30_000;
+    this.random = opts.random;
+    this.maxInFlight = opts.maxInFlight ?? 16;
+    this.defaultMaxOutputTokens = opts.defaultMaxOutputTokens ?? 4096;
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** The shadow config of a route, if it has one. */
+  configOf(route: string): ShadowConfig | undefined {
+    return Object.hasOwn(this.routes, route) ? this.routes[route] : undefined;
+  }
+
+  /** Whether a request of `route` is in the mirrored share (sticky on the request id unless `random` was given). */
+  sampled(route: string, requestId: string): boolean {
+    const cfg = this.configOf(route);
+    if (!cfg || cfg.sampleRate <= 0) return false;
+    if (cfg.sampleRate >= 1) return true;
+    if (this.random) return this.random() < cfg.sampleRate;
+    return bucketPoint(`shadow:${route}`, requestId) < cfg.sampleRate * 100;
+  }
+
+  /**
+   * Mirrors the request to the route's candidate when it is sampled, in the background. Call once
+   * the user's response is complete, for a chat completion the primary answered (status 200).
+   * Never throws, never awaited by the request.
+   */
+  maybeMirror(input: MirrorInput): void {
+    try {
+      if (this.closed) return;
+      const cfg = this.configOf(input.route);
+      if (!cfg || !this.sampled(input.route, input.requestId)) return;
+      if (cfg.model === input.primary.model) return; // the candidate served it: nothing to compare
+      if (this.inFlight.size >= this.maxInFlight) {
+        this.counts.skippedBusy++;
+        return;
+      }
+      const run: Promise<void> = this.mirror(cfg, input)
+        .catch((err: unknown) => {
+          this.counts.failed++;
+          this.log.error({ err, reqId: input.requestId, route: input.route, shadow: cfg.model }, 'shadow call failed unexpectedly');
+        })
+        .finally(() => this.inFlight.delete(run));
+      this.inFlight.add(run);
+    } catch (err) {
+      this.log.error({ err, reqId: input.requestId, route: input.route }, 'could not start a shadow call');
+    }
+  }
+
+  stats(): ShadowStats {
+    return { ...this.counts, inFlight: this.inFlight.size };
+  }
+
+  /**
+   * Shutdown: no new shadow calls; waits up to `timeoutMs` for those in flight, then aborts them
+   * (recorded as failed pairs, status 503) and waits for them to be recorded.
+   */
+  async drain(timeoutMs: number): Promise<void> {
+    this.closed = true;
+    if (this.inFlight.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), Math.max(0, timeoutMs));
+    });
+    const outcome = await Promise.race([Promise.allSettled([...this.inFlight]), timedOut]);
+    clearTimeout(timer);
+    if (outcome === 'timeout') {
+      this.stopping.abort(new UpstreamError('aborted', 'gateway shutting down'));
+      // Aborted calls only record their pair and event now; give them a moment, not forever.
+      await Promise.race([Promise.allSettled([...this.inFlight]), new Promise((r) => setTimeout(r, 1_000).unref())]);
+    }
+  }
+
+  /* ---------------------------------------------------------------------------------------- */
+
+  private async mirror(cfg: ShadowConfig, input: MirrorInput): Promise<void> {
+    const startedAt = this.now();
+    const model = this.catalog.resolve(cfg.model);
+    if (!model || model.type !== 'chat' || model.deployments.length === 0) {
+      this.counts.failed++;
+      this.log.warn({ route: input.route, shadow: cfg.model }, 'shadow model is not a chat model of the catalog');
+      await this.putPair(input, cfg.model, startedAt, { latencyMs: 0, usage: undefined, costPico: 0, similarity: null, status: 404, error: `model '${cfg.model}' is not in the catalog` });
+      return;
+    }
+
+    // Budget: reserve the worst case at the candidate's price.
+    const body = input.body;
+    const maxOutput = (body.max_completion_tokens ?? body.max_tokens ?? this.defaultMaxOutputTokens) * (body.n ?? 1);
+    const price = model.deployments[0]?.price ?? model.price;
+    const reserved = price ? costPico({ prompt_tokens: input.primary.promptTokens, completion_tokens: maxOutput }, price) : 0;
+    const budget = this.budgetItem(input.tenantId, cfg, reserved, startedAt);
+    let ok: boolean;
+    try {
+      ok = await this.reserve(budget);
+    } catch (err) {
+      this.counts.failed++;
+      this.log.warn({ err, route: input.route, tenant: input.tenantId }, 'shadow budget unavailable: request not mirrored');
+      return;
+    }
+    if (!ok) {
+      this.counts.skippedBudget++;
+      return;
+    }
+    this.counts.mirrored++;
+
+    const t0 = performance.now();
+    let call: CallResult | undefined;
+    let failure: ShadowCallError | undefined;
+    try {
+      call = await this.call(model.deployments, body, input.requestId);
+    } catch (err) {
+      failure = err instanceof ShadowCallError ? err : new ShadowCallError(toUpstreamError(err), 0, undefined);
+    }
+    const latencyMs = Math.round(performance.now() - t0);
+
+    let usage: Usage | undefined;
+    let usageReported = false;
+    let cost = 0;
+    let similarity: number | null = null;
+    let embedCost = 0;
+    if (call) {
+      const text = completionText(call.completion);
+      usage = call.completion.usage;
+      usageReported = usage !== undefined;
+      if (!usage) usage = await estimateUsage(body.messages, text).catch(() => undefined);
+      const depPrice = call.deployment.price ?? model.price;
+      cost = usage && depPrice ? costPico(usage, depPrice) : 0;
+      if (this.embedder) {
+        try {
+          const res = await this.embedder.embed([input.primary.text, text], { signal: AbortSignal.timeout(this.timeoutMs) });
+          const [a, b] = res.vectors;
+          if (a && b) similarity = Math.max(-1, Math.min(1, dot(a, b)));
+          embedCost = res.cost?.costPico ?? 0;
+        } catch (err) {
+          this.log.warn({ err, reqId: input.requestId, route: input.route }, 'could not embed the shadow answers');
+        }
+      }
+    } else {
+      this.counts.failed++;
+      this.log.warn(
+        { err: failure?.upstream, reqId: input.requestId, route: input.route, shadow: cfg.model },
+        'shadow call failed',
+      );
+    }
+
+    const spent = cost + embedCost;
+    try {
+      await this.counters.settle(budget.key, reserved, spent, budget.ttlMs);
+    } catch (err) {
+      this.log.warn({ err, tenant: input.tenantId }, 'could not settle the shadow budget');
+    }
+
+    const status = call ? 200 : failureStatus(failure!.upstream);
+    const error = call ? '' : describeFailure(failure!.upstream);
+    await this.putPair(input, cfg.model, startedAt, { latencyMs, usage, costPico: cost, similarity, status, error });
+
+    const event: UsageEvent = {
+      requestId: `${input.eventId}~shadow`,
+      ts: startedAt,
+      tenantId: input.tenantId,
+      keyId: input.keyId,
+      userId: input.userId,
+      route: 'shadow',
+      requestedModel: cfg.model,
+      servedModel: call ? cfg.model : '',
+      deployment: call ? call.deployment.id : '',
+      promptTokens: usage?.prompt_tokens ?? 0,
+      completionTokens: usage?.completion_tokens ?? 0,
+      cachedTokens: usage?.prompt_tokens_details?.cached_tokens ?? 0,
+      costPico: spent,
+      savedPico: 0,
+      latencyMs,
+      ttftMs: null,
+      cache: 'none',
+      status,
+      attempts: call ? call.attempts : (failure?.attempts ?? 0),
+      usageReported,
+      tier: '',
+      experiment: '',
+      variant: '',
+    };
+    try {
+      this.ledger.record(event);
+    } catch (err) {
+      this.log.error({ err, reqId: input.requestId }, 'could not record the shadow call in the ledger');
+    }
+  }
+
+  private budgetItem(tenantId: string, cfg: ShadowConfig, amount: number, now: number) {
+    const dayStart = Math.floor(now / DAY) * DAY;
+    const tag = new Date(dayStart).toISOString().slice(0, 10);
+    return {
+      key: `shadow:${tenantId}:${tag}`,
+      limit: Math.round(cfg.dailyBudgetUsd * PICO_PER_USD),
+      amount,
+      ttlMs: dayStart + DAY - now + HOUR,
+    };
+  }
+
+  /** Reserves on the tenant's shadow budget; a missing counter starts at 0. */
+  private async reserve(item: { key: string; limit: number; amount: number; ttlMs: number }): Promise<boolean> {
+    for (let round = 0; round < 3; round++) {
+      const result = await this.counters.reserve([item]);
+      if (result.ok) return true;
+      if (result.missing.length === 0) return false;
+      await this.counters.seedBudget(item.key, 0, item.ttlMs);
+    }
+    return false;
+  }
+
+  /** The candidate's deployments in order, within one deadline; a non-retryable refusal stops. */
+  private async call(deployments: readonly Deployment[], body: ChatCompletionRequest, requestId: string): Promise<CallResult> {
+    const req: ChatCompletionRequest = { ...body, stream: false };
+    delete req.stream_options;
+    const controller = new AbortController();
+    const timer = setTimeout(
+      () => controller.abort(new UpstreamError('timeout', `shadow call timed out after ${this.timeoutMs}ms`)),
+      this.timeoutMs,
+    );
+    timer.unref();
+    const onStop = () => controller.abort(this.stopping.signal.reason);
+    this.stopping.signal.addEventListener('abort', onStop, { once: true });
+    let attempts = 0;
+    let last: UpstreamError | undefined;
+    let lastDep: Deployment | undefined;
+    try {
+      for (const dep of deployments) {
+        if (controller.signal.aborted) break;
+        attempts++;
+        lastDep = dep;
+        try {
+          const completion = await dep.provider.chat(
+            { ...req, model: dep.model },
+            { signal: controller.signal, upstreamModel: dep.upstreamModel, requestId: `${requestId}~shadow` },
+          );
+          return { completion, deployment: dep, attempts };
+        } catch (raw) {
+          last = controller.signal.aborted ? toUpstreamError(controller.signal.reason) : toUpstreamError(raw);
+          if (!last.retryable) break;
+        }
+      }
+      if (controller.signal.aborted) last = toUpstreamError(controller.signal.reason);
+      throw new ShadowCallError(last ?? new UpstreamError('connection', 'no deployment to call'), attempts, lastDep);
+    } finally {
+      clearTimeout(timer);
+      this.stopping.signal.removeEventListener('abort', onStop);
+    }
+  }
+
+  private async putPair(
+    input: MirrorInput,
+    shadowModel: string,
+    ts: number,
+    r: { latencyMs: number; usage: Usage | undefined; costPico: number; similarity: number | null; status: number; error: string },
+  ): Promise<void> {
+    const pair: ShadowPair = {
+      requestId: input.eventId,
+      ts,
+      tenantId: input.tenantId,
+      route: input.route,
+      primaryModel: input.primary.model,
+      shadowModel,
+      primaryLatencyMs: Math.round(input.primary.latencyMs),
+      shadowLatencyMs: r.latencyMs,
+      primaryPromptTokens: input.primary.promptTokens,
+      primaryCompletionTokens: input.primary.completionTokens,
+      shadowPromptTokens: r.usage?.prompt_tokens ?? 0,
+      shadowCompletionTokens: r.usage?.completion_tokens ?? 0,
+      primaryCostPico: input.primary.costPico,
+      shadowCostPico: r.costPico,
+      similarity: r.similarity,
+      shadowStatus: r.status,
+      error: r.error,
+    };
+    try {
+      await this.store.put(pair);
+    } catch (err) {
+      this.log.error({ err, reqId: input.requestId, route: input.route }, 'could not store the shadow pair');
+    }
+  }
+}
+
+function toUpstreamError(err: unknown): UpstreamError {
+  if (err instanceof UpstreamError) return err;
+  return new UpstreamError('protocol', err instanceof Error ? err.message : String(err), { cause: err });
+}
+
+function describeFailure(err: UpstreamError): string {
+  const text = err.kind === 'http' ? `HTTP ${err.status ?? '?'}: ${err.upstreamMessage ?? err.message}` : `${err.kind}: ${err.message}`;
+  return text.slice(0, 500);
+}
+
+/** Cosine similarity of unit vectors. */
+function dot(a: Float32Array, b: Float32Array): number {
+  const n = Math.min(a.length, b.length);
+  let s = 0;
+  for (let i = 0; i < n; i++) s += (a[i] as number) * (b[i] as number);
+  return s;
+}
