@@ -20,7 +20,7 @@ import { Router } from './routing/router.js';
 import { Experiments } from './routing/experiments.js';
 import { FlagService } from './routing/flags.js';
 import { ShadowService, shadowRoutesOf } from './routing/shadow.js';
-import { createCache } from './cache/index.js';
+import { createCache, createEmbedder } from './cache/index.js';
 import { invokeStage } from './pipeline/stages/invoke.js';
 import { killSwitchStage } from './pipeline/stages/kill-switch.js';
 import { routeStage } from './pipeline/stages/route.js';
@@ -152,7 +152,10 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     counters,
     store: storage.shadow,
     ledger,
-    embedder: cache.semantic?.embedder,
+    // The answers' similarity: the cache's embedder, or the configured one when the cache is off.
+    embedder:
+      cache.semantic?.embedder ??
+      (Object.values(config.routes).some((r) => r.shadow) ? await createEmbedder(config.cache.semantic.embedder, catalog) : undefined),
     log,
     defaultMaxOutputTokens: config.metering.defaultMaxOutputTokens,
   });
