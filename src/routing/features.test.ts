@@ -106,7 +106,7 @@ describe('extractFeatures: code', () => {
     ['an integration question', 'Can you integrate this with my calendar?'],
     ['a support message', 'Error: I cannot log in to my account'],
     ['a letter', 'Write a cover letter. I know Excel and SQL.'],
-    ['a prose "update set"', 'What is the capital of Peru?'],
+    ['a prose update', 'Can you update my profile? Set it to private.'],
   ])('not for %s', (_name, text) => {
     expect(ask(text).hasCode).toBe(false);
   });

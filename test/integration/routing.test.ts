@@ -91,6 +91,16 @@ describe('tiered routes', () => {
     expect(res.headers.get('x-tollgate-tier')).toBe('medium');
   });
 
+  it("applies rules: a premium tenant's requests go to the large tier", async () => {
+    const admin = async (path: string, body: unknown) =>
+      (await fetch(`${gw.url}/admin/v1${path}`, { method: 'POST', headers: { ...auth(gw.adminKey), 'content-type': 'application/json' }, body: JSON.stringify(body) })).json() as Promise<any>;
+    const tenant = await admin('/tenants', { name: 'Premium Co', tier: 'premium' });
+    const key = await admin('/keys', { tenant_id: tenant.id, name: 'p' });
+    const res = await postJson(chat, easy, auth(key.key));
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-tollgate-tier')).toBe('large');
+  });
+
   it('escalates to the next tier when the answer is cut off, and bills both answers', async () => {
     const res = await postJson(chat, { ...easy, max_tokens: 1 }, auth(gw.apiKey));
     expect(res.status).toBe(200);
