@@ -130,7 +130,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     ? new BudgetAlerts(counters, config.alerts.budgetThresholds, new WebhookSender(config.alerts.webhook, log))
     : undefined;
   if (alerts) budgets.onRefusal = (b) => void alerts.check([b]).catch((err: unknown) => log.error({ err }, 'budget alert failed'));
-  const router = new Router(config.routes, catalog, breakers);
+  const router = new Router(config.routes, catalog, breakers, (m) => killSwitches.modelAvailable(m));
   const canonical = (name: string) => router.resolve(name)?.name ?? catalog.resolve(name)?.name;
   const flags = new FlagService({
     store: storage.flags,

@@ -5,8 +5,8 @@
  * Per request (no I/O): features (features.ts) -> the classifier's tier (classifier.ts) -> the
  * route's rules (rules.ts: a fixed tier, or bounds) -> cost-aware availability: a tier whose every
  * deployment has an open circuit breaker (an outage, or a provider refusing with 429s long
- * enough to open it) is skipped for the next tier up that can answer, or, at the top, the next
- * one down. Feature flags may replace the tier mapping or the whole route's model (flags.ts).
+ * enough to open it), or whose models are all switched off by kill switches, is skipped for the
+ * next tier up that can answer, or, at the top, the next one down. Feature flags may replace the tier mapping or the whole route's model (flags.ts).
  * Escalation (`escalate`) asks the next tier up when an answer fails a check: see escalation.ts.
  */
 import type { RouteConfig } from '../config/routing-schema.js';
@@ -73,6 +73,8 @@ export class Router {
     routes: Record<string, RouteConfig>,
     private readonly catalog: ModelCatalog,
     private readonly breakers: Pick<BreakerRegistry, 'get'>,
+    /** Kill switches: a model switched off (or all of whose providers are) is left out of its tier. */
+    private readonly modelAvailable: (model: CatalogModel) => boolean = () => true,
   ) {
     for (const [name, config] of Object.entries(routes)) {
       const tierNames = Object.keys(config.tiers);
@@ -116,7 +118,8 @@ export class Router {
   }
 
   /** Picks the tier of a request. Pure but for the breakers' state; microseconds. */
-  decide(route: CompiledRoute, body: ChatCompletionRequest, requester: Requester, tiers: Tier[] = route.tiers): RouteDecision {
+  decide(route: CompiledRoute, body: ChatCompletionRequest, requester: Requester, all: Tier[] = route.tiers): RouteDecision {
+    const tiers = all.map((t) => this.live(t));
     const features = extractFeatures(body);
     const c = route.classifier.classify(features, tiers.length);
     const ruled = applyRules(route.rules, features, requester, c.tier);
@@ -137,6 +140,13 @@ export class Router {
       if (tier < 0) tier = chosen; // nothing is up: let invoke report the open breakers
     }
     return { route, tier, chosen, score: c.score, reasons: c.reasons, rule: ruled.rule, skipped, tiers };
+  }
+
+  /** The tier without its kill-switched models (the same object when none is). */
+  private live(tier: Tier): Tier {
+    if (tier.models.every(this.modelAvailable)) return tier;
+    const models = tier.models.filter(this.modelAvailable);
+    return { name: tier.name, models, deployments: models.flatMap((m) => m.deployments) };
   }
 
   /** Whether any deployment of the tier may take an attempt now (breaker not open). */

@@ -115,6 +115,23 @@ describe('tiered routes', () => {
     expect(Number(res.headers.get('x-tollgate-cost-usd'))).toBeGreaterThan(0);
   });
 
+  it('leaves a kill-switched model out: its tier is skipped', async () => {
+    const post = await fetch(`${gw.url}/admin/v1/kill-switches`, {
+      method: 'POST',
+      headers: { ...auth(gw.adminKey), 'content-type': 'application/json' },
+      body: JSON.stringify({ scope: 'model', target: 'm-small', reason: 'test' }),
+    });
+    const ks = (await post.json()) as { id: string };
+    try {
+      const res = await postJson(chat, easy, auth(gw.apiKey));
+      expect(res.status).toBe(200);
+      expect(res.headers.get('x-tollgate-tier')).toBe('medium');
+      expect(small.engine.stats().total).toBe(0);
+    } finally {
+      await fetch(`${gw.url}/admin/v1/kill-switches/${ks.id}`, { method: 'DELETE', headers: auth(gw.adminKey) });
+    }
+  });
+
   it('skips a tier whose breakers are open for the next one up', async () => {
     small.engine.script([{ kind: 'error', status: 503 }, { kind: 'error', status: 503 }]);
     for (let i = 0; i < 2; i++) expect((await postJson(chat, easy, auth(gw.apiKey))).status).toBe(503);

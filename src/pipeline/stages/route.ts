@@ -97,6 +97,9 @@ export function routeStage(opts: RouteStageOptions) {
       ctx.routing = decision;
       ctx.model = tiered.model;
       const tier = decision.tiers[decision.tier] as Tier;
+      if (tier.deployments.length === 0) {
+        throw new GatewayError('model_disabled', `Every model of route '${tiered.name}' is disabled by a kill switch.`, { param: 'model' });
+      }
       ctx.chain = liveChain({ ...tiered.model, deployments: tier.deployments }, opts.killSwitches);
       ctx.extraHeaders['x-tollgate-tier'] = tier.name;
       return;
