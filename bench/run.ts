@@ -9,7 +9,8 @@
  * use less than 0.3 cores before starting, default 120; 0 = don't wait); scenarios document their own (e.g. core: BENCH_RATE,
  * BENCH_RATE_DRIVER, BENCH_PIN, BENCH_PROFILE; metering: BENCH_RATE, BENCH_PROFILE, BENCH_METERING_MODES,
  * BENCH_METERING_DISTRIBUTED, BENCH_REDIS_URL, BENCH_POSTGRES_URL; cache: BENCH_CACHE_CONNECTIONS,
- * BENCH_CACHE_STREAM_CONNECTIONS, BENCH_CACHE_SEMANTIC_ENTRIES, BENCH_PROFILE).
+ * BENCH_CACHE_STREAM_CONNECTIONS, BENCH_CACHE_SEMANTIC_ENTRIES, BENCH_PROFILE; routing: BENCH_ROUTING_MIX,
+ * BENCH_ROUTING_REQUESTS, BENCH_ROUTING_SEED).
  *
  * Exit code: 0 when every scenario ran (a MISS against a target is a result, not a failure),
  * 1 when a scenario could not run, 2 on bad arguments.
@@ -22,9 +23,10 @@ import type { BenchSettings, Scenario } from './lib/scenario.js';
 import { cacheScenario } from './scenarios/cache.js';
 import { coreScenario } from './scenarios/core.js';
 import { meteringScenario } from './scenarios/metering.js';
+import { routingScenario } from './scenarios/routing.js';
 
 /** Every scenario, in the order `npm run bench` runs them. Add new ones here. */
-const SCENARIOS: Scenario[] = [coreScenario, meteringScenario, cacheScenario];
+const SCENARIOS: Scenario[] = [coreScenario, meteringScenario, cacheScenario, routingScenario];
 
 const USAGE = `Usage: npm run bench [-- [scenario...] [--seconds N] [--warmup N]]
 

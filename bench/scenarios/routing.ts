@@ -271,8 +271,8 @@ function price(p: Pricing, tier: number, promptTokens: number, outputTokens: num
   p.usd += usd;
   p.promptTokens += promptTokens;
   p.outputTokens += outputTokens;
-  p.requestsPerTier[tier]++;
-  p.usdPerTier[tier] += usd;
+  inc(p.requestsPerTier, tier);
+  p.usdPerTier[tier] = (p.usdPerTier[tier] as number) + usd;
 }
 
 function simulateDay(prompts: Prompt[], s: RoutingSettings): DaySimulation {
@@ -302,8 +302,8 @@ function simulateDay(prompts: Prompt[], s: RoutingSettings): DaySimulation {
     const label = u < s.mix[0] ? 0 : u < s.mix[0] + s.mix[1] ? 1 : 2;
     const pool = byLabel[label] as Prompt[];
     const p = pool[Math.floor(pick() * pool.length)] as Prompt;
-    day.perLabel[label]++;
-    (day.confusion[label] as number[])[p.routed]!++;
+    inc(day.perLabel, label);
+    inc(day.confusion[label] as number[], p.routed);
     if (p.routed < label) below++;
     if (p.routed > label) above++;
     price(day.routed, p.routed, p.tokens, drawOutput(MODELS[p.routed] as string, outRouted, p.maxTokens));
@@ -321,6 +321,10 @@ function simulateDay(prompts: Prompt[], s: RoutingSettings): DaySimulation {
 /* ---------------------------------------------------------------------------------------- */
 /* Report                                                                                    */
 /* ---------------------------------------------------------------------------------------- */
+
+function inc(row: number[], i: number): void {
+  row[i] = (row[i] as number) + 1;
+}
 
 const pct = (x: number, d = 1) => `${(x * 100).toFixed(d)}%`;
 const usd = (x: number) => `$${x.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
@@ -341,7 +345,7 @@ function report(settings: BenchSettings, s: RoutingSettings, prompts: Prompt[], 
 
   // Labelled-set accuracy of the router as configured (standard customer).
   const conf = TIERS.map(() => TIERS.map(() => 0));
-  for (const p of prompts) (conf[p.label] as number[])[p.routed]!++;
+  for (const p of prompts) inc(conf[p.label] as number[], p.routed);
   const acc = (ps: Prompt[]) => ps.filter((p) => p.routed === p.label).length / Math.max(1, ps.length);
   const heldOut = prompts.filter((p) => p.heldOut);
 

@@ -20,50 +20,108 @@
  * German and Portuguese forms; each regex is documented where it is defined. They over-fire more
  * often than they miss: the classifier weighs them, and a false "hasCode" on a one-line question
  * costs at most one tier.
+ *
+ * Cost (bench/scenarios/routing.ts): ~3.5 µs mean over the labelled prompts; the regexes cost
+ * ~11 ns per character scanned, so at most ~25 µs for the 2,000-character window; the rest is a
+ * length and a fence search (`includes`, fast) per message: ~20 µs in all for a 256 KB prompt.
  */
 import type { ChatCompletionRequest, ChatMessage } from '../providers/types.js';
 import type { FeatureExtractor, RequestFeatures } from './types.js';
 
 /** The part of a long last user message scanned from its start. */
-export const HEAD_CHARS = 4000;
+export const HEAD_CHARS = 1500;
 /** ... and from its end. */
-export const TAIL_CHARS = 2000;
+export const TAIL_CHARS = 500;
 /** The part of the system prompt scanned (for structure). */
-export const SYSTEM_CHARS = 2000;
+export const SYSTEM_CHARS = 1000;
+
+/*
+ * How the regexes are written, for speed: V8's regex engine tries a match at every position of
+ * the text, and the cost per position grows with the number of top-level alternatives unless
+ * they share one leading `\b(?:...)` group of alternatives that each begin with a literal (the
+ * engine then dispatches on the first characters). Written that way each regex below costs
+ * 1-3 ns per character instead of 4-12 (measured on Node 20); so each is one `\b(?:...)` group of
+ * keyword-led alternatives plus a few alternatives led by punctuation. No alternative starts
+ * with `\w`, `\s` or `[a-z]` (that would make every position expensive); a condition on what
+ * precedes a literal is a lookbehind placed after the literal.
+ */
+
+/** Any of `words` (regex fragments, each led by a literal), at a word start. */
+const atWord = (...words: string[]) => String.raw`\b(?:${words.join('|')})`;
+const any = (...alternatives: string[]) => alternatives.join('|');
+/** `words` each followed by `tail`, as separate alternatives (an alternative led by a group is slow). */
+const each = (words: string[], tail: string) => words.map((w) => w + tail).join('|');
 
 /**
  * Code-like syntax, any one of:
- *  - C/C++ preprocessor (`#include <`, `#define X`), shebangs;
- *  - definitions: `function f(...) {`, `def f(`, `fn f(`, `func f(`, `class X {`/`(`/`:`,
- *    `const|let|var x =`, `public|private|static ... (`, `impl X`, `struct X {`;
- *  - arrows `=>` / `->` after an identifier or `)`, `::`, `&&`, `||`, `!=`, `===`, `+=`, `i++;`;
- *  - a brace block holding a `;` (`{ ... ; ... }` within 200 characters), `x.y(` method calls,
- *    `f();` calls, `import x from '...'`, `from x import y`, `require('...')`, `console.log`,
+ *  - definitions: `function f(...) {`, `def f(`, `fn f(`, `func f(`, `class X {`/`(`/`:`/`extends`,
+ *    `const|let|var x =`, `public|private|protected|static T f(`, `impl X`, `struct X {`,
+ *    `interface X {`;
+ *  - `import x from '...'`, `from x import y` (line start), `require('...')`, `console.log`,
  *    `System.out`, `printf(`;
  *  - SQL: `SELECT *|DISTINCT|COUNT(|a, b ... FROM x`, `SELECT a FROM x WHERE`, `INSERT INTO`,
  *    `UPDATE x SET`, `DELETE FROM`, `CREATE TABLE|INDEX|VIEW`, `ALTER TABLE`, `JOIN x ON t.col`
  *    (not bare `select ... from`, `join ... on` or `group by`: those are common English);
- *  - stack traces and errors: `Traceback (most recent call last)`, `  at f (file:1:2)`,
- *    `File "x", line N`, `TypeError:` / `FooException(`, `Exception in thread`, `panic:`,
- *    `segmentation fault` (not a bare `Error:`, which support messages use);
- *  - shell: `$ cmd`, `npm|pip|git|docker|kubectl|cargo|helm|terraform... <verb>`, `sudo `;
- *  - markup: closing HTML/XML tags `</x>`, `<div`, `<script`, `<svg`...
+ *  - stack traces and errors: `Traceback (most recent call last)`, `  at f (file:1:2)` (line
+ *    start), `File "x", line N`, `TypeError:` / `FooException(` (a word ending in Error or
+ *    Exception, not a bare `Error:`, which support messages use), `Exception in thread`,
+ *    `panic:`, `segmentation fault`, `core dumped`;
+ *  - shell: `$ cmd` (line start), `npm|pip|git|docker|kubectl|cargo|helm|terraform... <verb>`,
+ *    `sudo x`, `#!/` (line start);
+ *  - C preprocessor: `#include <`, `#define X`;
+ *  - operators: `=>`, `) ->`, `::x`, `&&`, `||`, `!=`, `===`, `+=`, `++;`;
+ *  - a brace block holding a `;` (`{ ... ; ... }` within 200 characters), a method call `x.y(...)`,
+ *    `f();`;
+ *  - markup: closing tags `</x>`, `<div`, `<span`, `<script`, `<svg`...
  * Any code fence (```) anywhere in the conversation also sets hasCode (checked while measuring).
  */
 const CODE_RE = new RegExp(
-  [
-    String.raw`#include\s*[<"]|#define\s+\w|^#!\/`,
-    String.raw`\bfunction\s*\w*\s*\([^)]{0,80}\)\s*\{|\bdef\s+\w+\s*\(|\bfn\s+\w+\s*[(<]|\bfunc\s+(?:\(\w+ \*?\w+\)\s*)?\w+\s*\(`,
-    String.raw`\bclass\s+\w+\s*(?:[:{(]|extends|implements)|\b(?:const|let|var)\s+\w+\s*[:=]|\b(?:public|private|protected|static)\s+[\w<>\[\]]+\s+\w+\s*\(`,
-    String.raw`\bimpl\s+\w+|\bstruct\s+\w+\s*\{|\binterface\s+\w+\s*\{`,
-    String.raw`[\w)\]]\s*=>|\w\)\s*->|\w::\w|&&|\|\||!==?|===|\+=|\w\+\+\s*[;)]`,
-    String.raw`\{[^{}]{0,200};|\b[a-zA-Z_]\w*\.[a-zA-Z_]\w*\([^)]{0,80}\)|\w\(\);`,
-    String.raw`\bimport\s+[\w{}*, ]+\s+from\s+['"]|^\s*from\s+[\w.]+\s+import\s+\w|\brequire\(['"]|console\.log|System\.out|\bprintf\(`,
-    String.raw`\bselect\s+(?:\*|distinct\b|count\(|[\w.]+\s*,\s*[\w.]+)[^;]{0,200}?\bfrom\s+\w|\bselect\s+[\w.]+\s+from\s+\w+\s+where\b|\binsert\s+into\s+\w|\bupdate\s+\w+\s+set\s+\w|\bdelete\s+from\s+\w|\bcreate\s+(?:unique\s+)?(?:table|index|view)\b|\balter\s+table\b|\bjoin\s+\w+(?:\s+\w+)?\s+on\s+\w+\.\w+`,
-    String.raw`Traceback \(most recent call last\)|^\s+at\s+\S+\s+\(?\S+:\d+:\d+\)?|File "[^"]+", line \d+|\b[A-Z]\w+(?:Error|Exception)\b[:(]|\bException in thread\b|\bpanic:|segmentation fault|core dumped`,
-    String.raw`^\s*\$\s+[a-z]|\b(?:npm|npx|pip|pip3|git|docker|kubectl|cargo|yarn|pnpm|brew|apt-get|helm|terraform)\s+(?:install|run|commit|push|pull|build|apply|get|exec|add|rebase|merge|test|compose|logs|init|plan)\b|\bsudo\s+\w`,
-    String.raw`<\/[a-zA-Z][\w-]*>|<(?:div|span|script|html|template|svg|button|input)\b`,
-  ].join('|'),
+  any(
+    atWord(
+      String.raw`function\s*\w*\s*\([^)]{0,80}\)\s*\{`,
+      String.raw`def\s+\w+\s*\(`,
+      String.raw`fn\s+\w+\s*[(<]`,
+      String.raw`func\s+(?:\(\w+ \*?\w+\)\s*)?\w+\s*\(`,
+      String.raw`class\s+\w+\s*(?:[:{(]|extends|implements)`,
+      each(['const', 'let', 'var'], String.raw`\s+\w+\s*[:=]`),
+      each(['public', 'private', 'protected', 'static'], String.raw`\s+[\w<>\[\]]+\s+\w+\s*\(`),
+      String.raw`impl\s+\w+`,
+      String.raw`struct\s+\w+\s*\{`,
+      String.raw`interface\s+\w+\s*\{`,
+      String.raw`import\s+[\w{}*, ]+\s+from\s+['"]`,
+      String.raw`require\(['"]`,
+      String.raw`console\.log`,
+      String.raw`system\.out`,
+      String.raw`printf\(`,
+      String.raw`select\s+(?:\*|distinct\b|count\(|[\w.]+\s*,\s*[\w.]+)[^;]{0,200}?\bfrom\s+\w`,
+      String.raw`select\s+[\w.]+\s+from\s+\w+\s+where\b`,
+      String.raw`insert\s+into\s+\w`,
+      String.raw`update\s+\w+\s+set\s+\w`,
+      String.raw`delete\s+from\s+\w`,
+      String.raw`create\s+(?:unique\s+)?(?:table|index|view)\b`,
+      String.raw`alter\s+table\b`,
+      String.raw`join\s+\w+(?:\s+\w+)?\s+on\s+\w+\.\w+`,
+      String.raw`traceback \(most recent call last\)`,
+      String.raw`file "[^"\n]+", line \d+`,
+      String.raw`exception in thread\b`,
+      String.raw`panic:`,
+      String.raw`segmentation fault`,
+      String.raw`core dumped`,
+      each(
+        ['npm', 'npx', 'pip', 'pip3', 'git', 'docker', 'kubectl', 'cargo', 'yarn', 'pnpm', 'brew', 'apt-get', 'helm', 'terraform'],
+        String.raw`\s+(?:install|run|commit|push|pull|build|apply|get|exec|add|rebase|merge|test|compose|logs|init|plan)\b`,
+      ),
+      String.raw`sudo\s+\w`,
+    ),
+    String.raw`^\s*(?:\$\s+[a-z]|from\s+[\w.]+\s+import\s+\w|at\s+\S+\s+\(?\S+:\d+:\d+|#!\/)`,
+    String.raw`#(?:include\s*[<"]|define\s+\w)`,
+    String.raw`(?:error|exception)(?<=\w\w(?:error|exception))[:(]`,
+    String.raw`=>|\)\s*->|::\w|&&|\|\||!==?|===|\+=|\+\+\s*[;)]`,
+    String.raw`\{[^{}]{0,200};`,
+    String.raw`\.(?<=\w\.)[a-z_]\w*\([^)]{0,80}\)`,
+    String.raw`\(\);`,
+    String.raw`<(?:\/[a-z][\w-]*>|(?:div|span|script|html|template|svg|button|input)\b)`,
+  ),
   'im',
 );
 
@@ -76,10 +134,13 @@ const CODE_RE = new RegExp(
  */
 const LANGS = String.raw`python|javascript|typescript|java|golang|rust|c\+\+|c#|kotlin|swift|ruby|php|scala|haskell|elixir|sql|bash|powershell`;
 const CODE_ASK_RE = new RegExp(
-  [
-    String.raw`\b(?:write|implement|create|build|generate|code|make|fix|debug|refactor|convert|port|rewrite|give me)\b[^.?!\n]{0,60}?\b(?:function|method|class|script|program|query|regex(?:p|es)?|regular expression|unit tests?|test suite|tests|component|endpoint|dockerfile|makefile|one-liner|snippet|algorithm|parser|tokenizer|compiler|crawler|cli|library|module|cron expression|${LANGS})(?![\w+#])`,
-    String.raw`\bin (?:${LANGS}|go)(?![\w+#])`,
-  ].join('|'),
+  atWord(
+    each(
+      ['write', 'implement', 'create', 'build', 'generate', 'code', 'make', 'fix', 'debug', 'refactor', 'convert', 'port', 'rewrite', 'give me'],
+      String.raw`\b[^.?!\n]{0,60}?\b(?:function|method|class|script|program|query|regex(?:p|es)?|regular expression|unit tests?|test suite|tests|component|endpoint|dockerfile|makefile|one-liner|snippet|algorithm|parser|tokenizer|compiler|crawler|cli|library|module|cron expression|${LANGS})(?![\w+#])`,
+    ),
+    String.raw`in (?:${LANGS}|go)(?![\w+#])`,
+  ),
   'i',
 );
 
@@ -87,60 +148,208 @@ const CODE_ASK_RE = new RegExp(
  * Math:
  *  - LaTeX: `$$`, `\(`, `\[`, `\frac`, `\int`, `\sum`, `\sqrt`, `\lim`, `\partial`, `\mathbb`,
  *    Greek letters, `\begin{`...;
- *  - equations with a variable: `x^2`, `x²`, `3x + 1 =`, `f(x) =`, `dy/dx`, `∫ ∑ √ ∂ ≤ ≥ ≠ ∞`;
- *  - vocabulary: integral (not "integral part"), derivative, differentiate, eigenvalue/vector, matrix, determinant,
- *    theorem, lemma, proof/prove (not "proof of concept"), induction, probability, expected value, variance, standard
- *    deviation, named distributions (normal, binomial, Poisson...), Bayes, polynomial, logarithm, equation, inequality, combinatorics,
- *    permutations/combinations, modulo/modular arithmetic, prime number(s), converge(nce),
- *    geometric/power series, calculus, vector space, confidence interval, p-value; and the same
- *    in French, Spanish, German, Portuguese where they differ.
+ *  - equations: `x^2`, `(a+b)^n`, `2^10` (a `^` after a one-letter name, a digit or `)`), `x**2`,
+ *    `x²`, `3x + 1`,
+ *    `f(x) =`, `dy/dx`, `P(X < Y)`, `∫ ∑ ∏ √ ∂ ≤ ≥ ≠ ∞ ∀ ∃ ∈`, Greek letters;
+ *  - vocabulary: integral (not "integral part/role/component"), derivative, differentiate,
+ *    eigenvalue/vector, matrix, determinant, theorem, lemma, proof/prove (not "proof of
+ *    concept"), induction, probability, random variable, expected value, variance, standard
+ *    deviation, named distributions (normal, binomial, Poisson...), Bayes, polynomial, logarithm,
+ *    equation, inequality, combinatorics, permutations/combinations, modulo/modular arithmetic,
+ *    prime number(s), converge(nce), geometric/power series, calculus, vector space, confidence
+ *    interval, p-value; and the same in French, Spanish, German, Portuguese where they differ.
  * Plain arithmetic ("what is 15% of 80", "17 * 23") is not math here: a small model handles it.
  */
 const MATH_RE = new RegExp(
-  [
-    String.raw`\$\$|\\\(|\\\[|\\(?:frac|int|iint|sum|prod|sqrt|lim|partial|mathbb|mathcal|alpha|beta|gamma|delta|epsilon|theta|lambda|mu|sigma|omega|infty|cdot|leq|geq|neq|binom|begin\{)`,
-    String.raw`\b[a-z]\s*(?:\^|\*\*)\s*[\d(a-z]|[a-z)][²³]|\b\d+[a-z]\s*[+\-]\s*\d|\bf\([a-z]\)\s*=|\bd[a-z]\/d[a-z]\b|\bP\([A-Z][^)]{0,20}\)|[∫∑∏√∂≤≥≠∞∀∃∈αβγδεθλμπσφωΣΔ]`,
-    String.raw`\bintegrals?\b(?!\s+(?:part|role|component))|\bderivative|\bdifferentiat|\beigen(?:value|vector)|\bmatri(?:x|ces)\b|\bdeterminant|\btheorem|\blemma\b|\bproofs?\b(?! of concept)|\bprove\b|\binduction\b`,
-    String.raw`\bprobabilit|\brandom variables?\b|\bexpected value|\bvariance\b|\bstandard deviation|\b(?:normal|binomial|poisson|probability|uniform|gaussian|exponential|geometric) distribution|\bbayes|\bpolynomial|\blogarithm|\bequations?\b|\binequalit|\bcombinatori|\bpermutations?\b|\bcombinations\b|\bmodul(?:o|ar arithmetic)\b|\bprime numbers?\b|\bprimes\b|\bconverge|\bcalculus\b|\bvector space|\bgeometric series|\bpower series|\bconfidence interval|\bp-value`,
-    String.raw`\bprobabilidad|\bprobabilité|\bwahrscheinlichkeit|\becuaci[oó]n|équation|\bgleichung|\bdémontr|\bdemostr|\bbeweise|\bintégrale|\bableitung|\bderivada|\bdérivée|\bteorema|\bthéorème|\bsatz des`,
-  ].join('|'),
+  any(
+    String.raw`\b\d+[a-z]\s*[+\-]\s*\d`,
+    atWord(
+      String.raw`f\([a-z]\)\s*=`,
+      String.raw`d[a-z]\/d[a-z]\b`,
+      String.raw`p\([a-z][^)]{0,20}\)`,
+      String.raw`integrals?\b(?!\s+(?:part|role|component))`,
+      String.raw`derivative`,
+      String.raw`differentiat`,
+      String.raw`eigen(?:value|vector)`,
+      String.raw`matri(?:x|ces)\b`,
+      String.raw`determinant`,
+      String.raw`theorem`,
+      String.raw`lemma\b`,
+      String.raw`proofs?\b(?! of concept)`,
+      String.raw`prove\b`,
+      String.raw`induction\b`,
+      String.raw`probabilit`,
+      String.raw`random variables?\b`,
+      String.raw`expected value`,
+      String.raw`variance\b`,
+      String.raw`standard deviation`,
+      each(['normal', 'binomial', 'poisson', 'probability', 'uniform', 'gaussian', 'exponential', 'geometric'], ' distribution'),
+      String.raw`bayes`,
+      String.raw`polynomial`,
+      String.raw`logarithm`,
+      String.raw`equations?\b`,
+      String.raw`inequalit`,
+      String.raw`combinatori`,
+      String.raw`permutations?\b`,
+      String.raw`combinations\b`,
+      String.raw`modul(?:o|ar arithmetic)\b`,
+      String.raw`prime numbers?\b`,
+      String.raw`primes\b`,
+      String.raw`converge`,
+      String.raw`calculus\b`,
+      String.raw`vector space`,
+      String.raw`geometric series`,
+      String.raw`power series`,
+      String.raw`confidence interval`,
+      String.raw`p-value`,
+      // French, Spanish, German, Portuguese
+      String.raw`probabilidad`,
+      String.raw`probabilité`,
+      String.raw`wahrscheinlichkeit`,
+      String.raw`ecuaci[oó]n`,
+      String.raw`gleichung`,
+      String.raw`démontr`,
+      String.raw`demostr`,
+      String.raw`beweise`,
+      String.raw`intégrale`,
+      String.raw`ableitung`,
+      String.raw`derivada`,
+      String.raw`dérivée`,
+      String.raw`teorema`,
+      String.raw`théorème`,
+      String.raw`satz des`,
+    ),
+    String.raw`équation`,
+    String.raw`\$\$|\\(?:\(|\[|frac|int|iint|sum|prod|sqrt|lim|partial|mathbb|mathcal|alpha|beta|gamma|delta|epsilon|theta|lambda|mu|sigma|omega|infty|cdot|leq|geq|neq|binom|begin\{)`,
+    String.raw`\^(?<=(?:\b[a-z]|\d|\))\s?\^)\s*[\d(a-z{]`,
+    String.raw`\*\*(?<=[a-z0-9)]\*\*)\s*\d`,
+    String.raw`[²³∫∑∏√∂≤≥≠∞∀∃∈αβγδεθλμπσφωΣΔ]`,
+  ),
   'i',
 );
 
 /**
- * Asks for reasoning: the request wants an argued, multi-step answer rather than a fact or a
- * rewrite. "step by step", "prove", "derive", "explain why", "why does/do/is/would", "analyze",
- * "compare", "contrast", "trade-offs", "pros and cons", "design a/an/the", "architecture",
- * "root cause", "debug", "diagnose", "figure out", "walk me through", "think through",
- * "reason about", "evaluate", "critique", "justify", "optimi[sz]e", "refactor", "review",
- * "what would happen if", "implications", "time/space complexity", "edge cases",
- * "in depth"/"in detail", "rigorous", "strategy", "plan out/for", "scalable/scaling/at scale",
- * and their French, Spanish, German, Portuguese forms.
+ * Asks for reasoning or an explanation: the request wants an argued, multi-step answer rather
+ * than a fact or a rewrite. "step by step", "prove", "proof", "derive", "explain", "why",
+ * "describe how", "difference(s) between", "how does/do/can/should/would I/we/it/one",
+ * "how does X work", "what are the main causes/reasons/differences/benefits/risks/implications",
+ * "detailed", "comprehensive", "thorough", "critically", "analyze/analysis", "compare",
+ * "comparison", "contrast", "trade-offs", "pros and cons", "design a/an/the/our/my",
+ * "architecture", "root cause", "debug", "diagnose", "figure out", "walk me through",
+ * "think through/carefully", "reason about", "evaluate", "critique", "justify", "optimize",
+ * "refactor", "review this code/PR/design...", "code review", "what would happen if",
+ * "show your work", "implications", "time/space complexity", "big-O", "edge cases",
+ * "in depth/detail", "rigorous", "strategy", "plan out/for", "scalable/scaling/at scale";
+ * and the commonest French, Spanish, German, Portuguese forms.
  */
 const REASONING_RE = new RegExp(
-  [
-    String.raw`\bstep[- ]by[- ]step\b|\bprove\b|\bproof\b|\bderive\b|\bderivation\b|\bexplain\b|\bwhy\b|\bdescribe how\b|\bdifferences? between\b|\bhow (?:does|do|can|should|would) (?:i|we|it|one)\b|\bhow (?:does|do) \w+(?: \w+)? work\b`,
-    String.raw`\bwhat (?:are|were) the (?:main |key )?(?:causes|reasons|differences|benefits|risks|implications)\b|\b(?:detailed|comprehensive|thorough|critically)\b`,
-    String.raw`\banaly[sz](?:e|is|ing)\b|\bcompare\b|\bcomparison\b|\bcontrast\b|\btrade-?offs?\b|\bpros and cons\b|\bdesign (?:a|an|the|our|my)\b|\barchitect(?:ure)?\b`,
-    String.raw`\broot cause\b|\bdebug|\bdiagnos|\bfigure out\b|\bwalk me through\b|\bthink (?:through|carefully)\b|\breason about\b|\bevaluate\b|\bcritique\b|\bjustify\b`,
-    String.raw`\boptimi[sz]|\brefactor|\breview (?:this|my|our|the) (?:code|pull request|pr|diff|design|architecture|changes|contract|proposal|plan)\b|\bcode review\b|\bwhat would happen if\b|\bshow (?:all )?(?:your|the) work\b|\bimplications?\b|\b(?:time|space) complexity\b|\bbig-?o\b|\bedge cases\b|\bin (?:depth|detail)\b|\brigorous|\bstrateg(?:y|ies|ic)\b|\bplan (?:out|for)\b|\bscal(?:able|ability|ing)\b|\bat scale\b`,
-    String.raw`\bpaso a paso|étape par étape|\bschritt für schritt|\bpasso a passo|\bexplique(?:z)? pourquoi|\bexplica por qu[eé]|\berkläre,? warum|\banaly[sz]ez\b|\banaliza|\banalysiere|\bcompar[ae]z?\b|\bvergleiche|\bdémontre|\bdemuestra|\bbeweise|\bconçois|\bdiseña|\bentwirf|\bentwerfe`,
-  ].join('|'),
+  any(
+    atWord(
+      String.raw`step[- ]by[- ]step\b`,
+      String.raw`prove\b`,
+      String.raw`proof\b`,
+      String.raw`derive\b`,
+      String.raw`derivation\b`,
+      String.raw`explain\b`,
+      String.raw`why\b`,
+      String.raw`describe how\b`,
+      String.raw`differences? between\b`,
+      String.raw`how (?:does|do|can|should|would) (?:i|we|it|one)\b`,
+      String.raw`how (?:does|do) \w+(?: \w+)? work\b`,
+      String.raw`what (?:are|were) the (?:main |key )?(?:causes|reasons|differences|benefits|risks|implications)\b`,
+      each(['detailed', 'comprehensive', 'thorough', 'critically'], String.raw`\b`),
+      String.raw`analy[sz](?:e|is|ing)\b`,
+      String.raw`compare\b`,
+      String.raw`comparison\b`,
+      String.raw`contrast\b`,
+      String.raw`trade-?offs?\b`,
+      String.raw`pros and cons\b`,
+      String.raw`design (?:a|an|the|our|my)\b`,
+      String.raw`architect(?:ure)?\b`,
+      String.raw`root cause\b`,
+      String.raw`debug`,
+      String.raw`diagnos`,
+      String.raw`figure out\b`,
+      String.raw`walk me through\b`,
+      String.raw`think (?:through|carefully)\b`,
+      String.raw`reason about\b`,
+      String.raw`evaluate\b`,
+      String.raw`critique\b`,
+      String.raw`justify\b`,
+      String.raw`optimi[sz]`,
+      String.raw`refactor`,
+      String.raw`review (?:this|my|our|the) (?:code|pull request|pr|diff|design|architecture|changes|contract|proposal|plan)\b`,
+      String.raw`code review\b`,
+      String.raw`what would happen if\b`,
+      String.raw`show (?:all )?(?:your|the) work\b`,
+      String.raw`implications?\b`,
+      each(['time', 'space'], String.raw` complexity\b`),
+      String.raw`big-?o\b`,
+      String.raw`edge cases\b`,
+      String.raw`in (?:depth|detail)\b`,
+      String.raw`rigorous`,
+      String.raw`strateg(?:y|ies|ic)\b`,
+      String.raw`plan (?:out|for)\b`,
+      String.raw`scal(?:able|ability|ing)\b`,
+      String.raw`at scale\b`,
+      // French, Spanish, German, Portuguese
+      String.raw`paso a paso`,
+      String.raw`schritt für schritt`,
+      String.raw`passo a passo`,
+      String.raw`explique(?:z)? pourquoi`,
+      String.raw`explica por qu[eé]`,
+      String.raw`erkläre,? warum`,
+      String.raw`analy[sz]ez\b`,
+      String.raw`analiza`,
+      String.raw`analysiere`,
+      String.raw`compar[ae]z?\b`,
+      String.raw`vergleiche`,
+      String.raw`démontre`,
+      String.raw`demuestra`,
+      String.raw`beweise`,
+      String.raw`conçois`,
+      String.raw`diseña`,
+      String.raw`entwirf`,
+      String.raw`entwerfe`,
+    ),
+    String.raw`étape par étape`,
+  ),
   'i',
 );
 
 /**
- * Asks for structure: JSON, YAML, CSV, XML, a table, a schema, columns/fields, a numbered or
- * bullet list, "list of N", "top N", "N bullet points / items / examples / ideas / names /
- * questions / steps", "key-value", "format (it) as", an outline; and the same in French,
- * Spanish, German, Portuguese. (response_format json is added separately.)
+ * Asks for structure: JSON, YAML, CSV, XML, a table, a schema, columns/fields, key-value, a
+ * spreadsheet, a numbered or bullet list, "list (of) N", "top N", "N bullet points / items /
+ * examples / ideas / names / questions / steps / options / reasons / tips / titles",
+ * "format (it/this/them) as", an outline; and the same in French, Spanish, German, Portuguese.
+ * (response_format json is added separately.)
  */
 const STRUCTURE_RE = new RegExp(
-  [
-    String.raw`\bjson\b|\byaml\b|\bcsv\b|\bxml\b|\btables?\b|\bschema\b|\bcolumns?\b|\bfields\b|\bkey[- ]value\b|\bspreadsheet\b`,
-    String.raw`\b(?:bullet(?:ed)?|numbered)(?: list| points?)?\b|\blist (?:of )?\d+\b|\btop \d+\b|\b\d+ (?:bullet|items?|examples?|ideas?|names?|questions?|steps?|points?|options?|reasons?|tips?|titles?)\b|\bformat (?:it |this |them )?as\b|\boutline\b`,
-    String.raw`\btabla\b|\btableau\b|\btabelle\b|\btabela\b|\bliste de \d+|\blista de \d+|\besquema\b`,
-  ].join('|'),
+  atWord(
+    String.raw`json\b`,
+    String.raw`yaml\b`,
+    String.raw`csv\b`,
+    String.raw`xml\b`,
+    String.raw`tables?\b`,
+    String.raw`schema\b`,
+    String.raw`columns?\b`,
+    String.raw`fields\b`,
+    String.raw`key[- ]value\b`,
+    String.raw`spreadsheet\b`,
+    each(['bullet', 'bulleted', 'numbered'], String.raw`(?: list| points?)?\b`),
+    String.raw`list (?:of )?\d+\b`,
+    String.raw`top \d+\b`,
+    String.raw`\d+ (?:bullet|items?|examples?|ideas?|names?|questions?|steps?|points?|options?|reasons?|tips?|titles?)\b`,
+    String.raw`format (?:it |this |them )?as\b`,
+    String.raw`outline\b`,
+    String.raw`tabla\b`,
+    String.raw`tableau\b`,
+    String.raw`tabelle\b`,
+    String.raw`tabela\b`,
+    String.raw`liste de \d+`,
+    String.raw`lista de \d+`,
+    String.raw`esquema\b`,
+  ),
   'i',
 );
 

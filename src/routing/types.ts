@@ -22,11 +22,11 @@ export interface RequestFeatures {
   /** User turns. */
   userTurns: number;
   hasSystem: boolean;
-  /** Code: fences, or code-like syntax in the last user message. */
+  /** Code: fences, code-like syntax, or a request to write code ("a Python function", "in Go"). */
   hasCode: boolean;
   /** Math: equations, LaTeX, math vocabulary. */
   hasMath: boolean;
-  /** Asks for reasoning: "step by step", "prove", "explain why", "analyze", "compare"... */
+  /** Asks for reasoning or explanation: "step by step", "prove", "explain (why)", "analyze", "compare", "how do I", "difference between"... */
   asksReasoning: boolean;
   /** Asks for structure: JSON, a table, a schema, a list of N... (or response_format json). */
   asksStructure: boolean;
