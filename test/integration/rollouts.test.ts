@@ -101,6 +101,30 @@ describe('flags, experiments and shadow traffic', () => {
     expect(JSON.stringify(bad.body)).toContain('route');
   });
 
+  it("a flag can replace a route's tier mapping for a share of users", async () => {
+    const created = await admin('POST', '/flags', {
+      name: 'small-tier-on-large',
+      targeting: { percentage: 50 },
+      effect: { route: 'auto', tiers: { small: ['m-large'] } },
+    });
+    expect(created.status).toBe(201);
+    const models = new Map<string, string>();
+    for (let u = 0; u < 40; u++) {
+      const res = await postJson(chat, ask('auto', 'Hello?', `u${u}`), auth(gw.apiKey));
+      expect(res.headers.get('x-tollgate-tier')).toBe('small');
+      models.set(`u${u}`, res.headers.get('x-tollgate-model') as string);
+    }
+    const large = [...models.values()].filter((m) => m === 'sim-large').length;
+    expect(large).toBeGreaterThan(8); // about half the users...
+    expect(large).toBeLessThan(32);
+    for (let u = 0; u < 40; u++) {
+      // ...and the same ones every time (sticky).
+      const res = await postJson(chat, ask('auto', 'Hello again?', `u${u}`), auth(gw.apiKey));
+      expect(res.headers.get('x-tollgate-model')).toBe(models.get(`u${u}`));
+    }
+    expect((await admin('DELETE', '/flags/small-tier-on-large')).status).toBe(200);
+  });
+
   it('experiment variants are sticky per user, and the results add up to the ledger', async () => {
     const seen = new Map<string, string>();
     const ids: string[] = [];
