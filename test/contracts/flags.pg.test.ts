@@ -1,30 +1,19 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migratePostgres, openPostgres, type Sql } from '../../src/storage/postgres/database.js';
+import { describe, expect, it } from 'vitest';
+import { openPostgres } from '../../src/storage/postgres/database.js';
 import { PostgresFlagStore } from '../../src/storage/postgres/flags.js';
 import { RecordConflict, RecordNotFound } from '../../src/storage/types.js';
-import { requireService, uniqueName } from '../helpers/services.js';
-import { usePgSchema } from '../helpers/pg.js';
+import { requireService } from '../helpers/services.js';
+import { useMigratedSchema, usePgSchema } from '../helpers/pg.js';
 import { runFlagStoreContract } from './flags.contract.js';
 
 const pg = await requireService('postgres');
 
 describe.skipIf(!pg)('PostgresFlagStore', () => {
-  const schema = uniqueName('tg');
-  let admin: Sql;
-
-  beforeAll(async () => {
-    admin = openPostgres(pg!, { schema, max: 1 });
-    await migratePostgres(admin);
-  });
-
-  afterAll(async () => {
-    await admin?.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    await admin?.end();
-  });
+  const { schema, admin: adminSql } = useMigratedSchema(pg!);
 
   // Each store has its own pool, on this file's schema, emptied first (the audit ids restart too).
   runFlagStoreContract('postgres', async () => {
-    await admin`TRUNCATE flags, flag_audit RESTART IDENTITY`;
+    await adminSql()`TRUNCATE flags, flag_audit RESTART IDENTITY`;
     const sql = openPostgres(pg!, { schema, max: 4 });
     return { store: new PostgresFlagStore(sql), close: () => sql.end({ timeout: 5 }) };
   });

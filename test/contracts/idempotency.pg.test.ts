@@ -1,30 +1,19 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { migratePostgres, openPostgres, type Sql } from '../../src/storage/postgres/database.js';
+import { describe, expect, it } from 'vitest';
+import { openPostgres } from '../../src/storage/postgres/database.js';
 import { PostgresIdempotencyStore } from '../../src/storage/postgres/idempotency.js';
-import { requireService, uniqueName } from '../helpers/services.js';
-import { usePgSchema } from '../helpers/pg.js';
+import { requireService } from '../helpers/services.js';
+import { useMigratedSchema, usePgSchema } from '../helpers/pg.js';
 import { runIdempotencyContract, storedResponse } from './idempotency.contract.js';
 
 const pg = await requireService('postgres');
 const DAY = 86_400_000;
 
 describe.skipIf(!pg)('PostgresIdempotencyStore', () => {
-  const schema = uniqueName('tg');
-  let admin: Sql;
-
-  beforeAll(async () => {
-    admin = openPostgres(pg!, { schema, max: 1 });
-    await migratePostgres(admin);
-  });
-
-  afterAll(async () => {
-    await admin?.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    await admin?.end();
-  });
+  const { schema, admin: adminSql } = useMigratedSchema(pg!);
 
   // Each store has its own pool (close() ends it), on this file's schema, emptied first.
   runIdempotencyContract('postgres', async () => {
-    await admin`DELETE FROM idempotency_keys`;
+    await adminSql()`DELETE FROM idempotency_keys`;
     return new PostgresIdempotencyStore(openPostgres(pg!, { schema, max: 4 }));
   });
 });

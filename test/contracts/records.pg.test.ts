@@ -1,33 +1,22 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, describe, expect, it } from 'vitest';
 import { migratePostgres, openPostgres, type Sql } from '../../src/storage/postgres/database.js';
 import { POSTGRES_MIGRATIONS } from '../../src/storage/postgres/migrations.js';
 import { PostgresRecords } from '../../src/storage/postgres/records.js';
 import { RecordConflict } from '../../src/storage/types.js';
 import { requireService, uniqueName } from '../helpers/services.js';
-import { usePgSchema } from '../helpers/pg.js';
+import { useMigratedSchema, usePgSchema } from '../helpers/pg.js';
 import { runRecordsContract } from './records.contract.js';
 
 const pg = await requireService('postgres');
 
 describe.skipIf(!pg)('PostgresRecords', () => {
-  const schema = uniqueName('tg');
-  let admin: Sql;
-
-  beforeAll(async () => {
-    admin = openPostgres(pg!, { schema, max: 1 });
-    await migratePostgres(admin);
-  });
-
-  afterAll(async () => {
-    await admin?.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
-    await admin?.end();
-  });
+  const { schema, admin: adminSql } = useMigratedSchema(pg!);
 
   // Each store has its own pool (close() ends it), on this file's schema, emptied first.
   runRecordsContract('postgres', async () => {
-    await admin`DELETE FROM api_keys`;
-    await admin`DELETE FROM tenants`;
-    await admin`DELETE FROM kill_switches`;
+    await adminSql()`DELETE FROM api_keys`;
+    await adminSql()`DELETE FROM tenants`;
+    await adminSql()`DELETE FROM kill_switches`;
     return new PostgresRecords(openPostgres(pg!, { schema, max: 4 }));
   });
 });

@@ -28,3 +28,28 @@ export function usePgSchema(url: string, poolSize = 2): { schema: string; open()
     },
   };
 }
+
+/**
+ * A migrated throwaway schema with one admin connection kept open for the whole describe block
+ * (tests empty tables through it between cases), dropped after. Call inside `describe`;
+ * `admin()` is valid from `beforeAll` on.
+ */
+export function useMigratedSchema(url: string): { schema: string; admin(): Sql } {
+  const schema = uniqueName('tg');
+  let admin: Sql | undefined;
+  beforeAll(async () => {
+    admin = openPostgres(url, { schema, max: 1 });
+    await migratePostgres(admin);
+  });
+  afterAll(async () => {
+    await admin?.unsafe(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+    await admin?.end();
+  });
+  return {
+    schema,
+    admin() {
+      if (!admin) throw new Error('useMigratedSchema: admin() before beforeAll');
+      return admin;
+    },
+  };
+}
