@@ -12,6 +12,7 @@
  * model_disabled) run in the kill-switch stage right after authentication; `disabledProvider` is
  * asked by the route stage, which drops that provider's deployments from the chain.
  */
+import { PolledSnapshot } from '../util/polled-snapshot.js';
 import { GatewayError } from '../errors.js';
 import type { KillSwitch, KillSwitchScope, Records } from '../storage/types.js';
 
@@ -59,63 +60,43 @@ const MAX_REASON = 500;
 
 export class KillSwitches {
   readonly #opts: KillSwitchesOptions;
-  #snapshot: Snapshot = buildSnapshot([]);
-  #timer: NodeJS.Timeout | undefined;
-  /** Reloads are numbered; an older read finishing late never replaces a newer snapshot. */
-  #started = 0;
-  #applied = 0;
-  #ticking = false;
-  #failing = false;
+  readonly #polled: PolledSnapshot<readonly KillSwitch[], Snapshot>;
 
   constructor(opts: KillSwitchesOptions) {
     this.#opts = opts;
+    this.#polled = new PolledSnapshot<readonly KillSwitch[], Snapshot>(
+      {
+        load: () => opts.records.listKillSwitches(),
+        build: buildSnapshot,
+        refreshMs: opts.refreshMs,
+        what: 'kill switches',
+        log: opts.log,
+        onReload: (before, after) => {
+          if (opts.log && signature(before.all) !== signature(after.all)) {
+            opts.log.info({ killSwitches: after.all.map((s) => ({ id: s.id, scope: s.scope, target: s.target, reason: s.reason })) }, 'kill switches changed');
+          }
+        },
+      },
+      buildSnapshot([]),
+    );
   }
 
-  /** Loads the switches, then keeps reloading them every `refreshMs` until {@link stop}. */
-  async start(): Promise<void> {
-    await this.refresh();
-    if (this.#timer) return;
-    this.#timer = setInterval(() => this.#tick(), this.#opts.refreshMs);
-    this.#timer.unref();
+  get #snapshot(): Snapshot {
+    return this.#polled.current;
+  }
+
+  /** Loads, then keeps reloading every `refreshMs` until {@link stop}. */
+  start(): Promise<void> {
+    return this.#polled.start();
   }
 
   stop(): void {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#polled.stop();
   }
 
   /** Reloads the snapshot from the store now. */
-  async refresh(): Promise<void> {
-    const seq = ++this.#started;
-    const list = await this.#opts.records.listKillSwitches();
-    if (seq <= this.#applied) return;
-    this.#applied = seq;
-    const before = this.#snapshot.all;
-    this.#snapshot = buildSnapshot(list);
-    if (this.#opts.log && signature(before) !== signature(list)) {
-      this.#opts.log.info(
-        { killSwitches: list.map((s) => ({ id: s.id, scope: s.scope, target: s.target, reason: s.reason })) },
-        'kill switches changed',
-      );
-    }
-  }
-
-  #tick(): void {
-    if (this.#ticking) return; // a slow store: do not pile reads up
-    this.#ticking = true;
-    this.refresh()
-      .then(() => {
-        if (this.#failing) this.#opts.log?.info({}, 'kill switches reloaded again');
-        this.#failing = false;
-      })
-      .catch((err: unknown) => {
-        // Keep the last snapshot; say so once, not every tick.
-        if (!this.#failing) this.#opts.log?.warn({ err }, 'could not reload kill switches; keeping the last ones');
-        this.#failing = true;
-      })
-      .finally(() => {
-        this.#ticking = false;
-      });
+  refresh(): Promise<void> {
+    return this.#polled.refresh();
   }
 
   /* ---------------------------------------- hot path ---------------------------------------- */

@@ -12,6 +12,7 @@
  * Evaluation: {@link FlagService.effectsFor} returns the effects of every enabled flag on the
  * route whose targeting matches, ordered by flag name; {@link mergeEffects} folds them into one.
  */
+import { PolledSnapshot } from '../util/polled-snapshot.js';
 import { GatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
 import { RecordNotFound } from '../storage/types.js';
@@ -160,65 +161,49 @@ export function mergeEffects(effects: readonly FlagEffect[]): MergedEffect {
 
 export class FlagService {
   readonly #opts: FlagServiceOptions;
-  #snapshot: Snapshot = buildSnapshot([]);
-  #timer: NodeJS.Timeout | undefined;
-  /** Reloads are numbered; an older read finishing late never replaces a newer snapshot. */
-  #started = 0;
-  #applied = 0;
-  #ticking = false;
-  #failing = false;
+  readonly #polled: PolledSnapshot<readonly Flag[], Snapshot>;
 
   /** Set by the composition root: tells the other processes to reload (publishes `{kind: 'flags'}`). */
   onChange: (() => void) | undefined;
 
   constructor(opts: FlagServiceOptions) {
     this.#opts = opts;
+    this.#polled = new PolledSnapshot<readonly Flag[], Snapshot>(
+      {
+        load: () => opts.store.list(),
+        build: buildSnapshot,
+        refreshMs: opts.refreshMs,
+        what: 'feature flags',
+        log: opts.log,
+        onReload: (before, after) => {
+          if (opts.log && signature(before.all) !== signature(after.all)) {
+            opts.log.info(
+              { flags: after.all.filter((f) => f.enabled).map((f) => ({ name: f.name, route: f.effect.route, percentage: f.targeting.percentage ?? 100 })) },
+              'feature flags changed',
+            );
+          }
+        },
+      },
+      buildSnapshot([]),
+    );
   }
 
-  /** Loads the flags, then keeps reloading them every `refreshMs` until {@link stop}. */
-  async start(): Promise<void> {
-    await this.refresh();
-    if (this.#timer) return;
-    this.#timer = setInterval(() => this.#tick(), this.#opts.refreshMs);
-    this.#timer.unref();
+  get #snapshot(): Snapshot {
+    return this.#polled.current;
+  }
+
+  /** Loads, then keeps reloading every `refreshMs` until {@link stop}. */
+  start(): Promise<void> {
+    return this.#polled.start();
   }
 
   stop(): void {
-    clearInterval(this.#timer);
-    this.#timer = undefined;
+    this.#polled.stop();
   }
 
   /** Reloads the snapshot from the store now. */
-  async refresh(): Promise<void> {
-    const seq = ++this.#started;
-    const list = await this.#opts.store.list();
-    if (seq <= this.#applied) return;
-    this.#applied = seq;
-    const before = this.#snapshot.all;
-    this.#snapshot = buildSnapshot(list);
-    if (this.#opts.log && signature(before) !== signature(this.#snapshot.all)) {
-      this.#opts.log.info(
-        { flags: this.#snapshot.all.filter((f) => f.enabled).map((f) => ({ name: f.name, route: f.effect.route, percentage: f.targeting.percentage ?? 100 })) },
-        'feature flags changed',
-      );
-    }
-  }
-
-  #tick(): void {
-    if (this.#ticking) return; // a slow store: do not pile reads up
-    this.#ticking = true;
-    this.refresh()
-      .then(() => {
-        if (this.#failing) this.#opts.log?.info({}, 'feature flags reloaded again');
-        this.#failing = false;
-      })
-      .catch((err: unknown) => {
-        if (!this.#failing) this.#opts.log?.warn({ err }, 'could not reload feature flags; keeping the last ones');
-        this.#failing = true;
-      })
-      .finally(() => {
-        this.#ticking = false;
-      });
+  refresh(): Promise<void> {
+    return this.#polled.refresh();
   }
 
   /* ---------------------------------------- hot path ---------------------------------------- */

@@ -1,0 +1,82 @@
+/**
+ * An in-memory snapshot of something kept in a store, reloaded every `refreshMs` and on demand
+ * (a change-bus message). Used by the kill switches and the feature flags: the hot path reads
+ * `current` with no I/O.
+ *
+ * - Reloads are numbered: an older read finishing late never replaces a newer snapshot.
+ * - A slow store does not pile reads up: a tick is skipped while one is in progress.
+ * - A failing store keeps the last snapshot; the failure is logged once, and so is the recovery.
+ */
+export interface PolledSnapshotOptions<T, S> {
+  /** Reads the store. */
+  load: () => Promise<T>;
+  /** Builds the snapshot from what `load` returned. */
+  build: (loaded: T) => S;
+  refreshMs: number;
+  /** What it is, for logs ("kill switches", "feature flags"). */
+  what: string;
+  log?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void } | undefined;
+  /** Called after each applied reload with the snapshots before and after (e.g. to log a change). */
+  onReload?: (before: S, after: S) => void;
+}
+
+export class PolledSnapshot<T, S> {
+  #current: S;
+  #timer: NodeJS.Timeout | undefined;
+  #started = 0;
+  #applied = 0;
+  #ticking = false;
+  #failing = false;
+
+  constructor(
+    private readonly opts: PolledSnapshotOptions<T, S>,
+    initial: S,
+  ) {
+    this.#current = initial;
+  }
+
+  get current(): S {
+    return this.#current;
+  }
+
+  /** Loads, then keeps reloading every `refreshMs` until {@link stop}. */
+  async start(): Promise<void> {
+    await this.refresh();
+    if (this.#timer) return;
+    this.#timer = setInterval(() => this.#tick(), this.opts.refreshMs);
+    this.#timer.unref();
+  }
+
+  stop(): void {
+    clearInterval(this.#timer);
+    this.#timer = undefined;
+  }
+
+  /** Reloads now. */
+  async refresh(): Promise<void> {
+    const seq = ++this.#started;
+    const loaded = await this.opts.load();
+    if (seq <= this.#applied) return;
+    this.#applied = seq;
+    const before = this.#current;
+    this.#current = this.opts.build(loaded);
+    this.opts.onReload?.(before, this.#current);
+  }
+
+  #tick(): void {
+    if (this.#ticking) return;
+    this.#ticking = true;
+    this.refresh()
+      .then(() => {
+        if (this.#failing) this.opts.log?.info({}, `${this.opts.what} reloaded again`);
+        this.#failing = false;
+      })
+      .catch((err: unknown) => {
+        if (!this.#failing) this.opts.log?.warn({ err }, `could not reload ${this.opts.what}; keeping the last ones`);
+        this.#failing = true;
+      })
+      .finally(() => {
+        this.#ticking = false;
+      });
+  }
+}
