@@ -116,6 +116,7 @@ export class BreakerRegistry {
   onStateChange?: (deploymentId: string, from: BreakerState, to: BreakerState) => void;
 
   private readonly breakers = new Map<string, CircuitBreaker>();
+  private readonly rateLimited = new Map<string, number>();
 
   constructor(
     private readonly cfg: BreakerConfig,
@@ -131,6 +132,25 @@ export class BreakerRegistry {
       this.breakers.set(deploymentId, breaker);
     }
     return breaker;
+  }
+
+  /**
+   * A deployment's provider said "too many requests" (429) and when to come back (Retry-After):
+   * routing treats it as unavailable until then (a tiered route moves on to another tier),
+   * without opening its breaker.
+   */
+  markRateLimited(deploymentId: string, retryAfterMs: number): void {
+    const until = this.now() + retryAfterMs;
+    if ((this.rateLimited.get(deploymentId) ?? 0) < until) this.rateLimited.set(deploymentId, until);
+  }
+
+  /** Whether the deployment is inside a Retry-After window of its provider. */
+  isRateLimited(deploymentId: string): boolean {
+    const until = this.rateLimited.get(deploymentId);
+    if (until === undefined) return false;
+    if (until > this.now()) return true;
+    this.rateLimited.delete(deploymentId);
+    return false;
   }
 
   /** The state of every breaker created so far (deployments never used are absent: closed). */

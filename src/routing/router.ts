@@ -6,7 +6,9 @@
  * route's rules (rules.ts: a fixed tier, or bounds) -> cost-aware availability: a tier whose every
  * deployment has an open circuit breaker (an outage, or a provider refusing with 429s long
  * enough to open it), or whose models are all switched off by kill switches, is skipped for the
- * next tier up that can answer, or, at the top, the next one down. Feature flags may replace the tier mapping or the whole route's model (flags.ts).
+ * next tier up that can answer, or, at the top, the next one down; so is a tier whose providers
+ * all answered 429 with a Retry-After that has not passed yet. Feature flags may replace the tier
+ * mapping or the whole route's model (flags.ts).
  * Escalation (`escalate`) asks the next tier up when an answer fails a check: see escalation.ts.
  */
 import type { RouteConfig } from '../config/routing-schema.js';
@@ -72,7 +74,7 @@ export class Router {
   constructor(
     routes: Record<string, RouteConfig>,
     private readonly catalog: ModelCatalog,
-    private readonly breakers: Pick<BreakerRegistry, 'get'>,
+    private readonly breakers: Pick<BreakerRegistry, 'get' | 'isRateLimited'>,
     /** Kill switches: a model switched off (or all of whose providers are) is left out of its tier. */
     private readonly modelAvailable: (model: CatalogModel) => boolean = () => true,
   ) {
@@ -149,9 +151,9 @@ export class Router {
     return { name: tier.name, models, deployments: models.flatMap((m) => m.deployments) };
   }
 
-  /** Whether any deployment of the tier may take an attempt now (breaker not open). */
+  /** Whether any deployment of the tier may take an attempt now: breaker not open, provider not in a Retry-After window. */
   private available(tier: Tier): boolean {
-    return tier.deployments.some((d) => this.breakers.get(d.id).state !== 'open');
+    return tier.deployments.some((d) => this.breakers.get(d.id).state !== 'open' && !this.breakers.isRateLimited(d.id));
   }
 
   /** The next tier up that is available, for escalation; undefined at the top. */

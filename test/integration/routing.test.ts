@@ -132,6 +132,17 @@ describe('tiered routes', () => {
     }
   });
 
+  it('skips a tier whose provider is rate limited (429 with Retry-After) for the next one up', async () => {
+    small.engine.script([{ kind: 'error', status: 429, retryAfterSeconds: 1 }]);
+    expect((await postJson(chat, easy, auth(gw.apiKey))).status).toBe(429);
+    const res = await postJson(chat, easy, auth(gw.apiKey));
+    expect(res.status).toBe(200);
+    expect(res.headers.get('x-tollgate-tier')).toBe('medium');
+    expect(small.engine.stats().total).toBe(1);
+    await new Promise((r) => setTimeout(r, 1_050)); // the window ends: the small tier serves again
+    expect((await postJson(chat, easy, auth(gw.apiKey))).headers.get('x-tollgate-tier')).toBe('small');
+  });
+
   it('skips a tier whose breakers are open for the next one up', async () => {
     small.engine.script([{ kind: 'error', status: 503 }, { kind: 'error', status: 503 }]);
     for (let i = 0; i < 2; i++) expect((await postJson(chat, easy, auth(gw.apiKey))).status).toBe(503);

@@ -181,6 +181,7 @@ export function invokeStage(opts: InvokeOptions) {
             breaker.release();
             throw clientGone(ctx);
           }
+          if (err.status === 429 && err.retryAfterMs !== undefined) breakers.markRateLimited(dep.id, err.retryAfterMs);
           if (err.retryable) breaker.onFailure();
           else breaker.onSuccess(); // upstream is alive; it refused this request
           const decision = decideRetry(err, retries, resilience.retry, opts.random);
