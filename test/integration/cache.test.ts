@@ -224,6 +224,20 @@ describe('cache (embedded)', () => {
     expect(calls()).toBe(2);
   });
 
+  it('a feature flag can turn the cache off for a route', async () => {
+    const body = ask('Is the cache on for this route?');
+    const created = await admin('POST', '/flags', { name: 'no-cache', effect: { route: 'chat', cache_mode: 'off' } });
+    expect(created.status).toBe(201);
+    try {
+      const a = await postJson(chat, body, auth(gw.apiKey));
+      const b = await postJson(chat, body, auth(gw.apiKey));
+      expect([a.headers.get('x-tollgate-cache'), b.headers.get('x-tollgate-cache')]).toEqual(['bypass', 'bypass']);
+      expect(calls()).toBe(2);
+    } finally {
+      await admin('DELETE', '/flags/no-cache');
+    }
+  });
+
   it('invalidates by tenant through the admin API', async () => {
     const body = ask('What is the boiling point of water at sea level?');
     await postJson(chat, body, auth(gw.apiKey));
