@@ -24,9 +24,10 @@ import { cacheScenario } from './scenarios/cache.js';
 import { coreScenario } from './scenarios/core.js';
 import { meteringScenario } from './scenarios/metering.js';
 import { routingScenario } from './scenarios/routing.js';
+import { shadowScenario } from './scenarios/shadow.js';
 
 /** Every scenario, in the order `npm run bench` runs them. Add new ones here. */
-const SCENARIOS: Scenario[] = [coreScenario, meteringScenario, cacheScenario, routingScenario];
+const SCENARIOS: Scenario[] = [coreScenario, meteringScenario, cacheScenario, routingScenario, shadowScenario];
 
 const USAGE = `Usage: npm run bench [-- [scenario...] [--seconds N] [--warmup N]]
 

@@ -1,0 +1,331 @@
+/**
+ * Shadow traffic: is the user's latency unchanged with shadowing on (within noise, measured)?
+ *
+ * One `tollgate sim` with two chat models (m-small, m-candidate) answering after a fixed 20 ms,
+ * and two gateways in front of it, both with the cache off and a route `auto` (tiers
+ * {small: [m-small]}, classifier none):
+ *   shadow-off   no shadow
+ *   shadow-on    shadow: {model: m-candidate, sampleRate: 1, dailyBudgetUsd: 1000}: every answered
+ *                request is sent again to m-candidate in the background
+ * measured in turns at a fixed, evenly paced rate (200 req/s), `model: auto`. Verdict: |added p50|
+ * of shadow-on over shadow-off within the run's own noise, max(0.2 ms, IQR of the per-round p50
+ * differences). Checks: simulator calls per request (≈1 off, ≈2 on, by model) and, after the
+ * runs, `GET /admin/v1/shadow/auto` of shadow-on (pairs recorded, agreement rate).
+ *
+ * Environment: BENCH_SHADOW_RATE (200), BENCH_SHADOW_MODES (json; `json,stream` adds SSE),
+ * BENCH_SHADOW_SIM_LATENCY_MS (20).
+ */
+import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PacedSession } from '../lib/paced.js';
+import { freePort, memoryMB, runCommand, startProcess, waitForHttp, waitForIdle } from '../lib/process.js';
+import { combine, isClean, problems } from '../lib/load.js';
+import { machineInfo } from '../lib/results.js';
+import type { BenchSettings, Scenario, ScenarioReport } from '../lib/scenario.js';
+import { fmt } from '../lib/table.js';
+import {
+  chatRequest,
+  checkRequest,
+  childEnv,
+  createTenantAndKey,
+  gatewayConfig,
+  MAX_TOKENS,
+  PROMPT,
+  startGateway,
+  tollgateCli,
+  writeGatewayConfig,
+  type HttpTarget,
+  type Mode,
+} from '../lib/tollgate.js';
+import { describeLoad, rounds, TurnMeter } from '../lib/turns.js';
+import {
+  buildReport,
+  CANDIDATE_MODEL,
+  PRICES,
+  PRIMARY_MODEL,
+  ROUTE,
+  type RunRecord,
+  type ShadowChecks,
+  type ShadowReportEntry,
+  type ShadowSettings,
+  type TargetInfo,
+  type TargetName,
+} from './shadow-report.js';
+
+function positiveEnv(name: string, dflt: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return dflt;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got '${raw}'`);
+  return n;
+}
+
+function shadowSettings(): ShadowSettings {
+  const modes = (process.env.BENCH_SHADOW_MODES ?? 'json').split(',').map((x) => x.trim()).filter(Boolean);
+  for (const m of modes) if (m !== 'json' && m !== 'stream') throw new Error(`BENCH_SHADOW_MODES: unknown mode '${m}' (json, stream)`);
+  if (modes.length === 0) throw new Error('BENCH_SHADOW_MODES names no mode');
+  return {
+    rate: positiveEnv('BENCH_SHADOW_RATE', 200),
+    rateConnections: 50,
+    leadInS: 0.5,
+    modes: modes as Mode[],
+    simLatencyMs: positiveEnv('BENCH_SHADOW_SIM_LATENCY_MS', 20),
+    shadow: { model: CANDIDATE_MODEL, sampleRate: 1, dailyBudgetUsd: 1_000 },
+  };
+}
+
+/**
+ * `tollgate sim --config FILE` with the two models, each answering after a fixed delay (a
+ * log-normal with p95 = median is a constant) and every token at once.
+ */
+async function startShadowSimulator(cli: string, dir: string, latencyMs: number): Promise<HttpTarget> {
+  const model = { type: 'chat', ttftMs: { median: latencyMs, p95: latencyMs }, tokensPerSecond: 0, outputTokens: { min: 12, max: 60 } };
+  const config = {
+    providers: { sim: { kind: 'simulated', models: { [PRIMARY_MODEL]: model, [CANDIDATE_MODEL]: model } } },
+    models: { [PRIMARY_MODEL]: { type: 'chat', deployments: [{ provider: 'sim' }] }, [CANDIDATE_MODEL]: { type: 'chat', deployments: [{ provider: 'sim' }] } },
+  };
+  const file = writeGatewayConfig(join(dir, 'sim.yaml'), config);
+  const port = await freePort();
+  const proc = startProcess({ name: 'simulator', command: process.execPath, args: [cli, 'sim', '--config', file, '--port', String(port)], cwd: dir, env: childEnv() });
+  const origin = `http://127.0.0.1:${port}`;
+  await waitForHttp(`${origin}/v1/models`, proc);
+  return { origin, proc };
+}
+
+interface Gateway extends HttpTarget {
+  name: TargetName;
+  apiKey: string;
+  adminKey: string;
+  info: TargetInfo;
+}
+
+const TARGET_DEFS: { name: TargetName; shadow: boolean; description: string }[] = [
+  { name: 'shadow-off', shadow: false, description: `route ${ROUTE} -> ${PRIMARY_MODEL}, no shadow` },
+  { name: 'shadow-on', shadow: true, description: `route ${ROUTE} -> ${PRIMARY_MODEL}, every request mirrored to ${CANDIDATE_MODEL}` },
+];
+
+async function startGateways(s: BenchSettings, sh: ShadowSettings, tmp: string, sim: HttpTarget, started: Gateway[]): Promise<void> {
+  const cli = tollgateCli(s.root);
+  const env = childEnv();
+  for (const def of TARGET_DEFS) {
+    const dir = join(tmp, def.name);
+    mkdirSync(dir, { recursive: true });
+    const port = await freePort();
+    const route: Record<string, unknown> = { tiers: { small: [PRIMARY_MODEL] }, classifier: 'none' };
+    if (def.shadow) route.shadow = { ...sh.shadow };
+    const configFile = writeGatewayConfig(
+      join(dir, 'tollgate.yaml'),
+      gatewayConfig({
+        port,
+        simOrigin: sim.origin,
+        storage: { kind: 'embedded', dir: join(dir, 'state') },
+        extra: {
+          models: {
+            [PRIMARY_MODEL]: { type: 'chat', deployments: [{ provider: 'upstream' }], price: { ...PRICES[PRIMARY_MODEL] } },
+            [CANDIDATE_MODEL]: { type: 'chat', deployments: [{ provider: 'upstream' }], price: { ...PRICES[CANDIDATE_MODEL] } },
+          },
+          routes: { [ROUTE]: route },
+          cache: { enabled: false },
+        },
+      }),
+    );
+    s.log(`${def.name}: creating tenant, API key and admin key`);
+    const apiKey = await createTenantAndKey(cli, configFile, dir);
+    const adminOut = await runCommand('tollgate keys create --admin', process.execPath, [cli, 'keys', 'create', '--admin', '--json', '--config', configFile], { cwd: dir, timeoutMs: 60_000 });
+    const adminKey = (JSON.parse(adminOut) as { key?: string }).key;
+    if (typeof adminKey !== 'string' || adminKey === '') throw new Error(`tollgate keys create --admin --json printed no key:\n${adminOut}`);
+    s.log(`starting ${def.name} on :${port}`);
+    const g = await startGateway({ name: def.name, cli, configFile, port, cwd: dir, env });
+    started.push({
+      ...g,
+      name: def.name,
+      apiKey,
+      adminKey,
+      info: { name: def.name, description: def.description, tierHeader: null, modelHeader: null, idleRss: memoryMB(g.proc.pid), requestsSent: 0 },
+    });
+  }
+}
+
+function request(g: Gateway, mode: Mode) {
+  return chatRequest(g.origin, mode, g.apiKey, { model: ROUTE });
+}
+
+async function adminGet<T>(g: Gateway, path: string): Promise<T> {
+  const res = await fetch(`${g.origin}/admin/v1${path}`, { headers: { authorization: `Bearer ${g.adminKey}` }, signal: AbortSignal.timeout(10_000) });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`GET /admin/v1${path} on ${g.name}: HTTP ${res.status}: ${text.slice(0, 500)}`);
+  return JSON.parse(text) as T;
+}
+
+type ShadowStatsJson = { stats: NonNullable<ShadowChecks['stats']> };
+
+/** One request per mode: the route must pick tier small and m-small; and shadow-on must know its shadow route. */
+async function preflight(gateways: Gateway[], sh: ShadowSettings): Promise<void> {
+  for (const g of gateways) {
+    for (const mode of sh.modes) {
+      const headers = await checkRequest(request(g, mode), g.proc, `${g.name} (${mode})`);
+      g.info.requestsSent++;
+      g.info.tierHeader = headers.get('x-tollgate-tier');
+      g.info.modelHeader = headers.get('x-tollgate-model');
+      if (g.info.modelHeader !== PRIMARY_MODEL) throw new Error(`${g.name} (${mode}) was served by ${g.info.modelHeader ?? '(no x-tollgate-model)'}, expected ${PRIMARY_MODEL} through route ${ROUTE}`);
+    }
+  }
+  const on = gateways.find((g) => g.name === 'shadow-on');
+  if (on) {
+    const list = await adminGet<{ data: { route: string; model: string }[] }>(on, '/shadow');
+    if (!list.data.some((d) => d.route === ROUTE && d.model === CANDIDATE_MODEL)) throw new Error(`shadow-on lists no shadow for route ${ROUTE}: ${JSON.stringify(list.data)}`);
+  }
+}
+
+async function simByModel(origin: string): Promise<Record<string, number>> {
+  const res = await fetch(`${origin}/_sim/stats`, { signal: AbortSignal.timeout(5_000) });
+  return ((await res.json()) as { byModel: Record<string, number> }).byModel;
+}
+
+/** After the runs: shadow-on's counters (once nothing is in flight) and its report of route `auto`. */
+async function inspectShadow(on: Gateway | undefined, checks: ShadowChecks, log: (l: string) => void): Promise<void> {
+  if (!on) return;
+  try {
+    const deadline = Date.now() + 10_000;
+    let stats = (await adminGet<ShadowStatsJson>(on, '/shadow')).stats;
+    while (stats.in_flight > 0 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      stats = (await adminGet<ShadowStatsJson>(on, '/shadow')).stats;
+    }
+    checks.stats = stats;
+    const report = await adminGet<{ config: { agreement_threshold: number }; data: ShadowReportEntry[] }>(on, `/shadow/${ROUTE}`);
+    checks.agreementThreshold = report.config.agreement_threshold;
+    const entry = report.data.find((d) => d.shadow_model === CANDIDATE_MODEL);
+    if (entry) checks.report = entry;
+    else checks.errors.push(`GET /admin/v1/shadow/${ROUTE} has no entry for ${CANDIDATE_MODEL}: ${JSON.stringify(report.data)}`);
+    log(
+      `shadow-on: ${stats.mirrored} mirrored, ${stats.skipped_busy} skipped busy, ${stats.failed} failed; report: ${entry ? `${entry.pairs} pairs, agreement ${entry.agreement_rate ?? 'n/a'}` : 'n/a'}`,
+    );
+  } catch (err) {
+    const msg = `inspecting shadow-on's shadow report failed: ${err instanceof Error ? err.message : String(err)}`;
+    checks.errors.push(msg);
+    log(msg);
+  }
+}
+
+export const shadowScenario: Scenario = {
+  name: 'shadow',
+  description: "Shadow traffic: the user's latency with every request mirrored to a candidate model vs without, at 200 req/s",
+  async run(s: BenchSettings): Promise<ScenarioReport> {
+    const date = new Date();
+    const sh = shadowSettings();
+    const machine = machineInfo();
+    const tmp = mkdtempSync(join(tmpdir(), 'tollgate-bench-shadow-'));
+    const rate = rounds(s.seconds, 1);
+    const runs: RunRecord[] = [];
+    const gateways: Gateway[] = [];
+    const checks: ShadowChecks = { errors: [] };
+    let sim: HttpTarget | undefined;
+    try {
+      s.log(`starting simulator (${PRIMARY_MODEL}, ${CANDIDATE_MODEL}: ${sh.simLatencyMs} ms, fixed)`);
+      sim = await startShadowSimulator(tollgateCli(s.root), tmp, sh.simLatencyMs);
+      const simTarget = sim;
+      await startGateways(s, sh, tmp, simTarget, gateways);
+      await preflight(gateways, sh);
+
+      // Warm-up at the measured rate (a closed loop at 50 connections would overflow the 16
+      // shadow calls allowed in flight and count skips that the measured runs never cause).
+      for (const g of gateways) {
+        s.log(`warm-up ${g.name}: ${s.warmupSeconds} s at ${sh.rate} req/s, ${sh.modes.join(' then ')}`);
+        for (const mode of sh.modes) {
+          const session = new PacedSession(request(g, mode), sh.rateConnections);
+          try {
+            const w = combine([await session.run(sh.rate, s.warmupSeconds / sh.modes.length)]);
+            g.info.requestsSent += w.sent;
+            if (!isClean(w)) s.log(`  warm-up of ${g.name} (${mode}): ${problems(w)}`);
+          } finally {
+            await session.close();
+          }
+        }
+      }
+      const waited = await waitForIdle([simTarget.proc.pid, ...gateways.map((g) => g.proc.pid)], { maxMs: 15_000, windowMs: 250, threshold: 0.05 });
+      s.log(`targets idle after ${waited} ms`);
+
+      for (const mode of sh.modes) {
+        s.log(`${mode}: fixed rate ${sh.rate} req/s, ${rate.count} rounds of ${fmt(rate.sliceS)} s per target`);
+        const meters = gateways.map((g) => new TurnMeter({ targetPid: g.proc.pid, sim: { origin: simTarget.origin, pid: simTarget.proc.pid } }));
+        const byModel = gateways.map((): Record<string, number> => ({}));
+        const sessions = gateways.map((g) => new PacedSession(request(g, mode), sh.rateConnections));
+        try {
+          for (let round = 0; round < rate.count; round++) {
+            // The first target alternates: neither always follows the other.
+            for (let k = 0; k < gateways.length; k++) {
+              const i = (round + k) % gateways.length;
+              const session = sessions[i] as PacedSession;
+              const before = await simByModel(simTarget.origin);
+              // measure() waits for the gateway and the simulator to go idle: the slice's shadow calls end inside it.
+              await (meters[i] as TurnMeter).measure(() => session.run(sh.rate, rate.sliceS, round === 0 ? sh.leadInS : 0));
+              const after = await simByModel(simTarget.origin);
+              const counts = byModel[i] as Record<string, number>;
+              for (const [model, n] of Object.entries(after)) counts[model] = (counts[model] ?? 0) + n - (before[model] ?? 0);
+            }
+          }
+        } finally {
+          await Promise.all(sessions.map((x) => x.close()));
+        }
+        for (const [i, g] of gateways.entries()) {
+          const meter = meters[i] as TurnMeter;
+          const load = meter.load();
+          const upstream = meter.upstream(load);
+          const record: RunRecord = {
+            mode,
+            target: g.name,
+            load,
+            cpu: meter.cpu(load),
+            upstreamCallsPerRequest: upstream.calls / Math.max(1, load.answered),
+            upstream,
+            simByModel: byModel[i] as Record<string, number>,
+          };
+          g.info.requestsSent += load.sent;
+          runs.push(record);
+          s.log(`${mode.padEnd(6)} ${g.name.padEnd(10)} ${describeLoad(load, record.cpu)}  sim calls/req ${fmt(record.upstreamCallsPerRequest)}`);
+        }
+      }
+      for (const g of gateways) g.info.rssAfter = memoryMB(g.proc.pid);
+      await inspectShadow(
+        gateways.find((g) => g.name === 'shadow-on'),
+        checks,
+        s.log,
+      );
+    } finally {
+      for (const g of [...gateways].reverse()) await g.proc.stop(10_000);
+      await sim?.proc.stop();
+      rmSync(tmp, { recursive: true, force: true });
+    }
+
+    const targets = gateways.map((g) => g.info);
+    const report = buildReport({ runs, targets, checks, shadow: sh, settings: s, rate, date, machine, maxTokens: MAX_TOKENS });
+    return {
+      summary: report.summary,
+      markdown: report.markdown,
+      verdicts: report.verdicts,
+      raw: {
+        scenario: 'shadow',
+        date: date.toISOString(),
+        machine,
+        settings: {
+          ...sh,
+          seconds: s.seconds,
+          warmupSeconds: s.warmupSeconds,
+          rounds: rate,
+          maxTokens: MAX_TOKENS,
+          prompt: PROMPT,
+          route: ROUTE,
+          models: { primary: PRIMARY_MODEL, candidate: CANDIDATE_MODEL, prices: PRICES },
+        },
+        targets,
+        runs,
+        derived: report.derived,
+        checks,
+        verdicts: report.verdicts,
+        caveats: report.caveats,
+      },
+    };
+  },
+};
