@@ -5,7 +5,8 @@
  */
 import type { Config } from '../config/schema.js';
 import { shadowRouteReport } from '../http/routes/shadow.js';
-import { type ShadowStore, shadowRoutesOf } from '../routing/shadow.js';
+import { shadowRoutesOf } from '../routing/shadow.js';
+import type { ShadowStore } from '../routing/shadow-report.js';
 import { openStorage } from '../storage/index.js';
 import { printTable } from './table.js';
 

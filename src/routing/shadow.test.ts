@@ -10,7 +10,8 @@ import type { ChatCompletion, ChatCompletionRequest, Provider } from '../provide
 import { MemoryCounters } from '../storage/memory/counters.js';
 import type { UsageEvent } from '../storage/types.js';
 import { ModelCatalog } from './catalog.js';
-import { type MirrorInput, type ShadowConfig, type ShadowReport, ShadowService, type ShadowServiceOptions, type ShadowStore } from './shadow.js';
+import { type MirrorInput, type ShadowConfig, ShadowService, type ShadowServiceOptions } from './shadow.js';
+import type { ShadowReport, ShadowStore } from './shadow-report.js';
 import type { ShadowPair } from './types.js';
 
 const log = createLogger('silent');

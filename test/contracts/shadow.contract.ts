@@ -4,7 +4,7 @@
  * with a `close` that releases what it opened.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ShadowReport, ShadowStore } from '../../src/routing/shadow.js';
+import type { ShadowReport, ShadowStore } from '../../src/routing/shadow-report.js';
 import type { ShadowPair } from '../../src/routing/types.js';
 
 const T0 = Date.UTC(2025, 0, 1);

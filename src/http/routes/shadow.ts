@@ -9,7 +9,8 @@ import type { FastifyInstance } from 'fastify';
 import { GatewayError } from '../../errors.js';
 import { formatUsd } from '../../metering/cost.js';
 import { parseUsageQuery } from '../../metering/usage-report.js';
-import { type ShadowConfig, type ShadowReport, type ShadowService, type ShadowStore, emptyShadowReport } from '../../routing/shadow.js';
+import type { ShadowConfig, ShadowService } from '../../routing/shadow.js';
+import { type ShadowReport, type ShadowStore, emptyShadowReport } from '../../routing/shadow-report.js';
 
 export interface ShadowRoutesOptions {
   shadow: Pick<ShadowService, 'stats'>;

@@ -5,7 +5,7 @@
  * are `percentile_disc(0.5)`, the nearest-rank median the SQLite adapter takes with an ordered
  * lookup. Times come from the caller (the gateway's clock), never the server's.
  */
-import { type ShadowReport, type ShadowStore, buildShadowReport } from '../../routing/shadow.js';
+import { type ShadowReport, type ShadowStore, buildShadowReport } from '../../routing/shadow-report.js';
 import type { ShadowPair } from '../../routing/types.js';
 import type { Sql } from './database.js';
 

@@ -5,7 +5,7 @@
  * each method does its work at once and returns a settled promise.
  */
 import type { Statement } from 'better-sqlite3';
-import { type ShadowAggregate, type ShadowReport, type ShadowStore, buildShadowReport, medianOffset } from '../../routing/shadow.js';
+import { type ShadowAggregate, type ShadowReport, type ShadowStore, buildShadowReport, medianOffset } from '../../routing/shadow-report.js';
 import type { ShadowPair } from '../../routing/types.js';
 import type { Database } from './database.js';
 
