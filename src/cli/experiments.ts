@@ -11,7 +11,8 @@ import {
   findExperiment,
   parseResultsRange,
 } from '../http/routes/experiments.js';
-import { type Distribution, type Experiment, type ExperimentResults, type ExperimentResultsSource, Experiments, type Interval } from '../routing/experiments.js';
+import { type Experiment, Experiments } from '../routing/experiments.js';
+import { type Distribution, type ExperimentResults, type ExperimentResultsSource, type Interval } from '../routing/experiment-stats.js';
 import { type Storage, openStorage } from '../storage/index.js';
 import { printTable } from './table.js';
 

@@ -5,7 +5,8 @@
 import { randomUUID } from 'node:crypto';
 import type { CacheService } from '../cache/service.js';
 import type { CatalogModel } from '../routing/catalog.js';
-import type { ExperimentResultsSource, Experiments } from '../routing/experiments.js';
+import type { Experiments } from '../routing/experiments.js';
+import type { ExperimentResultsSource } from '../routing/experiment-stats.js';
 import type { FlagService } from '../routing/flags.js';
 import type { ShadowConfig, ShadowService } from '../routing/shadow.js';
 import type { ShadowStore } from '../routing/shadow-report.js';

@@ -3,18 +3,8 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { type ExperimentConfig, experimentSchema } from '../config/routing-schema.js';
 import type { ChatCompletionRequest } from '../providers/types.js';
-import {
-  Experiments,
-  type VariantRaw,
-  alignVariants,
-  applyVariant,
-  emptyRaw,
-  newcombe,
-  percentile,
-  summarize,
-  tQuantile975,
-  welch,
-} from './experiments.js';
+import { Experiments, applyVariant } from './experiments.js';
+import { type VariantRaw, alignVariants, emptyRaw, newcombe, percentile, summarize, tQuantile975, welch } from './experiment-stats.js';
 import type { Requester } from './types.js';
 
 const experiment = (e: unknown): ExperimentConfig => experimentSchema.parse(e);

@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import type { ExactStore, SemanticStore } from '../cache/types.js';
-import type { ExperimentResultsSource } from '../routing/experiments.js';
+import type { ExperimentResultsSource } from '../routing/experiment-stats.js';
 import type { ShadowStore } from '../routing/shadow-report.js';
 import type { FeedbackStore, FlagStore } from '../routing/types.js';
 import type { Counters, IdempotencyStore, Ledger, Records } from './types.js';

@@ -16,7 +16,7 @@
  *   ignored, an equal or newer one replaces it.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ExperimentResultsSource, VariantRaw } from '../../src/routing/experiments.js';
+import type { ExperimentResultsSource, VariantRaw } from '../../src/routing/experiment-stats.js';
 import type { FeedbackStore } from '../../src/routing/types.js';
 
 /** A `usage_events` row, as the adapters' `insert` writes it. */

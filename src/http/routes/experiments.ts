@@ -13,16 +13,8 @@
 import type { FastifyInstance } from 'fastify';
 import { GatewayError } from '../../errors.js';
 import { formatUsd } from '../../metering/cost.js';
-import {
-  type Distribution,
-  type Experiment,
-  type ExperimentResults,
-  type ExperimentResultsSource,
-  type Experiments,
-  type Interval,
-  alignVariants,
-  summarize,
-} from '../../routing/experiments.js';
+import { type Experiment, type Experiments } from '../../routing/experiments.js';
+import { type Distribution, type ExperimentResults, type ExperimentResultsSource, type Interval, alignVariants, summarize } from '../../routing/experiment-stats.js';
 
 export interface ExperimentRoutesOptions {
   experiments: Pick<Experiments, 'list' | 'get'>;

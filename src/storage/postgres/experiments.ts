@@ -4,8 +4,8 @@
  * counted and how feedback is joined). Events are read with a cursor, so a large experiment does
  * not hold every row in memory at once; sums are exact (integers below 2^53).
  */
-import type { ExperimentResultsSource, VariantRaw } from '../../routing/experiments.js';
-import { emptyRaw } from '../../routing/experiments.js';
+import type { ExperimentResultsSource, VariantRaw } from '../../routing/experiment-stats.js';
+import { emptyRaw } from '../../routing/experiment-stats.js';
 import type { Sql } from './database.js';
 
 /** The event's request id before its last '~' (rtrim drops every trailing character but '~', then the '~'). */

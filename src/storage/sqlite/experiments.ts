@@ -15,8 +15,8 @@
  *   feedback primary key (a join on "f.request_id || '~' is a prefix of u.request_id" would scan
  *   the tenant's feedback for every event).
  */
-import type { ExperimentResultsSource, VariantRaw } from '../../routing/experiments.js';
-import { emptyRaw } from '../../routing/experiments.js';
+import type { ExperimentResultsSource, VariantRaw } from '../../routing/experiment-stats.js';
+import { emptyRaw } from '../../routing/experiment-stats.js';
 import type { Database } from './database.js';
 
 /** The event's request id before its last '~' (rtrim drops every trailing character but '~', then the '~'). */
