@@ -52,7 +52,7 @@ describe('semantic cache embedders', () => {
     } catch {
       if (process.env['CI'] === 'true') throw new Error('onnxruntime-node is not installed');
       process.stderr.write('\n[NOTICE] onnxruntime-node unavailable: skipping the ONNX cache test.\n\n');
-      t.skip();
+      t.skip(); // an optional dependency that did not install: skipped with the notice above (never under CI)
     }
     const dir = mkdtempSync(join(tmpdir(), 'tg-onnx-'));
     await buildTinyOnnxModel(dir);
