@@ -17,6 +17,7 @@ import { admitStage } from './pipeline/stages/admit.js';
 import { cacheStage, cachedInvoke } from './pipeline/stages/cache.js';
 import { escalatingInvoke } from './routing/escalation.js';
 import { Router } from './routing/router.js';
+import { EmbedBatcher } from './providers/embed-batcher.js';
 import { Experiments } from './routing/experiments.js';
 import { FlagService } from './routing/flags.js';
 import { ShadowService, shadowRoutesOf } from './routing/shadow.js';
@@ -159,6 +160,11 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     log,
     defaultMaxOutputTokens: config.metering.defaultMaxOutputTokens,
   });
+  const embedBatcher = new EmbedBatcher(config.embeddings.batching);
+  embedBatcher.onBatch = (size) => {
+    metrics.embeddingBatchCalls.inc();
+    metrics.embeddingBatchRequests.inc(size);
+  };
   const pipeline = createPipeline({
     stages: [
       authenticateStage({ authenticator }),
@@ -166,7 +172,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
       routeStage({ catalog, killSwitches, router, flags, experiments }),
       admitStage({ tiers: config.tiers, rateLimiter, budgets, defaultMaxOutputTokens: config.metering.defaultMaxOutputTokens }),
       cacheStage(cache),
-      cachedInvoke(escalatingInvoke(invokeStage({ resilience: config.resilience, breakers, metrics, ...(opts.random ? { random: opts.random } : {}) }), router), cache),
+      cachedInvoke(escalatingInvoke(invokeStage({ resilience: config.resilience, breakers, metrics, embedBatcher, ...(opts.random ? { random: opts.random } : {}) }), router), cache),
     ],
     settle: settleStage({ metrics, log, records: storage.records, ledger, rateLimiter, budgets, alerts, cache, shadow }),
     respond: { streamOverBudget: config.metering.streamOverBudget },

@@ -378,6 +378,20 @@ export const configSchema = z
       .strict()
       .default({}),
     cache: cacheSchema.default({}),
+    embeddings: z
+      .object({
+        /** Single-input embedding requests for one deployment arriving within `windowMs` go upstream as one array request. */
+        batching: z
+          .object({
+            enabled: z.boolean().default(true),
+            windowMs: z.number().int().min(0).max(1_000).default(5),
+            maxBatchSize: z.number().int().min(1).max(2048).default(64),
+          })
+          .strict()
+          .default({}),
+      })
+      .strict()
+      .default({}),
     /** Tiered routes: a name (e.g. `auto`) whose requests a classifier sends to the cheapest tier that can answer. */
     routes: z.record(routeSchema).default({}),
     /** A/B experiments by id: a route's traffic split between variants, sticky per user. */

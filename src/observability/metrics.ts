@@ -23,6 +23,8 @@ export class GatewayMetrics {
   readonly counterStoreFailures: Counter<'operation'>;
   readonly cacheRequests: Counter<'model' | 'outcome'>;
   readonly cacheSavedUsd: Counter<'model'>;
+  readonly embeddingBatchRequests: Counter;
+  readonly embeddingBatchCalls: Counter;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -80,6 +82,16 @@ export class GatewayMetrics {
       name: 'tollgate_cache_requests_total',
       help: 'Chat requests by what the cache did: hit (exact), semantic, stale, coalesced (shared an in-flight call), miss, bypass (not cacheable).',
       labelNames: ['model', 'outcome'],
+      registers,
+    });
+    this.embeddingBatchRequests = new Counter({
+      name: 'tollgate_embedding_batched_requests_total',
+      help: 'Single-input embedding requests sent upstream in micro-batches (divide by tollgate_embedding_batch_calls_total for the reduction).',
+      registers,
+    });
+    this.embeddingBatchCalls = new Counter({
+      name: 'tollgate_embedding_batch_calls_total',
+      help: 'Upstream calls made by embedding micro-batches.',
       registers,
     });
     this.cacheSavedUsd = new Counter({

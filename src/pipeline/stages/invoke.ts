@@ -12,6 +12,7 @@
  * Errors: 502 upstream_error, 503 circuit_open / upstream_unavailable, 504 upstream_timeout,
  * 429 upstream_rate_limited, or the upstream 400/413/422 passed through.
  */
+import type { EmbedBatcher } from '../../providers/embed-batcher.js';
 import type { ResilienceConfig } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
 import type { GatewayMetrics } from '../../observability/metrics.js';
@@ -26,6 +27,8 @@ export interface InvokeOptions {
   breakers: BreakerRegistry;
   metrics: GatewayMetrics;
   random?: () => number;
+  /** Embeddings micro-batching (single-input requests share upstream calls). */
+  embedBatcher?: EmbedBatcher;
 }
 
 /**
@@ -117,7 +120,8 @@ export function invokeStage(opts: InvokeOptions) {
   async function attemptOnce(ctx: RequestContext, dep: Deployment, scope: AttemptScope): Promise<PipelineResult> {
     const call = { signal: scope.signal, upstreamModel: dep.upstreamModel, requestId: ctx.id };
     if (ctx.operation === 'embeddings') {
-      return { kind: 'embeddings', body: await dep.provider.embed(ctx.body as EmbeddingRequest, call) };
+      const body = ctx.body as EmbeddingRequest;
+      return { kind: 'embeddings', body: await (opts.embedBatcher ? opts.embedBatcher.embed(dep, body, call) : dep.provider.embed(body, call)) };
     }
     const body = ctx.body as ChatCompletionRequest;
     if (!body.stream) return { kind: 'chat', body: await dep.provider.chat(body, call) };
