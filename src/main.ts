@@ -131,7 +131,13 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     ? new BudgetAlerts(counters, config.alerts.budgetThresholds, new WebhookSender(config.alerts.webhook, log))
     : undefined;
   if (alerts) budgets.onRefusal = (b) => void alerts.check([b]).catch((err: unknown) => log.error({ err }, 'budget alert failed'));
-  const router = new Router(config.routes, catalog, breakers, (m) => killSwitches.modelAvailable(m));
+  const router = new Router(
+    config.routes,
+    catalog,
+    breakers,
+    (m) => killSwitches.modelAvailable(m),
+    (providerId) => killSwitches.disabledProvider(providerId) !== undefined,
+  );
   const canonical = (name: string) => router.resolve(name)?.name ?? catalog.resolve(name)?.name;
   const flags = new FlagService({
     store: storage.flags,
@@ -172,7 +178,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
       routeStage({ catalog, killSwitches, router, flags, experiments }),
       admitStage({ tiers: config.tiers, rateLimiter, budgets, defaultMaxOutputTokens: config.metering.defaultMaxOutputTokens }),
       cacheStage(cache),
-      cachedInvoke(escalatingInvoke(invokeStage({ resilience: config.resilience, breakers, metrics, embedBatcher, ...(opts.random ? { random: opts.random } : {}) }), router), cache),
+      cachedInvoke(escalatingInvoke(invokeStage({ resilience: config.resilience, breakers, metrics, embedBatcher, ...(opts.random ? { random: opts.random } : {}) }), router, config.resilience.deadlineMs), cache),
     ],
     settle: settleStage({ metrics, log, records: storage.records, ledger, rateLimiter, budgets, alerts, cache, shadow }),
     respond: { streamOverBudget: config.metering.streamOverBudget },

@@ -60,6 +60,25 @@ describe('config loader', () => {
     expect(p).toContain("tiers.free.models.0: unknown model 'zzz'");
   });
 
+  it('cross-checks routes and experiments: names, tiers, rules, models', () => {
+    const p = problems(() =>
+      buildConfig({
+        routes: {
+          auto: { tiers: { small: ['sim-small'], large: ['sim-embed'] }, rules: [{ when: { hasTools: true }, tier: 'huge' }] },
+          smart: { aliases: ['auto', 'sim-small'], tiers: { only: ['sim-large'] } },
+        },
+        experiments: { e1: { route: 'nope', variants: [{ name: 'a', weight: 1 }, { name: 'a', weight: 1, params: { stream: true } }] } },
+      }),
+    );
+    expect(p).toContain("routes.auto.tiers.large.0: 'sim-embed' is not a chat model of models");
+    expect(p).toContain("routes.auto.rules.0.tier: unknown tier 'huge' (tiers: small, large)");
+    expect(p).toContain("routes.smart: 'auto' is already the name or an alias of auto");
+    expect(p).toContain("routes.smart: 'sim-small' is already the name or an alias of sim-small");
+    expect(p).toContain("experiments.e1.route: unknown route or model 'nope'");
+    expect(p).toContain("experiments.e1.variants.1.name: 'a' is used twice");
+    expect(p).toContain('experiments.e1.variants.1.params.stream: cannot be set by a variant');
+  });
+
   it('rejects deployments a provider cannot serve', () => {
     const p = problems(() =>
       buildConfig({

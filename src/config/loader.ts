@@ -134,9 +134,12 @@ function checkRoutes(config: Config, names: Map<string, string>): string[] {
     const target = names.get(m);
     return target !== undefined && config.models[target]?.type === 'chat';
   };
+  const routeNames = new Map<string, string>();
   for (const [name, route] of Object.entries(config.routes)) {
     for (const n of [name, ...route.aliases]) {
-      if (names.has(n)) problems.push(`routes.${name}: '${n}' is already the name or an alias of ${names.get(n)}`);
+      const owner = names.get(n) ?? routeNames.get(n);
+      if (owner !== undefined) problems.push(`routes.${name}: '${n}' is already the name or an alias of ${owner}`);
+      else routeNames.set(n, name);
     }
     const tierNames = Object.keys(route.tiers);
     for (const [tier, models] of Object.entries(route.tiers)) {

@@ -36,7 +36,10 @@ export function failedCheck(body: ChatCompletion, request: ChatCompletionRequest
   return undefined;
 }
 
-export function escalatingInvoke(invoke: Stage, router: Router): Stage {
+/** Time an escalation needs to be worth starting: less than this left before the deadline, the lower answer is served. */
+const MIN_ESCALATION_MS = 250;
+
+export function escalatingInvoke(invoke: Stage, router: Router, deadlineMs = Number.POSITIVE_INFINITY): Stage {
   return async function invokeWithEscalation(ctx: RequestContext): Promise<void> {
     await invoke(ctx);
     const decision = ctx.routing;
@@ -50,6 +53,8 @@ export function escalatingInvoke(invoke: Stage, router: Router): Stage {
       if (!failed) return;
       const next = router.nextTier(decision);
       if (next === undefined) return;
+      // Too close to the request's deadline: an attempt cut to a few ms would only count a failure against a healthy tier.
+      if (ctx.startedAt + deadlineMs - performance.now() < MIN_ESCALATION_MS) return;
       const kept = { result, servedBy: ctx.servedBy, chain: ctx.chain, tier: decision.tier };
       const usage = result.body.usage;
       const price = ctx.servedBy?.price;

@@ -53,18 +53,21 @@ export interface RouteDecision {
   tiers: Tier[];
 }
 
-function maxPrice(models: CatalogModel[]): Price | undefined {
-  let best: Price | undefined;
-  let bestKey = -1;
+/** The worst case of several prices: each field's highest value (admission reserves with it). */
+export function maxPrice(models: readonly CatalogModel[]): Price | undefined {
+  let worst: Price | undefined;
   for (const m of models) {
-    if (!m.price) continue;
-    const key = m.price.input + m.price.output;
-    if (key > bestKey) {
-      best = m.price;
-      bestKey = key;
+    const p = m.price;
+    if (!p) continue;
+    if (!worst) {
+      worst = { ...p };
+      continue;
     }
+    worst.input = Math.max(worst.input, p.input);
+    worst.output = Math.max(worst.output, p.output);
+    if (p.cachedInput !== undefined) worst.cachedInput = Math.max(worst.cachedInput ?? 0, p.cachedInput);
   }
-  return best;
+  return worst;
 }
 
 export class Router {
@@ -75,8 +78,10 @@ export class Router {
     routes: Record<string, RouteConfig>,
     private readonly catalog: ModelCatalog,
     private readonly breakers: Pick<BreakerRegistry, 'get' | 'isRateLimited'>,
-    /** Kill switches: a model switched off (or all of whose providers are) is left out of its tier. */
+    /** Kill switches: a model switched off (or all of whose providers are) is left out of its tier... */
     private readonly modelAvailable: (model: CatalogModel) => boolean = () => true,
+    /** ...and so is a deployment on a provider switched off. */
+    private readonly providerDisabled: (providerId: string) => boolean = () => false,
   ) {
     for (const [name, config] of Object.entries(routes)) {
       const tierNames = Object.keys(config.tiers);
@@ -146,9 +151,9 @@ export class Router {
 
   /** The tier without its kill-switched models (the same object when none is). */
   private live(tier: Tier): Tier {
-    if (tier.models.every(this.modelAvailable)) return tier;
+    if (tier.models.every(this.modelAvailable) && !tier.deployments.some((d) => this.providerDisabled(d.providerId))) return tier;
     const models = tier.models.filter(this.modelAvailable);
-    return { name: tier.name, models, deployments: models.flatMap((m) => m.deployments) };
+    return { name: tier.name, models, deployments: models.flatMap((m) => m.deployments).filter((d) => !this.providerDisabled(d.providerId)) };
   }
 
   /** Whether any deployment of the tier may take an attempt now: breaker not open, provider not in a Retry-After window. */

@@ -103,6 +103,14 @@ export function runLedgerContract(
         for (const e of events) expect((await ledger.get(e.requestId))?.cache).toBe(e.cache);
       });
 
+      it('leaves shadow traffic (route shadow) out of what a scope spent', async () => {
+        await ledger.append([
+          usageEvent({ requestId: 'req_user', tenantId: 'ten_shadowed', costPico: 7 }),
+          usageEvent({ requestId: 'req_user~shadow', tenantId: 'ten_shadowed', route: 'shadow', costPico: 1_000 }),
+        ]);
+        expect(await ledger.spent({ tenantId: 'ten_shadowed' }, 0, Date.UTC(2100, 0, 1))).toBe(7);
+      });
+
       it('round-trips the route tier and the experiment variant', async () => {
         const e = usageEvent({ requestId: 'req_routed', tier: 'medium', experiment: 'exp_1', variant: 'b' });
         await ledger.append([e]);

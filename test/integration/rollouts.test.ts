@@ -101,6 +101,21 @@ describe('flags, experiments and shadow traffic', () => {
     expect(JSON.stringify(bad.body)).toContain('route');
   });
 
+  it("a kill switch on a model holds when a flag chooses it", async () => {
+    const ks = await admin('POST', '/kill-switches', { scope: 'model', target: 'm-large', reason: 'outage' });
+    const flag = await admin('POST', '/flags', { name: 'to-chat-large', effect: { route: 'auto', model: 'm-large' } });
+    try {
+      const res = await postJson(chat, ask('auto', 'Hello?'), auth(gw.apiKey));
+      expect(res.status).toBe(503);
+      expect(res.body.error.code).toBe('model_disabled');
+      expect(large.engine.stats().total).toBe(0);
+    } finally {
+      await admin('DELETE', '/flags/to-chat-large');
+      await admin('DELETE', `/kill-switches/${ks.body.id}`);
+    }
+    void flag;
+  });
+
   it("a flag can replace a route's tier mapping for a share of users", async () => {
     const created = await admin('POST', '/flags', {
       name: 'small-tier-on-large',

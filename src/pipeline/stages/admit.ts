@@ -40,7 +40,10 @@ export function admitStage(opts: AdmitOptions) {
     const rate = await opts.rateLimiter.admit(policy, prompt + maxOutput);
     Object.assign(ctx.extraHeaders, rate.headers);
     const price = ctx.model?.price;
-    const worstCase = price ? costPico({ prompt_tokens: prompt, completion_tokens: maxOutput }, price) : 0;
+    // A route that escalates JSON answers may make 1 + maxSteps upstream calls, all billed: reserve for each.
+    const escalate = ctx.routing?.route.config.escalate;
+    const calls = escalate && !(ctx.body as ChatCompletionRequest).stream ? 1 + escalate.maxSteps : 1;
+    const worstCase = price ? calls * costPico({ prompt_tokens: prompt, completion_tokens: maxOutput }, price) : 0;
     let budget;
     try {
       budget = await opts.budgets.reserve(policy, worstCase);

@@ -18,6 +18,7 @@
 import { type CachedAnswer, parseAnswer, replayChunks } from '../../cache/answer.js';
 import { cacheIdentity, decide, parseDirective } from '../../cache/key.js';
 import type { CacheService } from '../../cache/service.js';
+import { failedCheck } from '../../routing/escalation.js';
 import type { FlightShare } from '../../cache/singleflight.js';
 import { GatewayError, isGatewayError } from '../../errors.js';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest } from '../../providers/types.js';
@@ -190,6 +191,10 @@ export function cachedInvoke(invoke: Stage, cache: CacheService): Stage {
     const flight = state?.flight;
     const result = ctx.result;
     if (!flight || !result) return;
+    const escalate = ctx.routing?.route.config.escalate;
+    if (result.kind === 'chat' && escalate && failedCheck(result.body, ctx.body as ChatCompletionRequest, escalate.on)) {
+      flight.onComplete = undefined; // an answer the route would have escalated (no tier could) is served, never stored
+    }
     if (result.kind === 'chat') flight.resolve(result.body);
     else if (result.kind === 'stream') {
       const own = flight.stream(result);

@@ -13,7 +13,7 @@ import type { ChatCompletionRequest } from '../../providers/types.js';
 import type { CatalogModel, Deployment, ModelCatalog } from '../../routing/catalog.js';
 import { type Experiments, applyVariant } from '../../routing/experiments.js';
 import { type FlagService, mergeEffects } from '../../routing/flags.js';
-import type { Router, Tier } from '../../routing/router.js';
+import { type Router, type Tier, maxPrice } from '../../routing/router.js';
 import type { Requester } from '../../routing/types.js';
 import type { RequestContext } from '../context.js';
 
@@ -34,7 +34,7 @@ function liveChain(model: CatalogModel, killSwitches: Pick<KillSwitches, 'disabl
 
 export interface RouteStageOptions {
   catalog: ModelCatalog;
-  killSwitches?: Pick<KillSwitches, 'disabledProvider'>;
+  killSwitches?: Pick<KillSwitches, 'disabledProvider' | 'checkModel'>;
   /** Tiered routes (config `routes`). */
   router?: Router;
   /** Feature flags' effects on routes and models. */
@@ -93,9 +93,11 @@ export function routeStage(opts: RouteStageOptions) {
         throw new GatewayError('invalid_value', `The route '${requested}' serves chat completions, not ${ctx.route}.`, { param: 'model' });
       }
       const tiers = tiersOverride ? router.withTiers(tiered, tiersOverride) : tiered.tiers;
+      // A flag's mapping may bring other models: reserve at their worst-case price.
+      const routeModel = tiersOverride ? { ...tiered.model, price: maxPrice(tiers.flatMap((t) => t.models)) } : tiered.model;
       const decision = router.decide(tiered, ctx.body as ChatCompletionRequest, requester ?? { tenantId: '', tier: '', keyId: '', userId: null }, tiers);
       ctx.routing = decision;
-      ctx.model = tiered.model;
+      ctx.model = routeModel;
       const tier = decision.tiers[decision.tier] as Tier;
       if (tier.deployments.length === 0) {
         throw new GatewayError('model_disabled', `Every model of route '${tiered.name}' is disabled by a kill switch.`, { param: 'model' });
@@ -117,6 +119,8 @@ export function routeStage(opts: RouteStageOptions) {
         { param: 'model' },
       );
     }
+    // An experiment's or a flag's model is switched off like an asked-for one (stage 2 saw only what was asked).
+    if (requested !== ctx.body.model || ctx.experiment) opts.killSwitches?.checkModel(model.name);
     ctx.model = model;
     ctx.chain = liveChain(model, opts.killSwitches);
   };

@@ -85,9 +85,10 @@ export class PostgresLedger implements Ledger {
       }));
   }
 
+  /** What the scope spent: the seed of its budget counters. Shadow traffic (route `shadow`) has a budget of its own and is left out. */
   async spent(scope: Scope, from: number, to: number): Promise<number> {
     const { where, params } = usageFilter(scope, from, to);
-    const text = `SELECT COALESCE(SUM(cost_pico), 0) AS spent FROM usage_events WHERE ${where}`;
+    const text = `SELECT COALESCE(SUM(cost_pico), 0) AS spent FROM usage_events WHERE ${where} AND route <> 'shadow'`;
     const [row] = await this.#sql.unsafe<{ spent: string }[]>(text, params, { prepare: true });
     return Number(row?.spent ?? 0);
   }

@@ -86,9 +86,10 @@ export class SqliteLedger implements Ledger {
       }));
   }
 
+  /** What the scope spent: the seed of its budget counters. Shadow traffic (route `shadow`) has a budget of its own and is left out. */
   async spent(scope: Scope, from: number, to: number): Promise<number> {
     const { where, params } = usageFilter(scope, from, to);
-    const text = `SELECT COALESCE(SUM(cost_pico), 0) FROM usage_events WHERE ${where}`;
+    const text = `SELECT COALESCE(SUM(cost_pico), 0) FROM usage_events WHERE ${where} AND route <> 'shadow'`;
     return this.#statement(text).pluck().get(params) as number;
   }
 
