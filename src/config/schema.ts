@@ -4,6 +4,7 @@
  */
 import { z } from 'zod';
 import { cacheSchema, routeCacheSchema } from './cache-schema.js';
+import { jobsSchema } from './jobs-schema.js';
 import { experimentSchema, routeSchema } from './routing-schema.js';
 
 const url = (what: string) =>
@@ -378,6 +379,8 @@ export const configSchema = z
       .strict()
       .default({}),
     cache: cacheSchema.default({}),
+    /** Async jobs, webhooks and the Batch API (src/jobs/). */
+    jobs: jobsSchema.default({}),
     embeddings: z
       .object({
         /** Single-input embedding requests for one deployment arriving within `windowMs` go upstream as one array request. */
