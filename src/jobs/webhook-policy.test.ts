@@ -1,0 +1,163 @@
+import { describe, expect, it } from 'vitest';
+import { webhookPolicySchema, type WebhookPolicy } from '../config/jobs-schema.js';
+import { checkResolvedAddress, checkWebhookUrl, classifyAddress } from './webhook-policy.js';
+
+const policy = (over: Partial<WebhookPolicy> = {}): WebhookPolicy => ({ ...webhookPolicySchema.parse({}), ...over });
+const defaults = policy();
+
+describe('checkWebhookUrl', () => {
+  it('allows a public https URL (and http by default)', () => {
+    expect(checkWebhookUrl('https://hooks.example.com/tollgate?x=1', defaults)).toBeUndefined();
+    expect(checkWebhookUrl('https://93.184.216.34:8443/hook', defaults)).toBeUndefined();
+    expect(checkWebhookUrl('http://hooks.example.com/', defaults)).toBeUndefined();
+    expect(checkWebhookUrl('https://[2606:2800:220:1:248:1893:25c8:1946]/', defaults)).toBeUndefined();
+  });
+
+  it('refuses http:// when allowHttp is false, naming the rule', () => {
+    const why = checkWebhookUrl('http://hooks.example.com/', policy({ allowHttp: false }));
+    expect(why).toMatch(/^webhook_url: .*jobs\.webhooks\.allowHttp/);
+    expect(checkWebhookUrl('https://hooks.example.com/', policy({ allowHttp: false }))).toBeUndefined();
+  });
+
+  it.each(['ftp://hooks.example.com/x', 'file:///etc/passwd', 'javascript:alert(1)', 'ws://hooks.example.com/'])(
+    'refuses the scheme of %s',
+    (url) => {
+      expect(checkWebhookUrl(url, defaults)).toMatch(/only http:\/\/ and https:\/\//);
+    },
+  );
+
+  it.each(['not a url', '/relative/path', '', 'https://'])('refuses %j as not a URL', (url) => {
+    expect(checkWebhookUrl(url, defaults)).toMatch(/^webhook_url: /);
+  });
+
+  it.each(['https://user:pass@hooks.example.com/', 'https://user@hooks.example.com/', 'https://:pass@hooks.example.com/'])(
+    'refuses credentials in %s',
+    (url) => {
+      expect(checkWebhookUrl(url, defaults)).toMatch(/credentials/);
+    },
+  );
+
+  it('refuses a very long URL', () => {
+    expect(checkWebhookUrl(`https://hooks.example.com/${'a'.repeat(3000)}`, defaults)).toMatch(/longer than/);
+  });
+
+  const loopback = [
+    'http://localhost:8080/hook',
+    'http://LOCALHOST./hook',
+    'http://api.localhost/hook',
+    'http://127.0.0.1/hook',
+    'http://127.1.2.3/hook',
+    'http://[::1]/hook',
+    'http://2130706433/hook', // 127.0.0.1 as one decimal number
+    'http://0x7f.1/hook', // hex + short form
+    'http://0177.0.0.1/hook', // octal
+    'http://127.1/hook',
+    'http://[::ffff:127.0.0.1]/hook', // IPv4-mapped IPv6
+    'http://[0:0:0:0:0:ffff:7f00:1]/hook',
+    'http://[64:ff9b::127.0.0.1]/hook', // NAT64
+    'http://0.0.0.0/hook', // "this host": reaches the local machine
+    'http://[::]/hook',
+  ];
+  it.each(loopback)('refuses loopback %s by default; allowLoopback allows it', (url) => {
+    expect(checkWebhookUrl(url, defaults)).toMatch(/loopback addresses are not allowed \(jobs\.webhooks\.allowLoopback\)/);
+    expect(checkWebhookUrl(url, policy({ allowLoopback: true }))).toBeUndefined();
+    // allowPrivate is not allowLoopback
+    expect(checkWebhookUrl(url, policy({ allowPrivate: true }))).toMatch(/allowLoopback/);
+  });
+
+  const privateUrls = [
+    'http://10.0.0.5/hook',
+    'http://10.255.255.255/hook',
+    'http://172.16.0.1/hook',
+    'http://172.31.255.254/hook',
+    'http://192.168.1.10/hook',
+    'http://100.64.0.1/hook', // CGNAT
+    'http://169.254.169.254/latest/meta-data/', // cloud metadata
+    'http://0xa9fea9fe/', // 169.254.169.254 in hex
+    'http://[fd00::1]/hook',
+    'http://[fd00::]/hook',
+    'http://[fc00::1]/hook',
+    'http://[fe80::1]/hook',
+    'http://[::ffff:10.1.2.3]/hook',
+    'http://[::ffff:169.254.169.254]/hook',
+  ];
+  it.each(privateUrls)('refuses private %s by default; allowPrivate allows it', (url) => {
+    expect(checkWebhookUrl(url, defaults)).toMatch(/private addresses are not allowed \(jobs\.webhooks\.allowPrivate\)/);
+    expect(checkWebhookUrl(url, policy({ allowPrivate: true }))).toBeUndefined();
+    expect(checkWebhookUrl(url, policy({ allowLoopback: true }))).toMatch(/allowPrivate/);
+  });
+
+  it('does not mistake neighbours of private ranges for private', () => {
+    for (const url of ['http://172.15.255.255/', 'http://172.32.0.1/', 'http://100.63.255.255/', 'http://100.128.0.1/', 'http://11.0.0.1/', 'http://[fe00::1]/', 'http://[2001:db8::1]/']) {
+      expect(checkWebhookUrl(url, defaults), url).toBeUndefined();
+    }
+  });
+
+  it.each(['http://224.0.0.1/', 'http://239.255.255.250/', 'http://255.255.255.255/', 'http://240.0.0.1/', 'http://[ff02::1]/'])(
+    'refuses multicast and broadcast %s whatever the flags',
+    (url) => {
+      expect(checkWebhookUrl(url, policy({ allowLoopback: true, allowPrivate: true }))).toMatch(/multicast, broadcast or reserved/);
+    },
+  );
+
+  describe('hosts allow-list', () => {
+    const p = policy({ hosts: ['hooks.example.com', '*.acme.io', '203.0.113.7'] });
+
+    it('allows exact names and subdomains of a *.suffix entry, case- and trailing-dot-insensitive', () => {
+      expect(checkWebhookUrl('https://hooks.example.com/x', p)).toBeUndefined();
+      expect(checkWebhookUrl('https://HOOKS.Example.com./x', p)).toBeUndefined();
+      expect(checkWebhookUrl('https://a.acme.io/x', p)).toBeUndefined();
+      expect(checkWebhookUrl('https://a.b.acme.io/x', p)).toBeUndefined();
+      expect(checkWebhookUrl('https://203.0.113.7/x', p)).toBeUndefined();
+    });
+
+    it('refuses other hosts, naming the rule', () => {
+      for (const url of ['https://example.com/', 'https://other.example.com/', 'https://acme.io/', 'https://evilacme.io/', 'https://acme.io.evil.com/', 'https://203.0.113.8/']) {
+        expect(checkWebhookUrl(url, p), url).toMatch(/not in the allow-list \(jobs\.webhooks\.hosts\)/);
+      }
+    });
+
+    it('does not lift the address rules: a listed loopback name or address still needs allowLoopback', () => {
+      const local = policy({ hosts: ['localhost', '127.0.0.1'] });
+      expect(checkWebhookUrl('http://localhost:9/x', local)).toMatch(/allowLoopback/);
+      expect(checkWebhookUrl('http://127.0.0.1:9/x', local)).toMatch(/allowLoopback/);
+      expect(checkWebhookUrl('http://localhost:9/x', { ...local, allowLoopback: true })).toBeUndefined();
+    });
+  });
+});
+
+describe('checkResolvedAddress', () => {
+  it('allows public addresses', () => {
+    expect(checkResolvedAddress('93.184.216.34', 4, defaults)).toBeUndefined();
+    expect(checkResolvedAddress('2606:2800:220:1:248:1893:25c8:1946', 6, defaults)).toBeUndefined();
+  });
+
+  it('refuses a name resolving to loopback or private unless allowed (DNS rebinding)', () => {
+    expect(checkResolvedAddress('127.0.0.1', 4, defaults, 'rebind.example.com')).toBe(
+      'webhook_url: rebind.example.com resolves to 127.0.0.1, a loopback address; loopback addresses are not allowed (jobs.webhooks.allowLoopback)',
+    );
+    expect(checkResolvedAddress('::1', 6, defaults)).toMatch(/allowLoopback/);
+    expect(checkResolvedAddress('::ffff:127.0.0.1', 6, defaults)).toMatch(/allowLoopback/);
+    expect(checkResolvedAddress('127.0.0.1', 4, policy({ allowLoopback: true }))).toBeUndefined();
+    expect(checkResolvedAddress('10.1.2.3', 4, defaults)).toMatch(/allowPrivate/);
+    expect(checkResolvedAddress('169.254.169.254', 4, defaults)).toMatch(/allowPrivate/);
+    expect(checkResolvedAddress('fe80::1%eth0', 6, defaults)).toMatch(/allowPrivate/);
+    expect(checkResolvedAddress('10.1.2.3', 'IPv4', policy({ allowPrivate: true }))).toBeUndefined();
+  });
+
+  it('refuses what is not an IP address', () => {
+    expect(checkResolvedAddress('example.com', 4, defaults)).toMatch(/not an IP address/);
+  });
+});
+
+describe('classifyAddress', () => {
+  it('classifies', () => {
+    expect(classifyAddress('8.8.8.8')).toBe('public');
+    expect(classifyAddress('127.255.0.1')).toBe('loopback');
+    expect(classifyAddress('[::1]')).toBe('loopback');
+    expect(classifyAddress('172.20.1.1')).toBe('private');
+    expect(classifyAddress('fdff:ffff::1')).toBe('private');
+    expect(classifyAddress('ff05::2')).toBe('not_unicast');
+    expect(classifyAddress('hooks.example.com')).toBeUndefined();
+  });
+});
