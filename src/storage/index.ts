@@ -9,6 +9,7 @@ import type { ExactStore, SemanticStore } from '../cache/types.js';
 import type { ExperimentResultsSource } from '../routing/experiment-stats.js';
 import type { ShadowStore } from '../routing/shadow-report.js';
 import type { FeedbackStore, FlagStore } from '../routing/types.js';
+import type { FileStore, JobStore } from '../jobs/types.js';
 import type { Counters, IdempotencyStore, Ledger, Records } from './types.js';
 import { type ChangeBus, LocalChangeBus, RedisChangeBus } from './change-bus.js';
 
@@ -36,6 +37,10 @@ export interface Storage {
   experimentResults: ExperimentResultsSource;
   /** Shadow traffic's answer pairs and their reports. */
   shadow: ShadowStore;
+  /** Async jobs: the queue, its leases and the webhook outbox (same database as the records). */
+  jobs: JobStore;
+  /** Files and batches of the Batch API (same database as the records). */
+  files: FileStore;
   /** Throws when the backend is not usable (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -61,6 +66,8 @@ async function openEmbedded(cfg: Extract<Config['storage'], { kind: 'embedded' }
   const { SqliteFeedbackStore } = await import('./sqlite/feedback.js');
   const { SqliteExperimentResults } = await import('./sqlite/experiments.js');
   const { SqliteShadowStore } = await import('./sqlite/shadow.js');
+  const { SqliteJobStore } = await import('./sqlite/jobs.js');
+  const { SqliteFileStore } = await import('./sqlite/files.js');
   return {
     records,
     ledger: new SqliteLedger(db, { writer }),
@@ -72,6 +79,8 @@ async function openEmbedded(cfg: Extract<Config['storage'], { kind: 'embedded' }
     feedback: new SqliteFeedbackStore(db),
     experimentResults: new SqliteExperimentResults(db),
     shadow: new SqliteShadowStore(db),
+    jobs: new SqliteJobStore(db),
+    files: new SqliteFileStore(db),
     cacheStores: (bounds) => ({
       exact: async () => new (await import('./memory/exact-cache.js')).MemoryExactStore(bounds),
       semantic: async () => new (await import('./sqlite/semantic-cache.js')).SqliteSemanticStore(db),
@@ -126,6 +135,8 @@ async function openDistributed(cfg: Extract<Config['storage'], { kind: 'distribu
   const { PostgresFeedbackStore } = await import('./postgres/feedback.js');
   const { PostgresExperimentResults } = await import('./postgres/experiments.js');
   const { PostgresShadowStore } = await import('./postgres/shadow.js');
+  const { PostgresJobStore } = await import('./postgres/jobs.js');
+  const { PostgresFileStore } = await import('./postgres/files.js');
   return {
     records,
     ledger: new PostgresLedger(sql),
@@ -137,6 +148,8 @@ async function openDistributed(cfg: Extract<Config['storage'], { kind: 'distribu
     feedback: new PostgresFeedbackStore(sql),
     experimentResults: new PostgresExperimentResults(sql),
     shadow: new PostgresShadowStore(sql),
+    jobs: new PostgresJobStore(sql),
+    files: new PostgresFileStore(sql),
     cacheStores: () => ({
       exact: async () => new (await import('./redis/exact-cache.js')).RedisExactStore({ redis, prefix: cfg.redisPrefix }),
       semantic: async () =>

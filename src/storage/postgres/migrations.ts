@@ -189,4 +189,113 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       CREATE INDEX usage_events_by_experiment ON usage_events (experiment, ts) WHERE experiment <> '';
     `,
   },
+  {
+    version: 6,
+    name: 'jobs, webhook deliveries, files, batches',
+    sql: `
+      -- Async jobs (src/jobs/): the queue, its leases and the webhook outbox. seq is the insertion
+      -- order (FIFO within a tenant, the cursor of listings).
+      CREATE TABLE jobs (
+        seq                BIGSERIAL PRIMARY KEY,
+        id                 TEXT COLLATE "C" NOT NULL,
+        tenant_id          TEXT COLLATE "C" NOT NULL,
+        key_id             TEXT COLLATE "C" NOT NULL,
+        user_id            TEXT COLLATE "C" NOT NULL,   -- '' when none
+        kind               TEXT NOT NULL CHECK (kind IN ('chat', 'embeddings')),
+        model              TEXT COLLATE "C" NOT NULL,
+        body               JSON NOT NULL,
+        priority           INTEGER NOT NULL,            -- lower runs first
+        status             TEXT COLLATE "C" NOT NULL CHECK (status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled', 'expired')),
+        webhook_url        TEXT,
+        deadline_at        BIGINT,                      -- epoch ms
+        metadata           JSON NOT NULL,               -- object of strings
+        idempotency_key    TEXT COLLATE "C",
+        batch_id           TEXT COLLATE "C",
+        custom_id          TEXT,
+        attempts           INTEGER NOT NULL DEFAULT 0,
+        max_attempts       INTEGER NOT NULL,
+        result             JSON,
+        error              JSON,
+        dead_lettered      BOOLEAN NOT NULL DEFAULT FALSE,
+        cost_pico          BIGINT NOT NULL DEFAULT 0,
+        prompt_tokens      BIGINT NOT NULL DEFAULT 0,
+        completion_tokens  BIGINT NOT NULL DEFAULT 0,
+        created_at         BIGINT NOT NULL,
+        started_at         BIGINT,
+        finished_at        BIGINT,
+        run_after          BIGINT NOT NULL,             -- not claimable before (retry backoff)
+        lease_owner        TEXT COLLATE "C",
+        lease_until        BIGINT,
+        webhook_state      TEXT CHECK (webhook_state IN ('pending', 'delivered', 'failed')),  -- NULL: no outbox entry
+        webhook_attempts   INTEGER NOT NULL DEFAULT 0,
+        webhook_next_at    BIGINT,
+        CONSTRAINT jobs_id_unique UNIQUE (id)
+      );
+      CREATE UNIQUE INDEX jobs_by_idempotency_key ON jobs (tenant_id, idempotency_key) WHERE idempotency_key IS NOT NULL;
+      CREATE INDEX jobs_by_tenant ON jobs (tenant_id, seq);
+      CREATE INDEX jobs_by_batch ON jobs (batch_id, seq) WHERE batch_id IS NOT NULL;
+      -- The queue (claim, stats): in claim order and per tenant.
+      CREATE INDEX jobs_queued ON jobs (priority, seq) INCLUDE (tenant_id, run_after, model, created_at) WHERE status = 'queued';
+      CREATE INDEX jobs_queued_by_tenant ON jobs (tenant_id, priority, seq) INCLUDE (run_after, model) WHERE status = 'queued';
+      -- Leases: running counts per tenant, leases that passed (take-over), stats.
+      CREATE INDEX jobs_running ON jobs (lease_until) INCLUDE (tenant_id, priority, model) WHERE status = 'running';
+      CREATE INDEX jobs_by_deadline ON jobs (deadline_at) WHERE status IN ('queued', 'running');
+      CREATE INDEX jobs_webhooks_due ON jobs (webhook_next_at) WHERE webhook_state = 'pending';
+
+      -- Every delivery attempt of a job's webhook (append only).
+      CREATE TABLE webhook_deliveries (
+        id           BIGSERIAL PRIMARY KEY,
+        job_id       TEXT COLLATE "C" NOT NULL,
+        attempt      INTEGER NOT NULL,
+        at           BIGINT NOT NULL,
+        status_code  INTEGER,                  -- NULL when no answer came
+        error        TEXT NOT NULL,            -- '' when delivered
+        duration_ms  BIGINT NOT NULL
+      );
+      CREATE INDEX webhook_deliveries_by_job ON webhook_deliveries (job_id, id);
+
+      -- Uploaded and generated files (Batch API).
+      CREATE TABLE files (
+        id          TEXT COLLATE "C" PRIMARY KEY,
+        tenant_id   TEXT COLLATE "C" NOT NULL,
+        purpose     TEXT COLLATE "C" NOT NULL CHECK (purpose IN ('batch', 'batch_output')),
+        filename    TEXT NOT NULL,
+        bytes       BIGINT NOT NULL,
+        created_at  BIGINT NOT NULL,
+        expires_at  BIGINT,                    -- NULL = kept
+        content     BYTEA NOT NULL
+      );
+      CREATE INDEX files_by_tenant ON files (tenant_id, created_at, id);
+      CREATE INDEX files_by_expiry ON files (expires_at) WHERE expires_at IS NOT NULL;
+
+      -- Batches (OpenAI's Batch API): one row each; its jobs carry batch_id.
+      CREATE TABLE batches (
+        id                 TEXT COLLATE "C" PRIMARY KEY,
+        tenant_id          TEXT COLLATE "C" NOT NULL,
+        key_id             TEXT COLLATE "C" NOT NULL,
+        endpoint           TEXT NOT NULL,
+        input_file_id      TEXT COLLATE "C" NOT NULL,
+        completion_window  TEXT NOT NULL,
+        status             TEXT COLLATE "C" NOT NULL CHECK (status IN ('validating', 'failed', 'in_progress', 'finalizing', 'completed', 'expired', 'cancelling', 'cancelled')),
+        output_file_id     TEXT COLLATE "C",
+        error_file_id      TEXT COLLATE "C",
+        errors             JSON NOT NULL,      -- array of validation errors
+        request_total      INTEGER NOT NULL,
+        request_completed  INTEGER NOT NULL,
+        request_failed     INTEGER NOT NULL,
+        metadata           JSON NOT NULL,      -- object of strings
+        created_at         BIGINT NOT NULL,
+        in_progress_at     BIGINT,
+        expires_at         BIGINT NOT NULL,
+        finalizing_at      BIGINT,
+        completed_at       BIGINT,
+        failed_at          BIGINT,
+        expired_at         BIGINT,
+        cancelling_at      BIGINT,
+        cancelled_at       BIGINT
+      );
+      CREATE INDEX batches_by_tenant ON batches (tenant_id, created_at, id);
+      CREATE INDEX batches_by_status ON batches (status, created_at, id);
+    `,
+  },
 ];
