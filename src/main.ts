@@ -37,6 +37,13 @@ import { RateLimiter } from './metering/rate-limiter.js';
 import { ModelCatalog } from './routing/catalog.js';
 import { type Storage, openStorage } from './storage/index.js';
 import type { Counters } from './storage/types.js';
+import { hostname } from 'node:os';
+import { randomBytes } from 'node:crypto';
+import { type JobEvents, LocalJobEvents } from './jobs/events.js';
+import { JobService } from './jobs/service.js';
+import { BatchService } from './jobs/batches.js';
+import { JobWorker } from './jobs/worker.js';
+import { WebhookDispatcher, resolveMasterSecret, tenantWebhookSecret } from './jobs/webhooks.js';
 
 export interface Gateway {
   app: FastifyInstance;
@@ -50,6 +57,9 @@ export interface Gateway {
   breakers: BreakerRegistry;
   metrics: GatewayMetrics;
   cache: CacheService;
+  jobs: JobService;
+  /** This process's job workers (undefined with `jobs.workers: false`). */
+  worker: JobWorker | undefined;
   /** Creates the admin and demo keys on first start; undefined when they already exist. */
   bootstrap(): Promise<BootstrapResult | undefined>;
   /** Starts listening; resolves with the base URL (e.g. http://127.0.0.1:8080). */
@@ -74,6 +84,18 @@ async function failover(shared: Counters, metrics: GatewayMetrics, log: Logger):
   });
 }
 
+async function redisJobEvents(url: string, prefix: string, log: Logger): Promise<JobEvents> {
+  const { connectRedis } = await import('./storage/redis/client.js');
+  const { RedisJobEvents } = await import('./jobs/events.js');
+  let lastLog = 0;
+  return new RedisJobEvents(await connectRedis(url), await connectRedis(url), prefix, (err) => {
+    if (Date.now() - lastLog > 5_000) {
+      lastLog = Date.now();
+      log.warn({ err }, 'job events: Redis pub/sub failed');
+    }
+  });
+}
+
 export interface GatewayOptions {
   logger?: Logger;
   /** Random source for backoff jitter (tests). */
@@ -90,6 +112,10 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     flushIntervalMs: config.metering.ledgerFlushMs,
   });
   await ledger.start(); // replays what a crash left behind
+  // Job webhooks' signing key: configured, or kept in the storage folder (embedded). Distributed
+  // mode without one: no webhooks (a submit with webhook_url is refused, naming the setting).
+  const masterSecret =
+    config.jobs.webhooks.signingSecret ?? (config.storage.kind === 'embedded' ? resolveMasterSecret(config.jobs.webhooks, storage.localDir, false) : undefined);
   const providers = await ProviderRegistry.create(config);
   const catalog = new ModelCatalog(config, providers);
   const metrics = new GatewayMetrics();
@@ -185,6 +211,91 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     log,
   });
 
+  // Async jobs: a durable queue in the store, workers running them through the same pipeline,
+  // events for followers (Redis pub/sub in distributed mode), signed webhooks from an outbox.
+  const owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  const jobEvents: JobEvents =
+    config.storage.kind === 'distributed' ? await redisJobEvents(config.storage.redisUrl, config.storage.redisPrefix, log) : new LocalJobEvents();
+  let worker: JobWorker | undefined;
+  let lastWakePublished = 0;
+  const jobs = new JobService({
+    store: storage.jobs,
+    events: jobEvents,
+    config: config.jobs,
+    catalog,
+    router,
+    webhooksEnabled: masterSecret !== undefined,
+    onQueued(count, priority) {
+      metrics.jobsSubmitted.inc({ priority: String(priority) }, count);
+      worker?.wake();
+      // Other processes' idle workers look now (at most every 20 ms; their poll is the fallback).
+      if (config.storage.kind === 'distributed' && Date.now() - lastWakePublished > 20) {
+        lastWakePublished = Date.now();
+        void storage.bus.publish({ kind: 'jobs' });
+      }
+    },
+    onCancelled: (jobId) => void storage.bus.publish({ kind: 'job-cancelled', jobId }),
+  });
+  // The Batch API: files, batches, and the sweeper that finalizes them (every process; the store arbitrates).
+  const batches = new BatchService({
+    files: storage.files,
+    jobs: storage.jobs,
+    service: jobs,
+    config: config.jobs,
+    log,
+    onCancelled: (jobId) => void storage.bus.publish({ kind: 'job-cancelled', jobId }),
+  });
+  const webhooks =
+    masterSecret === undefined || !config.jobs.workers
+      ? undefined
+      : new WebhookDispatcher({
+          store: storage.jobs,
+          policy: config.jobs.webhooks,
+          masterSecret,
+          owner,
+          log,
+          onDelivered: (_jobId, ok) => metrics.webhookDeliveries.inc({ outcome: ok ? 'delivered' : 'failed_attempt' }),
+        });
+  if (config.jobs.workers) {
+    worker = new JobWorker({
+      store: storage.jobs,
+      pipeline,
+      authenticator,
+      events: jobEvents,
+      config: config.jobs,
+      catalog,
+      router,
+      log,
+      owner,
+      ...(opts.random ? { random: opts.random } : {}),
+      onStarted(job) {
+        metrics.jobsStarted.inc({ priority: String(job.priority) });
+        if (job.attempts === 1) metrics.jobWait.observe({ priority: String(job.priority) }, Math.max(0, Date.now() - job.createdAt) / 1000);
+        metrics.jobsRunning.set(worker?.runningCount ?? 0);
+      },
+      onFinished(job) {
+        metrics.jobsFinished.inc({ priority: String(job.priority), status: job.status });
+        metrics.jobsRunning.set(Math.max(0, (worker?.runningCount ?? 1) - 1));
+        if (job.webhookUrl) webhooks?.wake();
+        if (job.batchId) batches.poke(job.batchId);
+      },
+    });
+  }
+  storage.bus.subscribe((change) => {
+    if (change.kind === 'jobs') worker?.wake();
+    else if (change.kind === 'job-cancelled') worker?.cancelled(change.jobId);
+  });
+  metrics.queueStats = async () => {
+    const now = Date.now();
+    const stats = await storage.jobs.stats(now);
+    return stats.byPriority.map((p) => ({
+      priority: p.priority,
+      queued: p.queued,
+      oldestAgeSeconds: p.oldestCreatedAt === null ? 0 : Math.max(0, now - p.oldestCreatedAt) / 1000,
+    }));
+  };
+  const jobStreams = new Set<() => void>();
+
   let shuttingDown = false;
   const app = await buildApp({
     config,
@@ -210,6 +321,11 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     shadow,
     shadowStore: storage.shadow,
     shadowRoutes: shadowRoutesOf(config.routes),
+    jobs,
+    jobEvents,
+    jobStreams,
+    batches,
+    ...(masterSecret !== undefined ? { webhookSecret: (tenantId: string) => tenantWebhookSecret(masterSecret, tenantId) } : {}),
   });
 
   let closed: Promise<void> | undefined;
@@ -225,9 +341,15 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     breakers,
     metrics,
     cache,
+    jobs,
+    worker,
     bootstrap: () => bootstrapKeys(storage.records, keys),
     async listen() {
-      return app.listen({ host: config.server.host, port: config.server.port });
+      const url = await app.listen({ host: config.server.host, port: config.server.port });
+      worker?.start();
+      webhooks?.start();
+      batches.start();
+      return url;
     },
     close() {
       closed ??= (async () => {
@@ -235,16 +357,30 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
         killSwitches.stop();
         flags.stop();
         const grace = config.server.shutdownGraceMs;
-        const timer = setTimeout(() => app.server.closeAllConnections?.(), grace);
+        const endStreams = () => {
+          for (const end of [...jobStreams]) end();
+        };
+        const timer = setTimeout(() => {
+          endStreams(); // cleanly, before their sockets are cut
+          app.server.closeAllConnections?.();
+        }, grace);
         timer.unref();
         try {
-          await app.close();
+          // Stop taking requests; meanwhile running jobs finish (or go back to the queue) and
+          // webhooks in flight are delivered, then the job event streams still open are ended.
+          const appClosed = app.close();
+          await Promise.all([worker?.stop(grace), webhooks?.stop(grace)]);
+          await new Promise((r) => setTimeout(r, 50)); // followers read the last results
+          endStreams();
+          await appClosed;
         } finally {
           clearTimeout(timer);
           await pipeline.drain(grace); // requests still finishing (a stream whose client left) settle first
           await shadow.drain(grace); // shadow calls write their pair and ledger event at their end
           await ledger.close();
           await cache.close();
+          await jobEvents.close();
+          await batches.stop(); // before the store closes
           await providers.close();
           await storage.close();
         }

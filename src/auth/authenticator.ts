@@ -50,6 +50,8 @@ export class Authenticator {
   private readonly maxEntries: number;
   /** Concurrent look-ups of the same uncached key share one storage read. */
   private readonly pending = new Map<string, Promise<CacheEntry>>();
+  /** Key id -> hash of its secret, for jobs (they run by key id). */
+  private readonly hashById = new Map<string, string>();
 
   constructor(opts: AuthenticatorOptions) {
     this.records = opts.records;
@@ -78,10 +80,41 @@ export class Authenticator {
         throw err;
       });
     }
-    const key = entry.key;
-    if (!key || !entry.info) {
-      throw new GatewayError('invalid_api_key', `Incorrect API key provided: ${redact(secret)}.`);
+    return this.check(entry, now, () => `Incorrect API key provided: ${redact(secret)}.`);
+  }
+
+  /**
+   * The caller of a job, by the id of the key that submitted it (jobs keep the key's id, never
+   * its secret): the same checks and cache as {@link authenticate}, so a key revoked since the
+   * submit stops its queued jobs.
+   */
+  async authenticateKeyId(keyId: string): Promise<AuthInfo> {
+    const now = this.now();
+    let hash = this.hashById.get(keyId);
+    if (hash === undefined) {
+      let key: ApiKeyRecord | null;
+      try {
+        key = await this.records.getKey(keyId);
+      } catch (err) {
+        throw new GatewayError('storage_unavailable', 'API keys cannot be checked right now (the record store is unreachable). Retry shortly.', { cause: err });
+      }
+      if (!key) throw new GatewayError('invalid_api_key', `The API key ${keyId} no longer exists.`);
+      hash = key.hash;
     }
+    let entry = this.cache.get(hash);
+    if (!entry || now - entry.cachedAt >= this.ttlMs) {
+      const stale = entry;
+      entry = await this.load(hash).catch((err: unknown) => {
+        if (stale) return stale;
+        throw err;
+      });
+    }
+    return this.check(entry, now, () => `The API key ${keyId} no longer exists.`);
+  }
+
+  private check(entry: CacheEntry, now: number, unknown: () => string): AuthInfo {
+    const key = entry.key;
+    if (!key || !entry.info) throw new GatewayError('invalid_api_key', unknown());
     if (key.revokedAt !== null) throw new GatewayError('revoked_api_key', `API key ${key.prefix}... has been revoked.`);
     if (key.expiresAt !== null && key.expiresAt <= now) {
       throw new GatewayError('expired_api_key', `API key ${key.prefix}... expired at ${new Date(key.expiresAt).toISOString()}.`);
@@ -133,6 +166,10 @@ export class Authenticator {
       });
     }
     const entry: CacheEntry = { key: info ? key : null, info, cachedAt: this.now() };
+    if (key && info) {
+      if (this.hashById.size >= this.maxEntries) this.hashById.clear();
+      this.hashById.set(key.id, hash);
+    }
     if (this.cache.size >= this.maxEntries) {
       const oldest = this.cache.keys().next().value;
       if (oldest !== undefined) this.cache.delete(oldest);

@@ -29,6 +29,12 @@ import { idempotency } from './idempotency.js';
 import { adminRoutes } from './routes/admin.js';
 import { healthRoutes } from './routes/health.js';
 import { openaiRoutes } from './routes/openai.js';
+import { jobRoutes } from './routes/jobs.js';
+import type { JobService } from '../jobs/service.js';
+import type { JobEvents } from '../jobs/events.js';
+import type { BatchService } from '../jobs/batches.js';
+import { batchRoutes } from './routes/batches.js';
+import { fileRoutes } from './routes/files.js';
 
 export interface AppServices {
   config: Config;
@@ -55,6 +61,14 @@ export interface AppServices {
   shadow: ShadowService;
   shadowStore: ShadowStore;
   shadowRoutes: Record<string, ShadowConfig>;
+  jobs: JobService;
+  jobEvents: JobEvents;
+  /** Open job event streams (ended on shutdown). */
+  jobStreams: Set<() => void>;
+  /** A tenant's job webhook signing secret (absent: webhooks are off). */
+  webhookSecret?: (tenantId: string) => string;
+  /** The Batch API (files and batches). */
+  batches: BatchService;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -92,7 +106,19 @@ export async function buildApp(s: AppServices): Promise<FastifyInstance> {
     log: s.log,
     killSwitches: s.killSwitches,
     ...(s.routes ? { routes: s.routes } : {}),
+    jobs: s.jobs,
   });
+  await app.register(jobRoutes, {
+    jobs: s.jobs,
+    events: s.jobEvents,
+    authenticator: s.authenticator,
+    killSwitches: s.killSwitches,
+    streams: s.jobStreams,
+  });
+  // The Batch API. The files plugin parses multipart/form-data with its own size limit (jobs.batch.maxFileBytes).
+  const batchApi = { batches: s.batches, authenticator: s.authenticator, killSwitches: s.killSwitches };
+  await app.register(fileRoutes, { ...batchApi, maxFileBytes: s.config.jobs.batch.maxFileBytes });
+  await app.register(batchRoutes, batchApi);
   await app.register(feedbackRoutes, { cache: s.cache, authenticator: s.authenticator, store: s.feedback });
   await app.register(adminRoutes, {
     prefix: '/admin/v1',
@@ -109,6 +135,7 @@ export async function buildApp(s: AppServices): Promise<FastifyInstance> {
     killSwitches: s.killSwitches,
     ledger: s.ledger,
     writer: s.ledgerWriter,
+    ...(s.webhookSecret ? { webhookSecret: s.webhookSecret } : {}),
   });
   await app.register(healthRoutes, {
     metrics: s.metrics,

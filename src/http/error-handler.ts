@@ -23,7 +23,7 @@ export function jsonPointerToParam(pointer: string): string {
     .reduce((acc, part) => (/^\d+$/.test(part) ? `${acc}[${part}]` : acc ? `${acc}.${part}` : part), '');
 }
 
-function validationError(errors: AjvError[], bodyLimitBytes: number): GatewayError {
+export function validationError(errors: AjvError[], bodyLimitBytes: number): GatewayError {
   // Prefer the most specific error: a missing field or a type error over if/then wrappers.
   const e = errors.find((x) => x.keyword !== 'if') ?? errors[0];
   if (!e) return new GatewayError('invalid_request', 'Invalid request body.');

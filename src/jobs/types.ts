@@ -173,11 +173,22 @@ export interface JobStore {
   fail(
     id: string,
     owner: string,
-    failure: { error: JobError; retryAt?: number; costPico?: number; promptTokens?: number; completionTokens?: number },
+    failure: {
+      error: JobError;
+      retryAt?: number;
+      /** The terminal status (default `failed`); `expired` when the run passed the job's deadline. */
+      status?: 'failed' | 'expired';
+      costPico?: number;
+      promptTokens?: number;
+      completionTokens?: number;
+    },
     now: number,
   ): Promise<boolean>;
-  /** Hands a held job back to the queue (shutdown): `queued`, the attempt not counted. */
-  release(id: string, owner: string, now: number): Promise<boolean>;
+  /**
+   * Hands a held job back to the queue, the attempt not counted: on shutdown, or when it was
+   * refused by a rate limit (not the job's fault). Claimable again from `runAfter` (default now).
+   */
+  release(id: string, owner: string, now: number, runAfter?: number): Promise<boolean>;
   /**
    * Ends jobs past their deadline: queued ones `expired` (error `deadline_exceeded`); running
    * ones whose lease has also passed, too. Returns the jobs it ended.

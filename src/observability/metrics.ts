@@ -25,6 +25,16 @@ export class GatewayMetrics {
   readonly cacheSavedUsd: Counter<'model'>;
   readonly embeddingBatchRequests: Counter;
   readonly embeddingBatchCalls: Counter;
+  readonly jobsSubmitted: Counter<'priority'>;
+  readonly jobsFinished: Counter<'priority' | 'status'>;
+  readonly jobsStarted: Counter<'priority'>;
+  readonly jobsRunning: Gauge;
+  readonly jobWait: Histogram<'priority'>;
+  readonly webhookDeliveries: Counter<'outcome'>;
+  readonly jobsQueueDepth: Gauge<'priority'>;
+  readonly jobsOldestAge: Gauge<'priority'>;
+  /** Reads the queue's depth for a scrape (set by the composition root when jobs are on). */
+  queueStats: (() => Promise<Array<{ priority: number; queued: number; oldestAgeSeconds: number }>>) | undefined;
 
   constructor(opts: { defaultMetrics?: boolean } = {}) {
     const registers = [this.registry];
@@ -99,6 +109,64 @@ export class GatewayMetrics {
       help: 'What answers served by the cache would have cost, in USD.',
       labelNames: ['model'],
       registers,
+    });
+    this.jobsSubmitted = new Counter({
+      name: 'tollgate_jobs_submitted_total',
+      help: 'Jobs accepted (POST /v1/jobs, Prefer: respond-async, batch lines), by queue priority (lower runs first).',
+      labelNames: ['priority'],
+      registers,
+    });
+    this.jobsStarted = new Counter({
+      name: 'tollgate_jobs_started_total',
+      help: 'Job runs started by this process (retries and take-overs included), by queue priority.',
+      labelNames: ['priority'],
+      registers,
+    });
+    this.jobsFinished = new Counter({
+      name: 'tollgate_jobs_finished_total',
+      help: 'Jobs ended by this process, by queue priority and status (succeeded, failed, cancelled, expired): the throughput.',
+      labelNames: ['priority', 'status'],
+      registers,
+    });
+    this.jobsRunning = new Gauge({ name: 'tollgate_jobs_running', help: 'Jobs running in this process now.', registers });
+    this.jobWait = new Histogram({
+      name: 'tollgate_job_queue_wait_seconds',
+      help: 'Time from submit to a job run starting, by queue priority.',
+      labelNames: ['priority'],
+      buckets: [0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600],
+      registers,
+    });
+    this.webhookDeliveries = new Counter({
+      name: 'tollgate_job_webhook_deliveries_total',
+      help: 'Job webhook delivery attempts by outcome (delivered, retry, failed).',
+      labelNames: ['outcome'],
+      registers,
+    });
+    this.queueStats = undefined;
+    const self = this;
+    // The whole queue's state (shared by every process in distributed mode), read at scrape time.
+    const readQueue = async (): Promise<Array<{ priority: number; queued: number; oldestAgeSeconds: number }>> => (self.queueStats ? self.queueStats() : []);
+    let lastRead: Promise<Array<{ priority: number; queued: number; oldestAgeSeconds: number }>> | undefined;
+    const queue = () => (lastRead ??= readQueue().finally(() => setTimeout(() => (lastRead = undefined), 0)));
+    this.jobsQueueDepth = new Gauge({
+      name: 'tollgate_jobs_queue_depth',
+      help: 'Jobs waiting in the queue (all processes), by queue priority: scale workers on it.',
+      labelNames: ['priority'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const p of await queue().catch(() => [])) this.set({ priority: String(p.priority) }, p.queued);
+      },
+    });
+    this.jobsOldestAge = new Gauge({
+      name: 'tollgate_jobs_oldest_age_seconds',
+      help: 'Age of the oldest waiting job, by queue priority (0 when none waits).',
+      labelNames: ['priority'],
+      registers,
+      async collect() {
+        this.reset();
+        for (const p of await queue().catch(() => [])) this.set({ priority: String(p.priority) }, p.oldestAgeSeconds);
+      },
     });
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'tollgate_process_' });
   }

@@ -8,7 +8,14 @@
  */
 import type { Redis } from 'ioredis';
 
-export type Change = { kind: 'auth'; keyId?: string | undefined } | { kind: 'kill-switches' } | { kind: 'flags' };
+export type Change =
+  | { kind: 'auth'; keyId?: string | undefined }
+  | { kind: 'kill-switches' }
+  | { kind: 'flags' }
+  /** Jobs were queued: idle workers look now instead of at their next poll. */
+  | { kind: 'jobs' }
+  /** A job was cancelled: the process running it stops it. */
+  | { kind: 'job-cancelled'; jobId: string };
 
 export interface ChangeBus {
   /** Sends a change to every process, this one included. Never throws. */

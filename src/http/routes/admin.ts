@@ -34,6 +34,8 @@ export interface AdminRoutesOptions extends UsageRoutesOptions, KillSwitchRoutes
   shadow: ShadowService;
   shadowStore: ShadowStore;
   shadowRoutes: Record<string, ShadowConfig>;
+  /** A tenant's job webhook signing secret (absent: webhooks are off). */
+  webhookSecret?: (tenantId: string) => string;
 }
 
 const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
@@ -183,6 +185,15 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
 
   // Policies: overrides of the tier's limits and budgets. Every cached key may carry the tenant's
   // policy, so a tenant change drops the whole auth cache; other processes see it within its TTL.
+  app.get<{ Params: { id: string } }>('/tenants/:id/webhook-secret', { schema: { params: idParams } }, async (request) => {
+    const tenant = await opts.records.getTenant(request.params.id);
+    if (!tenant) throw new GatewayError('not_found', `No tenant with id '${request.params.id}'.`, { param: 'id' });
+    if (!opts.webhookSecret) {
+      throw new GatewayError('conflict', 'Job webhooks are off: set jobs.webhooks.signingSecret (required in distributed mode).');
+    }
+    return { object: 'webhook_secret', tenant_id: tenant.id, secret: opts.webhookSecret(tenant.id) };
+  });
+
   app.put<{ Params: { id: string }; Body: unknown }>('/tenants/:id/policy', { schema: { params: idParams } }, async (request) => {
     const policy = parsePolicyOverride(request.body, 'tenant');
     const t = await records.updateTenant(request.params.id, { policy }).catch(storageError);

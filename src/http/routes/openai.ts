@@ -3,7 +3,7 @@
  * by JSON schema (compiled once); everything else is the pipeline's.
  */
 import { randomBytes } from 'node:crypto';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Authenticator } from '../../auth/authenticator.js';
 import { extractKey } from '../../auth/keys.js';
 import { GatewayError } from '../../errors.js';
@@ -15,6 +15,8 @@ import type { ChatCompletionRequest, EmbeddingRequest } from '../../providers/ty
 import type { CatalogModel, ModelCatalog } from '../../routing/catalog.js';
 import { chatCompletionBodySchema, embeddingsBodySchema } from '../schemas.js';
 import { HttpSink } from '../sink.js';
+import type { JobService } from '../../jobs/service.js';
+import { apiCaller, asyncOptionsFromHeaders, sendAccepted, wantsAsync } from './jobs.js';
 
 export interface OpenAIRoutesOptions {
   pipeline: Pipeline;
@@ -24,6 +26,8 @@ export interface OpenAIRoutesOptions {
   log: Logger;
   /** Tiered routes, listed by /v1/models like models. */
   routes?: ReadonlyArray<{ name: string; model: CatalogModel }>;
+  /** Jobs: `Prefer: respond-async` turns the request into one (202). */
+  jobs?: JobService;
 }
 
 export async function openaiRoutes(app: FastifyInstance, opts: OpenAIRoutesOptions): Promise<void> {
@@ -48,12 +52,22 @@ export async function openaiRoutes(app: FastifyInstance, opts: OpenAIRoutesOptio
     };
   }
 
+  /** `Prefer: respond-async`: the request is queued as a job and answered 202 at once. */
+  async function submitAsync(kind: Operation, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+    const auth = await apiCaller(request, authenticator, killSwitches);
+    const { job, created } = await opts.jobs!.submit(auth, kind, request.body, asyncOptionsFromHeaders(request));
+    reply.header('preference-applied', 'respond-async');
+    return sendAccepted(reply, request, job, created);
+  }
+
   app.post('/v1/chat/completions', { schema: { body: chatCompletionBodySchema } }, async (request, reply) => {
+    if (opts.jobs && wantsAsync(request)) return submitAsync('chat', request, reply);
     await pipeline.run(context('chat', '/v1/chat/completions', request, new HttpSink(reply)));
     return reply;
   });
 
   app.post('/v1/embeddings', { schema: { body: embeddingsBodySchema } }, async (request, reply) => {
+    if (opts.jobs && wantsAsync(request)) return submitAsync('embeddings', request, reply);
     await pipeline.run(context('embeddings', '/v1/embeddings', request, new HttpSink(reply)));
     return reply;
   });

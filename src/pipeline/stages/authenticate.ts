@@ -1,4 +1,4 @@
-/** Stage 1: API key -> tenant, tier, allowed models, end user. Fails with 401. */
+/** Stage 1: API key -> tenant, tier, allowed models, end user. Fails with 401. (Job runs arrive authenticated.) */
 import type { Authenticator } from '../../auth/authenticator.js';
 import { extractKey } from '../../auth/keys.js';
 import { GatewayError } from '../../errors.js';
@@ -6,6 +6,7 @@ import type { RequestContext } from '../context.js';
 
 export function authenticateStage(opts: { authenticator: Authenticator }) {
   return async function authenticate(ctx: RequestContext): Promise<void> {
+    if (ctx.auth) return; // a job run: its worker authenticated the submitting key by id
     const auth = await opts.authenticator.authenticate(extractKey(ctx.headers));
     if (auth.kind !== 'api') {
       throw new GatewayError('invalid_api_key', 'An admin key cannot call the model API; use an API key.');
