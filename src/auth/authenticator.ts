@@ -71,15 +71,7 @@ export class Authenticator {
     }
     const hash = hashKey(secret);
     const now = this.now();
-    let entry = this.cache.get(hash);
-    if (!entry || now - entry.cachedAt >= this.ttlMs) {
-      const stale = entry;
-      // While the record store is unreachable, a key seen before keeps its last known state.
-      entry = await this.load(hash).catch((err: unknown) => {
-        if (stale) return stale;
-        throw err;
-      });
-    }
+    const entry = await this.entryFor(hash, now);
     return this.check(entry, now, () => `Incorrect API key provided: ${redact(secret)}.`);
   }
 
@@ -101,15 +93,19 @@ export class Authenticator {
       if (!key) throw new GatewayError('invalid_api_key', `The API key ${keyId} no longer exists.`);
       hash = key.hash;
     }
-    let entry = this.cache.get(hash);
-    if (!entry || now - entry.cachedAt >= this.ttlMs) {
-      const stale = entry;
-      entry = await this.load(hash).catch((err: unknown) => {
-        if (stale) return stale;
-        throw err;
-      });
-    }
+    const entry = await this.entryFor(hash, now);
     return this.check(entry, now, () => `The API key ${keyId} no longer exists.`);
+  }
+
+  /** The cached entry, reloaded when older than the TTL. */
+  private async entryFor(hash: string, now: number): Promise<CacheEntry> {
+    const entry = this.cache.get(hash);
+    if (entry && now - entry.cachedAt < this.ttlMs) return entry;
+    // While the record store is unreachable, a key seen before keeps its last known state.
+    return this.load(hash).catch((err: unknown) => {
+      if (entry) return entry;
+      throw err;
+    });
   }
 
   private check(entry: CacheEntry, now: number, unknown: () => string): AuthInfo {
