@@ -75,6 +75,12 @@ export class JobService {
       throw new GatewayError(err.code, param && err.param ? err.message.replace(`'${err.param}'`, `'${param}'`) : err.message, param ? { param } : {});
     }
     const request = body as Record<string, unknown> & { model: string; user?: unknown };
+    const size = Buffer.byteLength(JSON.stringify(request));
+    if (size > this.opts.config.maxBodyBytes) {
+      throw new GatewayError('body_too_large', `The job's request body is ${size} bytes, over the limit of ${this.opts.config.maxBodyBytes} (jobs.maxBodyBytes).`, {
+        param: paramPrefix.replace(/\.$/, '') || null,
+      });
+    }
     this.checkModel(auth, kind, request.model, `${paramPrefix}model`);
     if (request['stream'] === true && kind === 'chat') {
       // A job's answer is stored whole; its tokens are streamed by GET /v1/jobs/:id/events.

@@ -160,7 +160,7 @@ export class JobWorker {
   private async loop(): Promise<void> {
     const { concurrency, pollMs, leaseMs } = this.opts.config;
     while (this.active) {
-      const free = concurrency - this.running.size;
+      const free = Math.min(concurrency - this.running.size, this.providerHeadroom());
       this.woken = false;
       if (free > 0) {
         let jobs: JobRecord[] = [];
@@ -184,6 +184,18 @@ export class JobWorker {
       });
       this.wakeUp = undefined;
     }
+  }
+
+  /**
+   * The most jobs one claim may take so that no provider passes its limit whichever jobs come:
+   * the smallest number of free slots among providers that still have some.
+   */
+  private providerHeadroom(): number {
+    const limit = this.opts.config.providerConcurrency;
+    if (limit === 0) return Infinity;
+    let least = limit;
+    for (const n of this.perProvider.values()) if (n < limit) least = Math.min(least, limit - n);
+    return least;
   }
 
   /** Models whose provider has no free slot in this process (left in the queue). */
@@ -254,6 +266,11 @@ export class JobWorker {
         events.publish(job.id, { type: 'delta', attempt: job.attempts, seq: ++seq, index, content }),
       );
       let eventId = `${job.id}~${job.attempts}`;
+      // Settle (after the run) puts the usage event on local disk; the outcome is stored only
+      // then, so a crash in between re-runs the job (billed once: same id) instead of leaving a
+      // finished job unbilled.
+      let recorded!: () => void;
+      const billed = new Promise<void>((resolve) => (recorded = resolve));
       const ctx: RequestContext = {
         id: job.id,
         // Read by settle, after the outcome below is known: the run that ends the job is billed as the job.
@@ -272,6 +289,7 @@ export class JobWorker {
         extraHeaders: {},
         auth,
         endUser: job.userId === '' ? null : job.userId,
+        onRecorded: () => recorded(),
       };
       await this.opts.pipeline.run(ctx);
 
@@ -283,10 +301,12 @@ export class JobWorker {
       }
       if (r.reason === 'deadline') {
         eventId = job.id;
+        await billed;
         return await this.finishFailed(r, deadlineError(), 'expired', { kind: 'final' }, used);
       }
       if (sink.status === 200 && sink.body) {
         eventId = job.id;
+        await billed;
         const ok = await store.complete(job.id, owner, { result: sink.body, ...used }, this.now());
         if (ok) this.finished({ ...job, status: 'succeeded', result: sink.body, error: null, finishedAt: this.now(), ...addUsed(job, used) });
         return;
@@ -304,6 +324,7 @@ export class JobWorker {
       const retryable = RETRYABLE_STATUS.has(failure.status) || ctx.streamError !== undefined;
       const mode = retryable ? this.retryMode(job, err?.headers['retry-after']) : ({ kind: 'final' } as const);
       if (mode.kind !== 'retry') eventId = job.id;
+      await billed;
       await this.finishFailed(r, failure, 'failed', mode, used);
     } finally {
       clearTimeout(deadlineTimer);

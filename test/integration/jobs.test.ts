@@ -333,3 +333,35 @@ describe('async jobs on shutdown', () => {
     }
   });
 });
+
+describe('job worker limits', () => {
+  it('runs at most providerConcurrency jobs at once against one provider, and refuses a body over jobs.maxBodyBytes', async () => {
+    const sim = await startSim({
+      'sim-slow': { type: 'chat', ttftMs: { median: 0, p95: 0 }, tokensPerSecond: 100, outputTokens: { min: 20, max: 20 }, dimensions: 8 },
+    });
+    const gw = await startGateway(
+      httpSimConfig({ sim }, { slow: { deployments: [{ provider: 'sim', model: 'sim-slow' }] } }, {
+        jobs: { concurrency: 8, providerConcurrency: 2, pollMs: 20, maxBodyBytes: 2_000 },
+      }),
+    );
+    try {
+      const ids: string[] = [];
+      for (let i = 0; i < 6; i++) ids.push((await postJson(`${gw.url}/v1/jobs`, { body: question('slow', `Question ${i}`) }, auth(gw.apiKey))).body.id);
+      let most = 0;
+      const sampler = setInterval(() => (most = Math.max(most, sim.engine.stats().inFlight)), 5);
+      try {
+        for (const id of ids) expect((await waitForJob(gw, id)).status).toBe('succeeded');
+      } finally {
+        clearInterval(sampler);
+      }
+      expect(most).toBe(2);
+
+      const big = await postJson(`${gw.url}/v1/jobs`, { body: question('slow', 'x'.repeat(3_000)) }, auth(gw.apiKey));
+      expect(big.status).toBe(413);
+      expect(big.body.error.message).toContain('jobs.maxBodyBytes');
+    } finally {
+      await gw.close();
+      await sim.close();
+    }
+  });
+});
