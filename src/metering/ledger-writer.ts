@@ -59,6 +59,8 @@ export class LedgerWriter {
   private failures = 0;
   private flushRequested = false;
   private unwritten: UsageEvent[] = [];
+  /** Callers of `record` waiting for their event to be on local disk. */
+  private onWritten: Array<() => void> = [];
   private closed = false;
 
   constructor(opts: LedgerWriterOptions) {
@@ -111,12 +113,17 @@ export class LedgerWriter {
     return folders;
   }
 
-  /** Queues the event: on local disk by the end of this event-loop turn, then batched into the Ledger. */
-  record(event: UsageEvent): void {
+  /**
+   * Queues the event: on local disk by the end of this event-loop turn, then batched into the
+   * Ledger. `onWritten` is called once it is on disk (a job worker stores a job's outcome only
+   * then, so a crash cannot leave a finished job unbilled).
+   */
+  record(event: UsageEvent, onWritten?: () => void): void {
     if (this.closed) throw new Error('ledger writer is closed');
     // Events of one event-loop turn go to disk in one write (settles run in bursts under load);
     // the window a crash can lose is that one turn.
     this.unwritten.push(event);
+    if (onWritten) this.onWritten.push(onWritten);
     if (this.unwritten.length === 1) setImmediate(this.writeUnwritten);
   }
 
@@ -134,6 +141,15 @@ export class LedgerWriter {
       this.log.error({ err, events: events.length }, 'could not write usage events to the spool; keeping them in memory');
     }
     for (const e of events) seg.events.push(e);
+    const written = this.onWritten;
+    this.onWritten = [];
+    for (const cb of written) {
+      try {
+        cb();
+      } catch {
+        /* a caller's error is not the writer's */
+      }
+    }
     if (seg.events.length >= this.maxBatch) void this.flush();
     else this.schedule(this.flushIntervalMs);
   };

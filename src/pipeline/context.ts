@@ -125,6 +125,12 @@ export interface RequestContext {
   upstreamSignal?: AbortSignal;
   /** What a cache hit saved: the cost of its answer at today's price (pico-dollars). */
   savedPico?: number;
+  /**
+   * Called by settle once the request's usage event is on local disk (or when there is none to
+   * record): a job worker stores the job's outcome only after that, so a crash in between cannot
+   * leave a finished job unbilled.
+   */
+  readonly onRecorded?: () => void;
 }
 
 export interface CacheState {

@@ -115,6 +115,7 @@ export function settleStage(opts: SettleOptions) {
   /** Resolves once the budgets and buckets are corrected (a shutdown waits for it; see Pipeline.drain). */
   return function settle(ctx: RequestContext): Promise<void> {
     const corrected = reconcile(ctx).catch((err: unknown) => log.error({ err, reqId: ctx.id }, 'could not settle budget or rate limit'));
+    let recorded = false;
     try {
       if (ctx.auth) touch(ctx.auth.keyId, ctx.receivedAt);
       if (opts.cache) rememberServed(ctx, opts.cache);
@@ -133,7 +134,9 @@ export function settleStage(opts: SettleOptions) {
       const code = ctx.error?.code ?? ctx.streamError?.code;
       if (code) metrics.errors.inc({ route: ctx.route, model, code });
       const event = usageEvent(ctx, status, seconds * 1000);
-      if (event) ledger.record(event);
+      if (event) ledger.record(event, ctx.onRecorded);
+      else ctx.onRecorded?.();
+      recorded = true;
       const level = status >= 500 && status !== 499 ? 'warn' : 'info';
       log[level](
         {
@@ -159,6 +162,7 @@ export function settleStage(opts: SettleOptions) {
       );
     } catch (err) {
       log.error({ err, reqId: ctx.id }, 'settle failed');
+      if (!recorded) ctx.onRecorded?.(); // nothing will be recorded: do not keep a job waiting
     }
     return corrected;
   };
