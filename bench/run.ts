@@ -10,7 +10,8 @@
  * BENCH_RATE_DRIVER, BENCH_PIN, BENCH_PROFILE; metering: BENCH_RATE, BENCH_PROFILE, BENCH_METERING_MODES,
  * BENCH_METERING_DISTRIBUTED, BENCH_REDIS_URL, BENCH_POSTGRES_URL; cache: BENCH_CACHE_CONNECTIONS,
  * BENCH_CACHE_STREAM_CONNECTIONS, BENCH_CACHE_SEMANTIC_ENTRIES, BENCH_PROFILE; routing: BENCH_ROUTING_MIX,
- * BENCH_ROUTING_REQUESTS, BENCH_ROUTING_SEED).
+ * BENCH_ROUTING_REQUESTS, BENCH_ROUTING_SEED; jobs: BENCH_JOBS_COUNT, BENCH_JOBS_CLIENTS, BENCH_JOBS_CONCURRENCY,
+ * BENCH_JOBS_REPEATS, BENCH_JOBS_DISTRIBUTED, BENCH_JOBS_TWO_PROCESSES, BENCH_EMBED_RATE, BENCH_EMBED_SECONDS).
  *
  * Exit code: 0 when every scenario ran (a MISS against a target is a result, not a failure),
  * 1 when a scenario could not run, 2 on bad arguments.
@@ -22,12 +23,13 @@ import { REPO_ROOT, writeRawResults, writeResultsSection } from './lib/results.j
 import type { BenchSettings, Scenario } from './lib/scenario.js';
 import { cacheScenario } from './scenarios/cache.js';
 import { coreScenario } from './scenarios/core.js';
+import { jobsScenario } from './scenarios/jobs.js';
 import { meteringScenario } from './scenarios/metering.js';
 import { routingScenario } from './scenarios/routing.js';
 import { shadowScenario } from './scenarios/shadow.js';
 
 /** Every scenario, in the order `npm run bench` runs them. Add new ones here. */
-const SCENARIOS: Scenario[] = [coreScenario, meteringScenario, cacheScenario, routingScenario, shadowScenario];
+const SCENARIOS: Scenario[] = [coreScenario, meteringScenario, cacheScenario, routingScenario, shadowScenario, jobsScenario];
 
 const USAGE = `Usage: npm run bench [-- [scenario...] [--seconds N] [--warmup N]]
 
