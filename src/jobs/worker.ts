@@ -316,7 +316,9 @@ export class JobWorker {
         ? { code: err.code, message: err.message, status: err.status }
         : { code: 'upstream_error', message: 'The answer ended before it was complete.', status: 502 };
       if (err?.code === 'rate_limit_exceeded') {
-        // The tenant's own rate limit: wait for it without spending an attempt.
+        // The tenant's own rate limit: wait for it without spending an attempt (the next run has
+        // this run's attempt number, so this refusal's ledger event gets an id of its own).
+        eventId = `${job.id}~${job.attempts}~limited-${this.now()}`;
         const retryAfter = Number(err.headers['retry-after'] ?? 1);
         await store.release(job.id, owner, this.now(), this.now() + Math.max(1, retryAfter) * 1000);
         return;

@@ -334,6 +334,47 @@ describe('async jobs on shutdown', () => {
   });
 });
 
+describe('jobs under the tenant\'s rate limit', () => {
+  it('waits for the key\'s rate limit without spending attempts; each refused run is billed as its own ledger event', async () => {
+    const sim = await startSim();
+    const gw = await startGateway(
+      httpSimConfig({ sim }, { fast: { deployments: [{ provider: 'sim', model: 'sim-small' }] } }, {
+        tiers: { standard: { limits: { key: { requestsPerMinute: 60 } } } },
+        jobs: { maxAttempts: 1, pollMs: 20 },
+      }),
+    );
+    try {
+      const key = (await postJson(`${gw.url}/admin/v1/keys`, { tenant_id: gw.tenantId }, auth(gw.adminKey))).body.key as string;
+      // Empty the key's bucket (60 requests, refilled at one a second).
+      for (let i = 0; ; i++) {
+        const res = await postJson(`${gw.url}/v1/chat/completions`, question(), auth(key));
+        if (res.status === 429) break;
+        expect(i).toBeLessThan(61);
+      }
+      const from = Date.now();
+      const ids: string[] = [];
+      for (let i = 0; i < 2; i++) ids.push((await postJson(`${gw.url}/v1/jobs`, { body: question('fast', `Limited ${i}`) }, auth(key))).body.id);
+      for (const id of ids) {
+        const job = await waitForJob(gw, id, undefined, 15_000);
+        // One attempt allowed: a refusal that spent it would have failed the job.
+        expect(job).toMatchObject({ status: 'succeeded', attempts: 1 });
+      }
+      await gw.gateway.ledger.flush();
+      for (const id of ids) expect(await gw.gateway.storage.ledger.get(id)).toMatchObject({ status: 200, route: '/v1/jobs' });
+      const [row] = await gw.gateway.storage.ledger.aggregate({ from, to: Date.now() + 1, groupBy: [], keyId: (await gw.gateway.storage.ledger.get(ids[0]!))!.keyId });
+      // Every run started is in the ledger: the two that succeeded and each refused one (at least
+      // one: the bucket was empty), none merged away under a shared id.
+      const metrics = await fetch(`${gw.url}/metrics`).then((r) => r.text());
+      const runs = [...metrics.matchAll(/^tollgate_jobs_started_total\{[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+      expect(runs).toBeGreaterThanOrEqual(3);
+      expect(row).toMatchObject({ requests: runs, errors: runs - 2 });
+    } finally {
+      await gw.close();
+      await sim.close();
+    }
+  });
+});
+
 describe('job worker limits', () => {
   it('runs at most providerConcurrency jobs at once against one provider, and refuses a body over jobs.maxBodyBytes', async () => {
     const sim = await startSim({
