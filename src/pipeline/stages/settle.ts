@@ -31,7 +31,23 @@ export interface SettleOptions {
   /** Budget threshold alerts, when a webhook is configured. */
   alerts?: Pick<BudgetAlerts, 'check'> | undefined;
   touchIntervalMs?: number;
+  /**
+   * Called once per request after its metrics and ledger event, in order (request log, live stats,
+   * drift and abuse detectors). Each must be cheap and must not throw (a throw is logged and the
+   * next observer still runs).
+   */
+  observers?: RequestObserver[] | undefined;
 }
+
+/** What settle tells each observer about a request that has ended. */
+export interface SettledRequest {
+  /** The HTTP status the client got (499: the client went away first). */
+  status: number;
+  /** From arrival to the end of the response. */
+  latencyMs: number;
+}
+
+export type RequestObserver = (ctx: RequestContext, settled: SettledRequest) => void;
 
 /** The ledger's record of one request (authenticated requests only: they have a tenant). */
 export function usageEvent(ctx: RequestContext, status: number, latencyMs: number): UsageEvent | undefined {
@@ -137,6 +153,16 @@ export function settleStage(opts: SettleOptions) {
       if (event) ledger.record(event, ctx.onRecorded);
       else ctx.onRecorded?.();
       recorded = true;
+      if (opts.observers) {
+        const settled: SettledRequest = { status, latencyMs: seconds * 1000 };
+        for (const observe of opts.observers) {
+          try {
+            observe(ctx, settled);
+          } catch (err) {
+            log.error({ err, reqId: ctx.id }, 'request observer failed');
+          }
+        }
+      }
       const level = status >= 500 && status !== 499 ? 'warn' : 'info';
       log[level](
         {
