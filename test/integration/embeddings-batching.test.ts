@@ -11,7 +11,8 @@ describe('embeddings micro-batching', () => {
     const sim = await startSim();
     const gw = await startGateway({
       ...httpSimConfig({ up: sim }, { emb: { type: 'embedding', deployments: [{ provider: 'up', model: 'sim-embed' }], price: { input: 0.02 } } }),
-      embeddings: { batching: { windowMs: 20, maxBatchSize: 64 } },
+      // A wide window: the 100 requests' arrival spreads over hundreds of ms on a loaded machine.
+      embeddings: { batching: { windowMs: 250, maxBatchSize: 64 } },
     });
     try {
       const texts = Array.from({ length: 100 }, (_, i) => `sentence number ${i} about ${'x'.repeat(i % 7)}`);
@@ -20,7 +21,7 @@ describe('embeddings micro-batching', () => {
       const calls = sim.engine.stats().total;
       process.stdout.write(`[embeddings batching] 100 requests -> ${calls} upstream calls\n`);
       expect(calls).toBeGreaterThanOrEqual(2); // 100 inputs, at most 64 per batch
-      expect(calls).toBeLessThanOrEqual(10);
+      expect(calls).toBeLessThanOrEqual(10); // the reduction at a realistic rate is measured in bench/
       // Each answer is the vector of its own text: the same text asked alone gives the same vector.
       const alone = await postJson(`${gw.url}/v1/embeddings`, { model: 'emb', input: texts[42] }, auth(gw.apiKey));
       expect(alone.body.data[0].embedding).toEqual(answers[42]!.body.data[0].embedding);
