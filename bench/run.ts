@@ -11,7 +11,8 @@
  * BENCH_METERING_DISTRIBUTED, BENCH_REDIS_URL, BENCH_POSTGRES_URL; cache: BENCH_CACHE_CONNECTIONS,
  * BENCH_CACHE_STREAM_CONNECTIONS, BENCH_CACHE_SEMANTIC_ENTRIES, BENCH_PROFILE; routing: BENCH_ROUTING_MIX,
  * BENCH_ROUTING_REQUESTS, BENCH_ROUTING_SEED; jobs: BENCH_JOBS_COUNT, BENCH_JOBS_CLIENTS, BENCH_JOBS_CONCURRENCY,
- * BENCH_JOBS_REPEATS, BENCH_JOBS_DISTRIBUTED, BENCH_JOBS_TWO_PROCESSES, BENCH_EMBED_RATE, BENCH_EMBED_SECONDS).
+ * BENCH_JOBS_REPEATS, BENCH_JOBS_DISTRIBUTED, BENCH_JOBS_TWO_PROCESSES, BENCH_EMBED_RATE, BENCH_EMBED_SECONDS; observability:
+ * BENCH_OBS_RATE, BENCH_OBS_MODES, BENCH_OBS_SIM_LATENCY_MS, BENCH_OBS_DRAIN_MS).
  *
  * Exit code: 0 when every scenario ran (a MISS against a target is a result, not a failure),
  * 1 when a scenario could not run, 2 on bad arguments.
@@ -25,16 +26,17 @@ import { cacheScenario } from './scenarios/cache.js';
 import { coreScenario } from './scenarios/core.js';
 import { jobsScenario } from './scenarios/jobs.js';
 import { meteringScenario } from './scenarios/metering.js';
+import { observabilityScenario } from './scenarios/observability.js';
 import { routingScenario } from './scenarios/routing.js';
 import { shadowScenario } from './scenarios/shadow.js';
 
 /** Every scenario, in the order `npm run bench` runs them. Add new ones here. */
-const SCENARIOS: Scenario[] = [coreScenario, meteringScenario, cacheScenario, routingScenario, shadowScenario, jobsScenario];
+const SCENARIOS: Scenario[] = [coreScenario, meteringScenario, cacheScenario, routingScenario, shadowScenario, jobsScenario, observabilityScenario];
 
 const USAGE = `Usage: npm run bench [-- [scenario...] [--seconds N] [--warmup N]]
 
 Scenarios (default: all):
-${SCENARIOS.map((s) => `  ${s.name.padEnd(10)} ${s.description}`).join('\n')}
+${SCENARIOS.map((s) => `  ${s.name.padEnd(13)} ${s.description}`).join('\n')}
 
 Options:
   --seconds N   length of each measured run (default $BENCH_SECONDS or 10)

@@ -12,13 +12,28 @@ export function median(values: number[]): number {
   return v.length % 2 ? (v[mid] as number) : ((v[mid - 1] as number) + (v[mid] as number)) / 2;
 }
 
-/** Median over rounds of the per-slice difference a - b (slices are in round order). */
-export function pairedMedian(a: LoadResult | undefined, b: LoadResult | undefined, p: 'p50' | 'p99'): number {
-  if (!a || !b) return Number.NaN;
+/** Quantile q (0-1) of `values`, linear interpolation between order statistics. */
+export function quantile(values: number[], q: number): number {
+  const v = values.filter(Number.isFinite).sort((a, b) => a - b);
+  if (v.length === 0) return Number.NaN;
+  const pos = (v.length - 1) * q;
+  const lo = Math.floor(pos);
+  const hi = Math.ceil(pos);
+  return (v[lo] as number) + ((v[hi] as number) - (v[lo] as number)) * (pos - lo);
+}
+
+/** The per-slice differences a - b of percentile `p`, in round order (slice i of each ran in round i). */
+export function pairedDiffs(a: LoadResult, b: LoadResult, p: 'p50' | 'p99'): number[] {
   const n = Math.min(a.perSlice.length, b.perSlice.length);
   const diffs: number[] = [];
   for (let i = 0; i < n; i++) diffs.push((a.perSlice[i]?.[p] ?? NaN) - (b.perSlice[i]?.[p] ?? NaN));
-  return median(diffs);
+  return diffs;
+}
+
+/** Median over rounds of the per-slice difference a - b (slices are in round order). */
+export function pairedMedian(a: LoadResult | undefined, b: LoadResult | undefined, p: 'p50' | 'p99'): number {
+  if (!a || !b) return Number.NaN;
+  return median(pairedDiffs(a, b, p));
 }
 
 /** "tollgate: 3 errors; floor: no run" for the runs a verdict rests on; "" when all are clean. */

@@ -39,3 +39,12 @@ export interface Scenario {
   description: string;
   run(settings: BenchSettings): Promise<ScenarioReport>;
 }
+
+/** A positive number from environment variable `name` (`dflt` when unset or empty); throws naming the variable otherwise. */
+export function positiveEnv(name: string, dflt: number): number {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return dflt;
+  const n = Number(raw);
+  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got '${raw}'`);
+  return n;
+}

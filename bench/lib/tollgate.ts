@@ -54,6 +54,25 @@ export async function startSimulator(opts: { cli: string; cwd: string; env: Node
 }
 
 /**
+ * `tollgate sim --config FILE` serving `models`, each answering after a fixed `latencyMs` (a
+ * log-normal with p95 = median is a constant: the simulator adds no spread of its own) with every
+ * token at once. `tollgate sim --latency N` would draw from a spread (p95 = 2N).
+ */
+export async function startFixedLatencySimulator(opts: { cli: string; dir: string; latencyMs: number; models: string[]; env?: NodeJS.ProcessEnv }): Promise<HttpTarget> {
+  const model = { type: 'chat', ttftMs: { median: opts.latencyMs, p95: opts.latencyMs }, tokensPerSecond: 0, outputTokens: { min: 12, max: 60 } };
+  const config = {
+    providers: { sim: { kind: 'simulated', models: Object.fromEntries(opts.models.map((m) => [m, model])) } },
+    models: Object.fromEntries(opts.models.map((m) => [m, { type: 'chat', deployments: [{ provider: 'sim' }] }])),
+  };
+  const file = writeGatewayConfig(join(opts.dir, 'sim.yaml'), config);
+  const port = await freePort();
+  const proc = startProcess({ name: 'simulator', command: process.execPath, args: [opts.cli, 'sim', '--config', file, '--port', String(port)], cwd: opts.dir, env: opts.env ?? childEnv() });
+  const origin = `http://127.0.0.1:${port}`;
+  await waitForHttp(`${origin}/v1/models`, proc);
+  return { origin, proc };
+}
+
+/**
  * A gateway config: one openai-compatible provider pointing at the simulator and the one model
  * the bench asks for (sim-small, priced), bootstrap off, info logging, metrics on. `extra` adds
  * or replaces top-level sections (e.g. `tiers`).
@@ -88,6 +107,19 @@ export async function createTenantAndKey(cli: string, configFile: string, cwd: s
   }
   if (typeof apiKey !== 'string' || apiKey === '') throw new Error(`tollgate keys create --json printed no key:\n${created}`);
   return apiKey;
+}
+
+/** Creates an admin key with the CLI; returns it. */
+export async function createAdminKey(cli: string, configFile: string, cwd: string): Promise<string> {
+  const out = await runCommand('tollgate keys create --admin', process.execPath, [cli, 'keys', 'create', '--admin', '--json', '--config', configFile], { cwd, timeoutMs: 60_000 });
+  let key: unknown;
+  try {
+    key = (JSON.parse(out) as { key?: unknown }).key;
+  } catch {
+    throw new Error(`tollgate keys create --admin --json printed no JSON with a key field:\n${out}`);
+  }
+  if (typeof key !== 'string' || key === '') throw new Error(`tollgate keys create --admin --json printed no key:\n${out}`);
+  return key;
 }
 
 /**

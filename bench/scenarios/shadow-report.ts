@@ -5,7 +5,7 @@
  * gateway kept (`GET /admin/v1/shadow/auto`), caveats, and the tables for the console and
  * bench/RESULTS.md.
  */
-import { issuesOf, median, pairedMedian } from '../lib/compare.js';
+import { issuesOf, median, pairedMedian, quantile } from '../lib/compare.js';
 import { problems, rateShortfall, type LoadResult } from '../lib/load.js';
 import { describeMachine, type MachineInfo } from '../lib/results.js';
 import type { BenchSettings, Verdict } from '../lib/scenario.js';
@@ -108,16 +108,6 @@ export interface Added {
 
 export interface Derived {
   added: Partial<Record<Mode, Added>>;
-}
-
-/** Quantile q (0-1) of `values`, linear interpolation between order statistics. */
-export function quantile(values: number[], q: number): number {
-  const v = values.filter(Number.isFinite).sort((a, b) => a - b);
-  if (v.length === 0) return Number.NaN;
-  const pos = (v.length - 1) * q;
-  const lo = Math.floor(pos);
-  const hi = Math.ceil(pos);
-  return (v[lo] as number) + ((v[hi] as number) - (v[lo] as number)) * (pos - lo);
 }
 
 function find(runs: RunRecord[], mode: Mode, target: TargetName): RunRecord | undefined {

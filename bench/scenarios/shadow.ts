@@ -19,19 +19,21 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PacedSession } from '../lib/paced.js';
-import { freePort, memoryMB, runCommand, startProcess, waitForHttp, waitForIdle } from '../lib/process.js';
+import { freePort, memoryMB, waitForIdle } from '../lib/process.js';
 import { combine, isClean, problems } from '../lib/load.js';
 import { machineInfo } from '../lib/results.js';
-import type { BenchSettings, Scenario, ScenarioReport } from '../lib/scenario.js';
+import { positiveEnv, type BenchSettings, type Scenario, type ScenarioReport } from '../lib/scenario.js';
 import { fmt } from '../lib/table.js';
 import {
   chatRequest,
   checkRequest,
   childEnv,
+  createAdminKey,
   createTenantAndKey,
   gatewayConfig,
   MAX_TOKENS,
   PROMPT,
+  startFixedLatencySimulator,
   startGateway,
   tollgateCli,
   writeGatewayConfig,
@@ -53,14 +55,6 @@ import {
   type TargetName,
 } from './shadow-report.js';
 
-function positiveEnv(name: string, dflt: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return dflt;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got '${raw}'`);
-  return n;
-}
-
 function shadowSettings(): ShadowSettings {
   const modes = (process.env.BENCH_SHADOW_MODES ?? 'json').split(',').map((x) => x.trim()).filter(Boolean);
   for (const m of modes) if (m !== 'json' && m !== 'stream') throw new Error(`BENCH_SHADOW_MODES: unknown mode '${m}' (json, stream)`);
@@ -73,24 +67,6 @@ function shadowSettings(): ShadowSettings {
     simLatencyMs: positiveEnv('BENCH_SHADOW_SIM_LATENCY_MS', 20),
     shadow: { model: CANDIDATE_MODEL, sampleRate: 1, dailyBudgetUsd: 1_000 },
   };
-}
-
-/**
- * `tollgate sim --config FILE` with the two models, each answering after a fixed delay (a
- * log-normal with p95 = median is a constant) and every token at once.
- */
-async function startShadowSimulator(cli: string, dir: string, latencyMs: number): Promise<HttpTarget> {
-  const model = { type: 'chat', ttftMs: { median: latencyMs, p95: latencyMs }, tokensPerSecond: 0, outputTokens: { min: 12, max: 60 } };
-  const config = {
-    providers: { sim: { kind: 'simulated', models: { [PRIMARY_MODEL]: model, [CANDIDATE_MODEL]: model } } },
-    models: { [PRIMARY_MODEL]: { type: 'chat', deployments: [{ provider: 'sim' }] }, [CANDIDATE_MODEL]: { type: 'chat', deployments: [{ provider: 'sim' }] } },
-  };
-  const file = writeGatewayConfig(join(dir, 'sim.yaml'), config);
-  const port = await freePort();
-  const proc = startProcess({ name: 'simulator', command: process.execPath, args: [cli, 'sim', '--config', file, '--port', String(port)], cwd: dir, env: childEnv() });
-  const origin = `http://127.0.0.1:${port}`;
-  await waitForHttp(`${origin}/v1/models`, proc);
-  return { origin, proc };
 }
 
 interface Gateway extends HttpTarget {
@@ -132,9 +108,7 @@ async function startGateways(s: BenchSettings, sh: ShadowSettings, tmp: string, 
     );
     s.log(`${def.name}: creating tenant, API key and admin key`);
     const apiKey = await createTenantAndKey(cli, configFile, dir);
-    const adminOut = await runCommand('tollgate keys create --admin', process.execPath, [cli, 'keys', 'create', '--admin', '--json', '--config', configFile], { cwd: dir, timeoutMs: 60_000 });
-    const adminKey = (JSON.parse(adminOut) as { key?: string }).key;
-    if (typeof adminKey !== 'string' || adminKey === '') throw new Error(`tollgate keys create --admin --json printed no key:\n${adminOut}`);
+    const adminKey = await createAdminKey(cli, configFile, dir);
     s.log(`starting ${def.name} on :${port}`);
     const g = await startGateway({ name: def.name, cli, configFile, port, cwd: dir, env });
     started.push({
@@ -224,7 +198,7 @@ export const shadowScenario: Scenario = {
     let sim: HttpTarget | undefined;
     try {
       s.log(`starting simulator (${PRIMARY_MODEL}, ${CANDIDATE_MODEL}: ${sh.simLatencyMs} ms, fixed)`);
-      sim = await startShadowSimulator(tollgateCli(s.root), tmp, sh.simLatencyMs);
+      sim = await startFixedLatencySimulator({ cli: tollgateCli(s.root), dir: tmp, latencyMs: sh.simLatencyMs, models: [PRIMARY_MODEL, CANDIDATE_MODEL] });
       const simTarget = sim;
       await startGateways(s, sh, tmp, simTarget, gateways);
       await preflight(gateways, sh);
