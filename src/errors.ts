@@ -36,6 +36,8 @@ export const ERROR_CODES = {
   idempotency_key_reused: { status: 422, type: 'invalid_request_error' },
   budget_exceeded: { status: 402, type: 'insufficient_quota' },
   rate_limit_exceeded: { status: 429, type: 'rate_limit_error' },
+  /** The key or end user is throttled by the abuse detector (src/observability/abuse.ts). */
+  abuse_throttled: { status: 429, type: 'rate_limit_error' },
   upstream_rate_limited: { status: 429, type: 'rate_limit_error' },
   internal_error: { status: 500, type: 'server_error' },
   upstream_error: { status: 502, type: 'server_error' },

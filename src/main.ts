@@ -11,6 +11,11 @@ import type { Config } from './config/schema.js';
 import { buildApp } from './http/app.js';
 import { type Logger, createLogger } from './observability/logger.js';
 import { GatewayMetrics } from './observability/metrics.js';
+import { RequestLogWriter } from './observability/request-log.js';
+import { LiveStats } from './observability/live-stats.js';
+import { dashboardSummary } from './observability/dashboard-summary.js';
+import { createTracer } from './observability/tracing.js';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { createPipeline } from './pipeline/pipeline.js';
 import { authenticateStage } from './pipeline/stages/authenticate.js';
 import { admitStage } from './pipeline/stages/admit.js';
@@ -29,7 +34,8 @@ import { settleStage } from './pipeline/stages/settle.js';
 import { ProviderRegistry } from './providers/registry.js';
 import { BreakerRegistry } from './resilience/circuit-breaker.js';
 import { BudgetAlerts } from './metering/budget-alerts.js';
-import { BudgetGuard } from './metering/budgets.js';
+import { BudgetGuard, type SettledBudget } from './metering/budgets.js';
+import { AlertEngine, BudgetBoard, trafficSignals } from './observability/alerts.js';
 import { WebhookSender } from './observability/webhook.js';
 import { KillSwitches } from './metering/kill-switches.js';
 import { LedgerWriter } from './metering/ledger-writer.js';
@@ -44,6 +50,11 @@ import { JobService } from './jobs/service.js';
 import { BatchService } from './jobs/batches.js';
 import { JobWorker } from './jobs/worker.js';
 import { WebhookDispatcher, resolveMasterSecret, tenantWebhookSecret } from './jobs/webhooks.js';
+import { DriftDetector } from './observability/drift.js';
+import { AbuseDetector } from './observability/abuse.js';
+import { abuseGuardStage } from './pipeline/stages/abuse-guard.js';
+import { abuseSignals, driftSignals } from './http/routes/signals.js';
+import { alertSignals } from './http/routes/alerts.js';
 
 export interface Gateway {
   app: FastifyInstance;
@@ -56,6 +67,12 @@ export interface Gateway {
   providers: ProviderRegistry;
   breakers: BreakerRegistry;
   metrics: GatewayMetrics;
+  /** Per-second statistics of the last hour (the whole cluster in distributed mode). */
+  liveStats: LiveStats;
+  /** Input drift per route (this process): `scores()`. */
+  drift: DriftDetector;
+  /** Abuse flags per key and end user (this process): `activeFlags()`. */
+  abuse: AbuseDetector;
   cache: CacheService;
   jobs: JobService;
   /** This process's job workers (undefined with `jobs.workers: false`). */
@@ -100,6 +117,10 @@ export interface GatewayOptions {
   logger?: Logger;
   /** Random source for backoff jitter (tests). */
   random?: () => number;
+  /** The drift and abuse detectors' clock (tests: their windows without waiting). */
+  signalsClock?: () => number;
+  /** Where spans go instead of OTLP when `tracing.enabled` (tests: an in-memory exporter). */
+  spanExporter?: SpanExporter;
 }
 
 export async function createGateway(config: Config, opts: GatewayOptions = {}): Promise<Gateway> {
@@ -118,9 +139,14 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     config.jobs.webhooks.signingSecret ?? (config.storage.kind === 'embedded' ? resolveMasterSecret(config.jobs.webhooks, storage.localDir, false) : undefined);
   const providers = await ProviderRegistry.create(config);
   const catalog = new ModelCatalog(config, providers);
-  const metrics = new GatewayMetrics();
+  const metrics = new GatewayMetrics({ tenantLabels: config.metrics.tenantLabels });
+  // Every deployment's breaker is in the metrics from the start (closed), not from its first change.
+  for (const m of catalog.list()) for (const d of m.deployments) metrics.setBreakerState(d.id, 'closed');
   const breakers = new BreakerRegistry(config.resilience.breaker);
+  const openBreakers = new Set<string>();
   breakers.onStateChange = (deployment, from, to) => {
+    if (to === 'open') openBreakers.add(deployment);
+    else openBreakers.delete(deployment);
     metrics.setBreakerState(deployment, to);
     log.warn({ deployment, from, to }, 'circuit breaker state change');
   };
@@ -156,7 +182,18 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   const alerts = config.alerts.webhook
     ? new BudgetAlerts(counters, config.alerts.budgetThresholds, new WebhookSender(config.alerts.webhook, log))
     : undefined;
-  if (alerts) budgets.onRefusal = (b) => void alerts.check([b]).catch((err: unknown) => log.error({ err }, 'budget alert failed'));
+  // The `budget` alert rules read the latest spend settle saw of each budget (and each refusal).
+  const budgetBoard = new BudgetBoard();
+  budgets.onRefusal = (b) => {
+    budgetBoard.observe([b]);
+    if (alerts) void alerts.check([b]).catch((err: unknown) => log.error({ err }, 'budget alert failed'));
+  };
+  const budgetChecks = {
+    async check(settled: SettledBudget[]) {
+      budgetBoard.observe(settled);
+      await alerts?.check(settled);
+    },
+  };
   const router = new Router(
     config.routes,
     catalog,
@@ -197,16 +234,68 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     metrics.embeddingBatchCalls.inc();
     metrics.embeddingBatchRequests.inc(size);
   };
+  // Traces: off by default, and then the OpenTelemetry SDK is not even loaded.
+  const tracer = config.tracing.enabled ? await createTracer(config.tracing, { log, exporter: opts.spanExporter }) : undefined;
+  // Per-second live statistics (dashboard, alert rules); in distributed mode merged with the peers' over the bus.
+  const nodeId = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
+  const liveStats = new LiveStats({ bus: config.storage.kind === 'distributed' ? storage.bus : undefined, nodeId });
+  // The request log: one row per request, queued by settle and written in bounded batches off the hot path.
+  const requestLog = config.requestLog.enabled
+    ? new RequestLogWriter({ store: storage.requestLog, config: config.requestLog, log, registry: metrics.registry })
+    : undefined;
+  requestLog?.start(); // closed in close(), before the storage
+  // Drift and abuse signals (per process): fed by settle, read by /metrics, the admin API, the dashboard and alerts.
+  const drift = new DriftDetector({
+    config: config.drift,
+    embedder: cache.semantic?.embedder,
+    embedderIsUpstream: config.cache.semantic.embedder.kind === 'deployment',
+    isKnownRoute: (name) => canonical(name) === name,
+    log,
+    ...(opts.signalsClock ? { now: opts.signalsClock } : {}),
+  });
+  drift.registerMetrics(metrics.registry);
+  const abuse = new AbuseDetector({ config: config.abuse, ...(opts.signalsClock ? { now: opts.signalsClock } : {}) });
+  abuse.registerMetrics(metrics.registry);
+  // Alert rules: evaluated by one process (distributed: the holder of a lease in Redis).
+  const alertLease =
+    config.storage.kind === 'distributed' && config.alerts.rules.length > 0
+      ? new (await import('./storage/redis/lease.js')).RedisLease(
+          await (await import('./storage/redis/client.js')).connectRedis(config.storage.redisUrl),
+          `${config.storage.redisPrefix}alerts:leader`,
+          nodeId,
+          config.alerts.evaluateMs * 3,
+        )
+      : undefined;
+  const alertEngine = new AlertEngine({
+    rules: config.alerts.rules,
+    signals: {
+      ...trafficSignals(liveStats),
+      budgets: () => budgetBoard.list(),
+      drift: () => drift.scores(),
+      abuse: () => abuse.activeFlags(),
+      openBreakers: () => [...openBreakers],
+    },
+    webhook: config.alerts.webhook ? new WebhookSender(config.alerts.webhook, log) : undefined,
+    log,
+    evaluateMs: config.alerts.evaluateMs,
+    ...(alertLease ? { isLeader: () => alertLease.held() } : {}),
+    onEvent: (e) => metrics.alertEvents.inc({ rule: e.alert.rule, type: e.type }),
+  });
+  metrics.alertsFiring = () => alertEngine.firing();
+  const a = config.abuse;
+  const throttling = a.enabled && [a.action, a.tokenSpike.action, a.repeatedPrompts.action, a.longPrompts.action].includes('throttle');
   const pipeline = createPipeline({
+    tracer,
     stages: [
       authenticateStage({ authenticator }),
+      ...(throttling ? [abuseGuardStage({ abuse })] : []),
       killSwitchStage({ killSwitches, catalog }),
       routeStage({ catalog, killSwitches, router, flags, experiments }),
       admitStage({ tiers: config.tiers, rateLimiter, budgets, defaultMaxOutputTokens: config.metering.defaultMaxOutputTokens }),
       cacheStage(cache),
       cachedInvoke(escalatingInvoke(invokeStage({ resilience: config.resilience, breakers, metrics, embedBatcher, ...(opts.random ? { random: opts.random } : {}) }), router, config.resilience.deadlineMs), cache),
     ],
-    settle: settleStage({ metrics, log, records: storage.records, ledger, rateLimiter, budgets, alerts, cache, shadow }),
+    settle: settleStage({ metrics, recordMetrics: config.metrics.enabled, log, records: storage.records, ledger, rateLimiter, budgets, alerts: budgetChecks, cache, shadow, observers: [...(requestLog ? [requestLog.observe] : []), liveStats.observe, drift.observe, abuse.observe] }),
     respond: { streamOverBudget: config.metering.streamOverBudget },
     log,
   });
@@ -325,6 +414,15 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     jobEvents,
     jobStreams,
     batches,
+    requestLog: { store: storage.requestLog, ...(requestLog ? { flush: () => requestLog.flush() } : {}) },
+    dashboard: {
+      live: liveStats,
+      summary: () => dashboardSummary({ ledger: storage.ledger, writer: ledger, records: storage.records, tiers: config.tiers }),
+      queueStats: async () => (metrics.queueStats ? metrics.queueStats() : []),
+      signals: () => ({ drift: driftSignals(drift), abuse: abuseSignals(abuse), ...(config.alerts.rules.length ? { alerts: alertSignals(alertEngine) } : {}) }),
+    },
+    signals: { drift, driftConfig: config.drift, abuse, abuseConfig: config.abuse },
+    alerts: { alerts: alertEngine, rules: config.alerts.rules, delivering: config.alerts.webhook !== undefined },
     ...(masterSecret !== undefined ? { webhookSecret: (tenantId: string) => tenantWebhookSecret(masterSecret, tenantId) } : {}),
   });
 
@@ -340,6 +438,9 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     providers,
     breakers,
     metrics,
+    liveStats,
+    drift,
+    abuse,
     cache,
     jobs,
     worker,
@@ -347,6 +448,8 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     async listen() {
       const url = await app.listen({ host: config.server.host, port: config.server.port });
       worker?.start();
+      liveStats.start();
+      alertEngine.start();
       webhooks?.start();
       batches.start();
       return url;
@@ -355,8 +458,12 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
       closed ??= (async () => {
         shuttingDown = true;
         killSwitches.stop();
+        liveStats.stop();
         flags.stop();
         const grace = config.server.shutdownGraceMs;
+        // Alert deliveries in flight get the grace period to end (a webhook retries with backoff).
+        await Promise.race([alertEngine.stop(), new Promise((r) => setTimeout(r, grace).unref())]);
+        await alertLease?.close();
         const endStreams = () => {
           for (const end of [...jobStreams]) end();
         };
@@ -376,7 +483,10 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
         } finally {
           clearTimeout(timer);
           await pipeline.drain(grace); // requests still finishing (a stream whose client left) settle first
+          await drift.drain(); // sampled embeddings, before the cache closes its embedder
+          await tracer?.shutdown().catch((err: unknown) => log.warn({ err }, 'tracing: could not export the last spans'));
           await shadow.drain(grace); // shadow calls write their pair and ledger event at their end
+          await requestLog?.close(); // writes the rows still waiting
           await ledger.close();
           await cache.close();
           await jobEvents.close();

@@ -3,9 +3,13 @@
  * working embedded gateway on the built-in simulator. `tollgate.example.yaml` documents each key.
  */
 import { z } from 'zod';
+import { alertRulesSchema } from './alerts-schema.js';
 import { cacheSchema, routeCacheSchema } from './cache-schema.js';
 import { jobsSchema } from './jobs-schema.js';
+import { requestLogPolicySchema, requestLogSchema } from './request-log-schema.js';
 import { experimentSchema, routeSchema } from './routing-schema.js';
+import { abuseSchema, driftSchema } from './signals-schema.js';
+import { tracingSchema } from './tracing-schema.js';
 
 const url = (what: string) =>
   z
@@ -259,6 +263,8 @@ export const policyOverrideSchema = z
   .object({
     limits: perScope(rateLimitOverrideSchema).optional(),
     budgets: perScope(budgetOverrideSchema).optional(),
+    /** Tenants only: whether the request log keeps this tenant's prompt and answer text (redacted). */
+    requestLog: requestLogPolicySchema.optional(),
   })
   .strict();
 export type PolicyOverrideInput = z.infer<typeof policyOverrideSchema>;
@@ -333,7 +339,17 @@ export const configSchema = z
       })
       .strict()
       .default({}),
-    metrics: z.object({ enabled: z.boolean().default(true) }).strict().default({}),
+    metrics: z
+      .object({
+        /** false: no /metrics endpoint and no per-request metrics recorded (upstream, job and process metrics remain). */
+        enabled: z.boolean().default(true),
+        /** Top spending tenants named in the tenant metrics (the rest are `__other__`); at most twice this many over a process's life. */
+        tenantLabels: z.number().int().min(0).max(500).default(20),
+      })
+      .strict()
+      .default({}),
+    /** OpenTelemetry traces (OTLP export), off by default. */
+    tracing: tracingSchema.default({}),
     providers: z.record(providerSchema).optional(),
     models: z.record(modelSchema).optional(),
     tiers: z.record(tierSchema).optional(),
@@ -353,6 +369,10 @@ export const configSchema = z
       .object({
         /** Fractions of a budget whose crossing sends one alert per period (e.g. 0.5, 0.8, 1). */
         budgetThresholds: z.array(z.number().gt(0).max(1)).default([0.5, 0.8, 1]),
+        /** Alert rules: latency, error rate, budget, drift, abuse, breaker (src/config/alerts-schema.ts). */
+        rules: alertRulesSchema,
+        /** How often the rules are evaluated. */
+        evaluateMs: z.number().int().min(100).max(300_000).default(10_000),
         /** Where alerts go: a signed POST (see docs/API.md, webhooks). No webhook: no alerts. */
         webhook: z
           .object({
@@ -379,6 +399,12 @@ export const configSchema = z
       .strict()
       .default({}),
     cache: cacheSchema.default({}),
+    /** Every request's metadata in the store (GET /admin/v1/requests), see src/observability/request-log.ts. */
+    requestLog: requestLogSchema.default({}),
+    /** Input drift per route (src/observability/drift.ts). */
+    drift: driftSchema.default({}),
+    /** Abuse and anomaly flags per key and end user, optional throttling (src/observability/abuse.ts). */
+    abuse: abuseSchema.default({}),
     /** Async jobs, webhooks and the Batch API (src/jobs/). */
     jobs: jobsSchema.default({}),
     embeddings: z

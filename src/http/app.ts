@@ -35,6 +35,9 @@ import type { JobEvents } from '../jobs/events.js';
 import type { BatchService } from '../jobs/batches.js';
 import { batchRoutes } from './routes/batches.js';
 import { fileRoutes } from './routes/files.js';
+import { type RequestRoutesOptions, requestRoutes } from './routes/requests.js';
+import { type DashboardRoutesOptions, dashboardRoutes } from './routes/dashboard.js';
+import { type SignalRoutesOptions, signalRoutes } from './routes/signals.js';
 
 export interface AppServices {
   config: Config;
@@ -69,6 +72,13 @@ export interface AppServices {
   webhookSecret?: (tenantId: string) => string;
   /** The Batch API (files and batches). */
   batches: BatchService;
+  /** The request log (GET /admin/v1/requests): its store, and this process's writer to flush first. */
+  requestLog?: Omit<RequestRoutesOptions, 'authenticator'>;
+  alerts?: import('./routes/alerts.js').AlertRoutesOptions;
+  /** The live dashboard (/dashboard and /admin/v1/dashboard/*); absent: not served. */
+  dashboard?: Omit<DashboardRoutesOptions, 'authenticator'>;
+  /** Drift scores and abuse flags (GET /admin/v1/drift, /admin/v1/abuse); absent: not served. */
+  signals?: Omit<SignalRoutesOptions, 'authenticator'>;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -135,8 +145,12 @@ export async function buildApp(s: AppServices): Promise<FastifyInstance> {
     killSwitches: s.killSwitches,
     ledger: s.ledger,
     writer: s.ledgerWriter,
+    ...(s.alerts ? { alerts: s.alerts } : {}),
     ...(s.webhookSecret ? { webhookSecret: s.webhookSecret } : {}),
   });
+  if (s.requestLog) await app.register(requestRoutes, { prefix: '/admin/v1', ...s.requestLog, authenticator: s.authenticator });
+  if (s.dashboard) await app.register(dashboardRoutes, { ...s.dashboard, authenticator: s.authenticator });
+  if (s.signals) await app.register(signalRoutes, { ...s.signals, authenticator: s.authenticator });
   await app.register(healthRoutes, {
     metrics: s.metrics,
     metricsEnabled: s.config.metrics.enabled,

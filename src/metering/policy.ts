@@ -147,6 +147,11 @@ export function parsePolicyOverride(input: unknown, owner: 'tenant' | 'key'): Po
   }
   const policy = result.data;
   if (owner === 'key') {
+    if (policy.requestLog !== undefined) {
+      throw new GatewayError('invalid_value', "Invalid policy field 'requestLog': the request log's content setting belongs to the tenant; set it on the tenant's policy.", {
+        param: 'requestLog',
+      });
+    }
     for (const section of ['limits', 'budgets'] as const) {
       if (policy[section]?.tenant !== undefined) {
         throw new GatewayError(
@@ -177,7 +182,8 @@ function describePolicyIssue(issue: ZodIssue): { param: string; message: string 
 }
 
 function knownFields(path: string[]): string | undefined {
-  if (path.length === 0) return 'limits, budgets';
+  if (path.length === 0) return 'limits, budgets, requestLog';
+  if (path[0] === 'requestLog') return 'content';
   if (path.length === 1) return 'tenant, key, user';
   if (path.length === 2) return path[0] === 'limits' ? 'tokensPerMinute, requestsPerMinute, burst' : BUDGET_FIELDS.join(', ');
   return undefined;

@@ -11,6 +11,7 @@
  * state and may send a firing alert again (at least once).
  */
 import type { AlertRule } from '../config/alerts-schema.js';
+import type { LiveStats } from './live-stats.js';
 import type { Logger } from './logger.js';
 import type { WebhookSender } from './webhook.js';
 
@@ -273,4 +274,60 @@ export class AlertEngine {
         return (sig.openBreakers?.() ?? []).map((deployment) => ({ labels: { deployment }, value: 1, holds: true }));
     }
   }
+}
+
+/**
+ * The latest spend seen for each budget and period (from settle's reconciliations and refusals),
+ * for the `budget` rule. Bounded; a budget whose period is over drops out (its alert resolves).
+ */
+export class BudgetBoard {
+  private readonly latest = new Map<string, { use: BudgetUse; expiresAt: number }>();
+
+  constructor(
+    private readonly maxEntries = 10_000,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  observe(settled: ReadonlyArray<BudgetUse & { ttlMs: number }>): void {
+    const now = this.now();
+    for (const b of settled) {
+      if (!this.latest.has(b.key) && this.latest.size >= this.maxEntries) {
+        const oldest = this.latest.keys().next().value;
+        if (oldest !== undefined) this.latest.delete(oldest);
+      }
+      const { key, scope, id, period, limit, used } = b;
+      this.latest.set(key, { use: { key, scope, id, period, limit, used }, expiresAt: now + b.ttlMs });
+    }
+  }
+
+  list(): BudgetUse[] {
+    const now = this.now();
+    const out: BudgetUse[] = [];
+    for (const [key, e] of this.latest) {
+      if (e.expiresAt <= now) this.latest.delete(key);
+      else out.push(e.use);
+    }
+    return out;
+  }
+}
+
+/** The traffic rules' signals from the live statistics (the whole cluster's in distributed mode). */
+export function trafficSignals(live: Pick<LiveStats, 'snapshot' | 'latencyQuantile'>): Pick<AlertSignals, 'tiers' | 'latency' | 'errorRate'> {
+  const requestsOf = (tier: string | undefined, windowSec: number) => {
+    const s = live.snapshot(windowSec);
+    return tier === undefined ? s.requests : (s.tiers[tier]?.requests ?? 0);
+  };
+  return {
+    tiers: (windowSec) => Object.keys(live.snapshot(windowSec).tiers),
+    latency: (q, tier, windowSec) => ({
+      ms: live.latencyQuantile(q, { ...(tier !== undefined ? { tier } : {}), windowSec }) ?? undefined,
+      requests: requestsOf(tier, windowSec),
+    }),
+    errorRate: (tier, windowSec) => {
+      const s = live.snapshot(windowSec);
+      const t = tier === undefined ? s : s.tiers[tier];
+      const requests = t?.requests ?? 0;
+      return { rate: requests === 0 ? 0 : (t?.errors ?? 0) / requests, requests };
+    },
+  };
 }

@@ -5,21 +5,46 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { BreakerState } from '../resilience/circuit-breaker.js';
+import type { RequestContext } from '../pipeline/context.js';
+import { RequestMetrics } from './request-metrics.js';
+import { TenantLabeler } from './tenant-labels.js';
 
-/** Buckets (seconds) fine enough at the low end to resolve the gateway's own overhead. */
-const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+/**
+ * Latency buckets (seconds), 0.5 ms to 120 s: at most 2.5x apart below 50 ms (cache hits) and at
+ * most 1.5x apart above, so histogram_quantile resolves p50/p95/p99 of a cache hit, a chat
+ * answer and a long generation alike.
+ */
+export const LATENCY_BUCKETS = [
+  0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.15, 0.2, 0.25, 0.35, 0.5, 0.75, 1, 1.5, 2, 3, 4, 5, 7.5, 10, 15,
+  20, 30, 45, 60, 90, 120,
+];
+
+/** Gateway overhead buckets (seconds): fine from 0.05 ms, where its p50 target (0.2 ms) lies, up to 1 s. */
+export const OVERHEAD_BUCKETS = [
+  0.00005, 0.0001, 0.00015, 0.0002, 0.0003, 0.0005, 0.00075, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1,
+];
+
+/** The five labels of a request's outcome (tier and deployment are 'none' when not applicable). */
+export type RequestLabel = 'route' | 'model' | 'status' | 'tier' | 'deployment';
 
 const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
 
 export class GatewayMetrics {
   readonly registry = new Registry();
-  readonly requests: Counter<'route' | 'model' | 'status'>;
-  readonly requestDuration: Histogram<'route' | 'model' | 'status'>;
+  readonly requests: Counter<RequestLabel>;
+  readonly requestDuration: Histogram<RequestLabel>;
+  readonly timeToFirstToken: Histogram<'route' | 'tier' | 'model'>;
+  readonly gatewayOverhead: Histogram<'route'>;
+  readonly tokens: Counter<'tenant' | 'direction'>;
+  readonly costUsd: Counter<'tenant'>;
+  readonly refusals: Counter<'reason'>;
+  /** Which tenants get a `tenant` label value of their own (bounded; see tenant-labels.ts). */
+  readonly tenantLabels: TenantLabeler;
   readonly upstreamDuration: Histogram<'deployment' | 'outcome'>;
   readonly upstreamAttempts: Counter<'deployment' | 'outcome'>;
   readonly breakerState: Gauge<'deployment'>;
   readonly streamErrors: Counter<'model'>;
-  readonly errors: Counter<'route' | 'model' | 'code'>;
+  readonly errors: Counter<'route' | 'model' | 'code' | 'tier' | 'deployment' | 'status'>;
   readonly counterStoreFailures: Counter<'operation'>;
   readonly cacheRequests: Counter<'model' | 'outcome'>;
   readonly cacheSavedUsd: Counter<'model'>;
@@ -35,22 +60,61 @@ export class GatewayMetrics {
   readonly jobsOldestAge: Gauge<'priority'>;
   /** Reads the queue's depth for a scrape (set by the composition root when jobs are on). */
   queueStats: (() => Promise<Array<{ priority: number; queued: number; oldestAgeSeconds: number }>>) | undefined;
+  readonly alertEvents: Counter<'rule' | 'type'>;
+  readonly alertsFiringGauge: Gauge<'rule'>;
+  /** The alerts firing now (set by the composition root). */
+  alertsFiring: (() => Array<{ rule: string }>) | undefined;
 
-  constructor(opts: { defaultMetrics?: boolean } = {}) {
+  private readonly perRequest: RequestMetrics;
+
+  constructor(opts: { defaultMetrics?: boolean; /** Named tenants in tenant metrics (metrics.tenantLabels). */ tenantLabels?: number } = {}) {
     const registers = [this.registry];
     this.requests = new Counter({
       name: 'tollgate_requests_total',
-      help: 'Requests answered, by route, requested model and HTTP status.',
-      labelNames: ['route', 'model', 'status'],
+      help: "Requests answered, by route, requested model (or tiered route), HTTP status, routing tier ('none' off tiered routes) and deployment that answered ('cache', or 'none').",
+      labelNames: ['route', 'model', 'status', 'tier', 'deployment'],
       registers,
     });
     this.requestDuration = new Histogram({
       name: 'tollgate_request_duration_seconds',
-      help: 'Time from request received to response finished, by route, model and status.',
-      labelNames: ['route', 'model', 'status'],
+      help: 'Time from request received to response finished, by route, model, status, tier and deployment.',
+      labelNames: ['route', 'model', 'status', 'tier', 'deployment'],
       buckets: LATENCY_BUCKETS,
       registers,
     });
+    this.timeToFirstToken = new Histogram({
+      name: 'tollgate_time_to_first_token_seconds',
+      help: 'Streams answered upstream: time from request received to the first chunk, by route, tier and model.',
+      labelNames: ['route', 'tier', 'model'],
+      buckets: LATENCY_BUCKETS,
+      registers,
+    });
+    this.gatewayOverhead = new Histogram({
+      name: 'tollgate_gateway_overhead_seconds',
+      help: "The gateway's own time in a request answered upstream without retries: total latency (streams: time to first token) minus the upstream attempts' time.",
+      labelNames: ['route'],
+      buckets: OVERHEAD_BUCKETS,
+      registers,
+    });
+    this.tokens = new Counter({
+      name: 'tollgate_tokens_total',
+      help: "Tokens billed (sent upstream: direction in; generated: out), by tenant: the top spenders by id, the rest as '__other__'.",
+      labelNames: ['tenant', 'direction'],
+      registers,
+    });
+    this.costUsd = new Counter({
+      name: 'tollgate_cost_usd_total',
+      help: "Cost billed in USD, by tenant: the top spenders by id, the rest as '__other__'.",
+      labelNames: ['tenant'],
+      registers,
+    });
+    this.refusals = new Counter({
+      name: 'tollgate_refusals_total',
+      help: 'Requests the gateway refused by policy, by reason: rate_limit_exceeded, budget_exceeded, budget_unavailable, access_disabled, model_disabled, model_not_allowed, abuse_throttled.',
+      labelNames: ['reason'],
+      registers,
+    });
+    this.tenantLabels = new TenantLabeler({ topN: opts.tenantLabels ?? 20 });
     this.upstreamDuration = new Histogram({
       name: 'tollgate_upstream_duration_seconds',
       help: 'Upstream attempt latency (to the full answer, or to the first chunk of a stream), by deployment and outcome.',
@@ -78,8 +142,8 @@ export class GatewayMetrics {
     });
     this.errors = new Counter({
       name: 'tollgate_errors_total',
-      help: 'Requests that ended in an error, by route, model and error code (see src/errors.ts).',
-      labelNames: ['route', 'model', 'code'],
+      help: 'Requests that ended in an error, by route, model, error code (see src/errors.ts), tier, deployment and status.',
+      labelNames: ['route', 'model', 'code', 'tier', 'deployment', 'status'],
       registers,
     });
     this.counterStoreFailures = new Counter({
@@ -158,6 +222,25 @@ export class GatewayMetrics {
         for (const p of await queue().catch(() => [])) this.set({ priority: String(p.priority) }, p.queued);
       },
     });
+    this.alertEvents = new Counter({
+      name: 'tollgate_alert_events_total',
+      help: 'Alert rule events (alert.firing, alert.resolved), by rule.',
+      labelNames: ['rule', 'type'],
+      registers,
+    });
+    const firing = () => this.alertsFiring?.() ?? [];
+    this.alertsFiringGauge = new Gauge({
+      name: 'tollgate_alerts_firing',
+      help: 'Alerts firing now, by rule (in the process that evaluates the rules).',
+      labelNames: ['rule'],
+      registers,
+      collect() {
+        this.reset();
+        const byRule = new Map<string, number>();
+        for (const a of firing()) byRule.set(a.rule, (byRule.get(a.rule) ?? 0) + 1);
+        for (const [rule, n] of byRule) this.set({ rule }, n);
+      },
+    });
     this.jobsOldestAge = new Gauge({
       name: 'tollgate_jobs_oldest_age_seconds',
       help: 'Age of the oldest waiting job, by queue priority (0 when none waits).',
@@ -169,6 +252,17 @@ export class GatewayMetrics {
       },
     });
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'tollgate_process_' });
+    this.perRequest = new RequestMetrics(this);
+  }
+
+  /** Records an ended request (settle): requests, latency, errors, TTFT, overhead, cache, refusals, tenant usage. */
+  observeRequest(ctx: RequestContext, status: number, seconds: number): void {
+    this.perRequest.observe(ctx, status, seconds);
+  }
+
+  /** Adds a tenant's billed usage to the tenant metrics (the label is bounded by `tenantLabels`). */
+  recordTenantUsage(tenantId: string, tokensIn: number, tokensOut: number, costPico: number): void {
+    this.perRequest.tenantUsage(tenantId, tokensIn, tokensOut, costPico);
   }
 
   setBreakerState(deployment: string, state: BreakerState): void {

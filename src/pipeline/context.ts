@@ -22,6 +22,7 @@ import type { CacheOutcome } from '../storage/types.js';
 import type { CacheMode } from '../config/cache-schema.js';
 import type { RouteDecision } from '../routing/router.js';
 import type { ExperimentAssignment } from '../routing/types.js';
+import type { RequestTrace } from '../observability/tracing.js';
 
 export type Operation = 'chat' | 'embeddings';
 
@@ -131,6 +132,10 @@ export interface RequestContext {
    * leave a finished job unbilled.
    */
   readonly onRecorded?: () => void;
+  /** The request's trace, when tracing is on (src/observability/tracing.ts); undefined otherwise. */
+  trace?: RequestTrace;
+  /** The trace id (32 hex digits) of a sampled trace: the request log links to it. */
+  traceId?: string;
 }
 
 export interface CacheState {

@@ -5,6 +5,8 @@
  *
  *   1 authenticate  API key -> tenant, user, tier, allowed models,       401, 503 storage_unavailable
  *                   tenant and key policies
+ *     abuse guard   only with an `abuse` kind set to throttle: a key or  429 abuse_throttled
+ *                   user under an abuse throttle (in memory, no I/O)
  *   2 kill switch   global, tenant, key, model switches (in-memory       403 access_disabled,
  *                   snapshot, no I/O)                                    503 model_disabled
  *   3 route         model name/alias -> ordered chain of deployments,    404 model_not_found, 403,
@@ -15,14 +17,17 @@
  *   5 invoke        breaker, timeout, retries, fallback along the chain  502/503/504/429
  *   6 respond       JSON, or SSE stream passthrough
  *   7 settle        after the response: usage, cost, reconcile, ledger,  (never fails the request)
- *                   metrics, log
+ *                   metrics, log, then its observers: request log, live
+ *                   stats, drift and abuse detectors
  *
  * Route runs before admit because admission prices the request with the model's price. The cache
  * stage slots in before invoke as it is built; a stage that sets `ctx.result` (a cache hit) ends
- * the list early and respond serves it.
+ * the list early and respond serves it. With tracing on, each stage (respond and settle too) runs in
+ * a span of the request's trace (src/observability/tracing.ts).
  */
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
+import { type GatewayTracer, stageSpanName } from '../observability/tracing.js';
 import type { RequestContext } from './context.js';
 import { type RespondOptions, respond, sendError } from './stages/respond.js';
 
@@ -35,8 +40,17 @@ export interface Pipeline {
   drain(timeoutMs: number): Promise<void>;
 }
 
-export function createPipeline(opts: { stages: Stage[]; settle: Stage; log: Logger; respond: RespondOptions }): Pipeline {
-  const { stages, settle, log } = opts;
+export function createPipeline(opts: {
+  stages: Stage[];
+  settle: Stage;
+  log: Logger;
+  respond: RespondOptions;
+  /** Traces (off: undefined, and nothing is created per request). */
+  tracer?: GatewayTracer | undefined;
+}): Pipeline {
+  const { stages, settle, log, tracer } = opts;
+  const spanNames = stages.map(stageSpanName);
+  const respondStage: Stage = (ctx) => respond(ctx, opts.respond);
   let inFlight = 0;
   let idle: Array<() => void> = [];
   const done = () => {
@@ -48,14 +62,23 @@ export function createPipeline(opts: { stages: Stage[]; settle: Stage; log: Logg
   // A request counts as in flight until settle has finished, its async part included (budgets
   // and buckets corrected), so a shutdown never closes storage under an open reservation.
   const settled = (ctx: RequestContext) => {
+    const trace = ctx.trace;
+    trace?.beginSettle();
     let pending: void | Promise<void>;
     try {
       pending = settle(ctx);
     } catch {
       pending = undefined;
     }
-    if (pending) pending.then(done, done);
-    else done();
+    // A traced request's root span ends once settled (a stream's: after its last chunk).
+    const finish = trace
+      ? () => {
+          trace.end(ctx);
+          done();
+        }
+      : done;
+    if (pending) pending.then(finish, finish);
+    else finish();
   };
   return {
     drain(timeoutMs) {
@@ -70,12 +93,20 @@ export function createPipeline(opts: { stages: Stage[]; settle: Stage; log: Logg
     },
     async run(ctx) {
       inFlight++;
+      const trace = tracer ? tracer.start(ctx) : undefined;
       try {
-        for (const stage of stages) {
-          await stage(ctx);
+        for (let i = 0; i < stages.length; i++) {
+          const stage = stages[i] as Stage;
+          if (trace) await trace.stage(spanNames[i] as string, stage, ctx);
+          else await stage(ctx);
           if (ctx.result) break;
         }
-        await respond(ctx, opts.respond);
+        if (trace) {
+          if (ctx.result?.kind === 'stream') trace.watchStream(ctx.result);
+          await trace.stage('respond', respondStage, ctx);
+        } else {
+          await respond(ctx, opts.respond);
+        }
       } catch (err) {
         const gwErr = isGatewayError(err) ? err : internalError(err, ctx, log);
         try {

@@ -15,7 +15,9 @@ export type Change =
   /** Jobs were queued: idle workers look now instead of at their next poll. */
   | { kind: 'jobs' }
   /** A job was cancelled: the process running it stops it. */
-  | { kind: 'job-cancelled'; jobId: string };
+  | { kind: 'job-cancelled'; jobId: string }
+  /** A process's last seconds of live statistics (src/observability/live-stats.ts); checked on receipt. */
+  | { kind: 'live-stats'; node: string; buckets: unknown[] };
 
 export interface ChangeBus {
   /** Sends a change to every process, this one included. Never throws. */

@@ -10,7 +10,7 @@ import type { ExperimentResultsSource } from '../routing/experiment-stats.js';
 import type { ShadowStore } from '../routing/shadow-report.js';
 import type { FeedbackStore, FlagStore } from '../routing/types.js';
 import type { FileStore, JobStore } from '../jobs/types.js';
-import type { Counters, IdempotencyStore, Ledger, Records } from './types.js';
+import type { Counters, IdempotencyStore, Ledger, Records, RequestLogStore } from './types.js';
 import { type ChangeBus, LocalChangeBus, RedisChangeBus } from './change-bus.js';
 
 export interface Storage {
@@ -41,6 +41,8 @@ export interface Storage {
   jobs: JobStore;
   /** Files and batches of the Batch API (same database as the records). */
   files: FileStore;
+  /** Every request's metadata (GET /admin/v1/requests); closed with the storage. */
+  requestLog: RequestLogStore;
   /** Throws when the backend is not usable (readiness). */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -68,6 +70,7 @@ async function openEmbedded(cfg: Extract<Config['storage'], { kind: 'embedded' }
   const { SqliteShadowStore } = await import('./sqlite/shadow.js');
   const { SqliteJobStore } = await import('./sqlite/jobs.js');
   const { SqliteFileStore } = await import('./sqlite/files.js');
+  const { SqliteRequestLog } = await import('./sqlite/request-log.js');
   return {
     records,
     ledger: new SqliteLedger(db, { writer }),
@@ -81,6 +84,7 @@ async function openEmbedded(cfg: Extract<Config['storage'], { kind: 'embedded' }
     shadow: new SqliteShadowStore(db),
     jobs: new SqliteJobStore(db),
     files: new SqliteFileStore(db),
+    requestLog: new SqliteRequestLog(db, { writer }),
     cacheStores: (bounds) => ({
       exact: async () => new (await import('./memory/exact-cache.js')).MemoryExactStore(bounds),
       semantic: async () => new (await import('./sqlite/semantic-cache.js')).SqliteSemanticStore(db),
@@ -137,6 +141,7 @@ async function openDistributed(cfg: Extract<Config['storage'], { kind: 'distribu
   const { PostgresShadowStore } = await import('./postgres/shadow.js');
   const { PostgresJobStore } = await import('./postgres/jobs.js');
   const { PostgresFileStore } = await import('./postgres/files.js');
+  const { PostgresRequestLog } = await import('./postgres/request-log.js');
   return {
     records,
     ledger: new PostgresLedger(sql),
@@ -150,6 +155,7 @@ async function openDistributed(cfg: Extract<Config['storage'], { kind: 'distribu
     shadow: new PostgresShadowStore(sql),
     jobs: new PostgresJobStore(sql),
     files: new PostgresFileStore(sql),
+    requestLog: new PostgresRequestLog(sql),
     cacheStores: () => ({
       exact: async () => new (await import('./redis/exact-cache.js')).RedisExactStore({ redis, prefix: cfg.redisPrefix }),
       semantic: async () =>

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildConfig } from '../../src/config/loader.js';
 import type { RawConfig } from '../../src/config/schema.js';
-import { type Gateway, createGateway } from '../../src/main.js';
+import { type Gateway, type GatewayOptions, createGateway } from '../../src/main.js';
 import { createLogger } from '../../src/observability/logger.js';
 import { type SimServer, startSimServer } from '../../src/providers/simulated/server.js';
 import type { SimModelConfig } from '../../src/config/schema.js';
@@ -21,7 +21,8 @@ export interface TestGateway {
   close(): Promise<void>;
 }
 
-export async function startGateway(raw: RawConfig = {}): Promise<TestGateway> {
+/** `options`: extra gateway options (e.g. `spanExporter`); the logger is always the silent test one. */
+export async function startGateway(raw: RawConfig = {}, options: Omit<GatewayOptions, 'logger'> = {}): Promise<TestGateway> {
   const dir = raw.storage?.dir ?? mkdtempSync(join(tmpdir(), 'tollgate-test-'));
   const config = buildConfig({
     ...raw,
@@ -29,7 +30,7 @@ export async function startGateway(raw: RawConfig = {}): Promise<TestGateway> {
     storage: raw.storage?.kind === 'distributed' ? { ...raw.storage, dir } : { kind: 'embedded', dir },
     logging: { level: 'silent', ...raw.logging },
   });
-  const gateway = await createGateway(config, { logger: createLogger(process.env['TEST_LOG_LEVEL'] ?? 'silent') });
+  const gateway = await createGateway(config, { ...options, logger: createLogger(process.env['TEST_LOG_LEVEL'] ?? 'silent') });
   // A second gateway on a shared store (auth.bootstrap: false) uses the first one's keys.
   const boot = config.auth.bootstrap ? await gateway.bootstrap() : undefined;
   if (config.auth.bootstrap && !boot) throw new Error('bootstrap did not run on a fresh store');

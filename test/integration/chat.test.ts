@@ -89,7 +89,7 @@ describe('chat completions through the built-in simulator (no config at all)', (
     expect((await ready.json()).checks.storage).toBe('ok');
     await new Promise((r) => setTimeout(r, 20)); // settle runs after the response
     const metrics = await (await fetch(`${gw.url}/metrics`)).text();
-    expect(metrics).toMatch(/tollgate_requests_total\{route="\/v1\/chat\/completions",model="sim-small",status="200"\} \d+/);
+    expect(metrics).toMatch(/tollgate_requests_total\{route="\/v1\/chat\/completions",model="sim-small",status="200",tier="none",deployment="sim-small@sim"\} \d+/);
     expect(metrics).toMatch(/tollgate_request_duration_seconds_bucket\{le="0.005",route="\/v1\/chat\/completions"/);
     expect(metrics).toMatch(/tollgate_upstream_attempts_total\{deployment="sim-small@sim",outcome="ok"\} \d+/);
   });
@@ -142,7 +142,7 @@ describe('settle', () => {
       const keyId = (await gw.gateway.storage.records.listKeys({ tenantId: gw.tenantId })).find((k) => k.kind === 'api')!.id;
       await expect.poll(async () => (await gw.gateway.storage.records.getKey(keyId))?.lastUsedAt ?? null).not.toBeNull();
       const metrics = await (await fetch(`${gw.url}/metrics`)).text();
-      expect(metrics).toMatch(/tollgate_errors_total\{route="\/v1\/chat\/completions",model="unknown",code="model_not_found"\} 1/);
+      expect(metrics).toMatch(/tollgate_errors_total\{route="\/v1\/chat\/completions",model="unknown",code="model_not_found",tier="none",deployment="none",status="404"\} 1/);
     } finally {
       await gw.close();
     }

@@ -21,9 +21,12 @@ import type { ShadowConfig, ShadowService } from '../../routing/shadow.js';
 import type { ShadowStore } from '../../routing/shadow-report.js';
 import { type KillSwitchRoutesOptions, killSwitchRoutes } from './kill-switches.js';
 import { type UsageRoutesOptions, usageRoutes } from './usage.js';
+import { type AlertRoutesOptions, alertRoutes } from './alerts.js';
 import { type ApiKeyRecord, RecordConflict, RecordNotFound, type Records, type Tenant } from '../../storage/types.js';
 
 export interface AdminRoutesOptions extends UsageRoutesOptions, KillSwitchRoutesOptions {
+  /** Alert rules and their state (GET /admin/v1/alerts). */
+  alerts?: AlertRoutesOptions | undefined;
   records: Records;
   keys: KeyService;
   authenticator: Authenticator;
@@ -146,6 +149,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
   await app.register(adminCacheRoutes, { cache: opts.cache });
   await app.register(flagRoutes, { flags: opts.flags, authenticator });
   await app.register(experimentRoutes, { experiments: opts.experiments, results: opts.experimentResults, ledgerFlush: () => opts.writer.flush() });
+  if (opts.alerts) await app.register(alertRoutes, opts.alerts);
   await app.register(shadowRoutes, { shadow: opts.shadow, store: opts.shadowStore, routes: opts.shadowRoutes });
 
   app.get('/tenants', async () => ({ object: 'list', data: (await records.listTenants()).map(tenantJson) }));

@@ -155,15 +155,18 @@ export function invokeStage(opts: InvokeOptions) {
         if (!breaker.tryAcquire()) {
           ctx.attempts.push({ deployment: dep.id, outcome: 'circuit_open', durationMs: 0 });
           metrics.upstreamAttempts.inc({ deployment: dep.id, outcome: 'circuit_open' });
+          ctx.trace?.skipped(dep, 'circuit_open');
           const wait = breaker.retryInMs();
           retryInMs = retryInMs === undefined ? wait : Math.min(retryInMs, wait);
           break;
         }
         const scope = new AttemptScope(client, dep.timeoutMs ?? resilience.attemptTimeoutMs, deadlineAt);
         const t0 = performance.now();
+        const span = ctx.trace?.attempt(dep, ctx.operation, retries);
         try {
           const result = await attemptOnce(ctx, dep, scope);
-          const ms = performance.now() - t0;
+          const ms = performance.now() - t0; // before the span's work: it is the gateway's, not upstream time
+          span?.ok(result);
           breaker.onSuccess();
           ctx.attempts.push({ deployment: dep.id, outcome: 'ok', durationMs: ms });
           metrics.upstreamAttempts.inc({ deployment: dep.id, outcome: 'ok' });
@@ -178,6 +181,7 @@ export function invokeStage(opts: InvokeOptions) {
           const err = toUpstreamError(raw);
           const ms = performance.now() - t0;
           const outcome = outcomeLabel(err);
+          span?.failed(outcome, err);
           ctx.attempts.push({ deployment: dep.id, outcome, durationMs: ms });
           metrics.upstreamAttempts.inc({ deployment: dep.id, outcome });
           metrics.upstreamDuration.observe({ deployment: dep.id, outcome }, ms / 1000);

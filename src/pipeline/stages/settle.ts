@@ -31,6 +31,8 @@ export interface SettleOptions {
   /** Budget threshold alerts, when a webhook is configured. */
   alerts?: Pick<BudgetAlerts, 'check'> | undefined;
   touchIntervalMs?: number;
+  /** false (`metrics.enabled: false`): the per-request metrics are not recorded. */
+  recordMetrics?: boolean | undefined;
   /**
    * Called once per request after its metrics and ledger event, in order (request log, live stats,
    * drift and abuse detectors). Each must be cheap and must not throw (a throw is logged and the
@@ -138,17 +140,7 @@ export function settleStage(opts: SettleOptions) {
       if (opts.shadow) mirror(ctx, opts.shadow, (performance.now() - ctx.startedAt));
       const status = ctx.clientAborted ? 499 : (ctx.status ?? 500);
       const seconds = (performance.now() - ctx.startedAt) / 1000;
-      const model = ctx.model?.name ?? 'unknown';
-      const labels = { route: ctx.route, model, status: String(status) };
-      metrics.requests.inc(labels);
-      metrics.requestDuration.observe(labels, seconds);
-      if (ctx.streamError) metrics.streamErrors.inc({ model });
-      if (ctx.cache) {
-        metrics.cacheRequests.inc({ model, outcome: ctx.cache.outcome });
-        if (ctx.savedPico) metrics.cacheSavedUsd.inc({ model }, ctx.savedPico / 1e12);
-      }
-      const code = ctx.error?.code ?? ctx.streamError?.code;
-      if (code) metrics.errors.inc({ route: ctx.route, model, code });
+      if (opts.recordMetrics !== false) metrics.observeRequest(ctx, status, seconds);
       const event = usageEvent(ctx, status, seconds * 1000);
       if (event) ledger.record(event, ctx.onRecorded);
       else ctx.onRecorded?.();
@@ -167,6 +159,7 @@ export function settleStage(opts: SettleOptions) {
       log[level](
         {
           reqId: ctx.id,
+          traceId: ctx.traceId,
           tenant: ctx.auth?.tenantId,
           key: ctx.auth?.keyId,
           user: ctx.endUser ?? undefined,

@@ -298,4 +298,42 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       CREATE INDEX batches_by_status ON batches (status, created_at, id);
     `,
   },
+  {
+    version: 7,
+    name: 'request log',
+    sql: `
+      -- One row of metadata per request (GET /admin/v1/requests), pruned after requestLog.retentionDays.
+      -- Listed newest first, by (ts, id); the indexes serve the all-tenants and one-tenant listings.
+      CREATE TABLE request_log (
+        id                 TEXT COLLATE "C" PRIMARY KEY,
+        request_id         TEXT NOT NULL,
+        ts                 BIGINT NOT NULL,           -- epoch ms, arrival
+        tenant_id          TEXT COLLATE "C",
+        key_id             TEXT COLLATE "C",
+        user_id            TEXT,
+        route              TEXT NOT NULL,
+        requested_model    TEXT NOT NULL,
+        served_model       TEXT,
+        deployment         TEXT,
+        tier               TEXT,
+        status             INTEGER NOT NULL,
+        error_code         TEXT,
+        cache              TEXT NOT NULL,
+        latency_ms         DOUBLE PRECISION NOT NULL,
+        ttft_ms            DOUBLE PRECISION,
+        upstream_ms        DOUBLE PRECISION NOT NULL,
+        attempts           INTEGER NOT NULL,
+        prompt_tokens      INTEGER NOT NULL,
+        completion_tokens  INTEGER NOT NULL,
+        cost_pico          BIGINT NOT NULL,
+        stream             BOOLEAN NOT NULL,
+        trace_id           TEXT,
+        job_id             TEXT,
+        prompt             TEXT,                      -- redacted, opted-in tenants only
+        answer             TEXT
+      );
+      CREATE INDEX request_log_by_ts ON request_log (ts, id);
+      CREATE INDEX request_log_by_tenant ON request_log (tenant_id, ts, id);
+    `,
+  },
 ];

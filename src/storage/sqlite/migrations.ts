@@ -325,4 +325,42 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX batches_by_status ON batches (status, created_at, id);
     `,
   },
+  {
+    version: 8,
+    name: 'request log',
+    sql: `
+      -- One row of metadata per request (GET /admin/v1/requests), pruned after requestLog.retentionDays.
+      -- Listed newest first, by (ts, id); the indexes serve the all-tenants and one-tenant listings.
+      CREATE TABLE request_log (
+        id                 TEXT PRIMARY KEY,
+        request_id         TEXT NOT NULL,
+        ts                 INTEGER NOT NULL,          -- epoch ms, arrival
+        tenant_id          TEXT,
+        key_id             TEXT,
+        user_id            TEXT,
+        route              TEXT NOT NULL,
+        requested_model    TEXT NOT NULL,
+        served_model       TEXT,
+        deployment         TEXT,
+        tier               TEXT,
+        status             INTEGER NOT NULL,
+        error_code         TEXT,
+        cache              TEXT NOT NULL,
+        latency_ms         REAL NOT NULL,
+        ttft_ms            REAL,
+        upstream_ms        REAL NOT NULL,
+        attempts           INTEGER NOT NULL,
+        prompt_tokens      INTEGER NOT NULL,
+        completion_tokens  INTEGER NOT NULL,
+        cost_pico          INTEGER NOT NULL,
+        stream             INTEGER NOT NULL,          -- 0 | 1
+        trace_id           TEXT,
+        job_id             TEXT,
+        prompt             TEXT,                      -- redacted, opted-in tenants only
+        answer             TEXT
+      ) STRICT;
+      CREATE INDEX request_log_by_ts ON request_log (ts, id);
+      CREATE INDEX request_log_by_tenant ON request_log (tenant_id, ts, id);
+    `,
+  },
 ];
