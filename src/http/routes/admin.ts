@@ -175,7 +175,9 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
     { schema: { params: idParams, body: tenantPatch } },
     async (request) => {
       if (request.body.tier !== undefined) keys.checkTier(request.body.tier, 'tier');
-      return tenantJson(await records.updateTenant(request.params.id, request.body).catch(storageError));
+      const t = await records.updateTenant(request.params.id, request.body).catch(storageError);
+      authenticator.invalidate(); // cached keys carry the tenant's tier: every process drops them
+      return tenantJson(t);
     },
   );
 
@@ -188,7 +190,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
   });
 
   // Policies: overrides of the tier's limits and budgets. Every cached key may carry the tenant's
-  // policy, so a tenant change drops the whole auth cache; other processes see it within its TTL.
+  // policy, so a tenant change drops the whole auth cache, in every process (the change bus).
   app.get<{ Params: { id: string } }>('/tenants/:id/webhook-secret', { schema: { params: idParams } }, async (request) => {
     const tenant = await opts.records.getTenant(request.params.id);
     if (!tenant) throw new GatewayError('not_found', `No tenant with id '${request.params.id}'.`, { param: 'id' });
