@@ -175,9 +175,7 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
     { schema: { params: idParams, body: tenantPatch } },
     async (request) => {
       if (request.body.tier !== undefined) keys.checkTier(request.body.tier, 'tier');
-      const t = await records.updateTenant(request.params.id, request.body).catch(storageError);
-      authenticator.invalidate(); // cached keys carry the tenant's tier: every process drops them
-      return tenantJson(t);
+      return tenantJson(await records.updateTenant(request.params.id, request.body).catch(storageError));
     },
   );
 
