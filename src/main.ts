@@ -461,9 +461,6 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
         liveStats.stop();
         flags.stop();
         const grace = config.server.shutdownGraceMs;
-        // Alert deliveries in flight get the grace period to end (a webhook retries with backoff).
-        await Promise.race([alertEngine.stop(), new Promise((r) => setTimeout(r, grace).unref())]);
-        await alertLease?.close();
         const endStreams = () => {
           for (const end of [...jobStreams]) end();
         };
@@ -476,7 +473,11 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
           // Stop taking requests; meanwhile running jobs finish (or go back to the queue) and
           // webhooks in flight are delivered, then the job event streams still open are ended.
           const appClosed = app.close();
-          await Promise.all([worker?.stop(grace), webhooks?.stop(grace)]);
+          // Alert deliveries in flight get the same grace period (a webhook retries with backoff).
+          let alertsTimer: NodeJS.Timeout | undefined;
+          const alertsStopped = Promise.race([alertEngine.stop(), new Promise((r) => (alertsTimer = setTimeout(r, grace)))]).finally(() => clearTimeout(alertsTimer));
+          await Promise.all([worker?.stop(grace), webhooks?.stop(grace), alertsStopped]);
+          await alertLease?.close();
           await new Promise((r) => setTimeout(r, 50)); // followers read the last results
           endStreams();
           await appClosed;

@@ -41,11 +41,15 @@ export const chatMessageSchema = {
   then: { required: ['role', 'content'] },
 } as const;
 
+/** Names that end up in the ledger, logs and labels: no control characters (PostgreSQL text refuses NUL). */
+const modelNameSchema = { type: 'string', minLength: 1, maxLength: 256, pattern: '^[^\\u0000-\\u001f]+$' } as const;
+const userSchema = { type: 'string', maxLength: 256, pattern: '^[^\\u0000-\\u001f]*$' } as const;
+
 export const chatCompletionBodySchema = {
   type: 'object',
   required: ['model', 'messages'],
   properties: {
-    model: { type: 'string', minLength: 1 },
+    model: modelNameSchema,
     messages: { type: 'array', minItems: 1, items: chatMessageSchema },
     stream: nullable('boolean'),
     stream_options: nullable('object', { properties: { include_usage: { type: 'boolean' } } }),
@@ -58,7 +62,7 @@ export const chatCompletionBodySchema = {
     frequency_penalty: nullable('number', { minimum: -2, maximum: 2 }),
     seed: nullable('integer'),
     stop: { type: ['string', 'array', 'null'], maxItems: 4, items: { type: 'string' } },
-    user: { type: 'string', maxLength: 256 },
+    user: userSchema,
     tools: {
       type: 'array',
       items: {
@@ -87,7 +91,7 @@ export const embeddingsBodySchema = {
   type: 'object',
   required: ['model', 'input'],
   properties: {
-    model: { type: 'string', minLength: 1 },
+    model: modelNameSchema,
     input: {
       type: ['string', 'array'],
       minLength: 1,
@@ -97,6 +101,6 @@ export const embeddingsBodySchema = {
     },
     encoding_format: { type: 'string', enum: ['float', 'base64'] },
     dimensions: { type: 'integer', minimum: 1 },
-    user: { type: 'string', maxLength: 256 },
+    user: userSchema,
   },
 } as const;

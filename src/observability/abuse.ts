@@ -252,7 +252,8 @@ export class AbuseDetector {
 
   /** Keeps the flags and throttles within `maxSubjects`: expired ones first, then the oldest. */
   private evictFlags(now: number): void {
-    if (this.flags.size < this.config.maxSubjects) return;
+    // Either map may be the full one: activeFlags() prunes expired flags, never throttles.
+    if (this.flags.size < this.config.maxSubjects && this.throttles.size < this.config.maxSubjects) return;
     for (const [k, f] of this.flags) if (this.expired(f, now)) this.flags.delete(k);
     for (const [k, t] of this.throttles) if (t.until <= now) this.throttles.delete(k);
     while (this.flags.size >= this.config.maxSubjects) {

@@ -321,7 +321,8 @@ export async function createTracer(config: TracingConfig, opts: TracerOptions): 
         const root = this.root;
         root.setAttributes(finalAttributes(ctx, status, this.seen));
         if ((status >= 500 && status !== 499) || ctx.streamError) {
-          root.setStatus({ code: api.SpanStatusCode.ERROR, message: (ctx.error ?? ctx.streamError)?.message ?? `HTTP ${status}` });
+          // The code, not the message: a message may quote the upstream's error text.
+          root.setStatus({ code: api.SpanStatusCode.ERROR, message: (ctx.error ?? ctx.streamError)?.code ?? `HTTP ${status}` });
         }
         root.end();
       } catch (err) {

@@ -42,6 +42,9 @@ export const REQUEST_LOG_COLUMNS = [
   'cost_pico', 'stream', 'trace_id', 'job_id', 'prompt', 'answer',
 ] as const satisfies readonly (keyof RequestLogRow)[];
 
+/** PostgreSQL text refuses NUL: a prompt or answer may carry one. */
+const noNul = <T extends string | null>(s: T): T => (s !== null && s.includes('\u0000') ? (s.replaceAll('\u0000', '') as T) : s);
+
 export function toRequestLogRow<B>(e: RequestLogEntry, bool: (b: boolean) => B): RequestLogRow<B> {
   return {
     id: e.id,
@@ -68,8 +71,8 @@ export function toRequestLogRow<B>(e: RequestLogEntry, bool: (b: boolean) => B):
     stream: bool(e.stream),
     trace_id: e.traceId,
     job_id: e.jobId,
-    prompt: e.prompt,
-    answer: e.answer,
+    prompt: noNul(e.prompt),
+    answer: noNul(e.answer),
   };
 }
 

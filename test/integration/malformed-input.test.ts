@@ -24,6 +24,8 @@ describe('malformed input: a clear 4xx naming the field, never a 500', () => {
     ['temperature out of range', hello('sim-small', { temperature: 5 }), 400, 'invalid_value', 'temperature'],
     ['stream not a boolean', hello('sim-small', { stream: 'yes' }), 400, 'invalid_type', 'stream'],
     ['model not a string', { model: 42, messages: [{ role: 'user', content: 'x' }] }, 400, 'invalid_type', 'model'],
+    ['a model name with a control character', hello('sim-small\u0000'), 400, 'invalid_value', 'model'],
+    ['a user with a NUL', hello('sim-small', { user: 'a\u0000b' }), 400, 'invalid_value', 'user'],
     ['an unknown model', hello('gpt-unknown'), 404, 'model_not_found', 'model'],
   ])('%s', async (_name, body, status, code, param) => {
     const res = await chat(body);

@@ -197,6 +197,8 @@ describe('request log: GET /admin/v1/requests', () => {
       ['from=yesterday', 'from'],
       ['to=2026-13-45', 'to'],
       ['from=2000&to=1000', 'from'],
+      ['from=9000000000000000&to=1', 'from'],
+      ['to=99999999999999999999999', 'to'],
       ['min_latency_ms=-1', 'min_latency_ms'],
       ['cursor=not-a-cursor', 'cursor'],
       ['tenant=x', 'tenant'],

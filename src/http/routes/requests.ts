@@ -29,7 +29,8 @@ const bad = (param: string, message: string) => new GatewayError('invalid_value'
 /** ISO 8601 date or date-time, or epoch milliseconds. */
 function parseTime(value: string, param: string): number {
   const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
-  if (!Number.isFinite(ms)) throw bad(param, `must be an ISO 8601 date (2026-11-01 or 2026-11-01T12:00:00Z) or epoch milliseconds, got '${value}'`);
+  // Beyond +-8.64e15 ms a Date is invalid (and a PostgreSQL bigint may overflow).
+  if (!Number.isSafeInteger(ms) || Math.abs(ms) > 8.64e15) throw bad(param, `must be an ISO 8601 date (2026-11-01 or 2026-11-01T12:00:00Z) or epoch milliseconds, got '${value}'`);
   return ms;
 }
 
