@@ -88,6 +88,18 @@ export function promptTokens(ctx: Pick<RequestContext, 'operation' | 'body' | 'u
   }
 }
 
+/** The prompt's text and tokens, worked out once per request for every observer that asks. */
+const perRequest = new WeakMap<object, { text: string; tokens: number }>();
+
+export function promptOf(ctx: Pick<RequestContext, 'operation' | 'body' | 'usage'>): { text: string; tokens: number } {
+  let f = perRequest.get(ctx);
+  if (!f) {
+    f = { text: promptText(ctx), tokens: promptTokens(ctx) };
+    perRequest.set(ctx, f);
+  }
+  return f;
+}
+
 const LATIN = 0;
 const CYRILLIC = 1;
 const GREEK = 2;
