@@ -79,6 +79,11 @@ export interface Gateway {
   worker: JobWorker | undefined;
   /** Creates the admin and demo keys on first start; undefined when they already exist. */
   bootstrap(): Promise<BootstrapResult | undefined>;
+  /**
+   * Resolves once every request received so far has settled: usage recorded, reservations
+   * reconciled, observers called (tests wait on it rather than sleeping).
+   */
+  settled(): Promise<void>;
   /** Starts listening; resolves with the base URL (e.g. http://127.0.0.1:8080). */
   listen(): Promise<string>;
   /** Stops taking requests, lets in-flight ones finish (up to the grace period), frees everything. */
@@ -445,6 +450,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     jobs,
     worker,
     bootstrap: () => bootstrapKeys(storage.records, keys),
+    settled: () => pipeline.idle(),
     async listen() {
       const url = await app.listen({ host: config.server.host, port: config.server.port });
       worker?.start();

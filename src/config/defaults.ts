@@ -1,8 +1,9 @@
 /**
  * What a config file leaves out: the built-in simulator, its models and prices, and the default
- * tiers. With no config file at all, `tollgate start` serves these offline.
+ * tiers. With no config file at all, `tollgate start` serves these offline, plus the demo of
+ * {@link ZERO_CONFIG}: a tiered `auto` route and tiers with real limits and budgets.
  */
-import type { ModelConfig, ProviderConfig, SimModelConfig, TierConfig } from './schema.js';
+import type { ModelConfig, ProviderConfig, RawConfig, SimModelConfig, TierConfig } from './schema.js';
 
 /** The simulator's built-in models: a small, a medium and a large chat model and an embedder. */
 export const DEFAULT_SIM_MODELS: Record<string, SimModelConfig> = {
@@ -69,3 +70,44 @@ export function defaultModels(providerId: string = DEFAULT_PROVIDER_ID): Record<
 export function defaultTiers(): Record<string, TierConfig> {
   return { free: { limits: {}, budgets: {} }, standard: { limits: {}, budgets: {} }, premium: { limits: {}, budgets: {} } };
 }
+
+/**
+ * The config of a gateway started with no config file at all (`npm start` on a fresh clone): the
+ * product as a demo, on the simulator. `auto` is a tiered route (cache, then the classifier picks
+ * sim-small, sim-medium or sim-large; each tier falls back to a neighbour; a short or empty answer
+ * from a lower tier is asked again one tier up), and every tier has token and request limits and
+ * a daily budget per tenant, generous for a demo but real: answers carry `x-ratelimit-*` headers,
+ * and a tenant that spends its day's budget gets 402. The demo key's tenant is `standard`.
+ *
+ * A config file replaces all of this: none of it applies once a tollgate.yaml (or --config, or
+ * $TOLLGATE_CONFIG) is given; what that file leaves out gets the plain defaults above (no routes,
+ * tiers without limits).
+ */
+export const ZERO_CONFIG: RawConfig = {
+  routes: {
+    auto: {
+      tiers: {
+        small: ['sim-small', 'sim-medium'],
+        medium: ['sim-medium', 'sim-large'],
+        large: ['sim-large', 'sim-medium'],
+      },
+      classifier: 'builtin',
+      escalate: { on: ['empty', 'length', 'invalid_json'], maxSteps: 1 },
+      ownedBy: 'tollgate-demo',
+    },
+  },
+  tiers: {
+    free: {
+      limits: { key: { requestsPerMinute: 30, tokensPerMinute: 50_000 } },
+      budgets: { tenant: { dailyUsd: 0.1 } },
+    },
+    standard: {
+      limits: { tenant: { requestsPerMinute: 600, tokensPerMinute: 1_000_000 }, key: { requestsPerMinute: 300, tokensPerMinute: 500_000 } },
+      budgets: { tenant: { dailyUsd: 1 } },
+    },
+    premium: {
+      limits: { tenant: { requestsPerMinute: 6_000, tokensPerMinute: 10_000_000 }, key: { requestsPerMinute: 3_000, tokensPerMinute: 5_000_000 } },
+      budgets: { tenant: { dailyUsd: 50 } },
+    },
+  },
+};

@@ -25,6 +25,34 @@ describe('config loader', () => {
     expect(Object.keys(c.tiers)).toEqual(['free', 'standard', 'premium']);
   });
 
+  it('with no file, is the demo: a tiered `auto` route over the simulator, and tiers with real limits and budgets', () => {
+    const c = loadConfig(undefined);
+    expect(c.routes['auto']?.tiers).toEqual({ small: ['sim-small', 'sim-medium'], medium: ['sim-medium', 'sim-large'], large: ['sim-large', 'sim-medium'] });
+    expect(c.routes['auto']?.classifier).toBe('builtin');
+    for (const tier of ['free', 'standard', 'premium']) {
+      const t = c.tiers[tier]!;
+      const key = t.limits.key!;
+      expect(key.requestsPerMinute, tier).toBeGreaterThan(0);
+      expect(key.tokensPerMinute, tier).toBeGreaterThan(0);
+      expect(t.budgets.tenant?.dailyUsd, tier).toBeGreaterThan(0);
+    }
+    // Loading twice gives two configs: the demo defaults are not shared, mutable state.
+    loadConfig(undefined).tiers['standard']!.budgets.tenant!.dailyUsd = 123;
+    expect(loadConfig(undefined).tiers['standard']!.budgets.tenant!.dailyUsd).toBe(1);
+  });
+
+  it('a config file replaces the demo entirely: no `auto` route, tiers without limits unless it says so', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'tollgate-cfg-'));
+    const file = join(dir, 'tollgate.yaml');
+    writeFileSync(file, 'server:\n  port: 9000\n');
+    const c = loadConfig(file);
+    expect(c.routes).toEqual({});
+    expect(Object.keys(c.models)).toEqual(['sim-small', 'sim-medium', 'sim-large', 'sim-embed']);
+    for (const t of Object.values(c.tiers)) expect(t).toEqual({ limits: {}, budgets: {} });
+    // buildConfig (what tests and embedders of the library call) never adds the demo either.
+    expect(buildConfig({}).routes).toEqual({});
+  });
+
   it('names the exact path of a bad URL', () => {
     const p = problems(() =>
       parseConfigText(`providers:\n  openai:\n    kind: openai-compatible\n    baseUrl: not a url\nmodels:\n  m:\n    deployments: [{provider: openai}]\n`),

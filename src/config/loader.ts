@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import type { ZodIssue } from 'zod';
 import { configSchema, type Config, type RawConfig } from './schema.js';
-import { DEFAULT_SIM_MODELS, defaultModels, defaultProviders, defaultTiers } from './defaults.js';
+import { DEFAULT_SIM_MODELS, ZERO_CONFIG, defaultModels, defaultProviders, defaultTiers } from './defaults.js';
 
 export class ConfigError extends Error {
   readonly problems: string[];
@@ -194,9 +194,12 @@ export function parseConfigText(text: string, env: NodeJS.ProcessEnv = process.e
   return buildConfig(interpolated, source);
 }
 
-/** Loads a config file, or the defaults when `file` is undefined. */
+/**
+ * Loads a config file; with none (`file` undefined), the zero-config demo (ZERO_CONFIG: the `auto`
+ * route and tiers with limits and budgets). A file replaces the demo entirely.
+ */
 export function loadConfig(file?: string, env: NodeJS.ProcessEnv = process.env): Config {
-  if (file === undefined) return buildConfig({});
+  if (file === undefined) return buildConfig(structuredClone(ZERO_CONFIG), '(built-in defaults)');
   let text: string;
   try {
     text = readFileSync(file, 'utf8');

@@ -38,6 +38,8 @@ export interface Pipeline {
   run(ctx: RequestContext): Promise<void>;
   /** Resolves once every request in progress has responded and settled (shutdown), or after `timeoutMs`. */
   drain(timeoutMs: number): Promise<void>;
+  /** Resolves once every request in progress has responded and settled (tests wait on it instead of sleeping). */
+  idle(): Promise<void>;
 }
 
 export function createPipeline(opts: {
@@ -90,6 +92,10 @@ export function createPipeline(opts: {
           resolve();
         });
       });
+    },
+    idle() {
+      if (inFlight === 0) return Promise.resolve();
+      return new Promise((resolve) => idle.push(resolve));
     },
     async run(ctx) {
       inFlight++;

@@ -18,7 +18,7 @@ describe('first start with no config at all', () => {
       const out = first.output();
       const { demo, admin } = bannerKeys(out);
       expect(admin).toMatch(/^tg-admin-/);
-      expect(out).toMatch(/curl http:\/\/127\.0\.0\.1:\d+\/v1\/chat\/completions -H "Authorization: Bearer tg-/);
+      expect(out).toMatch(/curl -i http:\/\/127\.0\.0\.1:\d+\/v1\/chat\/completions -H "Authorization: Bearer tg-/);
       expect(existsSync(join(dir, '.tollgate', 'tollgate.db'))).toBe(true);
       const res = await fetch(`${first.url}/v1/chat/completions`, {
         method: 'POST',
@@ -37,6 +37,62 @@ describe('first start with no config at all', () => {
       expect(second.output()).not.toContain('created your first keys');
     } finally {
       await second.stop();
+    }
+  });
+
+  it('shows the product with no config: `auto` routes by tier, answers carry limits, asking again is a cache hit, a spent budget is 402', async () => {
+    const demoDir = mkdtempSync(join(tmpdir(), 'tollgate-demo-'));
+    const gw = await startCli(['--port', '0'], demoDir);
+    try {
+      const out = gw.output();
+      const { demo, admin } = bannerKeys(out);
+      // The banner: a curl line for `auto`, the dashboard, the demo tier's limits.
+      expect(out).toMatch(/curl -i http:\/\/127\.0\.0\.1:\d+\/v1\/chat\/completions .*"model":"auto"/);
+      expect(out).toContain(`Dashboard: ${gw.url}/dashboard`);
+      expect(out).toMatch(/Limits of the "standard" tier: .*requests and .* tokens a minute per key.*a budget of \$1\.00 a day per tenant/);
+      const headers = { authorization: `Bearer ${demo}`, 'content-type': 'application/json' };
+      const ask = (content: string) =>
+        fetch(`${gw.url}/v1/chat/completions`, { method: 'POST', headers, body: JSON.stringify({ model: 'auto', temperature: 0, messages: [{ role: 'user', content }] }) });
+
+      const models = (await (await fetch(`${gw.url}/v1/models`, { headers })).json()) as { data: Array<{ id: string }> };
+      expect(models.data.map((m) => m.id)).toContain('auto');
+
+      const first = await ask('Hello! How are you doing today?');
+      expect(first.status).toBe(200);
+      expect(first.headers.get('x-tollgate-tier')).toBe('small');
+      expect(first.headers.get('x-tollgate-model')).toBe('sim-small');
+      expect(first.headers.get('x-tollgate-cache')).toBe('miss');
+      expect(Number(first.headers.get('x-tollgate-cost-usd'))).toBeGreaterThan(0);
+      expect(Number(first.headers.get('x-ratelimit-limit-requests'))).toBeGreaterThan(0);
+      expect(Number(first.headers.get('x-ratelimit-limit-tokens'))).toBeGreaterThan(0);
+      const answer = ((await first.json()) as { choices: Array<{ message: { content: string } }> }).choices[0]!.message.content;
+
+      const again = await ask('Hello! How are you doing today?');
+      expect(again.headers.get('x-tollgate-cache')).toBe('hit');
+      expect(Number(again.headers.get('x-tollgate-cost-usd'))).toBe(0);
+      expect(((await again.json()) as { choices: Array<{ message: { content: string } }> }).choices[0]!.message.content).toBe(answer);
+
+      const hard = await ask(
+        'Design a URL shortening service that handles 100 million new URLs per day and 10 billion redirects per day. Cover the API, the data model, the storage choice, caching, how IDs are generated without collisions, and how you would serve redirects with low latency from several regions. Discuss the trade-offs of your choices.',
+      );
+      expect(hard.status).toBe(200);
+      expect(hard.headers.get('x-tollgate-tier')).toBe('large');
+      expect(hard.headers.get('x-tollgate-model')).toBe('sim-large');
+      await hard.arrayBuffer();
+
+      // The daily budget is real: lowered below what was spent, the next request is refused.
+      const put = await fetch(`${gw.url}/admin/v1/tenants/default/policy`, {
+        method: 'PUT',
+        headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ budgets: { tenant: { dailyUsd: 0.00001 } } }),
+      });
+      expect(put.status).toBe(200);
+      const refused = await ask('One more question, please: what is a token bucket?');
+      expect(refused.status).toBe(402);
+      expect(((await refused.json()) as { error: { code: string } }).error.code).toBe('budget_exceeded');
+    } finally {
+      expect(await gw.stop()).toBe(0);
+      rmSync(demoDir, { recursive: true, force: true });
     }
   });
 

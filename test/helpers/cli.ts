@@ -63,7 +63,7 @@ export function runCli(args: string[], cwd: string): Promise<{ code: number | nu
 }
 
 export function bannerKeys(output: string): { admin: string; demo: string } {
-  const admin = /admin key \(for \/admin\/v1\): (\S+)/.exec(output)?.[1];
+  const admin = /admin key \(for [^)]*\): (\S+)/.exec(output)?.[1];
   const demo = /demo API key \(tenant "[^"]+"\): (\S+)/.exec(output)?.[1];
   if (!admin || !demo) throw new Error(`no keys in output:\n${output}`);
   return { admin, demo };

@@ -18,6 +18,8 @@ export interface TestGateway {
   apiKey: string;
   adminKey: string;
   tenantId: string;
+  /** Resolves once every request received so far has settled and its usage is in the Ledger. */
+  settled(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -41,6 +43,10 @@ export async function startGateway(raw: RawConfig = {}, options: Omit<GatewayOpt
     apiKey: boot?.demoKey.secret ?? '',
     adminKey: boot?.adminKey.secret ?? '',
     tenantId: boot?.tenant.id ?? 'default',
+    async settled() {
+      await gateway.settled();
+      await gateway.ledger.flush();
+    },
     async close() {
       await gateway.close();
       rmSync(dir, { recursive: true, force: true });
