@@ -9,6 +9,8 @@ export interface Price {
   input: number;
   output: number;
   cachedInput?: number | undefined;
+  /** Tokens an image input counts as when reserving (config `price.imageTokens`). */
+  imageTokens?: { low: number; high: number } | undefined;
 }
 
 /** pico-dollars per token for a USD-per-million price. */

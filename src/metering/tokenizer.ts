@@ -1,11 +1,26 @@
 /**
- * Token counts for when upstream reports no usage (a server that ignores include_usage, a stream
- * cut short by a client disconnect). Uses gpt-tokenizer's o200k_base; for other model families
- * the count is an estimate, which is why upstream usage always wins when present.
+ * Token counts: the estimate admission reserves budgets and rate limits with (every billable part
+ * of a request), and counts for when upstream reports no usage (a server that ignores
+ * include_usage, a stream cut short by a client disconnect). Uses gpt-tokenizer's o200k_base; for
+ * other model families the count is an estimate, which is why upstream usage always wins when
+ * present.
+ *
+ * Bounded work, whatever the input. Byte-pair encoding costs the square of a pre-token's length
+ * (a 160,000-character word took 16 s), so:
+ * - a run of whitespace, or of anything else, longer than {@link MAX_RUN} characters is counted in
+ *   pieces of that length (each piece at least as many tokens as its share of the whole: the count
+ *   can only grow, which is the safe side for budgets);
+ * - at most {@link EXACT_CHARS} characters of a request are counted with the tokenizer; beyond,
+ *   every UTF-8 byte counts as one token (a token is at least one byte, so this is an upper
+ *   bound);
+ * - the async estimate yields to the event loop after every {@link SLICE_CHARS} characters (or
+ *   the equivalent in JSON nodes), so no request holds it for more than about a millisecond or two.
+ * bench/scenarios/token-estimate.ts measures the cost against input size.
  */
-import type { ChatMessage, EmbeddingRequest, Usage } from '../providers/types.js';
+import type { ChatCompletionRequest, ChatMessage, EmbeddingRequest, Usage } from '../providers/types.js';
 
 type CountTokens = (text: string) => number;
+const PLAIN_TEXT = { disallowedSpecial: new Set<string>() };
 let counter: CountTokens | undefined;
 let loading: Promise<CountTokens> | undefined;
 
@@ -14,48 +29,275 @@ let loading: Promise<CountTokens> | undefined;
  * count (CLI commands, gateways whose upstreams always report usage) never pay for it.
  */
 export function loadTokenizer(): Promise<CountTokens> {
-  loading ??= import('gpt-tokenizer').then((m) => (counter = m.countTokens));
+  // User text may contain strings like <|endoftext|>: counted as plain text instead of throwing.
+  loading ??= import('gpt-tokenizer').then((m) => (counter = (text: string) => m.countTokens(text, PLAIN_TEXT)));
   return loading;
 }
+
+/** Runs (of whitespace, or of anything else) longer than this are counted in pieces of this length. */
+export const MAX_RUN = 128;
+/** Characters counted between two yields to the event loop (async estimate). */
+export const SLICE_CHARS = 8_192;
+/** Characters of one request counted with the tokenizer; beyond, one token per UTF-8 byte. */
+export const EXACT_CHARS = 262_144;
+/** What one JSON node (a key, a value, a bracket) weighs against {@link SLICE_CHARS} when walking a structure. */
+const NODE_WEIGHT = 16;
 
 /** OpenAI's chat format overhead: ~3 tokens per message plus 3 to prime the answer. */
 const PER_MESSAGE = 3;
 const PRIMING = 3;
+/** Overhead of each tool definition in the prompt (its wrapper), beyond its text. */
+const PER_TOOL = 8;
 
-/** Counts tokens; the tokenizer must be loaded ({@link loadTokenizer}). */
-export function countText(text: string): number {
-  if (text === '') return 0;
-  if (!counter) throw new Error('tokenizer not loaded: await loadTokenizer() first');
-  return counter(text);
+/** Tokens an image input is billed as, unless the model's price says otherwise. */
+export const DEFAULT_IMAGE_TOKENS = {
+  /** OpenAI's `detail: "low"`. */
+  low: 85,
+  /**
+   * `high`/`auto`: OpenAI's most for a 2048 x 768 image (85 + 8 tiles x 170 = 1,445) and
+   * Anthropic's ~1,600 for the largest image it does not downscale; the larger.
+   */
+  high: 1_600,
+} as const;
+export type ImageTokens = { low: number; high: number };
+
+/** Running state of one count: tokens so far, what is left of the exact budget, work since the last yield. */
+interface Tally {
+  tokens: number;
+  exactLeft: number;
+  sinceYield: number;
+  count: CountTokens;
 }
 
-function messageText(m: ChatMessage): string {
-  let text = '';
-  if (typeof m.content === 'string') text = m.content;
-  else if (Array.isArray(m.content)) {
-    for (const part of m.content) if (part.type === 'text' && typeof part.text === 'string') text += part.text;
+function newTally(exactChars: number, count?: CountTokens): Tally {
+  const c = count ?? counter;
+  if (!c) throw new Error('tokenizer not loaded: await loadTokenizer() first');
+  return { tokens: 0, exactLeft: exactChars, sinceYield: 0, count: c };
+}
+
+/** ASCII whitespace (tab, newline, vertical tab, form feed, carriage return, space). */
+const isSpace = (c: number) => c === 0x20 || (c >= 0x09 && c <= 0x0d);
+const isHighSurrogate = (c: number) => c >= 0xd800 && c <= 0xdbff;
+
+/**
+ * Adds the tokens of `text` to the tally; yields (a point where the caller may give the event loop
+ * a turn) after about every {@link SLICE_CHARS} characters of work.
+ */
+function* tallyText(text: string, t: Tally): Generator<void, void, void> {
+  if (text === '') return;
+  const count = t.count;
+  let exact = Math.min(text.length, t.exactLeft);
+  if (exact > 0 && exact < text.length && isHighSurrogate(text.charCodeAt(exact - 1))) exact--;
+  t.exactLeft -= exact;
+  if (exact < text.length) {
+    // Beyond the exact budget: an upper bound, at native speed.
+    t.tokens += Buffer.byteLength(exact === 0 ? text : text.slice(exact), 'utf8');
+    t.sinceYield += (text.length - exact) >> 6;
   }
-  if (m.tool_calls) for (const c of m.tool_calls) text += c.function.name + c.function.arguments;
-  return text;
+  // Windows of whole runs, counted once they reach what is left of this slice; a run longer than
+  // MAX_RUN is counted alone, in MAX_RUN pieces.
+  let windowStart = 0;
+  let pos = 0;
+  while (pos < exact) {
+    const space = isSpace(text.charCodeAt(pos));
+    let end = pos + 1;
+    while (end < exact && isSpace(text.charCodeAt(end)) === space && end - pos <= MAX_RUN) end++;
+    if (end - pos > MAX_RUN) {
+      // A long run: find its end (bounded by `exact`), then count it in MAX_RUN pieces.
+      while (end < exact && isSpace(text.charCodeAt(end)) === space) end++;
+      if (windowStart < pos) {
+        t.tokens += count(text.slice(windowStart, pos));
+        t.sinceYield += pos - windowStart;
+      }
+      for (let i = pos; i < end; ) {
+        if (t.sinceYield + MAX_RUN > SLICE_CHARS) {
+          t.sinceYield = 0;
+          yield;
+        }
+        let j = Math.min(i + MAX_RUN, end);
+        if (j < end && isHighSurrogate(text.charCodeAt(j - 1))) j--;
+        t.tokens += count(text.slice(i, j));
+        t.sinceYield += j - i;
+        i = j;
+      }
+      windowStart = end;
+    } else if (t.sinceYield + (end - windowStart) >= SLICE_CHARS) {
+      // The window is full: count it without this run (which starts the next one).
+      if (windowStart < pos) {
+        t.tokens += count(text.slice(windowStart, pos));
+        windowStart = pos;
+      }
+      t.sinceYield = 0;
+      yield;
+      continue; // the same run again, now at the start of an empty window
+    }
+    pos = end;
+  }
+  if (windowStart < exact) {
+    t.tokens += count(text.slice(windowStart, exact));
+    t.sinceYield += exact - windowStart;
+  }
 }
 
-export function countPromptTokens(messages: readonly ChatMessage[]): number {
-  let n = PRIMING;
-  for (const m of messages) n += PER_MESSAGE + countText(messageText(m)) + (m.name ? 1 : 0);
-  return n;
+/**
+ * Adds the tokens of any JSON value (tool schemas, response_format, unknown parameters): every key
+ * and string counted as text, one token per number, boolean, null and structural node. Iterative:
+ * no recursion, whatever the depth.
+ */
+function* tallyJson(value: unknown, t: Tally): Generator<void, void, void> {
+  const stack: unknown[] = [value];
+  while (stack.length > 0) {
+    const v = stack.pop();
+    t.tokens += 1;
+    t.sinceYield += NODE_WEIGHT;
+    if (typeof v === 'string') yield* tallyText(v, t);
+    else if (Array.isArray(v)) for (let i = v.length - 1; i >= 0; i--) stack.push(v[i]);
+    else if (v !== null && typeof v === 'object') {
+      for (const [k, child] of Object.entries(v)) {
+        yield* tallyText(k, t);
+        stack.push(child);
+      }
+    }
+    if (t.sinceYield >= SLICE_CHARS) {
+      t.sinceYield = 0;
+      yield;
+    }
+  }
 }
 
-export function countEmbeddingInput(input: EmbeddingRequest['input']): number {
-  if (typeof input === 'string') return countText(input);
-  let n = 0;
-  for (const item of input) n += typeof item === 'string' ? countText(item) : Array.isArray(item) ? item.length : 1;
-  return n;
+function imageTokensOf(part: Record<string, unknown>, images: ImageTokens): number {
+  const img = part['image_url'];
+  const detail = img !== null && typeof img === 'object' ? (img as Record<string, unknown>)['detail'] : undefined;
+  return detail === 'low' ? images.low : images.high;
+}
+
+function* tallyMessage(m: ChatMessage, t: Tally, images: ImageTokens): Generator<void, void, void> {
+  t.tokens += PER_MESSAGE;
+  for (const [k, v] of Object.entries(m)) {
+    if (k === 'role') continue;
+    if (k === 'content' && Array.isArray(v)) {
+      for (const part of v as unknown[]) {
+        if (part === null || typeof part !== 'object') continue;
+        const p = part as Record<string, unknown>;
+        if (p['type'] === 'text' && typeof p['text'] === 'string') yield* tallyText(p['text'], t);
+        else if (p['type'] === 'image_url') t.tokens += imageTokensOf(p, images);
+        else yield* tallyJson(p, t); // audio, files, anything new: counted as what it carries
+      }
+    } else if (typeof v === 'string') yield* tallyText(v, t);
+    else if (v !== null && v !== undefined) yield* tallyJson(v, t);
+  }
+}
+
+/** Request fields that are not sent as prompt text (or are bounded and tiny). */
+const NOT_PROMPT = new Set([
+  'model',
+  'messages',
+  'stream',
+  'stream_options',
+  'max_tokens',
+  'max_completion_tokens',
+  'temperature',
+  'top_p',
+  'n',
+  'seed',
+  'presence_penalty',
+  'frequency_penalty',
+  'logprobs',
+  'top_logprobs',
+  'user',
+  'metadata',
+  'store',
+  'parallel_tool_calls',
+  'service_tier',
+]);
+
+/** The billable parts of a chat request: every message part, tools and their schemas, response_format, and any other parameter sent upstream. */
+function* tallyChat(body: ChatCompletionRequest, t: Tally, images: ImageTokens): Generator<void, void, void> {
+  t.tokens += PRIMING;
+  for (const m of Array.isArray(body.messages) ? body.messages : []) yield* tallyMessage(m, t, images);
+  for (const [k, v] of Object.entries(body)) {
+    if (NOT_PROMPT.has(k) || v === undefined || v === null) continue;
+    if ((k === 'tools' || k === 'functions') && Array.isArray(v)) t.tokens += PER_TOOL * v.length;
+    yield* tallyJson(v, t);
+  }
+}
+
+function* tallyEmbedding(input: EmbeddingRequest['input'] | undefined, t: Tally): Generator<void, void, void> {
+  if (typeof input === 'string') return yield* tallyText(input, t);
+  if (!Array.isArray(input)) return;
+  for (const item of input as unknown[]) {
+    if (typeof item === 'string') yield* tallyText(item, t);
+    else if (Array.isArray(item)) t.tokens += item.length; // token ids
+    else t.tokens += 1;
+    t.sinceYield += NODE_WEIGHT;
+    if (t.sinceYield >= SLICE_CHARS) {
+      t.sinceYield = 0;
+      yield;
+    }
+  }
+}
+
+export interface EstimateOptions {
+  /** Tokens an image is billed as (the model's `price.imageTokens`). */
+  imageTokens?: ImageTokens | undefined;
+  /** Characters counted with the tokenizer before the byte bound takes over (default {@link EXACT_CHARS}). */
+  exactChars?: number;
+  /** The byte-pair counter (default gpt-tokenizer's o200k_base; tests wrap it to watch the work). */
+  counter?: CountTokens;
+}
+
+function steps(operation: 'chat' | 'embeddings', body: unknown, t: Tally, opts: EstimateOptions): Generator<void, void, void> {
+  if (operation === 'embeddings') return tallyEmbedding((body as EmbeddingRequest).input, t);
+  return tallyChat(body as ChatCompletionRequest, t, opts.imageTokens ?? DEFAULT_IMAGE_TOKENS);
+}
+
+const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * The prompt tokens of a request's every billable part, yielding to the event loop as it goes.
+ * Never under the tokenizer's count of the same parts (pieces and the byte bound only add).
+ */
+export async function estimatePromptTokens(operation: 'chat' | 'embeddings', body: unknown, opts: EstimateOptions = {}): Promise<number> {
+  if (!opts.counter) await loadTokenizer();
+  const t = newTally(opts.exactChars ?? EXACT_CHARS, opts.counter);
+  for (const _ of steps(operation, body, t, opts)) await turn();
+  return t.tokens;
+}
+
+/**
+ * The same count without yielding, for code that cannot wait (observers after settle): keep
+ * `exactChars` small there, it bounds the time taken (the rest is counted by bytes). The tokenizer
+ * must be loaded.
+ */
+export function estimatePromptTokensSync(operation: 'chat' | 'embeddings', body: unknown, opts: EstimateOptions = {}): number {
+  const t = newTally(opts.exactChars ?? EXACT_CHARS, opts.counter);
+  for (const _ of steps(operation, body, t, opts)) {
+    /* run to the end */
+  }
+  return t.tokens;
+}
+
+/** Counts a text's tokens (bounded as above, without yielding); the tokenizer must be loaded. */
+export function countText(text: string, exactChars = EXACT_CHARS): number {
+  const t = newTally(exactChars);
+  for (const _ of tallyText(text, t)) {
+    /* run to the end */
+  }
+  return t.tokens;
+}
+
+/** Messages' prompt tokens (text parts, tool calls, names), as in {@link estimatePromptTokensSync}. */
+export function countPromptTokens(messages: readonly ChatMessage[], exactChars = EXACT_CHARS): number {
+  return estimatePromptTokensSync('chat', { messages }, { exactChars });
+}
+
+export function countEmbeddingInput(input: EmbeddingRequest['input'], exactChars = EXACT_CHARS): number {
+  return estimatePromptTokensSync('embeddings', { input }, { exactChars });
 }
 
 /** Usage counted locally for a chat exchange. */
 export async function estimateUsage(messages: readonly ChatMessage[], completionText: string): Promise<Usage> {
-  await loadTokenizer();
-  const prompt = countPromptTokens(messages);
+  const prompt = await estimatePromptTokens('chat', { messages });
   const completion = countText(completionText);
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
 }

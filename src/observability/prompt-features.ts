@@ -67,15 +67,20 @@ export function promptText(ctx: Pick<RequestContext, 'operation' | 'body'>): str
   return '';
 }
 
+/** Characters an observer counts with the tokenizer (the rest by bytes): bounded work after each request. */
+const OBSERVED_EXACT_CHARS = 16_384;
+
 /**
- * The request's prompt tokens: upstream's usage when there is one, else counted with the
- * tokenizer when it is loaded (admit loads it), else estimated from characters (~4 per token).
+ * The request's prompt tokens: upstream's usage when there is one, else admission's estimate,
+ * else counted with the tokenizer when it is loaded (bounded: the first 16K characters, the rest
+ * by bytes), else estimated from characters (~4 per token).
  */
-export function promptTokens(ctx: Pick<RequestContext, 'operation' | 'body' | 'usage'>): number {
+export function promptTokens(ctx: Pick<RequestContext, 'operation' | 'body' | 'usage'> & { admission?: RequestContext['admission'] }): number {
   if (ctx.usage) return ctx.usage.prompt_tokens;
+  if (ctx.admission?.promptTokens !== undefined) return ctx.admission.promptTokens;
   try {
-    if (ctx.operation === 'embeddings') return countEmbeddingInput((ctx.body as EmbeddingRequest).input);
-    return countPromptTokens((ctx.body as ChatCompletionRequest).messages);
+    if (ctx.operation === 'embeddings') return countEmbeddingInput((ctx.body as EmbeddingRequest).input, OBSERVED_EXACT_CHARS);
+    return countPromptTokens((ctx.body as ChatCompletionRequest).messages, OBSERVED_EXACT_CHARS);
   } catch {
     let chars = 0;
     if (ctx.operation === 'embeddings') {

@@ -88,7 +88,7 @@ export interface RequestContext {
   /** Headers every answer to this request carries (rate-limit headers, set by admit). */
   readonly extraHeaders: Record<string, string>;
   /** What admit took and reserved, for settle to correct. */
-  admission?: { rate: RateAdmission; budget: BudgetReservation | undefined; maxOutputTokens: number };
+  admission?: { rate: RateAdmission; budget: BudgetReservation | undefined; maxOutputTokens: number; /** Admission's estimate of every billable part. */ promptTokens: number };
   /** The end user: the key's fixed user id, else the request's `user`. */
   endUser?: string | null;
   model?: CatalogModel;

@@ -15,6 +15,16 @@ import { countText, loadTokenizer } from '../metering/tokenizer.js';
 import type { Deployment } from '../routing/catalog.js';
 import { type CallOptions, type EmbeddingRequest, type EmbeddingResponse, UpstreamError } from './types.js';
 
+/** Texts up to this many characters in all are weighed by their token counts; longer batches by UTF-8 bytes (bounded work in a callback). */
+const COUNTED_CHARS = 16_384;
+
+/** Each input's weight in the split of upstream's usage: its tokens, or its bytes for a large batch. */
+function sharesOf(texts: string[]): number[] {
+  let chars = 0;
+  for (const t of texts) chars += t.length;
+  return chars <= COUNTED_CHARS ? texts.map((t) => countText(t)) : texts.map((t) => Buffer.byteLength(t, 'utf8'));
+}
+
 export interface EmbedBatchingConfig {
   enabled: boolean;
   /** How long the first request of a batch waits for others, ms. */
@@ -145,7 +155,7 @@ export class EmbedBatcher {
         }
         const shares = splitProportionally(
           res.usage?.prompt_tokens ?? 0,
-          waiters.map((w) => countText(w.text)),
+          sharesOf(waiters.map((w) => w.text)),
         );
         waiters.forEach((w, i) => {
           const tokens = shares[i] ?? 0;

@@ -11,8 +11,8 @@ import type { BudgetGuard } from '../../metering/budgets.js';
 import { costPico } from '../../metering/cost.js';
 import { resolvePolicy } from '../../metering/policy.js';
 import type { RateLimiter } from '../../metering/rate-limiter.js';
-import { countEmbeddingInput, countPromptTokens, loadTokenizer } from '../../metering/tokenizer.js';
-import type { ChatCompletionRequest, EmbeddingRequest } from '../../providers/types.js';
+import { estimatePromptTokens } from '../../metering/tokenizer.js';
+import type { ChatCompletionRequest } from '../../providers/types.js';
 import type { RequestContext } from '../context.js';
 
 export interface AdmitOptions {
@@ -22,12 +22,18 @@ export interface AdmitOptions {
   defaultMaxOutputTokens: number;
 }
 
-/** Prompt tokens counted locally, and the most output tokens the request can produce. */
-export function estimateTokens(ctx: RequestContext, defaultMaxOutputTokens: number): { prompt: number; maxOutput: number } {
-  if (ctx.operation === 'embeddings') return { prompt: countEmbeddingInput((ctx.body as EmbeddingRequest).input), maxOutput: 0 };
+/**
+ * Prompt tokens of every billable part (messages and each content part, images at the model's
+ * rate, tools and their schemas, response_format, any other parameter sent upstream; embeddings
+ * input), counted locally with bounded work (src/metering/tokenizer.ts), and the most output
+ * tokens the request can produce (per choice, times `n`).
+ */
+export async function estimateTokens(ctx: RequestContext, defaultMaxOutputTokens: number): Promise<{ prompt: number; maxOutput: number }> {
+  const prompt = await estimatePromptTokens(ctx.operation, ctx.body, { imageTokens: ctx.model?.price?.imageTokens });
+  if (ctx.operation === 'embeddings') return { prompt, maxOutput: 0 };
   const body = ctx.body as ChatCompletionRequest;
   const perChoice = body.max_completion_tokens ?? body.max_tokens ?? defaultMaxOutputTokens;
-  return { prompt: countPromptTokens(body.messages), maxOutput: perChoice * (body.n ?? 1) };
+  return { prompt, maxOutput: perChoice * (body.n ?? 1) };
 }
 
 export function admitStage(opts: AdmitOptions) {
@@ -35,8 +41,7 @@ export function admitStage(opts: AdmitOptions) {
     if (!ctx.auth) return;
     const policy = resolvePolicy(opts.tiers, ctx.auth, ctx.endUser);
     if (policy.limits.length === 0 && policy.budgets.length === 0) return;
-    await loadTokenizer();
-    const { prompt, maxOutput } = estimateTokens(ctx, opts.defaultMaxOutputTokens);
+    const { prompt, maxOutput } = await estimateTokens(ctx, opts.defaultMaxOutputTokens);
     const rate = await opts.rateLimiter.admit(policy, prompt + maxOutput);
     Object.assign(ctx.extraHeaders, rate.headers);
     const price = ctx.model?.price;
@@ -51,6 +56,6 @@ export function admitStage(opts: AdmitOptions) {
       await opts.rateLimiter.reconcile(rate, 0); // nothing will be used: give the tokens back
       throw err;
     }
-    ctx.admission = { rate, budget, maxOutputTokens: maxOutput };
+    ctx.admission = { rate, budget, maxOutputTokens: maxOutput, promptTokens: prompt };
   };
 }

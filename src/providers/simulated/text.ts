@@ -2,7 +2,7 @@
  * The simulator's text: generated answers (one word = one completion token), prompt token
  * counting with the real o200k tokenizer, and made-up tool-call arguments.
  */
-import { countTokens } from 'gpt-tokenizer';
+import { countText, loadTokenizer } from '../../metering/tokenizer.js';
 import type { ChatMessage, ToolDefinition } from '../types.js';
 import { randomInt } from './random.js';
 
@@ -69,12 +69,12 @@ export function lastUserText(messages: readonly ChatMessage[]): string {
   return '';
 }
 
-// User text may contain strings like <|endoftext|>; count them as plain text instead of throwing.
-const PLAIN_TEXT = { disallowedSpecial: new Set<string>() };
+// Loaded with the simulator's module: its counts are synchronous.
+await loadTokenizer();
 
-/** Tokens of a plain text with the o200k encoding. */
+/** Tokens of a plain text with the o200k encoding (bounded work: src/metering/tokenizer.ts). */
 export function countTextTokens(text: string): number {
-  return text ? countTokens(text, PLAIN_TEXT) : 0;
+  return text ? countText(text) : 0;
 }
 
 /** Tokens an image part costs (OpenAI's low-detail price; the simulator does not look at images). */

@@ -1,0 +1,98 @@
+/**
+ * Issue 14, items 1 and 2: one key's hostile body can neither freeze the gateway (token counting
+ * is bounded) nor slip past a budget or a token limit (every billable part is counted before the
+ * call). The upstream is a simulator whose request counter shows what reached it.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { SimServer } from '../../src/providers/simulated/server.js';
+import { type TestGateway, auth, httpSimConfig, postJson, startGateway, startSim } from '../helpers/gateway.js';
+
+describe('admission counts every billable part, with bounded work', () => {
+  let sim: SimServer;
+  let gw: TestGateway;
+  beforeAll(async () => {
+    sim = await startSim();
+    gw = await startGateway(
+      httpSimConfig(
+        { up: sim },
+        {
+          'sim-large': { deployments: [{ provider: 'up' }], price: { input: 5, output: 15 } },
+          'sim-embed': { type: 'embedding', deployments: [{ provider: 'up' }], price: { input: 0.02 } },
+        },
+        {
+          server: { bodyLimitBytes: 5 * 1024 * 1024 },
+          tiers: {
+            standard: { budgets: { tenant: { dailyUsd: 0.01 } } },
+            free: { limits: { key: { tokensPerMinute: 50_000 } } },
+          },
+        },
+      ),
+    );
+  });
+  afterAll(async () => {
+    await gw?.close();
+    await sim?.close();
+  });
+
+  const chat = (key: string, body: Record<string, unknown>) =>
+    postJson(`${gw.url}/v1/chat/completions`, { model: 'sim-large', messages: [{ role: 'user', content: 'Which tool fits?' }], ...body }, auth(key));
+
+  it('a 2.7 MB tool description with max_tokens 1 is refused by a $0.01 budget before any upstream call', async () => {
+    const before = sim.engine.stats().total;
+    const description = 'Looks things up in the catalogue and returns the best match. '.repeat(45_000); // ~2.7 MB
+    const res = await chat(gw.apiKey, {
+      max_tokens: 1,
+      tools: [{ type: 'function', function: { name: 'lookup', description, parameters: { type: 'object', properties: {} } } }],
+    });
+    expect(res.status).toBe(402);
+    expect(res.body.error.code).toBe('budget_exceeded');
+    expect(sim.engine.stats().total).toBe(before);
+    // A small request still fits the same budget.
+    expect((await chat(gw.apiKey, { max_tokens: 5 })).status).toBe(200);
+  });
+
+  it('a token limit reserves tools, response_format schemas and every content part', async () => {
+    const key = (await adminKey(gw, 'free')) as string;
+    const schemaText = 'A field the model must fill with a careful, complete answer. '.repeat(4_000); // ~50k tokens
+    const before = sim.engine.stats().total;
+    const big = await chat(key, {
+      max_tokens: 5,
+      response_format: { type: 'json_schema', json_schema: { name: 'answer', schema: { type: 'object', description: schemaText } } },
+    });
+    expect(big.status).toBe(429);
+    expect(big.body.error.code).toBe('rate_limit_exceeded');
+    expect(sim.engine.stats().total).toBe(before);
+    const parts = await chat(key, {
+      max_tokens: 5,
+      messages: [{ role: 'user', content: [{ type: 'text', text: 'What is in these?' }, ...Array.from({ length: 40 }, () => ({ type: 'image_url', image_url: { url: 'https://example.com/a.png' } }))] }],
+    });
+    // 40 images at 1,600 tokens each is more than the 50,000-token minute.
+    expect(parts.status).toBe(429);
+  });
+
+  it('hostile long words, through chat and embeddings, are answered (no stall), each estimated at least at its byte count past the exact part', async () => {
+    const key = (await adminKey(gw, 'free')) as string;
+    // Pre-fix, a 160,000-character word took ~16 s of one core; 4 MB, minutes. Now the first is
+    // answered (~20,000 tokens, within the key's minute), the others refused by its token limit:
+    // every byte past the exact part counts as a token.
+    const x = await chat(key, { max_tokens: 5, messages: [{ role: "user", content: "x".repeat(160_000) }] });
+    expect(x.status, JSON.stringify(x.body)).toBe(200);
+    for (const content of ['漢'.repeat(400_000), 'q'.repeat(4_000_000)]) {
+      const res = await chat(key, { max_tokens: 5, messages: [{ role: 'user', content }] });
+      expect(res.status).toBe(429);
+    }
+    const emb = await postJson(`${gw.url}/v1/embeddings`, { model: 'sim-embed', input: ['y'.repeat(3_000_000)] }, auth(key));
+    expect(emb.status).toBe(429);
+    const health = await fetch(`${gw.url}/healthz`);
+    expect(health.status).toBe(200);
+  });
+});
+
+async function adminKey(gw: TestGateway, tier: string): Promise<unknown> {
+  const res = await fetch(`${gw.url}/admin/v1/keys`, {
+    method: 'POST',
+    headers: { ...auth(gw.adminKey), 'content-type': 'application/json' },
+    body: JSON.stringify({ tenant_id: gw.tenantId, tier }),
+  });
+  return ((await res.json()) as { key: string }).key;
+}
