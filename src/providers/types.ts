@@ -182,6 +182,27 @@ export type UpstreamFailureKind =
   /** the caller aborted (client went away) */
   | 'aborted';
 
+/**
+ * The gateway could not build the upstream request from the caller's input (too deeply nested
+ * or too large to serialize, not translatable to the provider's protocol). Not the upstream's
+ * failure: the caller's 400, never retried, never counted by a circuit breaker.
+ */
+export class LocalRequestError extends Error {
+  constructor(message: string, opts: { cause?: unknown } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = 'LocalRequestError';
+  }
+}
+
+/** A request body as JSON text; a body that cannot be serialized is a {@link LocalRequestError}. */
+export function serializeRequest(body: unknown): string {
+  try {
+    return JSON.stringify(body);
+  } catch (err) {
+    throw new LocalRequestError(`the request cannot be serialized for the upstream model (${err instanceof Error ? err.message : String(err)})`, { cause: err });
+  }
+}
+
 /** A failed upstream call, normalized across providers. */
 export class UpstreamError extends Error {
   readonly kind: UpstreamFailureKind;

@@ -88,6 +88,36 @@ describe('admission counts every billable part, with bounded work', () => {
   });
 });
 
+describe('one tenant cannot open a circuit breaker for everyone', () => {
+  let sim: SimServer;
+  let gw: TestGateway;
+  beforeAll(async () => {
+    sim = await startSim();
+    gw = await startGateway(
+      httpSimConfig({ up: sim }, { 'sim-large': { deployments: [{ provider: 'up' }], price: { input: 5, output: 15 } } }, { resilience: { breaker: { failureThreshold: 3 } } }),
+    );
+  });
+  afterAll(async () => {
+    await gw?.close();
+    await sim?.close();
+  });
+
+  it('tool parameters nested 10,000 deep: each request is 400 naming the problem, and the model still serves others', async () => {
+    let parameters = '{"type":"string"}';
+    for (let i = 0; i < 10_000; i++) parameters = `{"type":"object","properties":{"p":${parameters}}}`;
+    const body = `{"model":"sim-large","messages":[{"role":"user","content":"hi"}],"tools":[{"type":"function","function":{"name":"f","parameters":${parameters}}}]}`;
+    const before = sim.engine.stats().total;
+    for (let i = 0; i < 6; i++) {
+      const res = await postJson(`${gw.url}/v1/chat/completions`, body, auth(gw.apiKey));
+      expect(res.status).toBe(400);
+      expect(res.body.error.type).toBe('invalid_request_error');
+    }
+    expect(sim.engine.stats().total).toBe(before);
+    const other = await postJson(`${gw.url}/v1/chat/completions`, { model: 'sim-large', messages: [{ role: 'user', content: 'hi' }] }, auth(gw.apiKey));
+    expect(other.status).toBe(200);
+  });
+});
+
 async function adminKey(gw: TestGateway, tier: string): Promise<unknown> {
   const res = await fetch(`${gw.url}/admin/v1/keys`, {
     method: 'POST',

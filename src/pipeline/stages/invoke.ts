@@ -9,14 +9,20 @@
  * from then on the client has bytes and no fallback is possible; the attempt's timer becomes the
  * idle timer between chunks, and the overall deadline no longer applies.
  *
+ * A failure that is not the upstream's (the gateway could not serialize or translate the
+ * caller's body, or its own code threw) is never retried and never counted by a breaker, so no
+ * request can open a circuit for every tenant: the caller's input -> 400 at once; anything else
+ * -> the next deployment, then 502.
+ *
  * Errors: 502 upstream_error, 503 circuit_open / upstream_unavailable, 504 upstream_timeout,
- * 429 upstream_rate_limited, or the upstream 400/413/422 passed through.
+ * 429 upstream_rate_limited, 400 invalid_request (a body the gateway cannot send), or the
+ * upstream 400/413/422 passed through.
  */
 import type { EmbedBatcher } from '../../providers/embed-batcher.js';
 import type { ResilienceConfig } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
 import type { GatewayMetrics } from '../../observability/metrics.js';
-import { type ChatCompletionChunk, type ChatCompletionRequest, type EmbeddingRequest, UpstreamError } from '../../providers/types.js';
+import { type ChatCompletionChunk, type ChatCompletionRequest, type EmbeddingRequest, LocalRequestError, UpstreamError } from '../../providers/types.js';
 import type { BreakerRegistry } from '../../resilience/circuit-breaker.js';
 import { decideRetry, sleep } from '../../resilience/retry.js';
 import type { Deployment } from '../../routing/catalog.js';
@@ -76,9 +82,9 @@ function outcomeLabel(err: UpstreamError): string {
   return err.kind === 'http' ? `http_${err.status ?? 'unknown'}` : err.kind;
 }
 
-function toUpstreamError(err: unknown): UpstreamError {
-  if (err instanceof UpstreamError) return err;
-  return new UpstreamError('protocol', err instanceof Error ? err.message : String(err), { cause: err });
+/** Whether a failure that is not an UpstreamError comes from the caller's input (serializing or translating it). */
+function isCallersInput(err: unknown): boolean {
+  return err instanceof LocalRequestError || err instanceof RangeError;
 }
 
 /** The error the client sees when upstream refused the request itself (not retryable). */
@@ -178,7 +184,20 @@ export function invokeStage(opts: InvokeOptions) {
           return;
         } catch (raw) {
           scope.dispose();
-          const err = toUpstreamError(raw);
+          if (!(raw instanceof UpstreamError) && !client.aborted) {
+            // Not the upstream's failure: the breaker neither opens nor closes for it.
+            breaker.release();
+            ctx.attempts.push({ deployment: dep.id, outcome: 'local_error', durationMs: performance.now() - t0 });
+            metrics.upstreamAttempts.inc({ deployment: dep.id, outcome: 'local_error' });
+            const message = raw instanceof Error ? raw.message : String(raw);
+            span?.failed('local_error', new UpstreamError('protocol', message));
+            if (isCallersInput(raw)) {
+              throw new GatewayError('invalid_request', `The request cannot be sent to the model: ${message}. Reduce its nesting or size.`, { cause: raw });
+            }
+            last = new UpstreamError('protocol', `the gateway could not complete the call to ${dep.id}: ${message}`, { cause: raw });
+            break; // the next deployment (another provider's adapter may handle it)
+          }
+          const err = raw instanceof UpstreamError ? raw : new UpstreamError('aborted', 'client closed the connection', { cause: raw });
           const ms = performance.now() - t0;
           const outcome = outcomeLabel(err);
           span?.failed(outcome, err);

@@ -14,7 +14,7 @@
 import { Pool } from 'undici';
 import type { Dispatcher } from 'undici';
 import type { IncomingHttpHeaders } from 'node:http';
-import { RAW_JSON, UpstreamError } from '../types.js';
+import { RAW_JSON, UpstreamError, serializeRequest } from '../types.js';
 import { abortError, httpStatusError, toUpstreamError } from './errors.js';
 import { SseParser, type SseEvent } from './sse.js';
 import { cancellable } from './cancellable.js';
@@ -81,7 +81,7 @@ export class HttpClient {
   async postJSON<T>(path: string, body: unknown, opts: PostOptions): Promise<T> {
     const { signal } = opts;
     if (signal.aborted) throw abortError(signal);
-    const res = await this.exchange(path, JSON.stringify(body), this.requestHeaders('application/json', opts.requestId), signal);
+    const res = await this.exchange(path, serializeRequest(body), this.requestHeaders('application/json', opts.requestId), signal);
     if (res.statusCode < 200 || res.statusCode >= 300) throw httpStatusError(res.statusCode, res.headers, res.text);
     let parsed: unknown;
     try {
@@ -192,13 +192,14 @@ export class HttpClient {
     const { signal } = opts;
     if (signal.aborted) throw abortError(signal);
     const headers = this.requestHeaders(accept, opts.requestId);
+    const payload = serializeRequest(body); // outside the try: a local failure, not a connection one
     let res: Dispatcher.ResponseData;
     try {
       res = await this.pool.request({
         method: 'POST',
         path: this.basePath + path,
         headers,
-        body: JSON.stringify(body),
+        body: payload,
         signal,
       });
     } catch (err) {
