@@ -8,13 +8,13 @@ import { resilienceSchema } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
 import { createLogger } from '../../observability/logger.js';
 import { GatewayMetrics } from '../../observability/metrics.js';
-import { type ChatCompletionResponse, LocalRequestError, type Provider, serializeRequest } from '../../providers/types.js';
+import { type ChatCompletion, LocalRequestError, type Provider, serializeRequest } from '../../providers/types.js';
 import { BreakerRegistry } from '../../resilience/circuit-breaker.js';
 import type { Deployment } from '../../routing/catalog.js';
 import type { RequestContext } from '../context.js';
 import { invokeStage } from './invoke.js';
 
-const ANSWER = { id: 'c', object: 'chat.completion', created: 0, model: 'm', choices: [] } as unknown as ChatCompletionResponse;
+const ANSWER = { id: 'c', object: 'chat.completion', created: 0, model: 'm', choices: [] } as unknown as ChatCompletion;
 
 /** A provider that serializes the body like the HTTP adapters do, and counts its calls. */
 function serializingProvider(calls: { n: number }, fail?: () => never): Provider {
