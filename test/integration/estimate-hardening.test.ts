@@ -3,7 +3,7 @@
  * is bounded) nor slip past a budget or a token limit (every billable part is counted before the
  * call). The upstream is a simulator whose request counter shows what reached it.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SimServer } from '../../src/providers/simulated/server.js';
 import { type TestGateway, auth, httpSimConfig, postJson, startGateway, startSim } from '../helpers/gateway.js';
 
@@ -115,6 +115,40 @@ describe('one tenant cannot open a circuit breaker for everyone', () => {
     expect(sim.engine.stats().total).toBe(before);
     const other = await postJson(`${gw.url}/v1/chat/completions`, { model: 'sim-large', messages: [{ role: 'user', content: 'hi' }] }, auth(gw.apiKey));
     expect(other.status).toBe(200);
+  });
+});
+
+describe('a client that leaves before the first byte is billed for what upstream read', () => {
+  let sim: SimServer;
+  let gw: TestGateway;
+  beforeAll(async () => {
+    // An upstream that takes a minute to its first token: the client always leaves first.
+    sim = await startSim({ 'sim-slow': { type: 'chat', ttftMs: { median: 60_000, p95: 60_000 }, tokensPerSecond: 0, outputTokens: { min: 8, max: 8 }, dimensions: 64 } });
+    gw = await startGateway(httpSimConfig({ up: sim }, { 'sim-slow': { deployments: [{ provider: 'up' }], price: { input: 5, output: 15 } } }));
+  });
+  afterAll(async () => {
+    await gw?.close();
+    await sim?.close();
+  });
+
+  it.each([true, false])('stream %s: the prompt tokens at the model price, not nothing', async (stream) => {
+    const spentBefore = await gw.gateway.storage.ledger.spent({ tenantId: gw.tenantId }, 0, Date.now() + 60_000);
+    const ac = new AbortController();
+    const content = 'Summarize the history of the printing press in detail. '.repeat(20);
+    const pending = fetch(`${gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { ...auth(gw.apiKey), 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'sim-slow', stream, messages: [{ role: 'user', content }] }),
+      signal: ac.signal,
+    }).catch((err: unknown) => err);
+    await vi.waitFor(() => expect(sim.engine.stats().inFlight).toBe(1), { timeout: 10_000, interval: 5 });
+    ac.abort();
+    expect(await pending).toBeInstanceOf(Error);
+    await vi.waitFor(() => expect(sim.engine.stats().inFlight).toBe(0), { timeout: 10_000, interval: 5 });
+    await gw.settled();
+    const spent = (await gw.gateway.storage.ledger.spent({ tenantId: gw.tenantId }, 0, Date.now() + 60_000)) - spentBefore;
+    // At least the prompt's ~220 tokens at $5 per million.
+    expect(spent).toBeGreaterThanOrEqual(200 * 5 * 1e6);
   });
 });
 

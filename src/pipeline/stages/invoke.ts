@@ -21,6 +21,8 @@
 import type { EmbedBatcher } from '../../providers/embed-batcher.js';
 import type { ResilienceConfig } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
+import { costPico } from '../../metering/cost.js';
+import { estimatePromptTokens } from '../../metering/tokenizer.js';
 import type { GatewayMetrics } from '../../observability/metrics.js';
 import { type ChatCompletionChunk, type ChatCompletionRequest, type EmbeddingRequest, LocalRequestError, UpstreamError } from '../../providers/types.js';
 import type { BreakerRegistry } from '../../resilience/circuit-breaker.js';
@@ -208,6 +210,7 @@ export function invokeStage(opts: InvokeOptions) {
             breaker.release();
             throw clientGone(ctx);
           }
+            await billAbandoned(ctx, dep);
           if (err.status === 429 && err.retryAfterMs !== undefined) breakers.markRateLimited(dep.id, err.retryAfterMs);
           if (err.retryable) breaker.onFailure();
           else breaker.onSuccess(); // upstream is alive; it refused this request
@@ -232,5 +235,20 @@ export function invokeStage(opts: InvokeOptions) {
 
 function clientGone(ctx: RequestContext): GatewayError {
   ctx.clientAborted = true;
+/**
+ * The client left while `dep` had the request: upstream was called and bills at least the prompt
+ * it read, so the request is billed its prompt tokens (admission's estimate, else counted) at
+ * that deployment's price, never $0. Usage upstream reports after an abort never reaches us.
+ */
+async function billAbandoned(ctx: RequestContext, dep: Deployment): Promise<void> {
+  if (ctx.usage) return;
+  const prompt = ctx.admission?.promptTokens ?? (await estimatePromptTokens(ctx.operation, ctx.body, { imageTokens: dep.price?.imageTokens }).catch(() => 0));
+  ctx.usage = { prompt_tokens: prompt, completion_tokens: 0, total_tokens: prompt };
+  ctx.usageReported = false;
+  ctx.servedBy = dep;
+  const price = dep.price ?? ctx.model?.price;
+  if (price) ctx.costPico = costPico(ctx.usage, price) + (ctx.cache?.embedCostPico ?? 0) + (ctx.discarded?.costPico ?? 0);
+}
+
   return new GatewayError('upstream_error', 'The client closed the connection.', { status: 499 });
 }
