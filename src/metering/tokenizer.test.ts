@@ -3,6 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import {
   DEFAULT_IMAGE_TOKENS,
   EXACT_CHARS,
+  EXACT_TOKENS,
   MAX_RUN,
   SLICE_CHARS,
   countText,
@@ -55,6 +56,23 @@ describe('token estimate: bounded work whatever the input', () => {
     expect(w.chars()).toBeLessThanOrEqual(EXACT_CHARS);
     // Beyond the exact part, every byte is a token: never fewer tokens than bytes past the cap.
     expect(n).toBeGreaterThanOrEqual(Buffer.byteLength(text.slice(EXACT_CHARS), 'utf8'));
+  });
+
+  it('stops counting exactly after EXACT_TOKENS tokens (random text: ~1 token a character), then counts bytes', () => {
+    let s = '';
+    for (let i = 0; i < 400_000; i++) s += String.fromCharCode(33 + ((i * 7919 + (i >> 3) * 104729) % 94));
+    let encoded = 0;
+    const w = watched();
+    const n = estimatePromptTokensSync('chat', { messages: [{ role: 'user', content: s }] }, {
+      counter: (t) => {
+        const k = w.counter(t);
+        encoded += k;
+        return k;
+      },
+    });
+    expect(encoded).toBeLessThanOrEqual(EXACT_TOKENS + MAX_RUN);
+    expect(w.chars()).toBeLessThan(s.length);
+    expect(n).toBeGreaterThanOrEqual(encoded + Buffer.byteLength(s.slice(w.chars()), 'utf8'));
   });
 
   it('never counts fewer tokens than the tokenizer on the whole text (pieces only add)', () => {

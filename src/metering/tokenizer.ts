@@ -10,11 +10,11 @@
  * - a run of whitespace, or of anything else, longer than {@link MAX_RUN} characters is counted in
  *   pieces of that length (each piece at least as many tokens as its share of the whole: the count
  *   can only grow, which is the safe side for budgets);
- * - at most {@link EXACT_CHARS} characters of a request are counted with the tokenizer; beyond,
- *   every UTF-8 byte counts as one token (a token is at least one byte, so this is an upper
- *   bound);
+ * - at most {@link EXACT_CHARS} characters and {@link EXACT_TOKENS} tokens of a request are
+ *   counted with the tokenizer; beyond, every UTF-8 byte counts as one token (a token is at least
+ *   one byte, so this is an upper bound);
  * - the async estimate yields to the event loop after every {@link SLICE_CHARS} characters (or
- *   the equivalent in JSON nodes), so no request holds it for more than about a millisecond or two.
+ *   the equivalent in JSON nodes), so no request holds it for more than a few milliseconds.
  * bench/scenarios/token-estimate.ts measures the cost against input size.
  */
 import type { ChatCompletionRequest, ChatMessage, EmbeddingRequest, Usage } from '../providers/types.js';
@@ -37,9 +37,11 @@ export function loadTokenizer(): Promise<CountTokens> {
 /** Runs (of whitespace, or of anything else) longer than this are counted in pieces of this length. */
 export const MAX_RUN = 128;
 /** Characters counted between two yields to the event loop (async estimate). */
-export const SLICE_CHARS = 8_192;
+export const SLICE_CHARS = 2_048;
 /** Characters of one request counted with the tokenizer; beyond, one token per UTF-8 byte. */
 export const EXACT_CHARS = 262_144;
+/** Tokens of one request counted with the tokenizer (bounds its CPU: ~1 µs a token at worst); beyond, one per UTF-8 byte. */
+export const EXACT_TOKENS = 65_536;
 /** What one JSON node (a key, a value, a bracket) weighs against {@link SLICE_CHARS} when walking a structure. */
 const NODE_WEIGHT = 16;
 
@@ -61,81 +63,87 @@ export const DEFAULT_IMAGE_TOKENS = {
 } as const;
 export type ImageTokens = { low: number; high: number };
 
-/** Running state of one count: tokens so far, what is left of the exact budget, work since the last yield. */
+/** Running state of one count: tokens so far, what is left of the exact budgets, work since the last yield. */
 interface Tally {
   tokens: number;
-  exactLeft: number;
+  exactCharsLeft: number;
+  exactTokensLeft: number;
   sinceYield: number;
   count: CountTokens;
 }
 
-function newTally(exactChars: number, count?: CountTokens): Tally {
+function newTally(exactChars: number, exactTokens: number, count?: CountTokens): Tally {
   const c = count ?? counter;
   if (!c) throw new Error('tokenizer not loaded: await loadTokenizer() first');
-  return { tokens: 0, exactLeft: exactChars, sinceYield: 0, count: c };
+  return { tokens: 0, exactCharsLeft: exactChars, exactTokensLeft: exactTokens, sinceYield: 0, count: c };
 }
 
 /** ASCII whitespace (tab, newline, vertical tab, form feed, carriage return, space). */
 const isSpace = (c: number) => c === 0x20 || (c >= 0x09 && c <= 0x0d);
 const isHighSurrogate = (c: number) => c >= 0xd800 && c <= 0xdbff;
 
+/** Counts text[from, to) with the tokenizer, against the exact budgets. */
+function countExact(text: string, from: number, to: number, t: Tally): void {
+  if (from >= to) return;
+  const n = t.count(text.slice(from, to));
+  t.tokens += n;
+  t.exactTokensLeft -= n;
+  t.exactCharsLeft -= to - from;
+  t.sinceYield += to - from;
+}
+
 /**
  * Adds the tokens of `text` to the tally; yields (a point where the caller may give the event loop
- * a turn) after about every {@link SLICE_CHARS} characters of work.
+ * a turn) after about every {@link SLICE_CHARS} characters of work. Windows of whole runs are
+ * counted once they fill what is left of the slice; a run longer than MAX_RUN is counted alone,
+ * in MAX_RUN pieces; once an exact budget is spent, the rest is counted by UTF-8 bytes.
  */
 function* tallyText(text: string, t: Tally): Generator<void, void, void> {
-  if (text === '') return;
-  const count = t.count;
-  let exact = Math.min(text.length, t.exactLeft);
-  if (exact > 0 && exact < text.length && isHighSurrogate(text.charCodeAt(exact - 1))) exact--;
-  t.exactLeft -= exact;
-  if (exact < text.length) {
-    // Beyond the exact budget: an upper bound, at native speed.
-    t.tokens += Buffer.byteLength(exact === 0 ? text : text.slice(exact), 'utf8');
-    t.sinceYield += (text.length - exact) >> 6;
-  }
-  // Windows of whole runs, counted once they reach what is left of this slice; a run longer than
-  // MAX_RUN is counted alone, in MAX_RUN pieces.
   let windowStart = 0;
   let pos = 0;
-  while (pos < exact) {
+  while (pos < text.length) {
+    // Characters this window may still take before the exact budget is spent.
+    const room = Math.min(text.length, windowStart + t.exactCharsLeft);
+    if (pos >= room || t.exactTokensLeft <= 0) break;
     const space = isSpace(text.charCodeAt(pos));
     let end = pos + 1;
-    while (end < exact && isSpace(text.charCodeAt(end)) === space && end - pos <= MAX_RUN) end++;
+    while (end < room && isSpace(text.charCodeAt(end)) === space && end - pos <= MAX_RUN) end++;
     if (end - pos > MAX_RUN) {
-      // A long run: find its end (bounded by `exact`), then count it in MAX_RUN pieces.
-      while (end < exact && isSpace(text.charCodeAt(end)) === space) end++;
-      if (windowStart < pos) {
-        t.tokens += count(text.slice(windowStart, pos));
-        t.sinceYield += pos - windowStart;
-      }
-      for (let i = pos; i < end; ) {
+      // A long run: find its end (within the room), then count it in MAX_RUN pieces.
+      while (end < room && isSpace(text.charCodeAt(end)) === space) end++;
+      countExact(text, windowStart, pos, t);
+      let i = pos;
+      while (i < end && t.exactTokensLeft > 0) {
         if (t.sinceYield + MAX_RUN > SLICE_CHARS) {
           t.sinceYield = 0;
           yield;
         }
         let j = Math.min(i + MAX_RUN, end);
-        if (j < end && isHighSurrogate(text.charCodeAt(j - 1))) j--;
-        t.tokens += count(text.slice(i, j));
-        t.sinceYield += j - i;
+        if (j < text.length && isHighSurrogate(text.charCodeAt(j - 1))) j--;
+        countExact(text, i, j, t);
         i = j;
       }
-      windowStart = end;
+      windowStart = pos = i;
     } else if (t.sinceYield + (end - windowStart) >= SLICE_CHARS) {
-      // The window is full: count it without this run (which starts the next one).
-      if (windowStart < pos) {
-        t.tokens += count(text.slice(windowStart, pos));
-        windowStart = pos;
-      }
+      // The window is full: count it without this run (which starts the next one), then yield.
+      countExact(text, windowStart, pos, t);
+      windowStart = pos;
       t.sinceYield = 0;
       yield;
-      continue; // the same run again, now at the start of an empty window
+    } else {
+      pos = end;
     }
-    pos = end;
   }
-  if (windowStart < exact) {
-    t.tokens += count(text.slice(windowStart, exact));
-    t.sinceYield += exact - windowStart;
+  if (pos < text.length && pos > 0 && isHighSurrogate(text.charCodeAt(pos - 1))) pos--;
+  countExact(text, windowStart, pos, t);
+  if (pos < text.length) {
+    // Past the exact budget: an upper bound (a token is at least one byte), at native speed.
+    t.tokens += Buffer.byteLength(pos === 0 ? text : text.slice(pos), 'utf8');
+    t.sinceYield += (text.length - pos) >> 6;
+  }
+  if (t.sinceYield >= SLICE_CHARS) {
+    t.sinceYield = 0;
+    yield;
   }
 }
 
@@ -242,6 +250,8 @@ export interface EstimateOptions {
   imageTokens?: ImageTokens | undefined;
   /** Characters counted with the tokenizer before the byte bound takes over (default {@link EXACT_CHARS}). */
   exactChars?: number;
+  /** Tokens counted with the tokenizer before the byte bound takes over (default {@link EXACT_TOKENS}). */
+  exactTokens?: number;
   /** The byte-pair counter (default gpt-tokenizer's o200k_base; tests wrap it to watch the work). */
   counter?: CountTokens;
 }
@@ -259,7 +269,7 @@ const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
  */
 export async function estimatePromptTokens(operation: 'chat' | 'embeddings', body: unknown, opts: EstimateOptions = {}): Promise<number> {
   if (!opts.counter) await loadTokenizer();
-  const t = newTally(opts.exactChars ?? EXACT_CHARS, opts.counter);
+  const t = newTally(opts.exactChars ?? EXACT_CHARS, opts.exactTokens ?? EXACT_TOKENS, opts.counter);
   for (const _ of steps(operation, body, t, opts)) await turn();
   return t.tokens;
 }
@@ -270,7 +280,7 @@ export async function estimatePromptTokens(operation: 'chat' | 'embeddings', bod
  * must be loaded.
  */
 export function estimatePromptTokensSync(operation: 'chat' | 'embeddings', body: unknown, opts: EstimateOptions = {}): number {
-  const t = newTally(opts.exactChars ?? EXACT_CHARS, opts.counter);
+  const t = newTally(opts.exactChars ?? EXACT_CHARS, opts.exactTokens ?? EXACT_TOKENS, opts.counter);
   for (const _ of steps(operation, body, t, opts)) {
     /* run to the end */
   }
@@ -279,7 +289,7 @@ export function estimatePromptTokensSync(operation: 'chat' | 'embeddings', body:
 
 /** Counts a text's tokens (bounded as above, without yielding); the tokenizer must be loaded. */
 export function countText(text: string, exactChars = EXACT_CHARS): number {
-  const t = newTally(exactChars);
+  const t = newTally(exactChars, EXACT_TOKENS);
   for (const _ of tallyText(text, t)) {
     /* run to the end */
   }
