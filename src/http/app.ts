@@ -129,7 +129,7 @@ export async function buildApp(s: AppServices): Promise<FastifyInstance> {
   const batchApi = { batches: s.batches, authenticator: s.authenticator, killSwitches: s.killSwitches };
   await app.register(fileRoutes, { ...batchApi, maxFileBytes: s.config.jobs.batch.maxFileBytes });
   await app.register(batchRoutes, batchApi);
-  await app.register(feedbackRoutes, { cache: s.cache, authenticator: s.authenticator, store: s.feedback });
+  await app.register(feedbackRoutes, { cache: s.cache, authenticator: s.authenticator, killSwitches: s.killSwitches, store: s.feedback });
   await app.register(adminRoutes, {
     prefix: '/admin/v1',
     cache: s.cache,

@@ -8,14 +8,17 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Authenticator } from '../../auth/authenticator.js';
-import { extractKey } from '../../auth/keys.js';
 import type { CacheService } from '../../cache/service.js';
 import { GatewayError } from '../../errors.js';
+import type { KillSwitches } from '../../metering/kill-switches.js';
 import type { FeedbackStore } from '../../routing/types.js';
+import { apiCaller } from './jobs.js';
 
 export interface CacheRoutesOptions {
   cache: CacheService;
   authenticator: Authenticator;
+  /** A switched-off key, tenant or gateway gives no feedback either (403 access_disabled). */
+  killSwitches: Pick<KillSwitches, 'checkAccess'>;
   /** Where verdicts are kept (A/B experiment results read them). */
   store?: FeedbackStore;
 }
@@ -36,8 +39,7 @@ export async function feedbackRoutes(app: FastifyInstance, opts: CacheRoutesOpti
     '/v1/feedback',
     { schema: { body: feedbackBody } },
     async (request, reply) => {
-      const auth = await opts.authenticator.authenticate(extractKey(request.headers));
-      if (auth.kind !== 'api') throw new GatewayError('invalid_api_key', 'Feedback is given with the API key that made the request.');
+      const auth = await apiCaller(request, opts.authenticator, opts.killSwitches);
       const { request_id: requestId, rating, comment } = request.body;
       await opts.store?.put({ tenantId: auth.tenantId, requestId, good: rating === 'good', comment: comment ?? '', at: Date.now() });
       const found = await opts.cache.feedback(auth.tenantId, requestId, rating === 'good');
