@@ -126,6 +126,8 @@ export interface GatewayOptions {
   signalsClock?: () => number;
   /** Where spans go instead of OTLP when `tracing.enabled` (tests: an in-memory exporter). */
   spanExporter?: SpanExporter;
+  /** How the invoke stage waits before a retry (tests: record the waits instead of timing them). */
+  retrySleep?: (ms: number, signal: AbortSignal) => Promise<void>;
 }
 
 export async function createGateway(config: Config, opts: GatewayOptions = {}): Promise<Gateway> {
@@ -298,7 +300,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
       routeStage({ catalog, killSwitches, router, flags, experiments }),
       admitStage({ tiers: config.tiers, rateLimiter, budgets, defaultMaxOutputTokens: config.metering.defaultMaxOutputTokens }),
       cacheStage(cache),
-      cachedInvoke(escalatingInvoke(invokeStage({ resilience: config.resilience, breakers, metrics, embedBatcher, ...(opts.random ? { random: opts.random } : {}) }), router, config.resilience.deadlineMs), cache),
+      cachedInvoke(escalatingInvoke(invokeStage({ resilience: config.resilience, breakers, metrics, embedBatcher, ...(opts.random ? { random: opts.random } : {}), ...(opts.retrySleep ? { sleep: opts.retrySleep } : {}) }), router, config.resilience.deadlineMs), cache),
     ],
     settle: settleStage({ metrics, recordMetrics: config.metrics.enabled, log, records: storage.records, ledger, rateLimiter, budgets, alerts: budgetChecks, cache, shadow, observers: [...(requestLog ? [requestLog.observe] : []), liveStats.observe, drift.observe, abuse.observe] }),
     respond: { streamOverBudget: config.metering.streamOverBudget },

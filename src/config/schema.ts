@@ -139,12 +139,12 @@ export const priceSchema = z
     input: z.number().nonnegative(),
     output: z.number().nonnegative().default(0),
     cachedInput: z.number().nonnegative().optional(),
-  })
     /**
      * Tokens an image input is billed as, when reserving before the call (upstream's usage is
      * billed after it): `low` for `detail: "low"`, `high` otherwise. Default 85 / 1,600.
      */
     imageTokens: z.object({ low: z.number().int().nonnegative(), high: z.number().int().nonnegative() }).strict().optional(),
+  })
   .strict();
 
 export const deploymentSchema = z

@@ -1,7 +1,7 @@
 /**
  * Async jobs survive crashes: 500 jobs submitted to a CLI-started gateway, the process SIGKILLed
- * twice while they run (after ~100 and ~250 results were delivered) and restarted on the same
- * folder and config. Every job ends succeeded with its result; the webhook receiver's dedupe log
+ * twice while they run (each time while a job's upstream call, the 100th and then the 250th, is
+ * scripted to hang: work certainly in flight) and restarted on the same folder and config. Every job ends succeeded with its result; the webhook receiver's dedupe log
  * (by `webhook-id`) holds each job's result exactly once, every delivery correctly signed with the
  * tenant's secret (redeliveries after a crash are allowed: webhooks are at least once); the ledger
  * has exactly one usage event per job, keyed by the job id (a run cut short by a crash and run
@@ -11,13 +11,14 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SimServer } from '../../src/providers/simulated/server.js';
 import { type RunningCli, bannerKeys, startCli } from '../helpers/cli.js';
 import { auth, postJson, startSim } from '../helpers/gateway.js';
 import { type WebhookReceiver, startWebhookReceiver } from '../helpers/webhook-receiver.js';
 
 const JOBS = 500;
+/** The upstream calls (counted from the first) that hang, and during which the process is killed. */
 const KILL_AT = [100, 250] as const;
 /** The master key of the tenants' webhook signing secrets (32 characters). */
 const SIGNING_SECRET = 'tollgate-crash-test-signing-key!';
@@ -80,17 +81,26 @@ jobs:
     await exited;
   }
 
-  /** Resolves once the receiver's dedupe log holds `n` results (or rejects after `timeoutMs`). */
+  /** Resolves once the receiver's dedupe log holds `n` results (the timeout only bounds a failure). */
   async function uniqueReaches(n: number, timeoutMs: number): Promise<void> {
-    const until = Date.now() + timeoutMs;
-    while (receiver!.unique.size < n) {
-      if (Date.now() > until) throw new Error(`webhook receiver: ${receiver!.unique.size} of ${n} unique results after ${timeoutMs} ms`);
-      await new Promise((r) => setTimeout(r, 2));
-    }
+    await vi.waitFor(
+      () => {
+        if (receiver!.unique.size < n) throw new Error(`webhook receiver: ${receiver!.unique.size} of ${n} unique results`);
+      },
+      { timeout: timeoutMs, interval: 2 },
+    );
+  }
+
+  /** The upstream call number `call` (counted from the first) hangs; the ones before it answer. */
+  function hangAtCall(call: number): void {
+    const before = call - 1 - sim.engine.stats().total;
+    expect(before).toBeGreaterThanOrEqual(0);
+    sim.engine.script([...Array.from({ length: before }, () => ({ kind: 'ok' as const })), { kind: 'hang' as const }]);
   }
 
   it('completes all 500 jobs, delivers each result once to the dedupe log and bills each once', { timeout: 110_000 }, async () => {
     const t0 = Date.now();
+    hangAtCall(KILL_AT[0]);
     let gw = await start();
     const { admin, demo } = bannerKeys(gw.output());
     const tenant = /demo API key \(tenant "([^"]+)"\)/.exec(gw.output())![1]!;
@@ -122,13 +132,14 @@ jobs:
     expect(new Set(ids).size).toBe(JOBS);
     const submittedAt = receiver.unique.size;
 
-    // Two crashes while the jobs run and their webhooks go out.
+    // Two crashes while the jobs run and their webhooks go out: each while a run's upstream call hangs.
     const killPoints: Array<{ unique: number; deliveries: number; atMs: number; at: number }> = [];
-    for (const point of KILL_AT) {
-      await uniqueReaches(point, 30_000);
+    for (const i of KILL_AT.keys()) {
+      await vi.waitFor(() => expect(sim.engine.stats().outcomes.hang).toBe(i + 1), { timeout: 30_000, interval: 2 });
       const at = Date.now();
       await kill(gw);
       killPoints.push({ unique: receiver.unique.size, deliveries: receiver.deliveries.length, atMs: at - t0, at });
+      if (i + 1 < KILL_AT.length) hangAtCall(KILL_AT[i + 1]!);
       gw = await start();
     }
     await uniqueReaches(JOBS, 90_000);
@@ -216,8 +227,8 @@ jobs:
       expect(ok.n).toBe(JOBS);
       expect(extra.n).toBe(0);
       expect(allEvents.n).toBe(JOBS);
-      // The crashes really hit work in flight: at least one job ran again.
-      expect(reruns).toBeGreaterThan(0);
+      // The crashes really hit work in flight: the job whose call hung at each kill ran again.
+      expect(reruns).toBeGreaterThanOrEqual(KILL_AT.length);
     } finally {
       db.close();
     }

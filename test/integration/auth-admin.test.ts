@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type TestGateway, auth, hello, postJson, startGateway } from '../helpers/gateway.js';
 
 async function admin(gw: TestGateway, method: string, path: string, body?: unknown, key = gw.adminKey) {
@@ -13,9 +13,14 @@ async function admin(gw: TestGateway, method: string, path: string, body?: unkno
 describe('authentication', () => {
   let gw: TestGateway;
   beforeAll(async () => {
+    // Key expiry is read from Date.now(): a fake Date (real timers and sockets) that only the tests move.
+    vi.useFakeTimers({ toFake: ['Date'] });
     gw = await startGateway({ auth: { cacheTtlMs: 60_000 }, tiers: { free: { models: ['sim-small'] }, standard: {}, premium: {} } });
   });
-  afterAll(() => gw.close());
+  afterAll(async () => {
+    await gw.close();
+    vi.useRealTimers();
+  });
   const chat = (key?: string, body: unknown = hello()) => postJson(`${gw.url}/v1/chat/completions`, body, key ? auth(key) : {});
 
   it('401 without a key, with a wrong key, and with an admin key on /v1', async () => {
@@ -48,8 +53,11 @@ describe('authentication', () => {
 
   it('an expired key is refused', async () => {
     const created = await admin(gw, 'POST', '/keys', { tenant_id: gw.tenantId, expires_in: '1s' });
+    expect(Date.parse(created.body.expires_at)).toBe(Date.now() + 1_000);
+    expect((await chat(created.body.key)).status).toBe(200); // cached by the authenticator from here on
+    vi.setSystemTime(Date.now() + 999);
     expect((await chat(created.body.key)).status).toBe(200);
-    await new Promise((r) => setTimeout(r, 1_100));
+    vi.setSystemTime(Date.now() + 1); // its expiry: refused, although the cache still holds it
     const res = await chat(created.body.key);
     expect(res.status).toBe(401);
     expect(res.body.error.code).toBe('expired_api_key');

@@ -8,8 +8,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import OpenAI, { toFile } from 'openai';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { RawConfig } from '../../src/config/schema.js';
+import type { SimulatedProvider } from '../../src/providers/simulated/provider.js';
 import { FAST_MODELS, type TestGateway, auth, postJson, startGateway } from '../helpers/gateway.js';
 
 type ApiError = InstanceType<typeof OpenAI.APIError>;
@@ -27,15 +28,23 @@ const chat = (customId: string, model = 'sim-small', extra: Record<string, unkno
 });
 const jsonl = (lines: unknown[]) => Buffer.from(`${lines.map((l) => JSON.stringify(l)).join('\n')}\n`);
 
-async function waitFor(client: OpenAI, id: string, statuses: string[], timeoutMs = 15_000): Promise<OpenAI.Batch> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const batch = await client.batches.retrieve(id);
-    if (statuses.includes(batch.status)) return batch;
-    if (Date.now() > until) throw new Error(`batch ${id} still ${batch.status} after ${timeoutMs} ms (wanted ${statuses.join(' or ')})`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** Polls the batch until it is in one of `statuses` (the timeout only bounds a failure). */
+async function waitFor(client: OpenAI, id: string, statuses: string[], timeoutMs = 20_000): Promise<OpenAI.Batch> {
+  let batch!: OpenAI.Batch;
+  await vi.waitFor(
+    async () => {
+      batch = await client.batches.retrieve(id);
+      if (!statuses.includes(batch.status)) throw new Error(`batch ${id} still ${batch.status} (wanted ${statuses.join(' or ')})`);
+    },
+    { timeout: timeoutMs, interval: 10 },
+  );
+  return batch;
 }
+
+const waitUntil = (check: () => void | Promise<void>) => vi.waitFor(check, { timeout: 10_000, interval: 5 });
+/** The in-process simulator behind a gateway's `sim` provider (script outcomes, read stats). */
+const simOf = (gw: TestGateway) => (gw.gateway.providers.get('sim') as SimulatedProvider).engine;
+const hang = (n: number) => Array.from({ length: n }, () => ({ kind: 'hang' as const }));
 
 async function lines(client: OpenAI, fileId: string): Promise<any[]> {
   const text = await (await client.files.content(fileId)).text();
@@ -49,16 +58,11 @@ const SIM: RawConfig = {
   providers: {
     sim: {
       kind: 'simulated',
-      models: {
-        ...FAST_MODELS,
-        // 30 tokens at 20/s: 1.5 s a request, so a cancel finds jobs queued and running.
-        'sim-slow': { type: 'chat', ttftMs: { median: 0, p95: 0 }, tokensPerSecond: 20, outputTokens: { min: 30, max: 30 }, dimensions: 64 },
-      },
+      models: FAST_MODELS,
     },
   },
   models: {
     'sim-small': { deployments: [{ provider: 'sim' }] },
-    'sim-slow': { deployments: [{ provider: 'sim' }] },
     'sim-embed': { type: 'embedding', deployments: [{ provider: 'sim' }] },
   },
 };
@@ -214,20 +218,28 @@ describe('the Batch API with the openai SDK', () => {
   });
 
   it('cancel: cancelling at once, then cancelled; the requests that never ran are in the error file', async () => {
+    const sim = simOf(gw);
+    const aborted = sim.stats().aborted;
+    // The first four runs (jobs.concurrency) hang upstream: when the cancel comes, four jobs are
+    // running and eight queued, and none can have finished.
+    sim.script(hang(4));
     const ids = Array.from({ length: 12 }, (_, i) => `slow-${i}`);
-    const file = await client.files.create({ file: await toFile(jsonl(ids.map((id) => chat(id, 'sim-slow'))), 'slow.jsonl'), purpose: 'batch' });
+    const file = await client.files.create({ file: await toFile(jsonl(ids.map((id) => chat(id))), 'slow.jsonl'), purpose: 'batch' });
     const batch = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
-    await new Promise((r) => setTimeout(r, 200)); // some start running
+    await waitUntil(() => {
+      expect(sim.scriptedLeft).toBe(0);
+      expect(sim.stats().inFlight).toBe(4);
+    });
     const cancelling = await client.batches.cancel(batch.id);
     expect(cancelling.status).toBe('cancelling');
     expect(cancelling.cancelling_at).toBeGreaterThan(0);
 
-    const done = await waitFor(client, batch.id, ['cancelled'], 5_000);
+    const done = await waitFor(client, batch.id, ['cancelled']);
     expect(done.cancelled_at).toBeGreaterThanOrEqual(done.cancelling_at!);
-    expect(done.request_counts?.total).toBe(12);
-    expect(done.request_counts!.completed + done.request_counts!.failed).toBe(12);
+    expect(done.request_counts).toEqual({ total: 12, completed: 0, failed: 12 });
+    expect(sim.stats().aborted).toBe(aborted + 4); // the running ones were stopped upstream
     const errors = await lines(client, done.error_file_id!);
-    expect(errors.length).toBeGreaterThanOrEqual(8); // at most 4 ran (jobs.concurrency)
+    expect(errors.map((l) => l.custom_id)).toEqual(ids); // every request, in input order
     for (const line of errors) {
       expect(line.response).toBeNull();
       expect(line.error.code).toBe('batch_cancelled');
@@ -277,9 +289,14 @@ describe('a batch across a restart', () => {
     const apiKey = first.apiKey;
     let client = new OpenAI({ baseURL: `${first.url}/v1`, apiKey, maxRetries: 0 });
     const ids = Array.from({ length: 6 }, (_, i) => `r${i}`);
-    const file = await client.files.create({ file: await toFile(jsonl(ids.map((id) => chat(id, 'sim-slow'))), 'slow.jsonl'), purpose: 'batch' });
+    // The first gateway's two runs (jobs.concurrency 2) hang upstream: it stops mid-batch, with
+    // jobs running and jobs queued, none finished.
+    const sim = simOf(first);
+    sim.script(hang(2));
+    const file = await client.files.create({ file: await toFile(jsonl(ids.map((id) => chat(id))), 'slow.jsonl'), purpose: 'batch' });
     const batch = await client.batches.create({ input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h' });
-    await new Promise((r) => setTimeout(r, 300));
+    await waitUntil(() => expect(sim.stats().inFlight).toBe(2));
+    expect((await client.batches.retrieve(batch.id)).request_counts).toEqual({ total: 6, completed: 0, failed: 0 });
     await first.gateway.close(); // not first.close(): that would delete the folder
 
     const second = await startGateway({ ...raw, auth: { bootstrap: false } });

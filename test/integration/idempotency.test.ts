@@ -1,6 +1,7 @@
 import { request } from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SimServer } from '../../src/providers/simulated/server.js';
+import type { Provider } from '../../src/providers/types.js';
 import {
   FAST_MODELS,
   type TestGateway,
@@ -32,15 +33,42 @@ let keyCounter = 0;
 /** A fresh Idempotency-Key per test. */
 const newKey = () => `idem-${process.pid}-${++keyCounter}-${Math.random().toString(36).slice(2)}`;
 
+/**
+ * Holds the provider's (non-stream) chat calls at a gate until `open()`: an upstream that answers
+ * exactly when the test says. `held` counts the calls waiting there.
+ */
+function holdChat(provider: Provider) {
+  const chat = provider.chat;
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const state = { held: 0 };
+  provider.chat = async (req, opts) => {
+    state.held++;
+    await new Promise<void>((resolve, reject) => {
+      opts.signal.addEventListener('abort', () => reject(opts.signal.reason), { once: true });
+      void gate.then(resolve);
+    }).finally(() => state.held--);
+    return chat.call(provider, req, opts);
+  };
+  return {
+    state,
+    open() {
+      provider.chat = chat;
+      release();
+    },
+  };
+}
+
+const waitUntil = (check: () => void | Promise<void>) => vi.waitFor(check, { timeout: 10_000, interval: 5 });
+
 const models = {
   chat: { deployments: [{ provider: 'sim', model: 'sim-small' }], price: { input: 0.15, output: 0.6 } },
-  slow: { deployments: [{ provider: 'sim', model: 'sim-slow' }], price: { input: 0.15, output: 0.6 } },
   trickle: { deployments: [{ provider: 'sim', model: 'sim-trickle' }], price: { input: 0.15, output: 0.6 } },
 };
 const simModels = {
   ...FAST_MODELS,
-  'sim-slow': { ...FAST_MODELS['sim-small']!, ttftMs: { median: 400, p95: 400 } },
-  'sim-trickle': { ...FAST_MODELS['sim-small']!, tokensPerSecond: 40, outputTokens: { min: 40, max: 40 } },
+  // 40 tokens at 1 a second: a stream of it cannot end on its own during a test (made instant when a test needs it whole).
+  'sim-trickle': { ...FAST_MODELS['sim-small']!, tokensPerSecond: 1, outputTokens: { min: 40, max: 40 } },
 };
 
 describe('Idempotency-Key on POST', () => {
@@ -58,9 +86,9 @@ describe('Idempotency-Key on POST', () => {
 
   /** Requests that reached the simulator. */
   const executed = () => sim.engine.stats().total;
-  /** Requests the ledger holds for the bootstrap tenant (settle runs just after the answer: poll it). */
+  /** Requests the ledger holds for the bootstrap tenant, once every request so far has settled. */
   async function billed(): Promise<number> {
-    await gw.gateway.ledger.flush();
+    await gw.settled();
     const rows = await gw.gateway.storage.ledger.aggregate({ from: 0, to: Date.now() + 1, groupBy: [], tenantId: gw.tenantId });
     return rows[0]?.requests ?? 0;
   }
@@ -92,7 +120,7 @@ describe('Idempotency-Key on POST', () => {
     }
     expect(first.headers.get('x-tollgate-cost-usd')).toMatch(/^0\.\d+$/);
     expect(executed() - ran).toBe(1);
-    await expect.poll(async () => (await billed()) - charged).toBe(1);
+    expect((await billed()) - charged).toBe(1);
   });
 
   it('refuses the same key with a different body (422) without running it', async () => {
@@ -109,23 +137,23 @@ describe('Idempotency-Key on POST', () => {
   it('runs one of two concurrent duplicates; the other gets 409 with Retry-After, then the replay', async () => {
     const key = newKey();
     const [ran, charged] = [executed(), await billed()];
-    const [a, b] = await Promise.all([post(hello('slow'), key), post(hello('slow'), key)]);
-    const replayed = (r: typeof a) => r.headers.get('x-tollgate-idempotent-replay') === 'true';
-    const winner = [a, b].find((r) => r.status === 200 && !replayed(r));
-    const loser = [a, b].find((r) => r !== winner)!;
-    expect(winner).toBeDefined();
-    if (loser.status === 409) {
-      expect(loser.body.error.code).toBe('idempotency_key_in_progress');
-      expect(loser.headers.get('retry-after')).toBe('1');
-    } else {
-      expect(replayed(loser)).toBe(true);
-      expect(loser.body).toEqual(winner!.body);
-    }
-    const later = await post(hello('slow'), key);
-    expect(replayed(later)).toBe(true);
-    expect(later.body).toEqual(winner!.body);
+    // The first one's upstream call waits at a gate: it is certainly still running when the duplicate comes.
+    const hold = holdChat(gw.gateway.providers.get('sim'));
+    const first = post(hello('chat'), key);
+    await waitUntil(() => expect(hold.state.held).toBe(1));
+    const duplicate = await post(hello('chat'), key);
+    expect(duplicate.status).toBe(409);
+    expect(duplicate.body.error.code).toBe('idempotency_key_in_progress');
+    expect(duplicate.headers.get('retry-after')).toBe('1');
+    hold.open();
+    const winner = await first;
+    expect(winner.status).toBe(200);
+    expect(winner.headers.get('x-tollgate-idempotent-replay')).toBeNull();
+    const later = await post(hello('chat'), key);
+    expect(later.headers.get('x-tollgate-idempotent-replay')).toBe('true');
+    expect(later.body).toEqual(winner.body);
     expect(executed() - ran).toBe(1);
-    await expect.poll(async () => (await billed()) - charged).toBe(1);
+    expect((await billed()) - charged).toBe(1);
   });
 
   it('does not store a 5xx: a retry with the same key runs again', async () => {
@@ -177,7 +205,7 @@ describe('Idempotency-Key on POST', () => {
     expect(replayed.trailers['x-tollgate-cost-usd']).toBe(original.trailers['x-tollgate-cost-usd']);
     expect(replayed.text).toBe(original.text);
     expect(executed() - ran).toBe(2);
-    await expect.poll(async () => (await billed()) - charged).toBe(2);
+    expect((await billed()) - charged).toBe(2);
   });
 
   it('does not store a stream that failed after it started: a retry runs and gets a whole one', async () => {
@@ -206,12 +234,21 @@ describe('Idempotency-Key on POST', () => {
       signal: controller.signal,
     });
     const reader = res.body!.getReader();
-    await reader.read(); // the stream has started
+    await reader.read(); // the stream has started (and would take 40 s to end)
     controller.abort();
-    let retry = await post(hello('trickle', { stream: true }), key);
-    for (let i = 0; i < 40 && retry.status === 409; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      retry = await post(hello('trickle', { stream: true }), key);
+    // From here the model answers at once: the retry's stream, once it runs, is whole.
+    const trickle = sim.engine.models['sim-trickle']!;
+    const tokensPerSecond = trickle.tokensPerSecond;
+    trickle.tokensPerSecond = 0;
+    let retry!: Awaited<ReturnType<typeof post>>;
+    try {
+      // 409 while the gateway has not yet seen the client leave; then the key is free and the retry runs.
+      await waitUntil(async () => {
+        retry = await post(hello('trickle', { stream: true }), key);
+        expect(retry.status).not.toBe(409);
+      });
+    } finally {
+      trickle.tokensPerSecond = tokensPerSecond;
     }
     expect(retry.status).toBe(200);
     expect(retry.headers.get('x-tollgate-idempotent-replay')).toBeNull();
@@ -270,14 +307,19 @@ describe('Idempotency-Key on POST', () => {
 describe('Idempotency-Key expiry', () => {
   let gw: TestGateway;
   beforeAll(async () => {
-    // Instant answers: the TTL counts from the first request's start, so it must outlast the request itself.
+    // The TTL counts from the first request's start, by Date.now(): a fake Date (real timers and
+    // sockets) that only the test moves, so the answer is kept exactly 400 ms of that clock.
+    vi.useFakeTimers({ toFake: ['Date'] });
     gw = await startGateway({
       idempotency: { ttlMs: 400 },
       providers: { sim: { kind: 'simulated', models: FAST_MODELS } },
       models: { 'sim-small': { deployments: [{ provider: 'sim' }] } },
     });
   });
-  afterAll(() => gw.close());
+  afterAll(async () => {
+    await gw.close();
+    vi.useRealTimers();
+  });
 
   it('forgets an answer after idempotency.ttlMs: the same key then runs again', async () => {
     const key = newKey();
@@ -285,15 +327,14 @@ describe('Idempotency-Key expiry', () => {
     const first = await send();
     const replay = await send();
     expect(replay.headers.get('x-tollgate-idempotent-replay')).toBe('true');
-    await new Promise((r) => setTimeout(r, 500));
+    vi.setSystemTime(Date.now() + 399);
+    expect((await send()).headers.get('x-tollgate-idempotent-replay')).toBe('true'); // still within the TTL
+    vi.setSystemTime(Date.now() + 1);
     const later = await send();
     expect(later.status).toBe(200);
     expect(later.headers.get('x-tollgate-idempotent-replay')).toBeNull();
     expect(later.headers.get('x-request-id')).not.toBe(first.headers.get('x-request-id'));
-    const billed = async () => {
-      await gw.gateway.ledger.flush();
-      return (await gw.gateway.storage.ledger.aggregate({ from: 0, to: Date.now() + 1, groupBy: [] }))[0]?.requests;
-    };
-    await expect.poll(billed).toBe(2);
+    await gw.settled();
+    expect((await gw.gateway.storage.ledger.aggregate({ from: 0, to: Date.now() + 1, groupBy: [] }))[0]?.requests).toBe(2);
   });
 });

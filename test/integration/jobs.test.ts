@@ -1,8 +1,9 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SimServer } from '../../src/providers/simulated/server.js';
+import type { Provider } from '../../src/providers/types.js';
 import { FAST_MODELS, type TestGateway, auth, httpSimConfig, postJson, startGateway, startSim } from '../helpers/gateway.js';
 import { type WebhookReceiver, startWebhookReceiver } from '../helpers/webhook-receiver.js';
 
@@ -16,21 +17,70 @@ async function getJson(url: string, key: string): Promise<{ status: number; body
   return { status: res.status, headers: res.headers, body: await res.json() };
 }
 
+/** Polls the job until `done` says so (the timeout only bounds a failure). */
 async function waitForJob(gw: TestGateway, id: string, done: (job: any) => boolean = (j) => !['queued', 'running'].includes(j.status), timeoutMs = 10_000): Promise<any> {
-  const until = Date.now() + timeoutMs;
-  for (;;) {
-    const { body } = await getJson(`${gw.url}/v1/jobs/${id}`, gw.apiKey);
-    if (done(body)) return body;
-    if (Date.now() > until) throw new Error(`job ${id} still ${body.status} after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
+  let job: any;
+  await vi.waitFor(
+    async () => {
+      job = (await getJson(`${gw.url}/v1/jobs/${id}`, gw.apiKey)).body;
+      if (!done(job)) throw new Error(`job ${id} still ${job.status}`);
+    },
+    { timeout: timeoutMs, interval: 5 },
+  );
+  return job;
+}
+
+const waitUntil = (check: () => void | Promise<void>) => vi.waitFor(check, { timeout: 10_000, interval: 5 });
+
+/**
+ * Holds the provider's chat calls (JSON and streams) at a gate until `open()`: an upstream that
+ * answers exactly when the test says (a call aborted meanwhile ends at once). `held` counts the
+ * calls waiting there.
+ */
+function holdCalls(provider: Provider) {
+  const { chat, chatStream } = provider;
+  let release!: () => void;
+  const gate = new Promise<void>((r) => (release = r));
+  const state = { held: 0 };
+  const wait = (signal: AbortSignal) => {
+    state.held++;
+    return new Promise<void>((resolve, reject) => {
+      if (signal.aborted) return reject(signal.reason);
+      signal.addEventListener('abort', () => reject(signal.reason), { once: true });
+      void gate.then(resolve);
+    }).finally(() => state.held--);
+  };
+  provider.chat = async (req, opts) => {
+    await wait(opts.signal);
+    return chat.call(provider, req, opts);
+  };
+  provider.chatStream = async (req, opts) => {
+    await wait(opts.signal);
+    return chatStream.call(provider, req, opts);
+  };
+  return {
+    state,
+    open() {
+      provider.chat = chat;
+      provider.chatStream = chatStream;
+      release();
+    },
+  };
+}
+
+/** Opens a job's SSE events: once this resolves (headers in), the stream is subscribed to the job. */
+async function openEvents(url: string, key: string): Promise<Response> {
+  const res = await fetch(url, { headers: auth(key) });
+  expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
+  return res;
 }
 
 /** Reads a job's SSE events until the stream ends. */
 async function readEvents(url: string, key: string): Promise<Array<{ event: string; data: any }>> {
-  const res = await fetch(url, { headers: auth(key) });
-  expect(res.headers.get('content-type')).toMatch(/^text\/event-stream/);
-  const text = await res.text();
+  return parseEvents(await (await openEvents(url, key)).text());
+}
+
+function parseEvents(text: string): Array<{ event: string; data: any }> {
   const out: Array<{ event: string; data: any }> = [];
   for (const block of text.split('\n\n')) {
     const event = block.match(/^event: (.*)$/m)?.[1];
@@ -121,10 +171,21 @@ describe('async jobs through the gateway (embedded)', () => {
   });
 
   it('streams events: queued or started, token deltas, then completed with the result', async () => {
-    const res = await postJson(`${gw.url}/v1/jobs`, { body: question('slow') }, auth(gw.apiKey));
-    const events = await readEvents(`${gw.url}/v1/jobs/${res.body.id}/events`, gw.apiKey);
+    // The run's upstream call waits at a gate until the follower is subscribed: the job cannot end first.
+    const hold = holdCalls(gw.gateway.providers.get('sim'));
+    let events: Array<{ event: string; data: any }>;
+    let res: Awaited<ReturnType<typeof postJson>>;
+    try {
+      res = await postJson(`${gw.url}/v1/jobs`, { body: question('slow') }, auth(gw.apiKey));
+      await waitUntil(() => expect(hold.state.held).toBe(1));
+      const following = await openEvents(`${gw.url}/v1/jobs/${res.body.id}/events`, gw.apiKey);
+      hold.open();
+      events = parseEvents(await following.text());
+    } finally {
+      hold.open();
+    }
     const names = events.map((e) => e.event);
-    expect(['queued', 'started']).toContain(names[0]);
+    expect(names[0]).toBe('started'); // it was running when the follower came
     expect(names).toContain('delta');
     expect(names.at(-1)).toBe('completed');
     const completed = events.at(-1)!.data;
@@ -163,12 +224,19 @@ describe('async jobs through the gateway (embedded)', () => {
   });
 
   it('cancels a running job: it ends cancelled, its upstream call is stopped, and it cannot be cancelled again after it ended', async () => {
+    const aborted = sim.engine.stats().aborted;
+    sim.engine.script([{ kind: 'hang' }]); // the run's upstream call never answers: only the cancel ends it
     const res = await postJson(`${gw.url}/v1/jobs`, { body: question('slow') }, auth(gw.apiKey));
     await waitForJob(gw, res.body.id, (j) => j.status === 'running');
+    await waitUntil(() => expect(sim.engine.scriptedLeft).toBe(0)); // its call reached upstream
     const del = await fetch(`${gw.url}/v1/jobs/${res.body.id}`, { method: 'DELETE', headers: auth(gw.apiKey) });
     expect(del.status).toBe(200);
     expect((await del.json()).status).toBe('cancelled');
-    await new Promise((r) => setTimeout(r, 1_000)); // longer than the slow answer would take
+    // The upstream call was stopped, and the worker is done with the run: nothing can change the job now.
+    await waitUntil(() => {
+      expect(sim.engine.stats().aborted).toBe(aborted + 1);
+      expect(gw.gateway.worker!.runningCount).toBe(0);
+    });
     const job = await waitForJob(gw, res.body.id);
     expect(job.status).toBe('cancelled');
     expect(job.result).toBeNull();
@@ -180,11 +248,16 @@ describe('async jobs through the gateway (embedded)', () => {
   });
 
   it('expires a job that cannot finish before its deadline', async () => {
-    const res = await postJson(`${gw.url}/v1/jobs`, { body: question('slow'), deadline_at: Date.now() / 1000 + 0.3 }, auth(gw.apiKey));
-    expect(res.status).toBe(202);
-    const job = await waitForJob(gw, res.body.id);
-    expect(job.status).toBe('expired');
-    expect(job.error.code).toBe('deadline_exceeded');
+    sim.engine.script([{ kind: 'hang' }]); // its upstream call never answers: the deadline ends it
+    try {
+      const res = await postJson(`${gw.url}/v1/jobs`, { body: question(), deadline_at: Date.now() / 1000 + 0.3 }, auth(gw.apiKey));
+      expect(res.status).toBe(202);
+      const job = await waitForJob(gw, res.body.id);
+      expect(job.status).toBe('expired');
+      expect(job.error.code).toBe('deadline_exceeded');
+    } finally {
+      sim.engine.reset(); // the hang is left queued if the job was only claimed after its deadline
+    }
   });
 
   it('dead-letters a job after maxAttempts retryable failures, keeping the last error', async () => {
@@ -287,10 +360,15 @@ describe('async jobs on shutdown', () => {
     });
 
   it('finishes running jobs within the grace period', async () => {
-    const gw = await startGateway(config(mkdtempSync(join(tmpdir(), 'tg-jobs-')), 5_000));
+    const gw = await startGateway(config(mkdtempSync(join(tmpdir(), 'tg-jobs-')), 30_000));
+    // The run's upstream call waits at a gate, released only once the shutdown has begun.
+    const hold = holdCalls(gw.gateway.providers.get('sim'));
     const res = await postJson(`${gw.url}/v1/jobs`, { body: question('slow') }, auth(gw.apiKey));
-    await waitForJob(gw, res.body.id, (j) => j.status === 'running');
-    await gw.gateway.close();
+    await waitUntil(() => expect(hold.state.held).toBe(1));
+    expect((await getJson(`${gw.url}/v1/jobs/${res.body.id}`, gw.apiKey)).body.status).toBe('running');
+    const closing = gw.gateway.close();
+    hold.open();
+    await closing;
     // The store closed with the gateway: reopen the folder to read what it left.
     const again = await startGateway(config(gw.gateway.config.storage.dir, 5_000, false));
     try {
@@ -305,15 +383,19 @@ describe('async jobs on shutdown', () => {
   it('hands running jobs back to the queue after the grace period, ends event streams, and a restart completes them', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'tg-jobs-'));
     const gw = await startGateway(config(dir, 200));
+    // The two runs' upstream calls never answer: only the end of the grace period can stop them
+    // (a shutdown that waited for them would not end at all).
+    sim.engine.reset();
+    sim.engine.script([{ kind: 'hang' }, { kind: 'hang' }]);
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) ids.push((await postJson(`${gw.url}/v1/jobs`, { body: question('slow', `Story ${i}`) }, auth(gw.apiKey))).body.id);
     await waitForJob(gw, ids[0]!, (j) => j.status === 'running');
-    const following = readEvents(`${gw.url}/v1/jobs/${ids[0]}/events`, gw.apiKey);
-    await new Promise((r) => setTimeout(r, 100));
-    const t0 = Date.now();
+    await waitUntil(() => expect(sim.engine.stats().inFlight).toBe(2)); // both slots (concurrency 2) hang upstream
+    const following = (await openEvents(`${gw.url}/v1/jobs/${ids[0]}/events`, gw.apiKey)).text();
     await gw.gateway.close();
-    expect(Date.now() - t0).toBeLessThan(3_000);
-    const events = await following; // the stream was ended by the shutdown
+    await waitUntil(() => expect(sim.engine.stats().aborted).toBe(2)); // the hanging calls were dropped
+    const events = parseEvents(await following); // the stream was ended by the shutdown
+    expect(events[0]?.event).toBe('started');
     expect(events.map((e) => e.event)).not.toContain('completed');
 
     const again = await startGateway(config(dir, 5_000, false));
@@ -336,6 +418,9 @@ describe('async jobs on shutdown', () => {
 
 describe('jobs under the tenant\'s rate limit', () => {
   it('waits for the key\'s rate limit without spending attempts; each refused run is billed as its own ledger event', async () => {
+    // Buckets refill, and refused jobs become due again, by Date.now(): a fake Date (real timers
+    // and sockets) that only this test moves, so the bucket stays empty until it says.
+    vi.useFakeTimers({ toFake: ['Date'] });
     const sim = await startSim();
     const gw = await startGateway(
       httpSimConfig({ sim }, { fast: { deployments: [{ provider: 'sim', model: 'sim-small' }] } }, {
@@ -345,32 +430,40 @@ describe('jobs under the tenant\'s rate limit', () => {
     );
     try {
       const key = (await postJson(`${gw.url}/admin/v1/keys`, { tenant_id: gw.tenantId }, auth(gw.adminKey))).body.key as string;
-      // Empty the key's bucket (60 requests, refilled at one a second).
-      for (let i = 0; ; i++) {
-        const res = await postJson(`${gw.url}/v1/chat/completions`, question(), auth(key));
-        if (res.status === 429) break;
-        expect(i).toBeLessThan(61);
-      }
+      // Empty the key's bucket (60 requests, refilled at one a second of the clock, which stands still).
+      for (let i = 0; i < 60; i++) expect((await postJson(`${gw.url}/v1/chat/completions`, question(), auth(key))).status).toBe(200);
+      expect((await postJson(`${gw.url}/v1/chat/completions`, question(), auth(key))).status).toBe(429);
+      vi.setSystemTime(Date.now() + 1); // the jobs' ledger events come after those requests' (1/1000 of a request refilled)
       const from = Date.now();
       const ids: string[] = [];
       for (let i = 0; i < 2; i++) ids.push((await postJson(`${gw.url}/v1/jobs`, { body: question('fast', `Limited ${i}`) }, auth(key))).body.id);
+      const started = async () => {
+        const metrics = await fetch(`${gw.url}/metrics`).then((r) => r.text());
+        return [...metrics.matchAll(/^tollgate_jobs_started_total\{[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+      };
+      // Each job runs once, is refused by the empty bucket and handed back to the queue.
+      await waitUntil(async () => {
+        expect(await started()).toBe(2);
+        for (const id of ids) expect((await getJson(`${gw.url}/v1/jobs/${id}`, key)).body).toMatchObject({ status: 'queued', attempts: 0 });
+      });
+      // A minute later the bucket is full again: both run, and succeed.
+      vi.setSystemTime(Date.now() + 60_000);
       for (const id of ids) {
-        const job = await waitForJob(gw, id, undefined, 15_000);
+        const job = await waitForJob(gw, id);
         // One attempt allowed: a refusal that spent it would have failed the job.
         expect(job).toMatchObject({ status: 'succeeded', attempts: 1 });
       }
-      await gw.gateway.ledger.flush();
+      await gw.settled();
       for (const id of ids) expect(await gw.gateway.storage.ledger.get(id)).toMatchObject({ status: 200, route: '/v1/jobs' });
       const [row] = await gw.gateway.storage.ledger.aggregate({ from, to: Date.now() + 1, groupBy: [], keyId: (await gw.gateway.storage.ledger.get(ids[0]!))!.keyId });
-      // Every run started is in the ledger: the two that succeeded and each refused one (at least
-      // one: the bucket was empty), none merged away under a shared id.
-      const metrics = await fetch(`${gw.url}/metrics`).then((r) => r.text());
-      const runs = [...metrics.matchAll(/^tollgate_jobs_started_total\{[^}]*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
-      expect(runs).toBeGreaterThanOrEqual(3);
-      expect(row).toMatchObject({ requests: runs, errors: runs - 2 });
+      // Every run started is in the ledger: the two refused ones and the two that succeeded, none
+      // merged away under a shared id.
+      expect(await started()).toBe(4);
+      expect(row).toMatchObject({ requests: 4, errors: 2 });
     } finally {
       await gw.close();
       await sim.close();
+      vi.useRealTimers();
     }
   });
 });
@@ -380,29 +473,47 @@ describe('job worker limits', () => {
     const sim = await startSim({
       'sim-slow': { type: 'chat', ttftMs: { median: 0, p95: 0 }, tokensPerSecond: 100, outputTokens: { min: 20, max: 20 }, dimensions: 8 },
     });
+    const other = await startSim();
     const gw = await startGateway(
-      httpSimConfig({ sim }, { slow: { deployments: [{ provider: 'sim', model: 'sim-slow' }] } }, {
-        jobs: { concurrency: 8, providerConcurrency: 2, pollMs: 20, maxBodyBytes: 2_000 },
-      }),
+      httpSimConfig(
+        { sim, other },
+        { slow: { deployments: [{ provider: 'sim', model: 'sim-slow' }] }, quick: { deployments: [{ provider: 'other', model: 'sim-small' }] } },
+        { jobs: { concurrency: 8, providerConcurrency: 2, pollMs: 20, maxBodyBytes: 2_000 } },
+      ),
     );
+    // The most calls the simulator ever had at once, counted as each arrives (no sampling).
+    let most = 0;
+    const begin = sim.engine.begin.bind(sim.engine);
+    sim.engine.begin = (body) => {
+      const tracker = begin(body);
+      most = Math.max(most, sim.engine.stats().inFlight);
+      return tracker;
+    };
+    // The provider's calls wait at a gate: the first two jobs hold their slots until it opens.
+    const hold = holdCalls(gw.gateway.providers.get('sim'));
     try {
       const ids: string[] = [];
       for (let i = 0; i < 6; i++) ids.push((await postJson(`${gw.url}/v1/jobs`, { body: question('slow', `Question ${i}`) }, auth(gw.apiKey))).body.id);
-      let most = 0;
-      const sampler = setInterval(() => (most = Math.max(most, sim.engine.stats().inFlight)), 5);
-      try {
-        for (const id of ids) expect((await waitForJob(gw, id)).status).toBe('succeeded');
-      } finally {
-        clearInterval(sampler);
-      }
+      await waitUntil(() => expect(hold.state.held).toBe(2));
+      // A job for another provider, queued behind the four waiting ones (same tenant and priority:
+      // FIFO would run them first), runs: the worker passed them over because their provider is full.
+      const quick = await postJson(`${gw.url}/v1/jobs`, { body: question('quick') }, auth(gw.apiKey));
+      expect((await waitForJob(gw, quick.body.id)).status).toBe('succeeded');
+      const states = await Promise.all(ids.map(async (id) => (await getJson(`${gw.url}/v1/jobs/${id}`, gw.apiKey)).body.status));
+      expect(states).toEqual(['running', 'running', 'queued', 'queued', 'queued', 'queued']);
+      expect(hold.state.held).toBe(2);
+      hold.open();
+      for (const id of ids) expect((await waitForJob(gw, id)).status).toBe('succeeded');
       expect(most).toBe(2);
 
       const big = await postJson(`${gw.url}/v1/jobs`, { body: question('slow', 'x'.repeat(3_000)) }, auth(gw.apiKey));
       expect(big.status).toBe(413);
       expect(big.body.error.message).toContain('jobs.maxBodyBytes');
     } finally {
+      hold.open();
       await gw.close();
       await sim.close();
+      await other.close();
     }
   });
 });

@@ -3,7 +3,7 @@
  * the tier gives the defaults, a tenant's policy overrides them for itself and its keys and
  * users, a key's policy for itself and its users. Changes apply at once in this process.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SimServer } from '../../src/providers/simulated/server.js';
 import { type TestGateway, auth, hello, httpSimConfig, postJson, startGateway, startSim } from '../helpers/gateway.js';
 
@@ -25,6 +25,9 @@ describe('policy overrides per tenant and key', () => {
   const newKey = async (tenantId: string) => (await admin(gw, 'POST', '/keys', { tenant_id: tenantId })).body as { id: string; key: string };
 
   beforeAll(async () => {
+    // Rate-limit buckets refill by Date.now(): a fake Date (real timers and sockets) that only the
+    // tests move, so no bucket refills between two requests unless a test says so.
+    vi.useFakeTimers({ toFake: ['Date'] });
     sim = await startSim();
     gw = await startGateway({
       ...httpSimConfig(
@@ -44,6 +47,7 @@ describe('policy overrides per tenant and key', () => {
   afterAll(async () => {
     await gw.close();
     await sim.close();
+    vi.useRealTimers();
   });
 
   it("a tenant's policy tightens its request limit at run time; other tenants keep the tier's", async () => {
@@ -75,8 +79,11 @@ describe('policy overrides per tenant and key', () => {
     // Cleared: back to the tier's limit (the emptied bucket refills at 100 a minute from here).
     const cleared = await admin(gw, 'DELETE', '/tenants/tight/policy');
     expect(cleared.body.policy).toBeNull();
-    expect((await chat(key.key)).headers.get('x-ratelimit-limit-requests')).toBe('100');
-    await new Promise((r) => setTimeout(r, 700));
+    const stillEmpty = await chat(key.key);
+    expect(stillEmpty.status).toBe(429);
+    expect(stillEmpty.headers.get('x-ratelimit-limit-requests')).toBe('100');
+    // 0.7 s later: 100 a minute has put one request back (3 a minute would not have).
+    vi.setSystemTime(Date.now() + 700);
     expect((await chat(key.key)).status).toBe(200);
   });
 

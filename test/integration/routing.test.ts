@@ -2,7 +2,7 @@
  * Tiered routes through HTTP: the classifier's tier, rules, escalation to the next tier, a tier
  * with open breakers skipped, and what the ledger records.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { SimServer } from '../../src/providers/simulated/server.js';
 import { type TestGateway, auth, httpSimConfig, postJson, postStream, startGateway, startSim } from '../helpers/gateway.js';
 
@@ -14,6 +14,9 @@ describe('tiered routes', () => {
   let chat: string;
 
   beforeAll(async () => {
+    // Retry-After windows and breaker cool-downs are read from Date.now(): a fake Date (real timers
+    // and sockets) that only the tests move.
+    vi.useFakeTimers({ toFake: ['Date'] });
     [small, medium, large] = [await startSim(), await startSim(), await startSim()];
     gw = await startGateway(
       httpSimConfig(
@@ -45,6 +48,7 @@ describe('tiered routes', () => {
   afterAll(async () => {
     await gw.close();
     await Promise.all([small.close(), medium.close(), large.close()]);
+    vi.useRealTimers();
   });
   beforeEach(() => {
     for (const s of [small, medium, large]) s.engine.reset();
@@ -139,8 +143,11 @@ describe('tiered routes', () => {
     expect(res.status).toBe(200);
     expect(res.headers.get('x-tollgate-tier')).toBe('medium');
     expect(small.engine.stats().total).toBe(1);
-    await new Promise((r) => setTimeout(r, 1_050)); // the window ends: the small tier serves again
+    vi.setSystemTime(Date.now() + 999); // still inside the 1 s window
+    expect((await postJson(chat, easy, auth(gw.apiKey))).headers.get('x-tollgate-tier')).toBe('medium');
+    vi.setSystemTime(Date.now() + 1); // the window ends: the small tier serves again
     expect((await postJson(chat, easy, auth(gw.apiKey))).headers.get('x-tollgate-tier')).toBe('small');
+    expect(small.engine.stats().total).toBe(2);
   });
 
   it('skips a tier whose breakers are open for the next one up', async () => {

@@ -35,6 +35,8 @@ export interface InvokeOptions {
   breakers: BreakerRegistry;
   metrics: GatewayMetrics;
   random?: () => number;
+  /** How a retry waits `ms` (rejecting when `signal` aborts); default: a real timer. Tests record the waits. */
+  sleep?: (ms: number, signal: AbortSignal) => Promise<void>;
   /** Embeddings micro-batching (single-input requests share upstream calls). */
   embedBatcher?: EmbedBatcher;
 }
@@ -208,9 +210,9 @@ export function invokeStage(opts: InvokeOptions) {
           metrics.upstreamDuration.observe({ deployment: dep.id, outcome }, ms / 1000);
           if (client.aborted) {
             breaker.release();
+            await billAbandoned(ctx, dep);
             throw clientGone(ctx);
           }
-            await billAbandoned(ctx, dep);
           if (err.status === 429 && err.retryAfterMs !== undefined) breakers.markRateLimited(dep.id, err.retryAfterMs);
           if (err.retryable) breaker.onFailure();
           else breaker.onSuccess(); // upstream is alive; it refused this request
@@ -220,7 +222,7 @@ export function invokeStage(opts: InvokeOptions) {
           if (decision.action === 'next') break;
           if (decision.delayMs + MIN_ATTEMPT_MS > remaining()) break; // no time left for another try
           try {
-            await sleep(decision.delayMs, client);
+            await (opts.sleep ?? sleep)(decision.delayMs, client);
           } catch {
             throw clientGone(ctx);
           }
@@ -233,8 +235,6 @@ export function invokeStage(opts: InvokeOptions) {
   };
 }
 
-function clientGone(ctx: RequestContext): GatewayError {
-  ctx.clientAborted = true;
 /**
  * The client left while `dep` had the request: upstream was called and bills at least the prompt
  * it read, so the request is billed its prompt tokens (admission's estimate, else counted) at
@@ -250,5 +250,7 @@ async function billAbandoned(ctx: RequestContext, dep: Deployment): Promise<void
   if (price) ctx.costPico = costPico(ctx.usage, price) + (ctx.cache?.embedCostPico ?? 0) + (ctx.discarded?.costPico ?? 0);
 }
 
+function clientGone(ctx: RequestContext): GatewayError {
+  ctx.clientAborted = true;
   return new GatewayError('upstream_error', 'The client closed the connection.', { status: 499 });
 }
