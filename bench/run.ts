@@ -23,15 +23,17 @@ import { stopAll, waitForQuietMachine } from './lib/process.js';
 import { REPO_ROOT, writeRawResults, writeResultsSection } from './lib/results.js';
 import type { BenchSettings, Scenario } from './lib/scenario.js';
 import { cacheScenario } from './scenarios/cache.js';
+import { cacheHelpersScenario } from './scenarios/cache-helpers.js';
 import { coreScenario } from './scenarios/core.js';
 import { jobsScenario } from './scenarios/jobs.js';
 import { meteringScenario } from './scenarios/metering.js';
 import { observabilityScenario } from './scenarios/observability.js';
 import { routingScenario } from './scenarios/routing.js';
 import { shadowScenario } from './scenarios/shadow.js';
+import { tokenEstimateScenario } from './scenarios/token-estimate.js';
 
 /** Every scenario, in the order `npm run bench` runs them. Add new ones here. */
-const SCENARIOS: Scenario[] = [coreScenario, meteringScenario, cacheScenario, routingScenario, shadowScenario, jobsScenario, observabilityScenario];
+const SCENARIOS: Scenario[] = [coreScenario, meteringScenario, cacheScenario, cacheHelpersScenario, routingScenario, shadowScenario, jobsScenario, observabilityScenario, tokenEstimateScenario];
 
 const USAGE = `Usage: npm run bench [-- [scenario...] [--seconds N] [--warmup N]]
 

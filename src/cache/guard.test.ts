@@ -173,16 +173,4 @@ describe('DefaultHitGuard: general', () => {
     ];
     for (const [a, b] of pairs) expect(guard.check(a, b).ok).toBe(guard.check(b, a).ok);
   });
-
-  it('takes microseconds per check', () => {
-    const q = 'How do I configure retries for the OpenAI provider when a request to gpt-4o times out after 30 seconds?';
-    const c = 'How can I set up retries on the OpenAI provider if a gpt-4o request times out after 30 seconds?';
-    for (let i = 0; i < 2000; i++) guard.check(`${q} ${i}`, `${c} ${i}`);
-    const n = 2000;
-    const t0 = performance.now();
-    for (let i = 0; i < n; i++) guard.check(`${q} ${i}`, `${c} ${i}`);
-    const perCallUs = ((performance.now() - t0) * 1000) / n;
-    // Typically ~5-10 µs; the bound is loose for a shared, busy machine.
-    expect(perCallUs).toBeLessThan(200);
-  });
 });

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { alertRulesSchema } from '../config/alerts-schema.js';
 import { type AlertSignals, AlertEngine } from './alerts.js';
 import { createLogger } from './logger.js';
@@ -34,6 +34,10 @@ function setup(rawRules: unknown[], signals: AlertSignals) {
 }
 
 describe('AlertEngine', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
   it('fires once while the condition holds, de-duplicates, then sends one resolved message', async () => {
     let p95 = 900;
     const t = setup([{ name: 'slow-premium', type: 'latency_p95', tier: 'premium', thresholdMs: 500 }], {
@@ -130,7 +134,9 @@ describe('AlertEngine', () => {
   });
 
   it('evaluates nothing in a process that does not hold the lease', async () => {
+    vi.useFakeTimers({ toFake: ['setInterval', 'clearInterval'] }); // the evaluation timer
     let leader = false;
+    let asked = 0;
     const sent: string[] = [];
     const engine = new AlertEngine({
       rules: alertRulesSchema.parse([{ name: 'breakers', type: 'breaker_open' }]),
@@ -138,13 +144,15 @@ describe('AlertEngine', () => {
       webhook: { send: async (type) => (sent.push(type), true) },
       log: createLogger('silent'),
       evaluateMs: 10,
-      isLeader: async () => leader,
+      isLeader: async () => (asked++, leader),
     });
     engine.start();
-    await new Promise((r) => setTimeout(r, 60));
-    expect(sent).toEqual([]);
+    await vi.advanceTimersByTimeAsync(50);
+    expect(asked).toBe(5); // five evaluations came and asked for the lease...
+    expect(sent).toEqual([]); // ...and, without it, sent nothing
     leader = true;
-    await new Promise((r) => setTimeout(r, 60));
+    await vi.advanceTimersByTimeAsync(10);
+    expect(asked).toBe(6);
     await engine.stop();
     expect(sent).toEqual(['alert.firing']);
   });

@@ -6,7 +6,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { tracingSchema } from '../config/tracing-schema.js';
 import { GatewayError } from '../errors.js';
 import type { PipelineResult, RequestContext } from '../pipeline/context.js';
@@ -82,9 +82,8 @@ async function tracerWith(exporter: InMemorySpanExporter, config: Record<string,
   return createTracer(tracingSchema.parse({ enabled: true, ...config }), { log, exporter });
 }
 
-const until = async (cond: () => boolean) => {
-  for (let i = 0; i < 200 && !cond(); i++) await new Promise((r) => setTimeout(r, 5));
-};
+/** Waits for the exporter to hold what the test then checks (a span is exported as it ends). */
+const until = (cond: () => boolean) => vi.waitFor(() => expect(cond()).toBe(true), { timeout: 10_000, interval: 5 });
 
 describe('tracing', () => {
   it('names stage spans after the stages, and maps providers to gen_ai.provider.name', () => {
@@ -102,6 +101,7 @@ describe('tracing', () => {
     const { p } = pipeline(tracer);
     const ctx = context();
     await p.run(ctx);
+    await p.idle(); // settled: the root span has ended
     await until(() => exporter.getFinishedSpans().some((s) => s.kind === SpanKind.SERVER));
     const spans = exporter.getFinishedSpans();
     const root = spans.at(-1)!;
@@ -137,6 +137,7 @@ describe('tracing', () => {
     for (const fail of [new GatewayError('invalid_api_key', 'bad key'), new GatewayError('storage_unavailable', 'down')]) {
       const { p } = pipeline(tracer, { fail });
       await p.run(context());
+      await p.idle();
     }
     await until(() => exporter.getFinishedSpans().filter((s) => s.kind === SpanKind.SERVER).length === 2);
     const roots = exporter.getFinishedSpans().filter((s) => s.kind === SpanKind.SERVER);
@@ -156,8 +157,10 @@ describe('tracing', () => {
     const [t0, t1] = await Promise.all([tracerWith(none, { sampleRatio: 0 }), tracerWith(all)]);
     const ctx0 = context();
     const ctx1 = context();
-    await pipeline(t0).p.run(ctx0);
-    await pipeline(t1).p.run(ctx1);
+    const [p0, p1] = [pipeline(t0).p, pipeline(t1).p];
+    await p0.run(ctx0);
+    await p1.run(ctx1);
+    await Promise.all([p0.idle(), p1.idle()]);
     await until(() => all.getFinishedSpans().some((s) => s.kind === SpanKind.SERVER));
     expect(ctx0.traceId).toBeUndefined();
     expect(ctx0.extraHeaders[TRACE_ID_HEADER]).toBeUndefined();
@@ -207,16 +210,18 @@ describe('tracing', () => {
       const config = tracingSchema.parse({
         enabled: true,
         serviceName: 'tollgate-test',
-        otlp: { url: `http://127.0.0.1:${port}/v1/traces`, headers: { 'x-api-key': 'k1' }, timeoutMs: 2_000 },
+        otlp: { url: `http://127.0.0.1:${port}/v1/traces`, headers: { 'x-api-key': 'k1' }, timeoutMs: 10_000 },
         batch: { scheduledDelayMs: 60_000 },
       });
       const tracer = await createTracer(config, { log });
       const ctx = context();
-      await pipeline(tracer).p.run(ctx);
-      await new Promise((r) => setTimeout(r, 20)); // settle ends the root span
+      const { p } = pipeline(tracer);
+      await p.run(ctx);
+      await p.idle(); // settle ends the root span: every span of the request has ended
       expect(received).toEqual([]); // batched: nothing sent before the batch is due
       await tracer.shutdown(); // flushes
-      expect(received.length).toBeGreaterThanOrEqual(1);
+      // One export holding the whole trace: had spans been sent as they ended, there would be one per span.
+      expect(received).toHaveLength(1);
       expect(received[0]).toMatchObject({ url: '/v1/traces', auth: 'k1' });
       const all = received.map((r) => r.body).join('');
       expect(all).toContain(ctx.traceId!);
@@ -232,7 +237,8 @@ describe('tracing', () => {
     const { p, settled } = pipeline(undefined, { seen: (ctx) => (seen = ctx) });
     const ctx = context({ traceparent: `00-${'a'.repeat(32)}-${'b'.repeat(16)}-01` });
     await p.run(ctx);
-    await until(() => settled.length === 1);
+    await p.idle();
+    expect(settled).toHaveLength(1);
     expect(seen?.trace).toBeUndefined();
     expect(ctx.trace).toBeUndefined();
     expect(ctx.traceId).toBeUndefined();

@@ -45,9 +45,12 @@ describe('embeddings micro-batching', () => {
 
   it('leaves at maxBatchSize, keeps different dimensions apart, and passes multi-input requests through', async () => {
     const { calls, dep } = fakeProvider();
-    const b = new EmbedBatcher({ enabled: true, windowMs: 1_000, maxBatchSize: 2 });
-    await Promise.all([b.embed(dep, { model: 'e', input: 'a' }, call()), b.embed(dep, { model: 'e', input: ['b'] }, call())]);
-    expect(calls).toHaveLength(1);
+    // A window far longer than the test: the batch can only have left because it was full.
+    const b = new EmbedBatcher({ enabled: true, windowMs: 3_600_000, maxBatchSize: 2 });
+    const full = Promise.all([b.embed(dep, { model: 'e', input: 'a' }, call()), b.embed(dep, { model: 'e', input: ['b'] }, call())]);
+    expect(calls).toHaveLength(1); // sent as the second request joined, not at the end of the window
+    expect(calls[0]!.input).toEqual(['a', 'b']);
+    await full;
     const small = new EmbedBatcher({ enabled: true, windowMs: 5, maxBatchSize: 64 });
     await Promise.all([
       small.embed(dep, { model: 'e', input: 'a', dimensions: 8 }, call()),

@@ -190,20 +190,4 @@ describe('extractFeatures: math, reasoning, structure', () => {
     const middle = filler.slice(0, filler.length / 2) + ' prove it ' + filler.slice(filler.length / 2);
     expect(ask(middle).asksReasoning).toBe(false); // in the middle: not scanned
   });
-
-  it('takes a few microseconds', () => {
-    const bodies = [
-      req([{ role: 'user', content: 'What is the capital of Australia?' }]),
-      req([
-        { role: 'system', content: 'You are a senior engineer. '.repeat(20) },
-        { role: 'user', content: `Why does this crash?\n\`\`\`js\n${'const x = a.b(c);\n'.repeat(200)}\`\`\`` },
-      ]),
-    ];
-    for (let i = 0; i < 2000; i++) extractFeatures(bodies[i & 1] as ChatCompletionRequest);
-    const n = 20_000;
-    const start = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) extractFeatures(bodies[i & 1] as ChatCompletionRequest);
-    const perCallUs = Number(process.hrtime.bigint() - start) / 1000 / n;
-    expect(perCallUs).toBeLessThan(50);
-  });
 });

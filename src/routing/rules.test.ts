@@ -139,30 +139,4 @@ describe('applyRules', () => {
   it('an empty condition always matches', () => {
     expect(decide([{ when: {}, minTier: 'medium' }], {}, {}, 0)).toEqual({ tier: 1, rule: 0 });
   });
-
-  it('evaluates 10 rules in well under 5 µs', () => {
-    const rules: Rule[] = [
-      { when: { tenantTier: 'premium', hasCode: true }, tier: 'large' },
-      { when: { tenant: ['a', 'b', 'c'] }, tier: 'small' },
-      { when: { hasImages: true }, minTier: 'medium' },
-      { when: { hasTools: true, promptTokens: { gt: 2000 } }, minTier: 'large' },
-      { when: { tenantTier: 'free' }, maxTier: 'medium' },
-      { when: { maxTokens: { lte: 16 } }, maxTier: 'small' },
-      { when: { user: ['x', 'y'] }, tier: 'medium' },
-      { when: { jsonMode: true, promptTokens: { lt: 200 } }, maxTier: 'medium' },
-      { when: { messages: { gt: 40 } }, minTier: 'medium' },
-      { when: { key: 'key_batch' }, maxTier: 'small' },
-    ];
-    const compiled = compileRules(rules, TIERS);
-    const fs = [features(), features({ hasImages: true, maxTokens: 10 }), features({ hasTools: true, promptTokens: 5000, messages: 60 })];
-    const r = requester({ tier: 'free' });
-    let sink = 0;
-    for (let i = 0; i < 20_000; i++) sink += applyRules(compiled, fs[i % 3] as RequestFeatures, r, i % 3).tier;
-    const n = 200_000;
-    const start = process.hrtime.bigint();
-    for (let i = 0; i < n; i++) sink += applyRules(compiled, fs[i % 3] as RequestFeatures, r, i % 3).tier;
-    const perCallUs = Number(process.hrtime.bigint() - start) / 1000 / n;
-    expect(sink).toBeGreaterThan(0);
-    expect(perCallUs).toBeLessThan(5);
-  });
 });

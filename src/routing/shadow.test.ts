@@ -1,4 +1,4 @@
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { BuiltinEmbedder } from '../cache/embedders/builtin.js';
 import type { Embedder } from '../cache/types.js';
 import { buildConfig } from '../config/loader.js';
@@ -112,6 +112,7 @@ interface Harness {
 
 const registries: ProviderRegistry[] = [];
 afterEach(async () => {
+  vi.useRealTimers();
   await Promise.all(registries.splice(0).map((r) => r.close()));
 });
 
@@ -177,12 +178,27 @@ function fakeHarness(provider: FakeProvider, opts: Partial<ShadowServiceOptions>
   return { service, store, ledger, counters };
 }
 
+/** Waits until no shadow call is in flight (each has recorded its pair and ledger event). */
 async function idle(service: ShadowService): Promise<void> {
-  const until = Date.now() + 10_000;
-  while (service.stats().inFlight > 0) {
-    if (Date.now() > until) throw new Error('shadow calls still in flight');
-    await new Promise((r) => setTimeout(r, 2));
+  await vi.waitFor(() => expect(service.stats().inFlight).toBe(0), { timeout: 10_000, interval: 2 });
+}
+
+/**
+ * The same, for tests whose setTimeout is faked (vi.waitFor would move the fake clock): polls on
+ * setImmediate, which those tests leave real.
+ */
+async function idleWithFakeClock(service: ShadowService): Promise<void> {
+  for (let i = 0; service.stats().inFlight > 0; i++) {
+    if (i > 100_000) throw new Error('shadow calls still in flight');
+    await new Promise((r) => setImmediate(r));
   }
+}
+
+/** Follows a promise without awaiting it: whether it has settled yet. */
+function watch(p: Promise<unknown>): { settled: boolean } {
+  const state = { settled: false };
+  void p.finally(() => (state.settled = true));
+  return state;
 }
 
 function dot(a: Float32Array, b: Float32Array): number {
@@ -228,6 +244,7 @@ describe('ShadowService: sampling', () => {
   it('does not mirror a request the candidate itself served', async () => {
     const { service, store } = await simHarness();
     service.maybeMirror(input({}, { model: 'sim-small' }));
+    expect(service.stats()).toEqual({ mirrored: 0, skippedBudget: 0, skippedBusy: 0, failed: 0, inFlight: 0 }); // not started
     await idle(service);
     expect(store.pairs).toEqual([]);
   });
@@ -401,12 +418,16 @@ describe('ShadowService: failures', () => {
     const { service, store, sims } = await simHarness({ timeoutMs: 80 });
     sims.sim.engine.script([{ kind: 'hang' }]);
     sims.backup.engine.script([{ kind: 'hang' }]);
-    const t0 = Date.now();
+    // The call's timer and its latency (performance.now) on a fake clock; setImmediate stays real.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'performance'] });
     service.maybeMirror(input());
-    await idle(service);
-    expect(Date.now() - t0).toBeLessThan(2_000);
-    expect(store.pairs[0]).toMatchObject({ shadowStatus: 504, similarity: null, error: expect.stringMatching(/timed out/) });
-    expect(store.pairs[0]!.shadowLatencyMs).toBeGreaterThanOrEqual(70);
+    await vi.advanceTimersByTimeAsync(79);
+    expect(service.stats().inFlight).toBe(1); // still waiting for the candidate
+    expect(store.pairs).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1);
+    await idleWithFakeClock(service);
+    expect(store.pairs[0]).toMatchObject({ shadowStatus: 504, similarity: null, error: expect.stringMatching(/timed out after 80ms/) });
+    expect(store.pairs[0]!.shadowLatencyMs).toBe(80);
   });
 
   it('records a candidate missing from the catalog as a failed pair', async () => {
@@ -463,7 +484,9 @@ describe('ShadowService: budget', () => {
     const capUsd = (3 * reservation) / 1e12; // exactly three worst cases
     const { service, store } = fakeHarness(provider, { shadow: cfg({ dailyBudgetUsd: capUsd }) });
     for (let i = 0; i < 10; i++) service.maybeMirror(input());
-    await new Promise((r) => setTimeout(r, 20));
+    // Every request has reserved or been refused while the three admitted calls are held open.
+    await vi.waitFor(() => expect(service.stats()).toMatchObject({ mirrored: 3, skippedBudget: 7, inFlight: 3 }), { timeout: 10_000, interval: 2 });
+    expect(provider.calls).toHaveLength(3);
     release();
     await idle(service);
     expect(service.stats()).toMatchObject({ mirrored: 3, skippedBudget: 7 });
@@ -499,9 +522,17 @@ describe('ShadowService: in flight', () => {
     const { service, store } = fakeHarness(provider, { maxInFlight: 4 });
     service.maybeMirror(input());
     service.maybeMirror(input());
-    const t0 = Date.now();
-    await service.drain(50);
-    expect(Date.now() - t0).toBeLessThan(1_000);
+    await vi.waitFor(() => expect(provider.calls).toHaveLength(2), { timeout: 10_000, interval: 2 });
+    // Fake timers from here: drain's wait (50 ms) and its 1 s grace for the aborted calls only pass
+    // when the test moves the clock, so drain can only resolve early because the calls settled.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const draining = service.drain(50);
+    const drained = watch(draining);
+    await vi.advanceTimersByTimeAsync(49);
+    expect(drained.settled).toBe(false); // still waiting for the calls in flight
+    expect(store.pairs).toEqual([]);
+    await vi.advanceTimersByTimeAsync(1); // time is up: the stragglers are aborted
+    await draining;
     expect(service.stats().inFlight).toBe(0);
     expect(store.pairs.map((p) => p.shadowStatus)).toEqual([503, 503]);
     expect(store.pairs[0]!.error).toMatch(/shutting down/);
@@ -509,8 +540,16 @@ describe('ShadowService: in flight', () => {
     expect(service.stats().inFlight).toBe(0);
   });
 
-  it('drain resolves at once when nothing is in flight', async () => {
-    const { service } = fakeHarness(new FakeProvider('fake'));
-    await service.drain(10_000);
+  it('drain resolves at once when nothing is in flight, and nothing starts after', async () => {
+    const provider = new FakeProvider('fake');
+    const { service } = fakeHarness(provider);
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    const drained = watch(service.drain(10_000));
+    await vi.advanceTimersByTimeAsync(0); // lets promises run; the fake clock does not move
+    expect(drained.settled).toBe(true); // not after its 10 s timeout
+    expect(vi.getTimerCount()).toBe(0);
+    service.maybeMirror(input());
+    expect(service.stats()).toEqual({ mirrored: 0, skippedBudget: 0, skippedBusy: 0, failed: 0, inFlight: 0 });
+    expect(provider.calls).toHaveLength(0);
   });
 });

@@ -110,17 +110,6 @@ describe('BuiltinEmbedder', () => {
     ac.abort();
     await expect(embedder.embed(['hi'], { signal: ac.signal })).rejects.toThrow();
   });
-
-  it('embeds a typical question in well under 0.2 ms', () => {
-    const q = 'What is the best way to configure automatic retries and fallbacks for requests that time out on the primary provider?';
-    for (let i = 0; i < 2000; i++) embedder.embedOne(`${q} ${i % 10}`);
-    const n = 2000;
-    const t0 = performance.now();
-    for (let i = 0; i < n; i++) embedder.embedOne(`${q} ${i % 10}`);
-    const perCallMs = (performance.now() - t0) / n;
-    // The target is ~0.01-0.02 ms; the bound is loose for a shared, busy machine.
-    expect(perCallMs).toBeLessThan(0.2);
-  });
 });
 
 describe('tokenize and stem', () => {

@@ -3,7 +3,7 @@
  * OpenAI-compatible adapter), and against small fake providers for failover, timeouts, aborts and
  * malformed answers.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import { buildConfig } from '../../config/loader.js';
 import type { RawConfig, SimModelConfig } from '../../config/schema.js';
 import { ProviderRegistry } from '../../providers/registry.js';
@@ -218,6 +218,10 @@ function hang(_req: EmbeddingRequest, opts: CallOptions): Promise<never> {
 }
 
 describe('DeploymentEmbedder with fake providers', () => {
+  afterEach(() => {
+    vi.useRealTimers();
+  });
+
   it('sends the upstream model, the texts and the dimensions; prices with the model price', async () => {
     const p = fakeProvider('a', ok(8));
     const embedder = new DeploymentEmbedder({ model: fakeModel([p]), dimensions: 8 });
@@ -282,15 +286,23 @@ describe('DeploymentEmbedder with fake providers', () => {
   it('times out a hanging deployment and falls over, without retrying it', async () => {
     const stuck = fakeProvider('stuck', hang);
     const good = fakeProvider('good', ok(8));
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] }); // the attempt's timer, moved by hand
     const embedder = new DeploymentEmbedder({ model: fakeModel([stuck, good]), timeoutMs: 50 });
-    const started = performance.now();
-    const { vectors } = await embedder.embed(['x']);
+    const embedding = embedder.embed(['x']);
+    let settled = false;
+    void embedding.finally(() => (settled = true));
+    await vi.advanceTimersByTimeAsync(49);
+    expect(settled).toBe(false);
+    expect([stuck.calls.length, good.calls.length]).toEqual([1, 0]); // still waiting for the stuck one
+    await vi.advanceTimersByTimeAsync(1); // its 50 ms are up (not the default 10 s)
+    const { vectors } = await embedding;
     expect(vectors[0]).toHaveLength(8);
-    expect(performance.now() - started).toBeLessThan(2_000);
     expect([stuck.calls.length, good.calls.length]).toEqual([1, 1]);
 
     const onlyStuck = new DeploymentEmbedder({ model: fakeModel([stuck], { timeoutMs: 30 }) });
-    await expect(onlyStuck.embed(['x'])).rejects.toThrow(/up@stuck: attempt timed out after 30ms/);
+    const failing = expect(onlyStuck.embed(['x'])).rejects.toThrow(/up@stuck: attempt timed out after 30ms/);
+    await vi.advanceTimersByTimeAsync(30);
+    await failing;
   });
 
   it('a provider that ignores its signal still times out', async () => {
@@ -305,8 +317,10 @@ describe('DeploymentEmbedder with fake providers', () => {
     const embedder = new DeploymentEmbedder({ model: fakeModel([stuck, good]) });
     const controller = new AbortController();
     const reason = new UpstreamError('aborted', 'client went away');
-    setTimeout(() => controller.abort(reason), 20);
-    await expect(embedder.embed(['x'], { signal: controller.signal })).rejects.toBe(reason);
+    const embedding = embedder.embed(['x'], { signal: controller.signal });
+    expect(stuck.calls).toHaveLength(1); // the call is out...
+    controller.abort(reason); // ...when the caller goes away
+    await expect(embedding).rejects.toBe(reason);
     expect(good.calls).toHaveLength(0);
     // Already aborted: no call at all.
     await expect(embedder.embed(['x'], { signal: controller.signal })).rejects.toBe(reason);

@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import type { Pool } from 'undici';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { OpenAICompatibleProviderConfig } from '../../config/schema.js';
 import { UpstreamError, type ChatCompletionChunk, type ChatCompletionRequest } from '../types.js';
 import { OpenAICompatibleProvider } from './provider.js';
@@ -99,8 +100,18 @@ async function collect(stream: AsyncIterable<ChatCompletionChunk>): Promise<Chat
   return out;
 }
 
-/** Lets undici mark a finished socket idle (it does so a tick after the body ends). */
-const settle = () => new Promise((resolve) => setTimeout(resolve, 20));
+/**
+ * Waits until the provider's pool holds exactly one connected socket and it is idle (undici marks
+ * a finished socket idle a tick after the body ends): the next request can then only reuse it. A
+ * socket that was closed instead never gets there, and the wait fails.
+ */
+async function socketIdle(p: OpenAICompatibleProvider): Promise<void> {
+  const pool = (p as unknown as { http: { pool: Pool } }).http.pool;
+  await vi.waitFor(() => expect({ connected: pool.stats.connected, free: pool.stats.free }).toEqual({ connected: 1, free: 1 }), {
+    timeout: 10_000,
+    interval: 5,
+  });
+}
 
 async function rejection(p: Promise<unknown>): Promise<UpstreamError> {
   try {
@@ -182,7 +193,7 @@ describe('OpenAICompatibleProvider.chat', () => {
     expect(err.status).toBe(500);
     expect(err.upstreamMessage).toBe('The server had an error while processing your request.');
     expect(err.message).toContain('500');
-    await settle();
+    await socketIdle(p);
     await p.chat(request, opts());
     expect(connections).toBe(1);
   });
@@ -219,16 +230,17 @@ describe('OpenAICompatibleProvider.chat', () => {
   });
 
   it('rejects with the UpstreamError the signal was aborted with, and the server sees the request go', async () => {
-    let serverSawClose: Promise<void> = Promise.resolve();
-    handler = (_req, res) => {
-      serverSawClose = new Promise((resolve) => res.on('close', () => resolve()));
-      // never answers
-    };
     const ac = new AbortController();
     const timeout = new UpstreamError('timeout', 'attempt timed out after 50 ms');
-    setTimeout(() => ac.abort(timeout), 50);
+    let serverSawClose: Promise<void> | undefined;
+    handler = (_req, res) => {
+      serverSawClose = new Promise((resolve) => res.on('close', () => resolve()));
+      // never answers: the caller gives up once the server holds the request
+      ac.abort(timeout);
+    };
     const err = await rejection(provider().chat(request, opts(ac.signal)));
     expect(err).toBe(timeout);
+    expect(serverSawClose).toBeDefined();
     await serverSawClose;
   });
 
@@ -281,15 +293,22 @@ describe('OpenAICompatibleProvider.chatStream', () => {
   });
 
   it('reuses the socket after a stream that reached [DONE], even if upstream ends the response later', async () => {
+    const open: ServerResponse[] = [];
     handler = (_req, res) => {
       sseHead(res);
       res.write(`data: ${JSON.stringify(chunk('a'))}\n\n`);
       res.write('data: [DONE]\n\n');
-      setTimeout(() => res.end(), 30);
+      open.push(res); // ended by the test, once the consumer is done
     };
     const p = provider();
     await collect(await p.chatStream(request, opts()));
-    await new Promise((resolve) => setTimeout(resolve, 80));
+    expect(open[0]!.writableEnded).toBe(false); // the consumer finished before upstream ended the response
+    open[0]!.end();
+    await socketIdle(p);
+    handler = (_req, res) => {
+      sseHead(res);
+      res.end('data: [DONE]\n\n');
+    };
     await collect(await p.chatStream(request, opts()));
     expect(seen).toHaveLength(2);
     expect(connections).toBe(1);
@@ -315,13 +334,17 @@ describe('OpenAICompatibleProvider.chatStream', () => {
   });
 
   it('throws a stream-phase connection error when the socket dies mid-stream', async () => {
+    let socket: IncomingMessage['socket'] | undefined;
     handler = (req, res) => {
       sseHead(res);
       res.write(`data: ${JSON.stringify(chunk('partial'))}\n\n`);
-      setTimeout(() => req.socket.destroy(), 20);
+      socket = req.socket;
     };
-    const stream = await provider().chatStream(request, opts());
-    const err = await rejection(collect(stream));
+    const stream = (await provider().chatStream(request, opts()))[Symbol.asyncIterator]();
+    const first = await stream.next();
+    expect(first.done ? undefined : first.value.choices[0]?.delta.content).toBe('partial');
+    socket!.destroy(); // after the first chunk arrived: mid-stream
+    const err = await rejection(stream.next());
     expect(err.kind).toBe('connection');
     expect(err.phase).toBe('stream');
   });

@@ -41,6 +41,16 @@ async function rejection(p: Promise<unknown>): Promise<UpstreamError> {
   return err as UpstreamError;
 }
 
+/** Follows a promise without awaiting it: whether it has settled yet, and how. */
+function watch<T>(p: Promise<T>) {
+  const state: { settled: boolean; value?: T; error?: unknown } = { settled: false };
+  p.then(
+    (value) => Object.assign(state, { settled: true, value }),
+    (error: unknown) => Object.assign(state, { settled: true, error }),
+  );
+  return state;
+}
+
 afterEach(() => {
   vi.useRealTimers();
 });
@@ -90,10 +100,13 @@ describe('SimulatedProvider', () => {
   });
 
   it('hangs until the signal aborts, then rejects with its UpstreamError reason or as aborted', async () => {
+    vi.useFakeTimers();
     const p = provider(undefined, { hangRate: 1 });
     const ac = new AbortController();
     const pending = p.chat(req(), call(ac.signal));
-    await new Promise((r) => setTimeout(r, 20));
+    const state = watch(pending);
+    await vi.advanceTimersByTimeAsync(3_600_000); // an hour of fake time: nothing but the abort ends a hang
+    expect(state.settled).toBe(false);
     expect(p.engine.stats().inFlight).toBe(1);
     const timeout = new UpstreamError('timeout', 'attempt timed out');
     ac.abort(timeout);
@@ -137,25 +150,32 @@ describe('SimulatedProvider', () => {
   });
 
   it('waits the time to first token and paces tokens, and a mid-stream abort stops it', async () => {
+    vi.useFakeTimers();
     const p = provider({ slow: instant({ ttftMs: { median: 40, p95: 40 }, tokensPerSecond: 200, outputTokens: { min: 50, max: 50 } }) });
-    const started = Date.now();
     const ac = new AbortController();
-    const stream = await p.chatStream(req(), call(ac.signal, 'slow'));
-    expect(Date.now() - started).toBeGreaterThanOrEqual(35);
+    const opening = p.chatStream(req(), call(ac.signal, 'slow'));
+    const opened = watch(opening);
+    await vi.advanceTimersByTimeAsync(39);
+    expect(opened.settled).toBe(false); // the time to first token is 40 ms
+    await vi.advanceTimersByTimeAsync(1);
+    const stream = (await opening)[Symbol.asyncIterator]();
     const seen: ChatCompletionChunk[] = [];
+    // The role chunk and the first token come at once...
+    for (let i = 0; i < 2; i++) seen.push((await stream.next()).value as ChatCompletionChunk);
+    // ...then one token every 5 ms (200 tokens/s).
+    for (let i = 0; i < 3; i++) {
+      const next = stream.next();
+      const state = watch(next);
+      await vi.advanceTimersByTimeAsync(4);
+      expect(state.settled).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      seen.push((await next).value as ChatCompletionChunk);
+    }
+    expect(seen[0]?.choices[0]?.delta.role).toBe('assistant');
+    expect(seen.slice(1).every((c) => (c.choices[0]?.delta.content ?? '').length > 0)).toBe(true); // four tokens
     const reason = new UpstreamError('aborted', 'client went away');
-    const err = await (async () => {
-      try {
-        for await (const c of stream) {
-          seen.push(c);
-          if (seen.length === 5) ac.abort(reason);
-        }
-      } catch (e) {
-        return e;
-      }
-      return undefined;
-    })();
-    expect(err).toBe(reason);
+    ac.abort(reason);
+    await expect(stream.next()).rejects.toBe(reason);
     expect(seen.length).toBe(5);
     expect(p.engine.stats()).toMatchObject({ aborted: 1, completed: 0, inFlight: 0 });
   });

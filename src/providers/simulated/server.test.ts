@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { SimModelConfig } from '../../config/schema.js';
 import type { ChatCompletion, ChatCompletionChunk, EmbeddingResponse } from '../types.js';
 import { startSimServer, type SimServer } from './server.js';
@@ -18,8 +18,8 @@ beforeAll(async () => {
   sim = await startSimServer({
     models: {
       fast: model(),
-      // 100 tokens at 100/s: a 1 s stream the tests disconnect from early.
-      slow: model({ tokensPerSecond: 100, outputTokens: { min: 100, max: 100 } }),
+      // 100 tokens at 1/s: a stream that cannot finish while the tests, which disconnect early, run.
+      slow: model({ tokensPerSecond: 1, outputTokens: { min: 100, max: 100 } }),
       embed: model({ type: 'embedding' }),
     },
   });
@@ -54,13 +54,9 @@ function sseEvents(text: string): string[] {
     .map((block) => block.slice('data: '.length));
 }
 
-async function until(check: () => boolean, ms = 2000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+/** Waits for the simulator's stats to match (the server sees a disconnect a little after the client). */
+const statsMatch = (expected: Record<string, unknown>) =>
+  vi.waitFor(() => expect(sim.engine.stats()).toMatchObject(expected), { timeout: 10_000, interval: 5 });
 
 describe('startSimServer', () => {
   it('answers chat completions as JSON and echoes x-request-id', async () => {
@@ -187,15 +183,17 @@ describe('startSimServer', () => {
     await reader.read();
     expect(sim.engine.stats().inFlight).toBe(1);
     ac.abort();
-    await until(() => sim.engine.stats().aborted === 1);
-    expect(sim.engine.stats()).toMatchObject({ aborted: 1, completed: 0, inFlight: 0 });
+    await statsMatch({ aborted: 1, completed: 0, inFlight: 0 });
   });
 
   it('counts a hanging request as aborted when the client gives up', async () => {
     await control('script', { outcomes: [{ kind: 'hang' }] });
-    const pending = post('/chat/completions', chatBody(), { signal: AbortSignal.timeout(100) });
+    const ac = new AbortController();
+    const pending = post('/chat/completions', chatBody(), { signal: ac.signal });
+    pending.catch(() => {}); // rejected on purpose below
+    await statsMatch({ inFlight: 1, outcomes: { hang: 1 } }); // the server holds the request, unanswered
+    ac.abort();
     await expect(pending).rejects.toThrow();
-    await until(() => sim.engine.stats().aborted === 1);
-    expect(sim.engine.stats()).toMatchObject({ inFlight: 0, outcomes: { hang: 1 } });
+    await statsMatch({ aborted: 1, inFlight: 0, outcomes: { hang: 1 } });
   });
 });
