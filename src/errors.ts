@@ -29,16 +29,22 @@ export const ERROR_CODES = {
   model_not_found: { status: 404, type: 'invalid_request_error' },
   route_not_found: { status: 404, type: 'invalid_request_error' },
   method_not_allowed: { status: 405, type: 'invalid_request_error' },
+  /** A request body that stopped arriving, or took too long (uploads: jobs.batch.uploadIdleTimeoutMs / uploadTimeoutMs). */
+  request_timeout: { status: 408, type: 'invalid_request_error' },
   conflict: { status: 409, type: 'invalid_request_error' },
   idempotency_key_in_progress: { status: 409, type: 'invalid_request_error' },
   body_too_large: { status: 413, type: 'invalid_request_error' },
   unprocessable: { status: 422, type: 'invalid_request_error' },
   idempotency_key_reused: { status: 422, type: 'invalid_request_error' },
   budget_exceeded: { status: 402, type: 'insufficient_quota' },
+  /** The tenant keeps as much as a `quotas` setting allows (files, jobs, feedback): 402 like a budget, retrying cannot help. */
+  storage_quota_exceeded: { status: 402, type: 'insufficient_quota' },
   rate_limit_exceeded: { status: 429, type: 'rate_limit_error' },
   /** The key or end user is throttled by the abuse detector (src/observability/abuse.ts). */
   abuse_throttled: { status: 429, type: 'rate_limit_error' },
   upstream_rate_limited: { status: 429, type: 'rate_limit_error' },
+  /** Too many uploads in progress (jobs.batch.maxConcurrentUploadsPerKey / maxConcurrentUploads); Retry-After. */
+  too_many_uploads: { status: 429, type: 'rate_limit_error' },
   internal_error: { status: 500, type: 'server_error' },
   upstream_error: { status: 502, type: 'server_error' },
   upstream_unavailable: { status: 503, type: 'server_error' },

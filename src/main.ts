@@ -8,6 +8,7 @@ import { Authenticator } from './auth/authenticator.js';
 import { type BootstrapResult, KeyService, bootstrapKeys } from './auth/key-service.js';
 import type { CacheService } from './cache/service.js';
 import type { Config } from './config/schema.js';
+import { tenantShares } from './config/cache-schema.js';
 import { buildApp } from './http/app.js';
 import { type Logger, createLogger } from './observability/logger.js';
 import { GatewayMetrics } from './observability/metrics.js';
@@ -22,7 +23,7 @@ import { admitStage } from './pipeline/stages/admit.js';
 import { cacheStage, cachedInvoke } from './pipeline/stages/cache.js';
 import { escalatingInvoke } from './routing/escalation.js';
 import { Router } from './routing/router.js';
-import { EmbedBatcher } from './providers/embed-batcher.js';
+import { type BatchTimer, EmbedBatcher } from './providers/embed-batcher.js';
 import { Experiments } from './routing/experiments.js';
 import { FlagService } from './routing/flags.js';
 import { ShadowService, shadowRoutesOf } from './routing/shadow.js';
@@ -35,6 +36,10 @@ import { ProviderRegistry } from './providers/registry.js';
 import { BreakerRegistry } from './resilience/circuit-breaker.js';
 import { BudgetAlerts } from './metering/budget-alerts.js';
 import { BudgetGuard, type SettledBudget } from './metering/budgets.js';
+import { StorageQuotas } from './metering/storage-quotas.js';
+import { resolvePolicy } from './metering/policy.js';
+import { QueueAdmission } from './jobs/admission.js';
+import { type UploadObserver, UploadGuard } from './jobs/upload-guard.js';
 import { AlertEngine, BudgetBoard, trafficSignals } from './observability/alerts.js';
 import { WebhookSender } from './observability/webhook.js';
 import { KillSwitches } from './metering/kill-switches.js';
@@ -122,12 +127,18 @@ export interface GatewayOptions {
   logger?: Logger;
   /** Random source for backoff jitter (tests). */
   random?: () => number;
-  /** The drift and abuse detectors' clock (tests: their windows without waiting). */
-  signalsClock?: () => number;
-  /** Where spans go instead of OTLP when `tracing.enabled` (tests: an in-memory exporter). */
-  spanExporter?: SpanExporter;
   /** How the invoke stage waits before a retry (tests: record the waits instead of timing them). */
   retrySleep?: (ms: number, signal: AbortSignal) => Promise<void>;
+  /** The drift and abuse detectors' clock (tests: their windows without waiting). */
+  signalsClock?: () => number;
+  /** The in-memory exact cache's clock for TTLs, ms (embedded mode; tests: expiry without waiting). */
+  cacheClock?: () => number;
+  /** How embeddings batches' windows are timed (tests: batches that leave only when full, or when told). */
+  embedBatchTimer?: BatchTimer;
+  /** Where spans go instead of OTLP when `tracing.enabled` (tests: an in-memory exporter). */
+  spanExporter?: SpanExporter;
+  /** Told when an upload starts and ends, with the bytes it held in memory (tests). */
+  uploadObserver?: UploadObserver;
 }
 
 export async function createGateway(config: Config, opts: GatewayOptions = {}): Promise<Gateway> {
@@ -186,6 +197,23 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   const counters = config.storage.kind === 'distributed' ? await failover(storage.counters, metrics, log) : storage.counters;
   const rateLimiter = new RateLimiter(counters);
   const budgets = new BudgetGuard(counters, storage.ledger);
+  // What each tenant may keep stored (files, jobs, feedback), and what work must pass before it is queued.
+  const quotas = new StorageQuotas(storage.usage, config.quotas);
+  const admission = new QueueAdmission({ tiers: config.tiers, budgets, quotas });
+  const uploads = new UploadGuard({
+    maxConcurrent: config.jobs.batch.maxConcurrentUploads,
+    maxConcurrentPerKey: config.jobs.batch.maxConcurrentUploadsPerKey,
+    // An upload is one request against the key's (tenant's, user's) requests-per-minute limits.
+    rateLimit: async (auth) => void (await rateLimiter.admit(resolvePolicy(config.tiers, auth, auth.userId ?? null), 0, false)),
+    quotas,
+    ...(opts.uploadObserver ? { observer: opts.uploadObserver } : {}),
+  });
+  const feedbackStore = {
+    async put(f: Parameters<typeof storage.feedback.put>[0]) {
+      await quotas.checkFeedback(f.tenantId);
+      await storage.feedback.put(f);
+    },
+  };
   const alerts = config.alerts.webhook
     ? new BudgetAlerts(counters, config.alerts.budgetThresholds, new WebhookSender(config.alerts.webhook, log))
     : undefined;
@@ -221,7 +249,15 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   await flags.start(); // stopped in close()
   flags.onChange = () => void storage.bus.publish({ kind: 'flags' });
   const experiments = new Experiments(config.experiments, { resolve: canonical });
-  const stores = storage.cacheStores(config.cache.exact);
+  const shares = tenantShares(config.cache);
+  const stores = storage.cacheStores({
+    maxEntries: config.cache.exact.maxEntries,
+    maxBytes: config.cache.exact.maxBytes,
+    maxEntriesPerTenant: shares.exactEntries,
+    maxBytesPerTenant: shares.exactBytes,
+    semanticEntriesPerTenant: shares.semanticEntries,
+    ...(opts.cacheClock ? { now: opts.cacheClock } : {}),
+  });
   const cache = await createCache({ config, catalog, exact: await stores.exact(), semanticStore: stores.semantic, log });
   const shadow = new ShadowService({
     routes: shadowRoutesOf(config.routes),
@@ -236,7 +272,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     log,
     defaultMaxOutputTokens: config.metering.defaultMaxOutputTokens,
   });
-  const embedBatcher = new EmbedBatcher(config.embeddings.batching);
+  const embedBatcher = new EmbedBatcher(config.embeddings.batching, opts.embedBatchTimer);
   embedBatcher.onBatch = (size) => {
     metrics.embeddingBatchCalls.inc();
     metrics.embeddingBatchRequests.inc(size);
@@ -321,6 +357,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     catalog,
     router,
     webhooksEnabled: masterSecret !== undefined,
+    admission,
     onQueued(count, priority) {
       metrics.jobsSubmitted.inc({ priority: String(priority) }, count);
       worker?.wake();
@@ -339,6 +376,8 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     service: jobs,
     config: config.jobs,
     log,
+    admission,
+    maxJsonDepth: config.server.maxJsonDepth,
     onCancelled: (jobId) => void storage.bus.publish({ kind: 'job-cancelled', jobId }),
   });
   const webhooks =
@@ -410,7 +449,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     isShuttingDown: () => shuttingDown,
     cache,
     routes: router.list(),
-    feedback: storage.feedback,
+    feedback: feedbackStore,
     flags,
     experiments,
     experimentResults: storage.experimentResults,
@@ -421,6 +460,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     jobEvents,
     jobStreams,
     batches,
+    uploads: { guard: uploads, spoolDir: join(storage.localDir, 'uploads') },
     requestLog: { store: storage.requestLog, ...(requestLog ? { flush: () => requestLog.flush() } : {}) },
     dashboard: {
       live: liveStats,

@@ -155,10 +155,11 @@ class CountedStore implements SemanticStore {
   gets = 0;
   putMs = 0;
   constructor(readonly inner: SqliteSemanticStore) {}
-  async put(entry: SemanticEntry): Promise<void> {
+  async put(entry: SemanticEntry): Promise<string[]> {
     const t = performance.now();
-    await this.inner.put(entry);
+    const evicted = await this.inner.put(entry);
     this.putMs += performance.now() - t;
+    return evicted;
   }
   get(id: string): Promise<SemanticEntry | undefined> {
     this.gets++;

@@ -82,6 +82,8 @@ interface Row {
   /** Longest event-loop hold during the async estimate, ms: wall, and this process's CPU. */
   maxHoldMs: number;
   maxHoldCpuMs: number;
+  /** The largest CPU hold of the five runs (garbage collection included). */
+  worstCpuMs: number;
   turns: number;
   /** gpt-tokenizer on the whole text, ms (undefined: not run at this size). */
   wholeMs: number | undefined;
@@ -136,7 +138,8 @@ export const tokenEstimateScenario: Scenario = {
     const rows: Row[] = [];
     for (const input of INPUTS) {
       for (const kb of SIZES_KB) {
-        const text = input.make(kb * 1024);
+        // Through JSON, as a request body reaches admission (a flat string, not a rope of concatenations).
+        const text = JSON.parse(JSON.stringify(input.make(kb * 1024))) as string;
         const body = { model: 'm', messages: [{ role: 'user', content: text }] };
         estimatePromptTokensSync('chat', body); // warm
         const times: number[] = [];
@@ -146,7 +149,14 @@ export const tokenEstimateScenario: Scenario = {
           tokens = estimatePromptTokensSync('chat', body);
           times.push(performance.now() - t0);
         }
-        const hold = await holdOf(body);
+        // Five async runs after two of warm-up (warm code, as in a serving process): the median of
+        // their longest holds is the figure; a single run's includes whatever garbage collection
+        // fell into it (a young-generation collection is 1-5 ms here).
+        await holdOf(body); // warm the async path's code too
+        await holdOf(body);
+        const runs: Array<Awaited<ReturnType<typeof holdOf>>> = [];
+        for (let i = 0; i < 5; i++) runs.push(await holdOf(body));
+        const hold = { maxHoldMs: median(runs.map((r) => r.maxHoldMs)), maxHoldCpuMs: median(runs.map((r) => r.maxHoldCpuMs)), turns: runs[0]!.turns, worstCpuMs: Math.max(...runs.map((r) => r.maxHoldCpuMs)) };
         let wholeMs: number | undefined;
         let wholeTokens: number | undefined;
         if (kb <= (input.spaces ? 64 : 16)) {
@@ -155,13 +165,14 @@ export const tokenEstimateScenario: Scenario = {
           wholeMs = performance.now() - t0;
         }
         const syncMs = median(times);
-        rows.push({ input: input.name, spaces: input.spaces, kb, chars: text.length, tokens, syncMs, usPerKb: (syncMs * 1000) / kb, maxHoldMs: hold.maxHoldMs, maxHoldCpuMs: hold.maxHoldCpuMs, turns: hold.turns, wholeMs, wholeTokens });
+        rows.push({ input: input.name, spaces: input.spaces, kb, chars: text.length, tokens, syncMs, usPerKb: (syncMs * 1000) / kb, maxHoldMs: hold.maxHoldMs, maxHoldCpuMs: hold.maxHoldCpuMs, worstCpuMs: hold.worstCpuMs, turns: hold.turns, wholeMs, wholeTokens });
         s.log(`${input.name} ${kb} KB: ${fmt(syncMs, 2)} ms sync, longest hold ${fmt(hold.maxHoldMs, 2)} ms (CPU ${fmt(hold.maxHoldCpuMs, 2)} ms)${wholeMs !== undefined ? `, whole-text tokenizer ${fmt(wholeMs, 2)} ms` : ''}`);
       }
     }
 
-    const worstHold = rows.reduce((m, r) => Math.max(m, r.maxHoldCpuMs), 0);
-    const worstWall = rows.reduce((m, r) => Math.max(m, r.maxHoldMs), 0);
+    const worstCpu = rows.reduce((m, r) => Math.max(m, r.maxHoldCpuMs), 0);
+    const worstHold = rows.reduce((m, r) => Math.max(m, r.maxHoldMs), 0);
+    const worstAnyRun = rows.reduce((m, r) => Math.max(m, r.worstCpuMs), 0);
     const holds = rows.map((r) => r.maxHoldMs).sort((a, b) => a - b);
     const linearity = INPUTS.map((input) => {
       const at = (kb: number) => rows.find((r) => r.input === input.name && r.kb === kb)?.usPerKb ?? 0;
@@ -169,9 +180,9 @@ export const tokenEstimateScenario: Scenario = {
     });
     const verdicts: Verdict[] = [
       {
-        name: 'longest event-loop hold of the async estimate, any input (CPU time of this process)',
+        name: 'longest event-loop hold of the async estimate, any input (wall time, median of 5 warm runs)',
         target: `<= ${MAX_HOLD_MS} ms`,
-        actual: `${fmt(worstHold, 2)} ms (wall: worst ${fmt(worstWall, 2)} ms, median over inputs ${fmt(median(holds), 2)} ms)`,
+        actual: `${fmt(worstHold, 2)} ms (CPU: ${fmt(worstCpu, 2)} ms; median over inputs ${fmt(median(holds), 2)} ms; largest single run, garbage collection included: ${fmt(worstAnyRun, 2)} ms CPU)`,
         pass: worstHold <= MAX_HOLD_MS,
       },
       ...linearity.map((l) => ({ name: `${l.input}: µs per KB at 4 MB / at 64 KB`, target: '<= 2', actual: fmt(l.ratio, 2), pass: l.ratio <= 2 })),
@@ -196,7 +207,7 @@ export const tokenEstimateScenario: Scenario = {
       '',
       `Run ${date.toISOString()} on ${describeMachine(machine)}.`,
       '',
-      "What admission's estimate of one chat request costs against the size of its message (src/metering/tokenizer.ts: runs over 128 characters counted in pieces, the first 256K characters counted exactly, every further UTF-8 byte as one token, the async estimate yielding every 8K characters). Sync: `estimatePromptTokensSync`, median of 5 runs. Longest hold: the async `estimatePromptTokens` with a setImmediate probe, the longest gap between two turns of the event loop, in this process's CPU time (what the estimate held) and in wall time (which also counts other processes taking the core: noisy on a shared machine). Whole-text tokenizer: gpt-tokenizer's `countTokens` on the whole text, the pre-fix cost (run only where it ends quickly: it is quadratic in a run without spaces).",
+      "What admission's estimate of one chat request costs against the size of its message (src/metering/tokenizer.ts: runs over 128 characters counted in pieces, the first 256K characters counted exactly, every further UTF-8 byte as one token, the async estimate yielding every 8K characters). Sync: `estimatePromptTokensSync`, median of 5 runs. Longest hold: the async `estimatePromptTokens`, run 5 times after 2 warm-up runs (the median of the runs' figures), with a setImmediate probe, the longest gap between two turns of the event loop, in this process's CPU time (what the estimate held) and in wall time (which also counts other processes taking the core: noisy on a shared machine). Whole-text tokenizer: gpt-tokenizer's `countTokens` on the whole text, the pre-fix cost (run only where it ends quickly: it is quadratic in a run without spaces).",
       '',
       markdownTable(header, table),
       '',

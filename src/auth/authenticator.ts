@@ -9,6 +9,7 @@
 import { GatewayError } from '../errors.js';
 import type { ApiKeyRecord, PolicyOverride, Records, Tenant } from '../storage/types.js';
 import { hashKey } from './keys.js';
+import { isoOrNull } from '../util/time.js';
 
 export interface AuthInfo {
   keyId: string;
@@ -113,7 +114,7 @@ export class Authenticator {
     if (!key || !entry.info) throw new GatewayError('invalid_api_key', unknown());
     if (key.revokedAt !== null) throw new GatewayError('revoked_api_key', `API key ${key.prefix}... has been revoked.`);
     if (key.expiresAt !== null && key.expiresAt <= now) {
-      throw new GatewayError('expired_api_key', `API key ${key.prefix}... expired at ${new Date(key.expiresAt).toISOString()}.`);
+      throw new GatewayError('expired_api_key', `API key ${key.prefix}... expired at ${isoOrNull(key.expiresAt)}.`);
     }
     return entry.info;
   }

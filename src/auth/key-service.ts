@@ -5,6 +5,7 @@
 import { GatewayError } from '../errors.js';
 import type { ApiKeyRecord, Records, Tenant } from '../storage/types.js';
 import { generateKey } from './keys.js';
+import { DATE_RANGE_TEXT, isDateInRange } from '../util/time.js';
 
 export interface CreateKeyInput {
   tenantId: string;
@@ -44,6 +45,10 @@ export class KeyService {
     const tier = input.tier ?? tenant.tier;
     this.checkTier(tier, 'tier');
     const allowedModels = input.allowedModels ? this.canonicalModels(input.allowedModels) : null;
+    if (input.expiresAt != null && !isDateInRange(input.expiresAt)) {
+      // A time a Date cannot show would break every listing of keys (the row is stored first).
+      throw new GatewayError('invalid_value', `expires_at must be a date ${DATE_RANGE_TEXT}`, { param: 'expires_at' });
+    }
     if (input.expiresAt != null && input.expiresAt <= Date.now()) {
       throw new GatewayError('invalid_value', 'expires_at must be in the future', { param: 'expires_at' });
     }

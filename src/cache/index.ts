@@ -3,7 +3,7 @@
  * the semantic cache over the storage backend's stores (rebuilt from them before the gateway
  * takes requests). Called by the composition root.
  */
-import type { CacheConfig, EmbedderConfig } from '../config/cache-schema.js';
+import { type CacheConfig, type EmbedderConfig, tenantShares } from '../config/cache-schema.js';
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { ModelCatalog } from '../routing/catalog.js';
@@ -68,7 +68,7 @@ export async function createCache(opts: CreateCacheOptions): Promise<CacheServic
     semantic = new SemanticCache({
       embedder,
       store,
-      index: new HnswVectorIndex({ dimensions: embedder.dimensions, maxEntries: s.maxEntries }),
+      index: new HnswVectorIndex({ dimensions: embedder.dimensions, maxEntries: s.maxEntries, maxEntriesPerTenant: tenantShares(config.cache).semanticEntries }),
       guard: s.guard ? createHitGuard() : undefined,
       candidates: s.candidates,
       log,

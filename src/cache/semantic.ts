@@ -149,9 +149,13 @@ export class SemanticCache {
     return undefined;
   }
 
-  /** Stores an answer for `question`; evicts what the index bound pushes out. */
+  /**
+   * Stores an answer for `question`. The store holds the tenant to its share (the entries it
+   * evicted leave the index too); the index's own bounds evict what they push out of the store.
+   */
   async put(entry: SemanticEntry): Promise<void> {
-    await this.opts.store.put(entry);
+    const dropped = await this.opts.store.put(entry);
+    for (const id of dropped) this.forget(id);
     const evicted = this.addToIndex(entry);
     if (evicted.length > 0) await this.opts.store.delete(evicted);
   }

@@ -58,6 +58,8 @@ export class CacheService {
   private readonly routes: Record<string, RouteCacheConfig | undefined>;
   private readonly policies = new Map<string, RoutePolicy>();
   private readonly log: Logger;
+  /** Writes in progress: answers being stored, hits promoted, served answers remembered. */
+  private readonly writes = new Set<Promise<unknown>>();
 
   constructor(opts: CacheServiceOptions) {
     this.config = opts.config;
@@ -104,7 +106,29 @@ export class CacheService {
    * Stores a fresh answer under its exact key and, when it has a semantic scope, by meaning.
    * Returns the semantic entry's id. Failures are logged: the cache is an optimisation.
    */
-  async store(
+  store(
+    ident: CacheIdentity,
+    args: { tenantId: string; route: string; deployment: string; request: ChatCompletionRequest; body: ChatCompletion; vector?: Float32Array },
+  ): Promise<string | undefined> {
+    return this.track(this.storeNow(ident, args));
+  }
+
+  /**
+   * Resolves once every write started so far has finished, those they start included (an answer
+   * stored, then remembered for feedback): tests wait on it instead of sleeping.
+   */
+  async idle(): Promise<void> {
+    while (this.writes.size > 0) await Promise.allSettled([...this.writes]);
+  }
+
+  private track<T>(write: Promise<T>): Promise<T> {
+    this.writes.add(write);
+    const done = () => void this.writes.delete(write);
+    write.then(done, done);
+    return write;
+  }
+
+  private async storeNow(
     ident: CacheIdentity,
     args: { tenantId: string; route: string; deployment: string; request: ChatCompletionRequest; body: ChatCompletion; vector?: Float32Array },
   ): Promise<string | undefined> {
@@ -151,14 +175,16 @@ export class CacheService {
   promote(exactKey: string, entry: SemanticEntry): void {
     const ttlMs = entry.expiresAt - Date.now();
     if (ttlMs <= 0) return;
-    this.exact.set(exactKey, entry.answer, ttlMs).catch((err: unknown) => this.log.warn({ err }, 'cache: could not promote a semantic hit'));
+    this.track(this.exact.set(exactKey, entry.answer, ttlMs).catch((err: unknown) => this.log.warn({ err }, 'cache: could not promote a semantic hit')));
   }
 
   /** Remembers what the cache did for a request, for feedback (fire and forget). */
   remember(tenantId: string, requestId: string, record: ServedRecord): void {
-    this.exact
-      .set(this.feedbackKey(tenantId, requestId), JSON.stringify(record), this.config.feedbackWindowMs)
-      .catch((err: unknown) => this.log.warn({ err }, 'cache: could not record a served answer for feedback'));
+    this.track(
+      this.exact
+        .set(this.feedbackKey(tenantId, requestId), JSON.stringify(record), this.config.feedbackWindowMs)
+        .catch((err: unknown) => this.log.warn({ err }, 'cache: could not record a served answer for feedback')),
+    );
   }
 
   /**

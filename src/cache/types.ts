@@ -65,8 +65,9 @@ export interface Neighbour {
 
 /**
  * Approximate nearest neighbours, partitioned by scope: a search only ever sees entries added
- * under the same scope. In process; bounded to `maxEntries` over all scopes, evicting the least
- * recently used (added or returned by a search) entry first.
+ * under the same scope. In process; bounded to `maxEntries` over all scopes and to a share per
+ * tenant (ids are `<tenant>/...`): a tenant at its share evicts its own least recently used (added
+ * or returned first by a search) entry; a full index evicts that of the tenant holding the most.
  */
 export interface VectorIndex {
   /** Adds (or replaces) an entry; returns the ids evicted to make room (the caller drops them from its store). */
@@ -97,6 +98,11 @@ export interface CacheFilter {
 /**
  * Exact answers by cache key, with a TTL. memory (LRU bounded by entries and bytes) | redis.
  * Values are opaque strings (a serialized CachedAnswer).
+ *
+ * Fair shares: an adapter given a per-tenant bound (`maxEntriesPerTenant`; the tenant is a key's
+ * text before its first `/`) holds each tenant to it; a `set` over the share evicts that tenant's
+ * least recently used entries (`set` and a `get` that finds the entry are uses), never another
+ * tenant's. An overwrite is not a new entry; `delete` and `invalidate` give the slots back.
  */
 export interface ExactStore {
   get(key: string): Promise<string | undefined>;
@@ -142,9 +148,15 @@ export type SemanticChange =
  * Semantic entries, durable: sqlite (embedded) | redis (distributed). The in-process vector
  * index is rebuilt from `scan` at start and kept in sync with `subscribe`, which reports changes
  * made by other processes (in embedded mode there are none: a no-op).
+ *
+ * Fair shares: an adapter given `maxEntriesPerTenant` holds each tenant to it (over all routes and
+ * scopes): a `put` over the share evicts that tenant's least recently used entries (`put` and a
+ * `get` that finds the entry are uses), in the same transaction, and returns their ids; other
+ * processes hear of them as a `delete`.
  */
 export interface SemanticStore {
-  put(entry: SemanticEntry): Promise<void>;
+  /** Stores (or replaces) the entry; returns the ids of the tenant's entries evicted to keep it within its share. */
+  put(entry: SemanticEntry): Promise<string[]>;
   /** The entry, or undefined when absent or expired. */
   get(id: string): Promise<SemanticEntry | undefined>;
   delete(ids: string[]): Promise<void>;

@@ -254,3 +254,44 @@ describe('HnswVectorIndex', () => {
     expect(index.search('other', axis(4, 0), 5)).toEqual([]);
   });
 });
+
+describe('HnswVectorIndex fair shares per tenant', () => {
+  it('a tenant at its share evicts its own least recently used entry, never another tenant\'s', () => {
+    const d = 8;
+    for (const flatLimit of [1, 1024]) {
+      const index = new HnswVectorIndex({ dimensions: d, maxEntries: 100, maxEntriesPerTenant: 3, flatLimit });
+      index.add('a-scope', 'a/chat/1', axis(d, 0));
+      index.add('a-scope', 'a/chat/2', axis(d, 1));
+      expect(index.add('b-scope', 'b/chat/1', axis(d, 0))).toEqual([]);
+      expect(index.add('b-other', 'b/other/2', axis(d, 1))).toEqual([]); // the share spans scopes
+      expect(index.add('b-scope', 'b/chat/3', axis(d, 2))).toEqual([]);
+      expect(index.search('b-scope', axis(d, 0), 1)[0]!.id).toBe('b/chat/1'); // a top hit is a use
+      expect(index.add('b-scope', 'b/chat/4', axis(d, 3))).toEqual(['b/other/2']);
+      for (let i = 5; i < 200; i++) expect(index.add('b-scope', `b/chat/${i}`, axis(d, i % d))).toHaveLength(1);
+      expect(index.tenantSize('b')).toBe(3);
+      expect(index.has('a/chat/1') && index.has('a/chat/2')).toBe(true);
+      expect(index.search('a-scope', axis(d, 1), 1)[0]!.id).toBe('a/chat/2');
+      index.remove('b/chat/199'); // a removal gives the slot back
+      expect(index.add('b-scope', 'b/chat/x', axis(d, 1))).toEqual([]);
+      expect(index.add('b-scope', 'b/chat/198', axis(d, 4))).toEqual([]); // replacing is not adding
+    }
+  });
+
+  it('when the whole index is full, the tenant holding the most gives way', () => {
+    const d = 8;
+    const index = new HnswVectorIndex({ dimensions: d, maxEntries: 6, maxEntriesPerTenant: 4 });
+    index.add('s', 'a/r/1', axis(d, 0)); // the least recently used entry of all
+    index.add('s', 'a/r/2', axis(d, 1));
+    for (let i = 1; i <= 4; i++) index.add('s', `b/r/${i}`, axis(d, i));
+    expect(index.add('s', 'c/r/1', axis(d, 5))).toEqual(['b/r/1']); // b holds the most, not a's oldest
+    expect(index.add('s', 'c/r/2', axis(d, 6))).toEqual(['b/r/2']);
+    // a, b and c hold 2 each: the tie goes to the tenant with the least recently used entry (a).
+    expect(index.add('s', 'c/r/3', axis(d, 7))).toEqual(['a/r/1']);
+    expect([index.tenantSize('a'), index.tenantSize('b'), index.tenantSize('c')]).toEqual([1, 2, 3]);
+    expect(index.size).toBe(6);
+  });
+
+  it('refuses a per-tenant bound that is not a positive integer', () => {
+    expect(() => new HnswVectorIndex({ dimensions: 4, maxEntries: 10, maxEntriesPerTenant: 0 })).toThrow(/maxEntriesPerTenant/);
+  });
+});

@@ -46,9 +46,14 @@
  *   so that can lag.
  *
  * Recency: an entry is "used" when added (or replaced) and when it is the TOP hit of a search
- * (only the first neighbour returned; the others were merely looked at). `add` evicts the least
- * recently used entries over all scopes to stay within `maxEntries`. The LRU is the insertion
- * order of the id → entry Map (touch = delete + set; evict = first key): O(1) everywhere.
+ * (only the first neighbour returned; the others were merely looked at). Fair shares: entries
+ * belong to a tenant (`tenantOf(id)`, by default the id's text before its first `/`: semantic ids
+ * are `<tenant>/<route>/<uuid>`). A tenant holding `maxEntriesPerTenant` entries makes room for a
+ * new one by evicting its own least recently used entry; when the whole index holds `maxEntries`,
+ * the entry evicted is the least recently used of the tenant holding the most, so a tenant within
+ * its share never loses entries to another's traffic. Each tenant's LRU is the insertion order of
+ * its id → entry Map (touch = delete + set; evict = first key): O(1); finding the largest tenant
+ * walks the tenants, only when the whole index is full.
  *
  * Not thread-safe (nothing in Node needs it). Vectors are copied in; callers keep theirs.
  */
@@ -61,8 +66,12 @@ type Graph = InstanceType<typeof HierarchicalNSW>;
 
 export interface HnswVectorIndexOptions {
   dimensions: number;
-  /** Bound over all scopes; the least recently used entries are evicted beyond it. */
+  /** Bound over all scopes; beyond it, the largest tenant's least recently used entry is evicted. */
   maxEntries: number;
+  /** Bound per tenant, over all its scopes; beyond it, its own least recently used entry is evicted. Default: `maxEntries`. */
+  maxEntriesPerTenant?: number;
+  /** The tenant an id belongs to. Default: the id's text before its first `/` ('' when there is none). */
+  tenantOf?: (id: string) => string;
   /** HNSW links per node (default 16). */
   m?: number;
   /** HNSW build beam width (default 100). */
@@ -100,6 +109,10 @@ const PARTITION_JS_BYTES = 300;
 
 interface Entry {
   id: string;
+  /** The tenant's entries, least recently used first (this entry among them). */
+  share: Map<string, Entry>;
+  /** When last used (a counter over the whole index): breaks ties between equally large tenants. */
+  used: number;
   part: Partition;
   /** Row in part.flat, or label in part.graph. */
   slot: number;
@@ -150,15 +163,25 @@ function clampSimilarity(s: number): number {
 
 const bySimilarityDesc = (x: Hit, y: Hit): number => y.similarity - x.similarity;
 
+function defaultTenantOf(id: string): string {
+  const slash = id.indexOf('/');
+  return slash < 0 ? '' : id.slice(0, slash);
+}
+
 export class HnswVectorIndex implements VectorIndex {
   readonly dimensions: number;
   readonly maxEntries: number;
+  readonly maxEntriesPerTenant: number;
+  private readonly tenantOf: (id: string) => string;
   private readonly m: number;
   private readonly efConstruction: number;
   private readonly efSearch: number;
   private readonly flatLimit: number;
-  /** id -> entry; insertion order = recency (first = least recently used). */
+  /** id -> entry. */
   private readonly entries = new Map<string, Entry>();
+  /** tenant -> its entries, least recently used first. */
+  private readonly shares = new Map<string, Map<string, Entry>>();
+  private uses = 0;
   private readonly scopes = new Map<string, Partition>();
   /** Reused to pass vectors to hnswlib (it only accepts plain arrays). */
   private readonly scratch: number[];
@@ -170,6 +193,8 @@ export class HnswVectorIndex implements VectorIndex {
     };
     this.dimensions = posInt('dimensions', opts.dimensions);
     this.maxEntries = posInt('maxEntries', opts.maxEntries);
+    this.maxEntriesPerTenant = posInt('maxEntriesPerTenant', opts.maxEntriesPerTenant ?? opts.maxEntries);
+    this.tenantOf = opts.tenantOf ?? defaultTenantOf;
     this.m = posInt('m', opts.m ?? DEFAULT_M);
     this.efConstruction = posInt('efConstruction', opts.efConstruction ?? DEFAULT_EF_CONSTRUCTION);
     this.efSearch = posInt('efSearch', opts.efSearch ?? DEFAULT_EF_SEARCH);
@@ -189,8 +214,7 @@ export class HnswVectorIndex implements VectorIndex {
     this.checkVector(vector);
     const existing = this.entries.get(id);
     if (existing) {
-      this.entries.delete(id);
-      this.entries.set(id, existing);
+      this.touch(existing);
       if (existing.part.scope === scope) {
         this.overwrite(existing, vector);
       } else {
@@ -200,24 +224,33 @@ export class HnswVectorIndex implements VectorIndex {
       return [];
     }
     const evicted: string[] = [];
-    while (this.entries.size >= this.maxEntries) {
-      const oldest = this.entries.values().next().value as Entry;
-      this.entries.delete(oldest.id);
-      this.detach(oldest);
-      evicted.push(oldest.id);
+    const tenant = this.tenantOf(id);
+    // The tenant's own share first: its least recently used entries make room.
+    for (let own = this.shares.get(tenant); own && own.size >= this.maxEntriesPerTenant; ) {
+      evicted.push(this.evict(own.values().next().value as Entry));
     }
+    // Then the whole index: the tenant holding the most gives way.
+    while (this.entries.size >= this.maxEntries) {
+      evicted.push(this.evict(this.largestShare().values().next().value as Entry));
+    }
+    let share = this.shares.get(tenant);
+    if (!share) this.shares.set(tenant, (share = new Map()));
     const part = this.partition(scope); // after evicting: that may have dropped this very scope
-    const entry: Entry = { id, part, slot: -1, inGraph: false };
+    const entry: Entry = { id, share, used: ++this.uses, part, slot: -1, inGraph: false };
     this.insert(part, entry, vector);
     this.entries.set(id, entry);
+    share.set(id, entry);
     return evicted;
   }
 
   remove(id: string): void {
     const entry = this.entries.get(id);
-    if (!entry) return;
-    this.entries.delete(id);
-    this.detach(entry);
+    if (entry) this.evict(entry);
+  }
+
+  /** Entries `tenant` holds. */
+  tenantSize(tenant: string): number {
+    return this.shares.get(tenant)?.size ?? 0;
   }
 
   search(scope: string, vector: Float32Array, k: number): Neighbour[] {
@@ -238,15 +271,13 @@ export class HnswVectorIndex implements VectorIndex {
       hits = this.searchFlat(part, vector, k);
     }
     const top = hits[0];
-    if (top) {
-      this.entries.delete(top.entry.id);
-      this.entries.set(top.entry.id, top.entry);
-    }
+    if (top) this.touch(top.entry);
     return hits.map((h) => ({ id: h.entry.id, similarity: h.similarity }));
   }
 
   clear(): void {
     this.entries.clear();
+    this.shares.clear();
     this.scopes.clear();
   }
 
@@ -272,6 +303,42 @@ export class HnswVectorIndex implements VectorIndex {
   }
 
   /* ---------------------------------------------------------------------------------------- */
+
+  /** Takes an entry out of everything; returns its id. */
+  private evict(entry: Entry): string {
+    this.entries.delete(entry.id);
+    entry.share.delete(entry.id);
+    if (entry.share.size === 0) {
+      const tenant = this.tenantOf(entry.id);
+      if (this.shares.get(tenant) === entry.share) this.shares.delete(tenant);
+    }
+    this.detach(entry);
+    return entry.id;
+  }
+
+  /**
+   * The entries of the tenant holding the most (never empty: called while the index is full); of
+   * equally large ones, the one whose least recently used entry is the oldest (one tenant: a plain LRU).
+   */
+  private largestShare(): Map<string, Entry> {
+    let largest: Map<string, Entry> | undefined;
+    let oldest = 0;
+    for (const share of this.shares.values()) {
+      const used = (share.values().next().value as Entry).used;
+      if (!largest || share.size > largest.size || (share.size === largest.size && used < oldest)) {
+        largest = share;
+        oldest = used;
+      }
+    }
+    return largest!;
+  }
+
+  /** A use: the entry becomes its tenant's most recently used. */
+  private touch(entry: Entry): void {
+    entry.used = ++this.uses;
+    entry.share.delete(entry.id);
+    entry.share.set(entry.id, entry);
+  }
 
   private checkVector(vector: Float32Array): void {
     if (!(vector instanceof Float32Array)) throw new Error('HnswVectorIndex: vector must be a Float32Array');

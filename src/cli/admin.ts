@@ -10,6 +10,7 @@ import { keyJson, tenantJson } from '../http/routes/admin.js';
 import { openStorage } from '../storage/index.js';
 import { modelResolver } from './config-file.js';
 import { printTable } from './table.js';
+import { isoOrEmpty } from '../util/time.js';
 
 export interface KeyFlags {
   tenant?: string;
@@ -70,8 +71,8 @@ export async function keysCommand(config: Config, action: string | undefined, ar
             k.tier,
             k.allowedModels?.join(',') ?? '*',
             k.userId ?? '',
-            k.expiresAt ? new Date(k.expiresAt).toISOString() : '',
-            k.revokedAt ? new Date(k.revokedAt).toISOString() : '',
+            isoOrEmpty(k.expiresAt),
+            isoOrEmpty(k.revokedAt),
           ]),
         );
         return;
@@ -106,7 +107,7 @@ export async function tenantsCommand(config: Config, action: string | undefined,
       case 'list': {
         const list = await records.listTenants();
         if (flags.json) return void process.stdout.write(`${JSON.stringify(list.map(tenantJson), null, 2)}\n`);
-        printTable(['id', 'name', 'tier', 'created'], list.map((t) => [t.id, t.name, t.tier, new Date(t.createdAt).toISOString()]));
+        printTable(['id', 'name', 'tier', 'created'], list.map((t) => [t.id, t.name, t.tier, isoOrEmpty(t.createdAt)]));
         return;
       }
       default:

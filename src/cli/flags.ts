@@ -12,6 +12,7 @@ import { type Storage, openStorage } from '../storage/index.js';
 import { RecordConflict, RecordNotFound } from '../storage/types.js';
 import { modelResolver } from './config-file.js';
 import { printTable } from './table.js';
+import { isoOrEmpty } from '../util/time.js';
 
 export interface FlagsFlags {
   json?: boolean;
@@ -269,7 +270,7 @@ function notFound(err: unknown): never {
 
 /* ------------------------------------------ output ------------------------------------------ */
 
-const iso = (ms: number) => new Date(ms).toISOString();
+const iso = (ms: number) => isoOrEmpty(ms);
 
 function effectText(e: FlagEffect): string {
   const parts: string[] = [];

@@ -9,6 +9,7 @@ import { openStorage } from '../storage/index.js';
 import { RecordConflict, RecordNotFound } from '../storage/types.js';
 import { modelResolver } from './config-file.js';
 import { printTable } from './table.js';
+import { isoOrEmpty } from '../util/time.js';
 
 export interface KillFlags {
   scope?: string;
@@ -37,7 +38,7 @@ export async function killCommand(config: Config, action: string | undefined, ar
         if (flags.json) return void process.stdout.write(`${JSON.stringify(list.map(killSwitchJson), null, 2)}\n`);
         printTable(
           ['id', 'scope', 'target', 'reason', 'created by', 'created'],
-          list.map((s) => [s.id, s.scope, s.target, s.reason, s.createdBy ?? '', new Date(s.createdAt).toISOString()]),
+          list.map((s) => [s.id, s.scope, s.target, s.reason, s.createdBy ?? '', isoOrEmpty(s.createdAt)]),
         );
         return;
       }

@@ -74,6 +74,13 @@ export const cacheSchema = z
         /** Embedded mode: the in-memory LRU's bounds (distributed mode keeps entries in Redis, with the TTL). */
         maxEntries: positiveInt.default(10_000),
         maxBytes: positiveInt.default(64 * 1024 * 1024),
+        /**
+         * Entries one tenant may hold (both modes; in Redis too): a tenant over it evicts its own
+         * least recently used entry. Default: a quarter of `maxEntries` (see `tenantShares`).
+         */
+        maxEntriesPerTenant: positiveInt.optional(),
+        /** Embedded mode: bytes one tenant may hold in the LRU. Default: a quarter of `maxBytes`. */
+        maxBytesPerTenant: positiveInt.optional(),
       })
       .strict()
       .default({}),
@@ -88,6 +95,11 @@ export const cacheSchema = z
         guard: z.boolean().default(true),
         /** Entries in the in-process index, over every tenant and route (least recently used evicted). */
         maxEntries: positiveInt.default(100_000),
+        /**
+         * Semantic entries one tenant may hold (in the index and in the store): a tenant over it
+         * evicts its own least recently used entry. Default: a quarter of `maxEntries`.
+         */
+        maxEntriesPerTenant: positiveInt.optional(),
         /** Nearest entries examined per lookup (the best one that passes the guard answers). */
         candidates: positiveInt.max(32).default(4),
         /** Questions longer than this (characters) are not cached by meaning. */
@@ -105,3 +117,23 @@ export const cacheSchema = z
   })
   .strict();
 export type CacheConfig = z.infer<typeof cacheSchema>;
+
+/** The share of a global bound one tenant gets when its per-tenant bound is not configured. */
+export const DEFAULT_TENANT_SHARE = 0.25;
+
+/** What one tenant may hold in the cache (fair shares): each bound resolved, never above its global one. */
+export interface TenantShares {
+  exactEntries: number;
+  exactBytes: number;
+  semanticEntries: number;
+}
+
+export function tenantShares(c: Pick<CacheConfig, 'exact' | 'semantic'>): TenantShares {
+  const share = (configured: number | undefined, global: number) =>
+    Math.min(global, configured ?? Math.max(1, Math.floor(global * DEFAULT_TENANT_SHARE)));
+  return {
+    exactEntries: share(c.exact.maxEntriesPerTenant, c.exact.maxEntries),
+    exactBytes: share(c.exact.maxBytesPerTenant, c.exact.maxBytes),
+    semanticEntries: share(c.semantic.maxEntriesPerTenant, c.semantic.maxEntries),
+  };
+}

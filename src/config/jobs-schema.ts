@@ -61,6 +61,11 @@ export const jobsSchema = z
     maxDeadlineMs: positiveInt.default(7 * 24 * 3_600_000),
     /** Largest request body a job may carry, bytes. */
     maxBodyBytes: positiveInt.default(4 * 1024 * 1024),
+    /**
+     * How long a finished job (succeeded, failed, cancelled, expired) is kept, ms, counted from its
+     * end; then it is deleted with its webhook delivery log (its webhook delivered or given up).
+     */
+    retentionMs: positiveInt.default(30 * 24 * 3_600_000),
     webhooks: webhookPolicySchema.default({}),
     batch: z
       .object({
@@ -70,6 +75,14 @@ export const jobsSchema = z
         maxRequests: positiveInt.default(50_000),
         /** How long uploaded and output files are kept, ms. */
         fileTtlMs: positiveInt.default(30 * 24 * 3_600_000),
+        /** Uploads (POST /v1/files) one API key may have in progress at once, per process; more get 429. */
+        maxConcurrentUploadsPerKey: positiveInt.default(2),
+        /** Uploads in progress at once in this process, all keys together; more get 429. */
+        maxConcurrentUploads: positiveInt.default(16),
+        /** An upload whose body stops arriving for this long is ended (408), ms. */
+        uploadIdleTimeoutMs: positiveInt.default(30_000),
+        /** An upload whose body takes longer than this in all is ended (408), ms. */
+        uploadTimeoutMs: positiveInt.default(10 * 60_000),
       })
       .strict()
       .default({}),

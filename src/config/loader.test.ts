@@ -18,7 +18,7 @@ describe('config loader', () => {
   it('with no file at all, serves the built-in simulator on 127.0.0.1:8080 in embedded mode', () => {
     const c = loadConfig(undefined);
     expect(c.server).toMatchObject({ host: '127.0.0.1', port: 8080 });
-    expect(c.storage).toEqual({ kind: 'embedded', dir: './.tollgate' });
+    expect(c.storage).toEqual({ kind: 'embedded', dir: './.tollgate', busyTimeoutMs: 5_000 });
     expect(c.providers['sim']?.kind).toBe('simulated');
     expect(Object.keys(c.models)).toEqual(['sim-small', 'sim-medium', 'sim-large', 'sim-embed']);
     expect(c.models['sim-large']?.price).toMatchObject({ input: 5, output: 15 });

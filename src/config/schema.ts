@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { alertRulesSchema } from './alerts-schema.js';
 import { cacheSchema, routeCacheSchema } from './cache-schema.js';
 import { jobsSchema } from './jobs-schema.js';
+import { quotasSchema } from './quotas-schema.js';
 import { requestLogPolicySchema, requestLogSchema } from './request-log-schema.js';
 import { experimentSchema, routeSchema } from './routing-schema.js';
 import { abuseSchema, driftSchema } from './signals-schema.js';
@@ -294,6 +295,11 @@ export const configSchema = z
         port: z.number().int().min(0).max(65535).default(8080),
         /** Largest request body accepted, in bytes (413 beyond). */
         bodyLimitBytes: positiveInt.default(4 * 1024 * 1024),
+        /**
+         * Deepest nesting of objects and arrays accepted in a JSON body (and a batch line); the body
+         * itself is level 1. Deeper: 400 naming where (src/http/json-depth.ts).
+         */
+        maxJsonDepth: z.number().int().min(4).max(1_000).default(64),
         /** Grace period for in-flight requests on SIGTERM. */
         shutdownGraceMs: nonNegInt.default(10_000),
         /** Trust X-Forwarded-* from a proxy in front. */
@@ -308,6 +314,11 @@ export const configSchema = z
             kind: z.literal('embedded'),
             /** Folder of the SQLite file. */
             dir: z.string().min(1).default('./.tollgate'),
+            /**
+             * How long a write waits for the lock another connection to the file holds (the ledger's
+             * writer thread, a `tollgate` CLI command) before it gives up: 503 storage_unavailable.
+             */
+            busyTimeoutMs: z.number().int().min(0).max(60_000).default(5_000),
           })
           .strict(),
         z
@@ -412,6 +423,8 @@ export const configSchema = z
     abuse: abuseSchema.default({}),
     /** Async jobs, webhooks and the Batch API (src/jobs/). */
     jobs: jobsSchema.default({}),
+    /** What each tenant may keep stored: files, jobs, feedback (src/config/quotas-schema.ts). */
+    quotas: quotasSchema.default({}),
     embeddings: z
       .object({
         /** Single-input embedding requests for one deployment arriving within `windowMs` go upstream as one array request. */

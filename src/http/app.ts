@@ -14,6 +14,7 @@ import type { FeedbackStore } from '../routing/types.js';
 import { feedbackRoutes } from './routes/cache.js';
 import Fastify, { type FastifyBaseLogger, type FastifyInstance, LogController } from 'fastify';
 import type { Authenticator } from '../auth/authenticator.js';
+import { extractKey } from '../auth/keys.js';
 import type { KeyService } from '../auth/key-service.js';
 import type { Config } from '../config/schema.js';
 import { GatewayError } from '../errors.js';
@@ -26,6 +27,7 @@ import type { LedgerWriter } from '../metering/ledger-writer.js';
 import type { KillSwitches } from '../metering/kill-switches.js';
 import { errorHandler, sendGatewayError } from './error-handler.js';
 import { idempotency } from './idempotency.js';
+import { jsonBodyParser, rejectRepeatedQueryParams } from './request-guards.js';
 import { adminRoutes } from './routes/admin.js';
 import { healthRoutes } from './routes/health.js';
 import { openaiRoutes } from './routes/openai.js';
@@ -35,6 +37,7 @@ import type { JobEvents } from '../jobs/events.js';
 import type { BatchService } from '../jobs/batches.js';
 import { batchRoutes } from './routes/batches.js';
 import { fileRoutes } from './routes/files.js';
+import type { UploadGuard } from '../jobs/upload-guard.js';
 import { type RequestRoutesOptions, requestRoutes } from './routes/requests.js';
 import { type DashboardRoutesOptions, dashboardRoutes } from './routes/dashboard.js';
 import { type SignalRoutesOptions, signalRoutes } from './routes/signals.js';
@@ -72,6 +75,8 @@ export interface AppServices {
   webhookSecret?: (tenantId: string) => string;
   /** The Batch API (files and batches). */
   batches: BatchService;
+  /** Uploads (POST /v1/files): what they must pass before their body is read, and where they are spooled. */
+  uploads: { guard: UploadGuard; spoolDir: string };
   /** The request log (GET /admin/v1/requests): its store, and this process's writer to flush first. */
   requestLog?: Omit<RequestRoutesOptions, 'authenticator'>;
   alerts?: import('./routes/alerts.js').AlertRoutesOptions;
@@ -82,6 +87,9 @@ export interface AppServices {
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/** Bodies larger than this (or of unannounced length) are read only once the key is known. */
+const PRE_AUTH_BODY_BYTES = 16 * 1024;
 
 export async function buildApp(s: AppServices): Promise<FastifyInstance> {
   const app: FastifyInstance = Fastify({
@@ -101,6 +109,23 @@ export async function buildApp(s: AppServices): Promise<FastifyInstance> {
 
   // The API speaks JSON only: other content types get a 415 that says so.
   app.removeContentTypeParser('text/plain');
+  // Every route: JSON nested deeper than server.maxJsonDepth, and a repeated query parameter, are 400s.
+  jsonBodyParser(app, s.config.server.maxJsonDepth);
+  app.addHook('preValidation', rejectRepeatedQueryParams);
+  // A /v1 request with a large (or unannounced) body is authenticated before its body is read: no
+  // key, no megabytes read. Small bodies go on to the pipeline, which refuses them as well and
+  // keeps the refusal in the request log. The routes authenticate again (from the auth cache).
+  app.addHook('onRequest', async (request, reply) => {
+    if (!request.url.startsWith('/v1/') || request.method === 'GET' || request.method === 'HEAD' || request.method === 'DELETE') return;
+    const length = Number(request.headers['content-length']);
+    if (Number.isFinite(length) && length <= PRE_AUTH_BODY_BYTES) return;
+    try {
+      await s.authenticator.authenticate(extractKey(request.headers));
+    } catch (err) {
+      reply.header('connection', 'close'); // the unread body is not drained
+      throw err;
+    }
+  });
   app.setErrorHandler(errorHandler(s.config.server.bodyLimitBytes));
   app.setNotFoundHandler((request, reply) =>
     sendGatewayError(request, reply, new GatewayError('route_not_found', `Unknown route: ${request.method} ${request.url.split('?')[0]}.`)),
@@ -127,7 +152,15 @@ export async function buildApp(s: AppServices): Promise<FastifyInstance> {
   });
   // The Batch API. The files plugin parses multipart/form-data with its own size limit (jobs.batch.maxFileBytes).
   const batchApi = { batches: s.batches, authenticator: s.authenticator, killSwitches: s.killSwitches };
-  await app.register(fileRoutes, { ...batchApi, maxFileBytes: s.config.jobs.batch.maxFileBytes });
+  const batchCfg = s.config.jobs.batch;
+  await app.register(fileRoutes, {
+    ...batchApi,
+    maxFileBytes: batchCfg.maxFileBytes,
+    uploads: s.uploads.guard,
+    spoolDir: s.uploads.spoolDir,
+    idleTimeoutMs: batchCfg.uploadIdleTimeoutMs,
+    timeoutMs: batchCfg.uploadTimeoutMs,
+  });
   await app.register(batchRoutes, batchApi);
   await app.register(feedbackRoutes, { cache: s.cache, authenticator: s.authenticator, killSwitches: s.killSwitches, store: s.feedback });
   await app.register(adminRoutes, {

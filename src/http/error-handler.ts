@@ -72,7 +72,25 @@ export function toGatewayError(err: FastifyError | Error, bodyLimitBytes: number
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
     return new GatewayError('invalid_request', err.message, { status: fe.statusCode });
   }
+  if (isDatabaseBusy(err)) {
+    return new GatewayError('storage_unavailable', 'The database is busy: another connection held its lock longer than storage.busyTimeoutMs. Retry shortly.', {
+      headers: { 'retry-after': '1' },
+    });
+  }
   return undefined;
+}
+
+/**
+ * SQLite's "database is locked" (SQLITE_BUSY*, SQLITE_LOCKED*), however deep in `cause`: the
+ * embedded store waited its busy timeout for another connection's lock in vain. A 503 the client
+ * may retry, not a 500: nothing is wrong with the request or the gateway.
+ */
+export function isDatabaseBusy(err: unknown): boolean {
+  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 4; e = e.cause, depth++) {
+    const code = (e as { code?: unknown }).code;
+    if (typeof code === 'string' && /^SQLITE_(BUSY|LOCKED)/.test(code)) return true;
+  }
+  return false;
 }
 
 export function isAdminUrl(url: string): boolean {

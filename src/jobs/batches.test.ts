@@ -3,6 +3,9 @@
  * output and error files' exact lines, and the batch's life (counts, completion, cancel, expiry,
  * two processes, a finalization or validation cut short, expired files).
  */
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { AuthInfo } from '../auth/authenticator.js';
 import { buildConfig } from '../config/loader.js';
@@ -68,7 +71,7 @@ interface Setup {
 function setup(batch: Partial<JobsConfig['batch']> = {}): Setup {
   const db = openDatabase(':memory:');
   const jobs = new SqliteJobStore(db);
-  const files = new SqliteFileStore(db);
+  const files = new SqliteFileStore(db, { dir: mkdtempSync(join(tmpdir(), 'tollgate-batches-')) });
   const config = jobsSchema.parse({ batch });
   const clock = { now: T0 };
   const now = () => clock.now;
@@ -456,9 +459,12 @@ describe('a batch on the job queue', () => {
   it('poke: a batch whose last job ended is finalized without waiting for the sweep', async () => {
     const batch = await createBatch(s, [chatLine('a')]);
     s.batches.start(); // one sweep now, then every minute (sweepMs)
+    // That first sweep is over before the job ends: from here only the poke can finalize the batch.
+    await (s.batches as unknown as { chain: Promise<void> }).chain;
     await succeed(s, (await claimAll(s)).get('a')!);
+    expect((await s.batches.get(auth, batch.id)).status).toBe('in_progress');
     s.batches.poke(batch.id);
-    await vi.waitFor(async () => expect((await s.batches.get(auth, batch.id)).status).toBe('completed'), { timeout: 2_000, interval: 10 });
+    await vi.waitFor(async () => expect((await s.batches.get(auth, batch.id)).status).toBe('completed'), { timeout: 10_000, interval: 5 });
   });
 
   it("tenants: another tenant's key sees neither the batch nor its files", async () => {
@@ -484,5 +490,18 @@ describe('a batch on the job queue', () => {
     expect(((await s.batches.getFile(auth, id).catch((e: unknown) => e)) as GatewayError).status).toBe(404);
     await s.batches.sweep();
     expect(await s.files.getFile(id, auth.tenantId)).toBeUndefined();
+  });
+
+  it('finished jobs are deleted by the sweeper once past jobs.retentionMs; unfinished ones are kept', async () => {
+    const batch = await createBatch(s, [chatLine('a'), chatLine('b')]);
+    const jobs = await claimAll(s);
+    await succeed(s, jobs.get('a')!);
+    await s.batches.sweep();
+    s.clock.now += s.config.retentionMs + 1;
+    await s.peer().sweep(); // a process whose file sweep is due
+    expect(await s.jobs.get(jobs.get('a')!.id)).toBeUndefined();
+    // b was still running; it ended only now (the batch's window had passed): kept.
+    expect(await s.jobs.get(jobs.get('b')!.id)).toMatchObject({ status: 'cancelled', finishedAt: s.clock.now });
+    expect((await s.batches.get(auth, batch.id)).status).toBe('expired');
   });
 });

@@ -15,12 +15,14 @@
  * -> cancelled, else completed.
  */
 import { randomBytes } from 'node:crypto';
+import { findTooDeepInText, jsonTooDeepError } from '../http/json-depth.js';
 import type { AuthInfo } from '../auth/authenticator.js';
 import type { JobsConfig } from '../config/jobs-schema.js';
 import { ERROR_CODES, type ErrorSpec, GatewayError, isGatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
+import type { JobAdmission } from './admission.js';
 import type { JobOptions } from './service.js';
-import type { BatchRecord, BatchStatus, FilePurpose, FileRecord, FileStore, JobKind, JobRecord, JobStatus, JobStore, NewJob } from './types.js';
+import type { BatchRecord, BatchStatus, FileContent, FilePurpose, FileRecord, FileStore, JobKind, JobRecord, JobStatus, JobStore, NewJob } from './types.js';
 
 export type BatchEndpoint = BatchRecord['endpoint'];
 export type BatchLineError = BatchRecord['errors'][number];
@@ -132,6 +134,7 @@ export async function validateLines(
   lines: readonly InputLine[],
   endpoint: BatchEndpoint,
   prepare: (body: Record<string, unknown>, customId: string) => NewJob,
+  maxJsonDepth = 64,
 ): Promise<{ jobs: NewJob[]; errors: BatchLineError[] }> {
   const jobs: NewJob[] = [];
   const errors: BatchLineError[] = [];
@@ -141,6 +144,13 @@ export async function validateLines(
     // A large file is checked in slices, so online requests are not held up meanwhile.
     if (++checked % YIELD_EVERY === 0) await new Promise((resolve) => setImmediate(resolve));
     const fail = (code: string, message: string, param: string | null = null) => errors.push({ code, message, line, param });
+    // Too deep (server.maxJsonDepth) is refused before parsing, like a request body (src/http/json-depth.ts).
+    const tooDeep = findTooDeepInText(text, maxJsonDepth);
+    if (tooDeep !== undefined) {
+      const err = jsonTooDeepError(tooDeep, maxJsonDepth);
+      fail(err.code, err.message, err.param);
+      continue;
+    }
     let request: unknown;
     try {
       request = JSON.parse(text);
@@ -271,14 +281,18 @@ export interface BatchServiceOptions {
     prepare(auth: AuthInfo, kind: JobKind, body: unknown, options: JobOptions, paramPrefix?: string): NewJob;
     submitMany(jobs: NewJob[]): Promise<void>;
   };
-  config: Pick<JobsConfig, 'batch' | 'maxDeadlineMs'>;
+  config: Pick<JobsConfig, 'batch' | 'maxDeadlineMs'> & Partial<Pick<JobsConfig, 'retentionMs'>>;
   log: Logger;
+  /** Checked before a batch is created: a budget already used up (402), the tenant's job quotas (src/jobs/admission.ts). */
+  admission?: JobAdmission;
   /** A running job was cancelled (tells the process running it to stop it now, not at its next heartbeat). */
   onCancelled?: (jobId: string) => void;
   now?: () => number;
+  /** Deepest nesting of a line (server.maxJsonDepth); default 64. */
+  maxJsonDepth?: number;
   /** How often the sweeper looks at the open batches (default 1 s). */
   sweepMs?: number;
-  /** How often expired files are deleted (default 1 min). */
+  /** How often expired files, and finished jobs past jobs.retentionMs, are deleted (default 1 min). */
   fileSweepMs?: number;
   /** How long a poke waits for more of its batch's jobs to end before it looks (default 25 ms). */
   pokeDelayMs?: number;
@@ -294,6 +308,8 @@ export interface CreateBatchInput {
 type Caller = Pick<AuthInfo, 'tenantId'>;
 
 const OPEN: readonly BatchStatus[] = ['validating', 'in_progress', 'cancelling', 'finalizing'];
+/** Finished jobs deleted per statement by the retention sweep. */
+const RETENTION_BATCH = 500;
 const SWEEP_LIMIT = 1_000;
 
 export class BatchService {
@@ -313,8 +329,11 @@ export class BatchService {
 
   // --- Files ---
 
-  /** Stores an uploaded file (purpose `batch`, at most jobs.batch.maxFileBytes). */
-  async uploadFile(auth: Caller, input: { purpose: string | undefined; filename: string; content: Buffer }): Promise<FileRecord> {
+  /**
+   * Stores an uploaded file (purpose `batch`, at most jobs.batch.maxFileBytes): its bytes in
+   * memory, or spooled to disk (`{ path }`, with `bytes`), which the store takes over.
+   */
+  async uploadFile(auth: Caller, input: { purpose: string | undefined; filename: string; content: FileContent; bytes?: number }): Promise<FileRecord> {
     if (input.purpose === undefined) throw new GatewayError('missing_field', "Missing required parameter: 'purpose'.", { param: 'purpose' });
     if (input.purpose !== 'batch') {
       throw new GatewayError('invalid_value', `Invalid value for 'purpose': only 'batch' is supported (got '${input.purpose.slice(0, 40)}').`, {
@@ -322,14 +341,15 @@ export class BatchService {
       });
     }
     const max = this.opts.config.batch.maxFileBytes;
-    if (input.content.length > max) throw fileTooLarge(max);
+    const bytes = Buffer.isBuffer(input.content) ? input.content.length : (input.bytes ?? 0);
+    if (bytes > max) throw fileTooLarge(max);
     const now = this.now();
     const file: FileRecord = {
       id: newFileId(),
       tenantId: auth.tenantId,
       purpose: 'batch',
       filename: input.filename,
-      bytes: input.content.length,
+      bytes,
       createdAt: now,
       expiresAt: now + this.opts.config.batch.fileTtlMs,
     };
@@ -403,6 +423,8 @@ export class BatchService {
         param: 'input_file_id',
       });
     }
+    // Its lines as jobs: the file's size bounds their bodies' (checked before anything is recorded).
+    await this.opts.admission?.check(auth, { jobs: lines.length, bytes: content.length, endUser: null, param: 'input_file_id' });
 
     const now = this.now();
     const batch: BatchRecord = {
@@ -440,6 +462,7 @@ export class BatchService {
     try {
       ({ jobs, errors } = await validateLines(lines, input.endpoint, (body, customId) =>
         this.opts.service.prepare(auth, kind, body, { priority: 'low', batchId: batch.id, customId, deadlineAt }, 'body.'),
+      this.opts.maxJsonDepth,
       ));
       if (lines.length === 0) errors.push({ code: 'empty_file', message: 'The batch input file is empty.', line: null, param: null });
       if (errors.length === 0) await this.opts.service.submitMany(jobs);
@@ -575,7 +598,9 @@ export class BatchService {
 
   /**
    * One pass over the open batches (request counts, finalization, expiry, abandoned work),
-   * and now and then the deletion of expired files. Public for tests.
+   * and now and then the deletion of expired files and of finished jobs past jobs.retentionMs
+   * (every process runs it; each deletion is one statement, so two processes never both delete a
+   * row). Public for tests.
    */
   async sweep(): Promise<void> {
     const now = this.now();
@@ -591,6 +616,15 @@ export class BatchService {
       this.lastFileSweep = now;
       const deleted = await this.opts.files.deleteExpiredFiles(now);
       if (deleted > 0) this.opts.log.info({ deleted }, 'batch: expired files deleted');
+      const retentionMs = this.opts.config.retentionMs;
+      if (retentionMs !== undefined) {
+        let jobs = 0;
+        for (let n = RETENTION_BATCH; n === RETENTION_BATCH; jobs += n) {
+          n = await this.opts.jobs.deleteFinished(now - retentionMs, RETENTION_BATCH);
+          await new Promise((resolve) => setImmediate(resolve)); // a backlog does not hold the event loop
+        }
+        if (jobs > 0) this.opts.log.info({ deleted: jobs }, 'jobs: finished jobs past their retention deleted');
+      }
     }
   }
 

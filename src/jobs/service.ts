@@ -13,6 +13,7 @@ import { chatCompletionBodySchema, embeddingsBodySchema } from '../http/schemas.
 import type { ModelCatalog } from '../routing/catalog.js';
 import type { Router } from '../routing/router.js';
 import type { JobEvents } from './events.js';
+import type { JobAdmission } from './admission.js';
 import type { JobKind, JobRecord, JobStore, NewJob } from './types.js';
 import { checkWebhookUrl } from './webhook-policy.js';
 import { REQUEST_PRIORITIES, type RequestPriority, newJobId, storedPriority } from './wire.js';
@@ -46,11 +47,15 @@ export interface JobServiceOptions {
   onCancelled?: (jobId: string) => void;
   /** False when no signing key is configured (distributed mode without jobs.webhooks.signingSecret). */
   webhooksEnabled?: boolean;
+  /** Checked before a job is queued: a budget already used up (402), the tenant's job quotas (src/jobs/admission.ts). */
+  admission?: JobAdmission;
 }
 
 export class JobService {
   private readonly validators: Record<JobKind, ValidateFunction>;
   private readonly now: () => number;
+  /** The JSON size of each prepared body (measured once, by prepare). */
+  private readonly sizes = new WeakMap<object, number>();
 
   constructor(private readonly opts: JobServiceOptions) {
     // The same JSON schemas, and options, as the synchronous routes (src/http/app.ts).
@@ -76,6 +81,7 @@ export class JobService {
     }
     const request = body as Record<string, unknown> & { model: string; user?: unknown };
     const size = Buffer.byteLength(JSON.stringify(request));
+    this.sizes.set(request, size);
     if (size > this.opts.config.maxBodyBytes) {
       throw new GatewayError('body_too_large', `The job's request body is ${size} bytes, over the limit of ${this.opts.config.maxBodyBytes} (jobs.maxBodyBytes).`, {
         param: paramPrefix.replace(/\.$/, '') || null,
@@ -145,6 +151,7 @@ export class JobService {
   /** Queues one job; the same tenant and Idempotency-Key returns the first job (`created: false`). */
   async submit(auth: AuthInfo, kind: JobKind, body: unknown, options: JobOptions, paramPrefix = ''): Promise<{ job: JobRecord; created: boolean }> {
     const job = this.prepare(auth, kind, body, options, paramPrefix);
+    await this.opts.admission?.check(auth, { jobs: 1, bytes: this.bodyBytes(job), endUser: job.userId || null });
     const stored = await this.opts.store.enqueue(job);
     if (stored.created) {
       this.opts.events.publish(job.id, { type: 'queued', job: stored.job });
@@ -158,6 +165,11 @@ export class JobService {
     if (jobs.length === 0) return;
     await this.opts.store.enqueueMany(jobs);
     this.opts.onQueued?.(jobs.length, jobs[0]!.priority);
+  }
+
+  /** The JSON size of a prepared job's body, bytes. */
+  bodyBytes(job: NewJob): number {
+    return this.sizes.get(job.body) ?? Buffer.byteLength(JSON.stringify(job.body));
   }
 
   async get(auth: AuthInfo, id: string): Promise<JobRecord> {

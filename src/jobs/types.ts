@@ -201,6 +201,13 @@ export interface JobStore {
   /** Every job of a batch, in line order (seq). */
   batchJobs(batchId: string): Promise<JobRecord[]>;
 
+  /**
+   * Retention: deletes up to `limit` finished jobs (succeeded, failed, cancelled, expired) that
+   * ended before `before` and whose webhook is not pending, with their delivery logs; returns how
+   * many jobs it deleted (the caller repeats while it gets `limit`).
+   */
+  deleteFinished(before: number, limit: number): Promise<number>;
+
   /** Webhook outbox: up to `limit` jobs with a pending delivery due at `now`, leased to `owner` for `leaseMs`. */
   claimWebhooks(opts: { owner: string; limit: number; leaseMs: number; now: number }): Promise<JobRecord[]>;
   /**
@@ -258,8 +265,16 @@ export interface BatchRecord {
   cancelledAt: number | null;
 }
 
+/**
+ * A file's bytes as given to `putFile`: in memory, or a file on local disk (an upload spooled
+ * there) that the store consumes: it may move it (the caller removes it afterwards if it is still
+ * there). Either way the store never needs the whole file in memory for a path.
+ */
+export type FileContent = Buffer | { path: string };
+
 export interface FileStore {
-  putFile(f: FileRecord, content: Buffer): Promise<void>;
+  /** Stores a file; its bytes are complete when the promise resolves (a reader never sees part of them). */
+  putFile(f: FileRecord, content: FileContent): Promise<void>;
   getFile(id: string, tenantId: string): Promise<FileRecord | undefined>;
   /** The file's bytes; undefined when unknown to that tenant. */
   getContent(id: string, tenantId: string): Promise<Buffer | undefined>;

@@ -134,7 +134,7 @@ describe('checkResolvedAddress', () => {
 
   it('refuses a name resolving to loopback or private unless allowed (DNS rebinding)', () => {
     expect(checkResolvedAddress('127.0.0.1', 4, defaults, 'rebind.example.com')).toBe(
-      'webhook_url: rebind.example.com resolves to 127.0.0.1, a loopback address; loopback addresses are not allowed (jobs.webhooks.allowLoopback)',
+      'refused: loopback address (rebind.example.com resolves to one); loopback addresses are not allowed (jobs.webhooks.allowLoopback)',
     );
     expect(checkResolvedAddress('::1', 6, defaults)).toMatch(/allowLoopback/);
     expect(checkResolvedAddress('::ffff:127.0.0.1', 6, defaults)).toMatch(/allowLoopback/);
@@ -146,7 +146,7 @@ describe('checkResolvedAddress', () => {
   });
 
   it('refuses what is not an IP address', () => {
-    expect(checkResolvedAddress('example.com', 4, defaults)).toMatch(/not an IP address/);
+    expect(checkResolvedAddress('example.com', 4, defaults)).toMatch(/did not resolve to an IP address/);
   });
 });
 
@@ -161,3 +161,70 @@ describe('classifyAddress', () => {
     expect(classifyAddress('hooks.example.com')).toBeUndefined();
   });
 });
+
+describe('IPv4 embedded in IPv6 (issue 14: decoded in every form before deciding)', () => {
+  // Each form with 127.0.0.1 (loopback), 10.1.2.3 / 169.254.169.254 (private) and 8.8.8.8 (public) inside.
+  const forms: Array<[string, string, string, string]> = [
+    // form, loopback, private, public
+    ['IPv4-mapped ::ffff:a.b.c.d', '::ffff:127.0.0.1', '::ffff:169.254.169.254', '::ffff:8.8.8.8'],
+    ['IPv4-compatible ::a.b.c.d', '::127.0.0.1', '::10.1.2.3', '::8.8.8.8'],
+    ['IPv4-translated ::ffff:0:a.b.c.d', '::ffff:0:7f00:1', '::ffff:0:a01:203', '::ffff:0:808:808'],
+    ['NAT64 64:ff9b::/96', '64:ff9b::7f00:1', '64:ff9b::a01:203', '64:ff9b::808:808'],
+    ['local-use NAT64 64:ff9b:1::/48 (RFC 8215), /96', '64:ff9b:1::7f00:1', '64:ff9b:1::a01:203', '64:ff9b:1::808:808'],
+    ['6to4 2002::/16', '2002:7f00:1::1', '2002:a01:203::1', '2002:808:808::1'],
+    ['Teredo 2001::/32 (client obfuscated)', '2001:0:4136:e378:8000:63bf:80ff:fffe', '2001:0:4136:e378:8000:63bf:f5fe:fdfc', '2001:0:4136:e378:8000:63bf:f7f7:f7f7'],
+    ['ISATAP ::5efe:a.b.c.d', '2001:db8::5efe:7f00:1', 'fe80::5efe:a01:203', '2001:db8::200:5efe:808:808'],
+  ];
+
+  it.each(forms)('%s: classed as the IPv4 address inside', (_form, loop, priv, pub) => {
+    expect(classifyAddress(loop), loop).toBe('loopback');
+    expect(['private']).toContain(classifyAddress(priv));
+    if (_form.startsWith('local-use')) expect(classifyAddress(pub), pub).toBe('private'); // a site's own translator: private whatever it embeds
+    else expect(classifyAddress(pub), pub).toBe('public');
+  });
+
+  it.each([
+    'http://[::127.0.0.1]/hook',
+    'http://[::7f00:1]/hook',
+    'http://[64:ff9b:1::7f00:1]/hook',
+    'http://[2002:7f00:1::1]/hook',
+    'http://[::ffff:0:127.0.0.1]/hook',
+    'http://[2001:0:4136:e378:8000:63bf:80ff:fffe]/hook',
+    'http://[2001:db8::5efe:127.0.0.1]/hook',
+  ])('refuses %s (loopback inside) even with allowPrivate, naming the embedded address', (url) => {
+    const why = checkWebhookUrl(url, policy({ allowPrivate: true }));
+    expect(why).toMatch(/allowLoopback/);
+    expect(why).toContain('127.0.0.1');
+    expect(checkWebhookUrl(url, policy({ allowLoopback: true, allowPrivate: true }))).toBeUndefined();
+  });
+
+  it('local-use NAT64 (64:ff9b:1::/48) is a site own translator: private whatever it carries, or worse', () => {
+    expect(classifyAddress('64:ff9b:1:0:a:102:300::')).toBe('private'); // 10.1.2.3 in the /64 layout of RFC 6052
+    expect(classifyAddress('64:ff9b:1:abcd::8.8.8.8')).toBe('private');
+    expect(classifyAddress('64:ff9b:1:abcd::127.0.0.1')).toBe('loopback');
+  });
+
+  it('refuses multicast inside a 6to4 address whatever the flags', () => {
+    expect(checkWebhookUrl('http://[2002:e000:1::1]/', policy({ allowLoopback: true, allowPrivate: true }))).toMatch(/multicast/);
+  });
+
+  it('keeps public IPv6 public', () => {
+    for (const a of ['2606:2800:220:1:248:1893:25c8:1946', '2a00:1450:4001:80b::200e', '2001:4860:4860::8888', '2001:db8::1']) {
+      expect(classifyAddress(a), a).toBe('public');
+    }
+  });
+});
+
+describe('the delivery log names no resolved address (issue 14)', () => {
+  it('says "refused: private address" without what the name resolved to', () => {
+    const why = checkResolvedAddress('10.20.30.40', 4, defaults, 'internal.corp.example');
+    expect(why).toMatch(/^refused: private address/);
+    expect(why).not.toContain('10.20.30.40');
+    expect(checkResolvedAddress('127.0.0.1', 4, defaults, 'rebind.example.com')).toMatch(/^refused: loopback address/);
+    expect(checkResolvedAddress('::ffff:127.0.0.1', 6, defaults, 'x.example')).not.toContain('127.0.0.1');
+    expect(checkResolvedAddress('2002:a14:1e28::1', 6, defaults, 'x.example')).toMatch(/^refused: private address/);
+    expect(checkResolvedAddress('224.0.0.1', 4, policy({ allowPrivate: true, allowLoopback: true }))).toMatch(/^refused: multicast/);
+    expect(checkResolvedAddress('not-an-ip', 4, defaults)).not.toContain('not-an-ip');
+  });
+});
+

@@ -18,8 +18,16 @@
  *   fec0::/10;
  * - not unicast (always refused, no flag allows them): multicast 224/4 and ff00::/8, the reserved
  *   240/4 including the broadcast address 255.255.255.255. No HTTP server answers there.
- * IPv4 addresses embedded in IPv6 (IPv4-mapped ::ffff:0:0/96, NAT64 64:ff9b::/96) are classed as
- * the IPv4 address they carry.
+ * IPv4 addresses embedded in IPv6 are decoded in every form before deciding, and the address is
+ * classed as the worst of its own IPv6 class and the classes of the IPv4 addresses it carries
+ * (`embeddedIPv4`): IPv4-mapped ::ffff:0:0/96, IPv4-compatible ::/96, IPv4-translated
+ * ::ffff:0:0:0/96, NAT64 64:ff9b::/96 (and the rest of 64:ff9b::/32), 6to4 2002::/16, Teredo
+ * 2001::/32 (its server and its obfuscated client), ISATAP (`::0:5efe:a.b.c.d` and
+ * `::200:5efe:a.b.c.d` in any /64). The local-use NAT64 prefix 64:ff9b:1::/48 (RFC 8215) is a
+ * site's own translator: private at least, and its /96 form decoded like NAT64.
+ *
+ * What a webhook's name resolved to is never written to the delivery log a tenant reads: a
+ * delivery-time refusal says "refused: private address" and the rule, not the address.
  */
 import { BlockList, isIP } from 'node:net';
 import type { WebhookPolicy } from '../config/jobs-schema.js';
@@ -30,7 +38,7 @@ export type AddressClass = 'public' | 'loopback' | 'private' | 'not_unicast';
 
 const MAX_URL_LENGTH = 2048;
 
-/** IPv4 subnets per class; each is also added in its IPv4-mapped and NAT64 IPv6 forms. */
+/** IPv4 subnets per class. */
 const V4: Record<Exclude<AddressClass, 'public'>, Array<[string, number]>> = {
   loopback: [
     ['127.0.0.0', 8],
@@ -49,6 +57,7 @@ const V4: Record<Exclude<AddressClass, 'public'>, Array<[string, number]>> = {
   ],
 };
 
+/** IPv6 subnets per class (the IPv4 an address carries is classed apart: `embeddedIPv4`). */
 const V6: Record<Exclude<AddressClass, 'public'>, Array<[string, number]>> = {
   loopback: [
     ['::1', 128],
@@ -58,43 +67,113 @@ const V6: Record<Exclude<AddressClass, 'public'>, Array<[string, number]>> = {
     ['fc00::', 7],
     ['fe80::', 10],
     ['fec0::', 10],
+    ['64:ff9b:1::', 48], // local-use NAT64 (RFC 8215): a site's own translator
   ],
   not_unicast: [['ff00::', 8]],
 };
 
 function buildList(cls: Exclude<AddressClass, 'public'>): BlockList {
   const list = new BlockList();
-  for (const [net, prefix] of V4[cls]) {
-    list.addSubnet(net, prefix, 'ipv4');
-    list.addSubnet(`::ffff:${net}`, 96 + prefix, 'ipv6');
-    list.addSubnet(`64:ff9b::${net}`, 96 + prefix, 'ipv6');
-  }
+  for (const [net, prefix] of V4[cls]) list.addSubnet(net, prefix, 'ipv4');
   for (const [net, prefix] of V6[cls]) list.addSubnet(net, prefix, 'ipv6');
   return list;
 }
 
+/** Worst first: a refusal names the first class that applies. */
 const LISTS: Array<[Exclude<AddressClass, 'public'>, BlockList]> = [
   ['not_unicast', buildList('not_unicast')],
   ['loopback', buildList('loopback')],
   ['private', buildList('private')],
 ];
+const SEVERITY: Record<AddressClass, number> = { public: 0, private: 1, loopback: 2, not_unicast: 3 };
+
+/** The 16 bytes of an IPv6 address (already checked by isIP, no zone), or undefined. */
+function ipv6Bytes(address: string): Uint8Array | undefined {
+  let text = address;
+  let tail: number[] = [];
+  // A trailing dotted quad (::ffff:1.2.3.4) is the last two words.
+  const quad = /(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3})$/.exec(text);
+  if (quad) {
+    const [a, b, c, d] = quad.slice(1).map(Number) as [number, number, number, number];
+    tail = [(a << 8) | b, (c << 8) | d];
+    text = text.slice(0, quad.index);
+    if (!text.endsWith('::')) text = text.slice(0, -1); // the ':' before the quad
+  }
+  const words = (part: string) => (part === '' ? [] : part.split(':').map((w) => parseInt(w, 16)));
+  const halves = text.split('::');
+  let all: number[];
+  if (halves.length === 1) all = [...words(halves[0]!), ...tail];
+  else {
+    const left = words(halves[0]!);
+    const right = [...words(halves[1]!), ...tail];
+    const fill = 8 - left.length - right.length;
+    if (fill < 0) return undefined;
+    all = [...left, ...new Array<number>(fill).fill(0), ...right];
+  }
+  if (all.length !== 8 || all.some((w) => !Number.isInteger(w) || w < 0 || w > 0xffff)) return undefined;
+  const bytes = new Uint8Array(16);
+  all.forEach((w, i) => {
+    bytes[2 * i] = w >> 8;
+    bytes[2 * i + 1] = w & 0xff;
+  });
+  return bytes;
+}
+
+const v4At = (b: Uint8Array, i: number, xor = 0) => [b[i]! ^ xor, b[i + 1]! ^ xor, b[i + 2]! ^ xor, b[i + 3]! ^ xor].join('.');
+const zero = (b: Uint8Array, from: number, to: number) => b.subarray(from, to).every((x) => x === 0);
+
+/** The IPv4 addresses an IPv6 address carries, in each form that routes to one (see the header). */
+export function embeddedIPv4(address: string): string[] {
+  const b = ipv6Bytes(address.replace(/^\[|\]$/g, '').replace(/%.*$/, ''));
+  if (!b) return [];
+  const w = (i: number) => (b[2 * i]! << 8) | b[2 * i + 1]!;
+  const found: string[] = [];
+  if (zero(b, 0, 10) && w(5) === 0xffff) found.push(v4At(b, 12)); // IPv4-mapped ::ffff:a.b.c.d
+  if (zero(b, 0, 12)) found.push(v4At(b, 12)); // IPv4-compatible ::a.b.c.d (deprecated; :: and ::1 included)
+  if (zero(b, 0, 8) && w(4) === 0xffff && w(5) === 0) found.push(v4At(b, 12)); // IPv4-translated ::ffff:0:a.b.c.d
+  if (w(0) === 0x64 && w(1) === 0xff9b) found.push(v4At(b, 12)); // NAT64 64:ff9b::/96 and local-use 64:ff9b:1::/48 as /96
+  if (w(0) === 0x2002) found.push(v4At(b, 2)); // 6to4 2002:a.b.c.d::/48
+  if (w(0) === 0x2001 && w(1) === 0) found.push(v4At(b, 4), v4At(b, 12, 0xff)); // Teredo: server, obfuscated client
+  if ((w(4) & 0xfcff) === 0 && w(5) === 0x5efe) found.push(v4At(b, 12)); // ISATAP interface id
+  return [...new Set(found)];
+}
+
+function classifyV4OrV6(bare: string, type: 'ipv4' | 'ipv6'): AddressClass {
+  for (const [cls, list] of LISTS) {
+    if (list.check(bare, type)) return cls;
+  }
+  return 'public';
+}
+
+interface Classified {
+  cls: AddressClass;
+  /** The embedded IPv4 address that decided the class, when one did. */
+  via?: string;
+}
+
+function classify(address: string): Classified | undefined {
+  const bare = address.replace(/^\[|\]$/g, '').replace(/%.*$/, '');
+  const family = isIP(bare);
+  if (family === 0) return undefined;
+  if (family === 4) return { cls: classifyV4OrV6(bare, 'ipv4') };
+  let worst: Classified = { cls: classifyV4OrV6(bare, 'ipv6') };
+  for (const v4 of embeddedIPv4(bare)) {
+    const cls = classifyV4OrV6(v4, 'ipv4');
+    if (SEVERITY[cls] > SEVERITY[worst.cls]) worst = { cls, via: v4 };
+  }
+  return worst;
+}
 
 /** Names that mean this machine whatever DNS says (RFC 6761 `localhost`, and Debian's /etc/hosts aliases). */
 const LOOPBACK_NAMES = new Set(['localhost', 'localhost.localdomain', 'ip6-localhost', 'ip6-loopback']);
 
 /**
  * The class of a literal IP address (v4 or v6, without brackets; a `%zone` suffix is ignored);
- * undefined when it is not an IP address.
+ * undefined when it is not an IP address. An IPv6 address is classed as the worst of its own
+ * class and those of the IPv4 addresses it carries (`embeddedIPv4`).
  */
 export function classifyAddress(address: string): AddressClass | undefined {
-  const bare = address.replace(/^\[|\]$/g, '').replace(/%.*$/, '');
-  const family = isIP(bare);
-  if (family === 0) return undefined;
-  const type = family === 4 ? 'ipv4' : 'ipv6';
-  for (const [cls, list] of LISTS) {
-    if (list.check(bare, type)) return cls;
-  }
-  return 'public';
+  return classify(address)?.cls;
 }
 
 function isLoopbackName(host: string): boolean {
@@ -170,8 +249,8 @@ export function checkWebhookUrl(url: string, policy: WebhookPolicy): string | un
   if (policy.hosts.length > 0 && !hostAllowed(host, policy.hosts)) {
     return `webhook_url: host ${host} is not in the allow-list (jobs.webhooks.hosts)`;
   }
-  const cls = classifyAddress(host);
-  if (cls !== undefined) return refusal(cls, `${host} is`, policy);
+  const c = classify(host);
+  if (c !== undefined) return refusal(c.cls, c.via ? `${host} carries the IPv4 address ${c.via}, which is` : `${host} is`, policy);
   if (isLoopbackName(host)) return refusal('loopback', `${host} is`, policy);
   return undefined;
 }
@@ -179,7 +258,9 @@ export function checkWebhookUrl(url: string, policy: WebhookPolicy): string | un
 /**
  * Checks one address a webhook host resolved to (delivery time, before connecting). `family` is
  * what dns.lookup reports (4 / 6, or 'IPv4' / 'IPv6'); the address itself decides. `host`, when
- * given, is named in the reason. Returns undefined when allowed, else the reason.
+ * given, is named in the reason. Returns undefined when allowed, else the reason, which goes to
+ * the delivery log the tenant reads: it says what kind of address was refused, never the address
+ * (what an internal name resolves to is not the tenant's to learn).
  */
 export function checkResolvedAddress(
   address: string,
@@ -187,8 +268,18 @@ export function checkResolvedAddress(
   policy: WebhookPolicy,
   host?: string,
 ): string | undefined {
-  const cls = classifyAddress(address);
-  const name = host ? `${host} resolves to ${address},` : `resolved address ${address} is`;
-  if (cls === undefined) return `webhook_url: ${name} not an IP address (family ${String(family)})`;
-  return refusal(cls, name, policy);
+  void family;
+  const c = classify(address);
+  const name = host ? ` (${host} resolves to one)` : '';
+  if (c === undefined) return `refused: ${host ?? 'the host'} did not resolve to an IP address`;
+  switch (c.cls) {
+    case 'public':
+      return undefined;
+    case 'loopback':
+      return policy.allowLoopback ? undefined : `refused: loopback address${name}; loopback addresses are not allowed (jobs.webhooks.allowLoopback)`;
+    case 'private':
+      return policy.allowPrivate ? undefined : `refused: private address${name}; private addresses are not allowed (jobs.webhooks.allowPrivate)`;
+    case 'not_unicast':
+      return `refused: multicast, broadcast or reserved address${name}, which is never allowed`;
+  }
 }

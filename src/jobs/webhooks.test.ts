@@ -2,7 +2,8 @@ import { createHmac } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { type AddressInfo, createServer } from 'node:net';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { webhookPolicySchema, type WebhookPolicy } from '../config/jobs-schema.js';
 import { createLogger } from '../observability/logger.js';
 import { verifyWebhook } from '../observability/webhook.js';
@@ -26,7 +27,7 @@ const ACME_SECRET = tenantWebhookSecret(MASTER, 'acme');
 const policy = (over: Partial<WebhookPolicy> = {}): WebhookPolicy => ({
   ...webhookPolicySchema.parse({}),
   allowLoopback: true,
-  timeoutMs: 2_000,
+  timeoutMs: 10_000, // only bounds a failure: a loopback delivery never comes near it
   baseDelayMs: 20,
   maxDelayMs: 1_000,
   ...over,
@@ -114,12 +115,37 @@ class FakeOutbox implements Pick<JobStore, 'claimWebhooks' | 'recordDelivery'> {
   }
 }
 
-async function until(cond: () => boolean, timeoutMs = 5_000, what = 'condition'): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
+/** Waits for `cond` (polling; the timeout only bounds a failure). */
+async function until(cond: () => boolean, what = 'condition'): Promise<void> {
+  await vi.waitFor(() => expect(cond(), `waiting for ${what}`).toBe(true), { timeout: 10_000, interval: 5 });
+}
+
+/**
+ * Waits until the dispatcher has polled the outbox `n` more times (each poll is one claim): what
+ * was not delivered by then was not due. The proof that something does NOT happen.
+ */
+async function polls(store: FakeOutbox, n = 3): Promise<void> {
+  const from = store.claims.length;
+  await until(() => store.claims.length >= from + n, `${n} more polls`);
+}
+
+/** The dispatcher's clock, moved by the test (backoffs and leases pass without waiting). */
+function testClock() {
+  let t = Date.now();
+  return {
+    now: () => t,
+    advance(ms: number) {
+      t += ms;
+    },
+  };
+}
+
+/** A receiver reply held until the test releases it (a slow receiver, with no timer to race). */
+function gate() {
+  let release!: () => void;
+  const opened = new Promise<void>((r) => (release = r));
+  cleanups.push(() => release()); // never leave a request hanging at the end of a test
+  return { opened, release };
 }
 
 const silent = createLogger('silent');
@@ -243,7 +269,7 @@ describe('WebhookDispatcher', () => {
     const seen: Array<[string, boolean]> = [];
     dispatcher(store, { onDelivered: (id, ok) => seen.push([id, ok]) });
 
-    await until(() => store.records.length === 1, 5_000, 'the delivery record');
+    await until(() => store.records.length === 1, 'the delivery record');
     expect(rx.deliveries).toHaveLength(1);
     const d = rx.deliveries[0]!;
     expect(d.signatureValid).toBe(true);
@@ -268,8 +294,9 @@ describe('WebhookDispatcher', () => {
     expect(rec.delivery.durationMs).toBeGreaterThanOrEqual(0);
     expect(rec.next.state).toBe('delivered');
     expect(seen).toEqual([[job.id, true]]);
-    await new Promise((r) => setTimeout(r, 50));
+    await polls(store);
     expect(rx.deliveries).toHaveLength(1); // not delivered again
+    expect(store.records).toHaveLength(1);
   });
 
   it.each([
@@ -292,9 +319,21 @@ describe('WebhookDispatcher', () => {
     rx.failNext(2, 503);
     const job = makeJob({ webhookUrl: rx.url });
     const store = new FakeOutbox().add(job);
-    dispatcher(store, { policy: policy({ baseDelayMs: 60 }) });
+    const clock = testClock();
+    dispatcher(store, { policy: policy({ baseDelayMs: 60 }), now: clock.now });
 
-    await until(() => store.records.length === 3, 5_000, '3 attempts');
+    // Each retry waits for its backoff on the dispatcher's clock: not one poll earlier.
+    await until(() => store.records.length === 1, 'the first attempt');
+    for (const [attempt, backoff] of [
+      [2, 60],
+      [3, 120],
+    ] as const) {
+      clock.advance(backoff - 1);
+      await polls(store);
+      expect(rx.deliveries).toHaveLength(attempt - 1); // 1 ms before its backoff: not yet
+      clock.advance(1);
+      await until(() => store.records.length === attempt, `attempt ${attempt}`);
+    }
     const recs = store.records;
     expect(recs.map((r) => r.delivery.attempt)).toEqual([1, 2, 3]);
     expect(recs.map((r) => r.delivery.statusCode)).toEqual([503, 503, 200]);
@@ -303,9 +342,9 @@ describe('WebhookDispatcher', () => {
     // full jitter with random() = 1: 60 ms, then 120 ms
     expect(recs[0]!.next.nextAt - recs[0]!.delivery.at).toBe(60);
     expect(recs[1]!.next.nextAt - recs[1]!.delivery.at).toBe(120);
-    // the receiver saw each retry no earlier than its backoff allowed
-    expect(rx.deliveries[1]!.at).toBeGreaterThanOrEqual(recs[0]!.next.nextAt - 1);
-    expect(rx.deliveries[2]!.at).toBeGreaterThanOrEqual(recs[1]!.next.nextAt - 1);
+    // each retry was made when its backoff was over
+    expect(recs[1]!.delivery.at).toBe(recs[0]!.next.nextAt);
+    expect(recs[2]!.delivery.at).toBe(recs[1]!.next.nextAt);
     expect(new Set(rx.deliveries.map((d) => d.webhookId))).toEqual(new Set([`${job.id}:job.succeeded`]));
     expect(new Set(rx.deliveries.map((d) => d.body.id))).toEqual(new Set([`${job.id}:job.succeeded`]));
     expect(rx.deliveries.every((d) => d.signatureValid)).toBe(true);
@@ -318,11 +357,17 @@ describe('WebhookDispatcher', () => {
     rx.failNext(1, 429, { 'retry-after': '1' });
     const job = makeJob({ webhookUrl: rx.url });
     const store = new FakeOutbox().add(job);
-    dispatcher(store, { policy: policy({ baseDelayMs: 10, maxDelayMs: 5_000 }) });
-    await until(() => store.records.length === 2, 5_000, 'the retry');
+    const clock = testClock();
+    dispatcher(store, { policy: policy({ baseDelayMs: 10, maxDelayMs: 5_000 }), now: clock.now });
+    await until(() => store.records.length === 1, 'the first attempt');
+    expect(store.records[0]!.next.nextAt - store.records[0]!.delivery.at).toBe(1_000);
+    clock.advance(999); // past the 10 ms backoff, not yet the 1 s Retry-After
+    await polls(store);
+    expect(rx.deliveries).toHaveLength(1);
+    clock.advance(1);
+    await until(() => store.records.length === 2, 'the retry');
     const [first, second] = store.records;
-    expect(first!.next.nextAt - first!.delivery.at).toBe(1_000);
-    expect(second!.delivery.at - first!.delivery.at).toBeGreaterThanOrEqual(990);
+    expect(second!.delivery.at - first!.delivery.at).toBe(1_000);
     expect(second!.next.state).toBe('delivered');
   });
 
@@ -333,12 +378,13 @@ describe('WebhookDispatcher', () => {
     const store = new FakeOutbox().add(job);
     const seen: boolean[] = [];
     dispatcher(store, { policy: policy({ maxAttempts: 3, baseDelayMs: 5 }), onDelivered: (_id, ok) => seen.push(ok) });
-    await until(() => store.records.length === 3, 5_000, '3 attempts');
+    await until(() => store.records.length === 3, '3 attempts');
     expect(store.records.map((r) => r.next.state)).toEqual(['pending', 'pending', 'failed']);
     expect(store.records.map((r) => r.delivery.statusCode)).toEqual([500, 500, 500]);
     expect(seen).toEqual([false, false, false]);
-    await new Promise((r) => setTimeout(r, 80));
+    await polls(store);
     expect(rx.deliveries).toHaveLength(3);
+    expect(store.records).toHaveLength(3);
     expect(rx.unique.size).toBe(0);
   });
 
@@ -368,7 +414,8 @@ describe('WebhookDispatcher', () => {
 
   it('times out a slow receiver (jobs.webhooks.timeoutMs)', async () => {
     const rx = await receiver();
-    rx.handle(() => ({ status: 200, delayMs: 1_000 }));
+    const slow = gate(); // answers only once the test is over
+    rx.handle(async () => (await slow.opened, { status: 200 }));
     const job = makeJob({ webhookUrl: rx.url });
     const store = new FakeOutbox().add(job);
     dispatcher(store, { policy: policy({ timeoutMs: 100 }) });
@@ -407,8 +454,9 @@ describe('WebhookDispatcher', () => {
     await until(() => store.records.length === 1);
     expect(resolved).toContain('hooks.example.test');
     expect(store.records[0]!.delivery.statusCode).toBeNull();
+    // The delivery log (the tenant's) says what kind of address was refused, never the address.
     expect(store.records[0]!.delivery.error).toBe(
-      'webhook_url: hooks.example.test resolves to 127.0.0.1, a loopback address; loopback addresses are not allowed (jobs.webhooks.allowLoopback)',
+      'refused: loopback address (hooks.example.test resolves to one); loopback addresses are not allowed (jobs.webhooks.allowLoopback)',
     );
     expect(rx.deliveries).toHaveLength(0);
   });
@@ -425,8 +473,24 @@ describe('WebhookDispatcher', () => {
       ],
     });
     await until(() => store.records.length === 1);
-    expect(store.records[0]!.delivery.error).toMatch(/resolves to 169\.254\.169\.254.*allowPrivate/);
+    expect(store.records[0]!.delivery.error).toMatch(/^refused: private address.*allowPrivate/);
+    expect(store.records[0]!.delivery.error).not.toContain('169.254');
     expect(rx.deliveries).toHaveLength(0);
+  });
+
+  it('a failed connection to a resolved name does not tell the tenant the address (issue 14)', async () => {
+    // A port nothing listens on any more.
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const port = (server.address() as AddressInfo).port;
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    const job = makeJob({ webhookUrl: `http://hooks.example.test:${port}/hook` });
+    const store = new FakeOutbox().add(job);
+    dispatcher(store, { policy: policy({ allowLoopback: true }), resolve: async () => [{ address: '127.0.0.1', family: 4 }] });
+    await until(() => store.records.length === 1);
+    const error = store.records[0]!.delivery.error;
+    expect(error).toMatch(/ECONNREFUSED/);
+    expect(error).not.toContain('127.0.0.1');
   });
 
   it('connects to the address it checked (a resolved name, allowed)', async () => {
@@ -460,20 +524,35 @@ describe('WebhookDispatcher', () => {
     const rx = await receiver();
     let inFlight = 0;
     let most = 0;
-    rx.handle(async () => {
-      inFlight++;
-      most = Math.max(most, inFlight);
-      await new Promise((r) => setTimeout(r, 30));
-      inFlight--;
-      return { status: 200 };
-    });
+    // Each delivery is held at the receiver until the test lets it go.
+    const held: Array<() => void> = [];
+    rx.handle(
+      () =>
+        new Promise((resolve) => {
+          inFlight++;
+          most = Math.max(most, inFlight);
+          held.push(() => {
+            inFlight--;
+            resolve({ status: 200 });
+          });
+        }),
+    );
+    cleanups.push(() => held.splice(0).forEach((release) => release()));
     const jobs = Array.from({ length: 7 }, () => makeJob({ webhookUrl: rx.url }));
     const store = new FakeOutbox().add(...jobs);
     dispatcher(store, { concurrency: 2 });
-    await until(() => store.records.length === 7, 5_000, '7 deliveries');
-    expect(most).toBeLessThanOrEqual(2);
+    await until(() => held.length === 2, 'two deliveries at once');
+    // Let the held deliveries go as they come, until all 7 are recorded.
+    await vi.waitFor(
+      () => {
+        held.splice(0).forEach((release) => release());
+        expect(store.records).toHaveLength(7);
+      },
+      { timeout: 10_000, interval: 5 },
+    );
+    expect(most).toBe(2);
     expect(store.claims.every((c) => c.limit >= 1 && c.limit <= 2)).toBe(true);
-    expect(store.claims[0]).toEqual({ owner: 'proc-1', limit: 2, leaseMs: 2_000 + 5_000 });
+    expect(store.claims[0]).toEqual({ owner: 'proc-1', limit: 2, leaseMs: 10_000 + 5_000 });
     expect(rx.unique.size).toBe(7);
   });
 
@@ -484,13 +563,15 @@ describe('WebhookDispatcher', () => {
     store.failClaims = 2;
     store.failRecords = 1;
     // a short timeout makes the lease (timeoutMs + 5 s) the thing to wait for: fake the clock instead
-    let skew = 0;
-    dispatcher(store, { now: () => Date.now() + skew });
+    const clock = testClock();
+    dispatcher(store, { now: clock.now });
     await rx.waitFor(1);
-    await new Promise((r) => setTimeout(r, 30));
+    await until(() => store.failRecords === 0, 'the failed record');
     expect(store.records).toHaveLength(0); // the record failed; the job stays leased
-    skew = 10_000; // the lease passes
-    await until(() => store.records.length === 1, 5_000, 'the redelivery record');
+    await polls(store);
+    expect(rx.deliveries).toHaveLength(1); // leased: not delivered again before the lease ends
+    clock.advance(20_000); // the lease (timeoutMs + 5 s) passes
+    await until(() => store.records.length === 1, 'the redelivery record');
     expect(store.records[0]!.next.state).toBe('delivered');
     expect(rx.deliveries).toHaveLength(2);
     expect(rx.unique.size).toBe(1); // the receiver deduped the redelivery by webhook-id
@@ -504,15 +585,16 @@ describe('WebhookDispatcher', () => {
     const job = makeJob({ webhookUrl: rx.url });
     store.add(job);
     d.wake();
-    await until(() => store.records.length === 1, 2_000, 'the woken delivery');
+    await until(() => store.records.length === 1, 'the woken delivery'); // the next poll is a minute away
   });
 
   it('stop() waits for deliveries in flight, then claims nothing more', async () => {
     const rx = await receiver();
     let entered = false;
+    const slow = gate();
     rx.handle(async () => {
       entered = true;
-      await new Promise((r) => setTimeout(r, 200));
+      await slow.opened;
       return { status: 200 };
     });
     const job = makeJob({ webhookUrl: rx.url });
@@ -520,22 +602,29 @@ describe('WebhookDispatcher', () => {
     const d = dispatcher(store);
     await until(() => entered);
     expect(d.active).toBe(1);
-    await d.stop(5_000);
+    const stopped = d.stop(60_000);
+    expect(store.records).toHaveLength(0); // still held by the receiver
+    slow.release();
+    await stopped;
     expect(store.records).toHaveLength(1);
     expect(store.records[0]!.next.state).toBe('delivered');
     const claims = store.claims.length;
     store.add(makeJob({ webhookUrl: rx.url }));
-    d.wake();
-    await new Promise((r) => setTimeout(r, 50));
-    expect(store.claims.length).toBe(claims);
+    d.wake(); // a stopped dispatcher ignores it
+    // A live dispatcher, started after the wake, finds the new job and delivers it; had the
+    // stopped one polled on wake, its claim would have come first.
+    dispatcher(store, { owner: 'proc-2' });
+    await until(() => store.records.length === 2, 'the delivery by proc-2');
+    expect(store.claims.slice(claims).map((c) => c.owner)).not.toContain('proc-1');
   });
 
   it('stop() gives up on a delivery still in flight after the grace period, without recording it', async () => {
     const rx = await receiver();
     let entered = false;
+    const never = gate(); // the receiver answers only after the test
     rx.handle(async () => {
       entered = true;
-      await new Promise((r) => setTimeout(r, 3_000));
+      await never.opened;
       return { status: 200 };
     });
     const job = makeJob({ webhookUrl: rx.url });
@@ -544,9 +633,7 @@ describe('WebhookDispatcher', () => {
     const log = createLogger('warn', { write: (s: string) => void lines.push(s) });
     const d = dispatcher(store, { log, policy: policy({ timeoutMs: 10_000 }) });
     await until(() => entered);
-    const t0 = Date.now();
-    await d.stop(100);
-    expect(Date.now() - t0).toBeLessThan(1_500);
+    await d.stop(100); // resolves although the delivery never answers: it gave up after the grace period
     expect(store.records).toHaveLength(0);
     expect(lines.join('\n')).toMatch(/redelivered/);
     expect(lines.join('\n')).not.toContain(MASTER);

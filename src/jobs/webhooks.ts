@@ -72,7 +72,7 @@ export function resolveMasterSecret(
 
   // Write a temporary file, then link it into place: link fails if the name exists, so a
   // process racing us either wins whole or reads the winner's complete file, never a partial one.
-  mkdirSync(localDir, { recursive: true });
+  mkdirSync(localDir, { recursive: true, mode: 0o700 }); // like the database's folder (src/util/private-files.ts)
   const secret = randomBytes(32).toString('hex');
   const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
   const fd = openSync(tmp, 'wx', 0o600);
@@ -199,6 +199,13 @@ export interface WebhookDispatcherOptions {
 /** A delivery refused by the policy (the error message is the reason). */
 export class WebhookPolicyError extends Error {
   override readonly name = 'WebhookPolicyError';
+  /** The refused address, for the operator's log only (never the delivery log a tenant reads). */
+  constructor(
+    message: string,
+    readonly address?: string,
+  ) {
+    super(message);
+  }
 }
 
 interface AttemptOutcome {
@@ -208,18 +215,38 @@ interface AttemptOutcome {
   retryAfterMs?: number | undefined;
   /** Aborted by stop(): not recorded. */
   interrupted?: boolean;
+  /** The address a policy refusal was about: logged for the operator, not recorded. */
+  refusedAddress?: string | undefined;
 }
 
 const MAX_ERROR_LENGTH = 200;
 const LEASE_SLACK_MS = 5_000;
 
-function shortError(err: unknown): string {
+function policyErrorOf(err: unknown): WebhookPolicyError | undefined {
   for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    if (e instanceof WebhookPolicyError) return e.message.slice(0, MAX_ERROR_LENGTH);
+    if (e instanceof WebhookPolicyError) return e;
   }
+  return undefined;
+}
+
+/**
+ * The error as the delivery log shows it (the tenant reads it): a policy refusal as it is
+ * worded, anything else as its code and message with the address connected to left out
+ * ("connect ECONNREFUSED 10.0.0.5:443" tells what the name resolved to).
+ */
+function shortError(err: unknown): string {
+  const refused = policyErrorOf(err);
+  if (refused) return refused.message.slice(0, MAX_ERROR_LENGTH);
   const e = err as { code?: unknown; message?: unknown; cause?: { code?: unknown; message?: unknown } };
   const code = typeof e?.code === 'string' ? e.code : typeof e?.cause?.code === 'string' ? e.cause.code : '';
-  const message = typeof e?.message === 'string' && e.message !== '' ? e.message : String(err);
+  let message = typeof e?.message === 'string' && e.message !== '' ? e.message : String(err);
+  for (let x: unknown = err, depth = 0; x instanceof Error && depth < 5; x = x.cause, depth++) {
+    const address = (x as { address?: unknown }).address;
+    if (typeof address === 'string' && address !== '') {
+      const port = (x as { port?: unknown }).port;
+      message = message.split(port !== undefined ? `${address}:${String(port)}` : address).join('(address withheld)').split(address).join('(address withheld)');
+    }
+  }
   const text = code && !message.includes(code) ? `${code}: ${message}` : message;
   return text.slice(0, MAX_ERROR_LENGTH);
 }
@@ -384,7 +411,15 @@ export class WebhookDispatcher {
     const next = nextWebhookState({ attempt, statusCode: outcome.statusCode, retryAfterMs: outcome.retryAfterMs, policy, now, random: this.random });
     const delivery: WebhookDelivery = { jobId: job.id, attempt, at: now, statusCode: outcome.statusCode, error: outcome.error, durationMs };
     const ok = next.state === 'delivered';
-    const fields = { jobId: job.id, attempt, status: outcome.statusCode, host: hostOf(job.webhookUrl ?? ''), durationMs };
+    const fields = {
+      jobId: job.id,
+      attempt,
+      status: outcome.statusCode,
+      host: hostOf(job.webhookUrl ?? ''),
+      durationMs,
+      // The operator may see what the name resolved to; the delivery log (the tenant's) does not say.
+      ...(outcome.refusedAddress ? { refusedAddress: outcome.refusedAddress } : {}),
+    };
     if (ok) this.opts.log.debug(fields, 'job webhook delivered');
     else if (next.state === 'failed') this.opts.log.warn({ ...fields, error: outcome.error }, 'job webhook given up');
     else this.opts.log.info({ ...fields, error: outcome.error, retryInMs: next.nextAt - now }, 'job webhook attempt failed; will retry');
@@ -442,7 +477,7 @@ export class WebhookDispatcher {
     } catch (err) {
       if (timeout.aborted) return { statusCode: null, error: `timed out after ${policy.timeoutMs} ms (jobs.webhooks.timeoutMs)` };
       if (stopSignal.aborted) return { statusCode: null, error: 'shutting down', interrupted: true };
-      return { statusCode: null, error: shortError(err) };
+      return { statusCode: null, error: shortError(err), refusedAddress: policyErrorOf(err)?.address };
     }
   }
 
@@ -458,7 +493,7 @@ export class WebhookDispatcher {
       .then((addresses) => {
         for (const a of addresses) {
           const why = checkResolvedAddress(a.address, a.family, this.opts.policy, hostname);
-          if (why) throw new WebhookPolicyError(why);
+          if (why) throw new WebhookPolicyError(why, a.address);
         }
         const usable = family === 0 ? addresses : addresses.filter((a) => a.family === family);
         if (usable.length === 0) {

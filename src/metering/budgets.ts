@@ -116,28 +116,49 @@ export class BudgetGuard {
   async reserve(policy: Policy, amount: number): Promise<BudgetReservation | undefined> {
     const items = this.items(policy, amount);
     if (items.length === 0) return undefined;
+    const result = await this.reserveSeeded(items);
+    if (result.ok) return { items, amount };
+    const idx = result.refusedIndex ?? 0;
+    throw this.refusal(items[idx]!, result.used[idx] ?? 0, amount);
+  }
+
+  /**
+   * Refuses with the same 402 as `reserve` when a budget of the policy is already used up (its
+   * spend and open reservations reach its cap), reserving nothing: for work accepted now and
+   * run later (a job, a batch), which reserves its own worst case when it runs.
+   */
+  async refuseIfSpent(policy: Policy): Promise<void> {
+    const items = this.items(policy, 0);
+    if (items.length === 0) return;
+    // A reservation of 0 changes no counter; it seeds a missing one from the ledger and reads them all.
+    const result = await this.reserveSeeded(items);
+    const idx = result.ok ? items.findIndex((item, i) => (result.used[i] ?? 0) >= item.limit) : (result.refusedIndex ?? 0);
+    if (idx >= 0) throw this.refusal(items[idx]!, result.used[idx] ?? 0, 0);
+  }
+
+  /** Counters.reserve, seeding counters that do not exist from the ledger first (up to 3 rounds). */
+  private async reserveSeeded(items: BudgetItem[]): Promise<Awaited<ReturnType<Counters['reserve']>>> {
     for (let round = 0; ; round++) {
       const result = await this.counters.reserve(items);
-      if (result.ok) return { items, amount };
-      if (result.missing.length > 0 && round < 3) {
-        await Promise.all(
-          items
-            .filter((i) => result.missing.includes(i.key))
-            .map(async (i) => this.counters.seedBudget(i.key, await this.ledger.spent(i.scope.filter, i.periodStart, i.periodEnd), i.ttlMs)),
-        );
-        continue;
-      }
-      const idx = result.refusedIndex ?? 0;
-      const item = items[idx]!;
-      const used = result.used[idx] ?? 0;
-      this.onRefusal?.({ ...settledOf(item), used: Math.max(used, item.limit) });
-      const resets = item.period === 'lifetime' ? 'It does not reset.' : `It resets at ${new Date(item.periodEnd).toISOString()}.`;
-      throw new GatewayError(
-        'budget_exceeded',
-        `The ${PERIOD_NAME[item.period]} budget of ${item.scope.scope} '${item.scope.id}' ($${formatUsd(item.limit)}) does not cover this request: ` +
-          `$${formatUsd(used)} is spent or reserved and this request may cost up to $${formatUsd(amount)}. ${resets}`,
+      if (result.ok || result.missing.length === 0 || round >= 3) return result;
+      await Promise.all(
+        items
+          .filter((i) => result.missing.includes(i.key))
+          .map(async (i) => this.counters.seedBudget(i.key, await this.ledger.spent(i.scope.filter, i.periodStart, i.periodEnd), i.ttlMs)),
       );
     }
+  }
+
+  private refusal(item: BudgetItem, used: number, amount: number): GatewayError {
+    this.onRefusal?.({ ...settledOf(item), used: Math.max(used, item.limit) });
+    const resets = item.period === 'lifetime' ? 'It does not reset.' : `It resets at ${new Date(item.periodEnd).toISOString()}.`;
+    const budget = `The ${PERIOD_NAME[item.period]} budget of ${item.scope.scope} '${item.scope.id}' ($${formatUsd(item.limit)})`;
+    return new GatewayError(
+      'budget_exceeded',
+      amount === 0
+        ? `${budget} is used up: $${formatUsd(used)} is spent or reserved, so no work is queued against it. ${resets}`
+        : `${budget} does not cover this request: $${formatUsd(used)} is spent or reserved and this request may cost up to $${formatUsd(amount)}. ${resets}`,
+    );
   }
 
   /** Replaces the reservation by the actual cost on every budget it was made on; returns where each stands. */

@@ -14,10 +14,11 @@
  * writes in its own folder `<root>/<pid>` (holding an `owner` file with its pid) and, at start,
  * adopts the folders of processes that are no longer alive.
  */
-import { closeSync, existsSync, mkdirSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, openSync, readFileSync, readdirSync, rmSync, writeFileSync, writeSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { Logger } from '../observability/logger.js';
 import type { Ledger, UsageEvent } from '../storage/types.js';
+import { PRIVATE_FILE_MODE, ensurePrivateDir, tightenFiles } from '../util/private-files.js';
 
 export interface LedgerWriterOptions {
   ledger: Ledger;
@@ -73,8 +74,12 @@ export class LedgerWriter {
     this.maxBatch = opts.maxBatch ?? 100;
     this.maxRetryDelayMs = opts.maxRetryDelayMs ?? 30_000;
     this.onFlushError = opts.onFlushError;
-    mkdirSync(this.dir, { recursive: true });
-    writeFileSync(join(this.dir, 'owner'), String(process.pid));
+    // The spool holds usage events (and may hold prompt-derived fields): owner-only, and
+    // tightened when an older version left it wider (src/util/private-files.ts).
+    ensurePrivateDir(this.root);
+    ensurePrivateDir(this.dir);
+    writeFileSync(join(this.dir, 'owner'), String(process.pid), { mode: PRIVATE_FILE_MODE });
+    tightenFiles(join(this.dir, 'owner'));
   }
 
   /** Replays segments a previous process left behind; resolves once they are in the Ledger. */
@@ -87,6 +92,7 @@ export class LedgerWriter {
       for (const m of files) {
         if (folder === this.dir) this.seq = Math.max(this.seq, Number(m[1]) + 1);
         const file = join(folder, m[0]);
+        tightenFiles(file);
         this.backlog.push({ file, events: parseSegment(readFileSync(file, 'utf8')) });
       }
     }
@@ -183,7 +189,7 @@ export class LedgerWriter {
   private segment(): Segment {
     if (!this.current) {
       const file = join(this.dir, `spool-${this.seq++}.jsonl`);
-      this.fd = openSync(file, 'a');
+      this.fd = openSync(file, 'a', PRIVATE_FILE_MODE);
       this.current = { file, events: [] };
     }
     return this.current;

@@ -37,9 +37,11 @@ export function loadTokenizer(): Promise<CountTokens> {
 /** Runs (of whitespace, or of anything else) longer than this are counted in pieces of this length. */
 export const MAX_RUN = 128;
 /** Characters counted between two yields to the event loop (async estimate). */
-export const SLICE_CHARS = 2_048;
+export const SLICE_CHARS = 1_024;
 /** Characters of one request counted with the tokenizer; beyond, one token per UTF-8 byte. */
 export const EXACT_CHARS = 262_144;
+/** Characters measured by bytes (past the exact budgets) between two yields. */
+const TAIL_SLICE_CHARS = 65_536;
 /** Tokens of one request counted with the tokenizer (bounds its CPU: ~1 µs a token at worst); beyond, one per UTF-8 byte. */
 export const EXACT_TOKENS = 65_536;
 /** What one JSON node (a key, a value, a bracket) weighs against {@link SLICE_CHARS} when walking a structure. */
@@ -136,10 +138,18 @@ function* tallyText(text: string, t: Tally): Generator<void, void, void> {
   }
   if (pos < text.length && pos > 0 && isHighSurrogate(text.charCodeAt(pos - 1))) pos--;
   countExact(text, windowStart, pos, t);
-  if (pos < text.length) {
-    // Past the exact budget: an upper bound (a token is at least one byte), at native speed.
-    t.tokens += Buffer.byteLength(pos === 0 ? text : text.slice(pos), 'utf8');
-    t.sinceYield += (text.length - pos) >> 6;
+  // Past the exact budget: an upper bound (a token is at least one byte), at native speed, in
+  // slices too (a few MB of slicing and measuring is milliseconds).
+  while (pos < text.length) {
+    let end = Math.min(text.length, pos + TAIL_SLICE_CHARS);
+    if (end < text.length && isHighSurrogate(text.charCodeAt(end - 1))) end--;
+    t.tokens += Buffer.byteLength(pos === 0 && end === text.length ? text : text.slice(pos, end), 'utf8');
+    t.sinceYield += (end - pos) >> 5;
+    pos = end;
+    if (t.sinceYield >= SLICE_CHARS) {
+      t.sinceYield = 0;
+      yield;
+    }
   }
   if (t.sinceYield >= SLICE_CHARS) {
     t.sinceYield = 0;

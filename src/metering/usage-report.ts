@@ -5,6 +5,7 @@
 import { GatewayError } from '../errors.js';
 import type { UsageGroupBy, UsageQuery, UsageRow } from '../storage/types.js';
 import { formatUsd } from './cost.js';
+import { parseTimeParam as parseTime } from '../util/time.js';
 
 export const GROUP_BY: readonly UsageGroupBy[] = ['tenant', 'key', 'user', 'model', 'route', 'day'];
 const DAY_MS = 86_400_000;
@@ -17,15 +18,6 @@ export interface UsageParams {
   key_id?: string | undefined;
   user_id?: string | undefined;
   model?: string | undefined;
-}
-
-/** ISO 8601 date or date-time, or epoch milliseconds. */
-function parseTime(value: string, param: string): number {
-  const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
-  if (!Number.isFinite(ms)) {
-    throw new GatewayError('invalid_value', `${param} must be an ISO 8601 date (2026-11-01 or 2026-11-01T12:00:00Z) or epoch milliseconds, got '${value}'`, { param });
-  }
-  return ms;
 }
 
 /** Defaults: the last 30 days up to now, grouped by tenant. */

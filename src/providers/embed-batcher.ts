@@ -44,8 +44,19 @@ interface Batch {
   dep: Deployment;
   req: EmbeddingRequest;
   waiters: Waiter[];
-  timer: NodeJS.Timeout | undefined;
+  timer: unknown;
 }
+
+/** How a batch's window is timed: default, real timers; tests end windows themselves. */
+export interface BatchTimer {
+  set(fire: () => void, ms: number): unknown;
+  clear(handle: unknown): void;
+}
+
+const REAL_TIMER: BatchTimer = {
+  set: (fire, ms) => setTimeout(fire, ms),
+  clear: (handle) => clearTimeout(handle as NodeJS.Timeout),
+};
 
 export interface EmbedBatcherStats {
   /** Requests that went through a batch. */
@@ -76,7 +87,10 @@ export class EmbedBatcher {
   /** Called once per upstream call a batch makes, with its size (metrics). */
   onBatch: ((size: number) => void) | undefined;
 
-  constructor(private readonly cfg: EmbedBatchingConfig) {}
+  constructor(
+    private readonly cfg: EmbedBatchingConfig,
+    private readonly timer: BatchTimer = REAL_TIMER,
+  ) {}
 
   /** The input of a request that can be batched: a single string. */
   private static single(req: EmbeddingRequest): string | undefined {
@@ -95,7 +109,7 @@ export class EmbedBatcher {
     if (!batch) {
       batch = { dep, req, waiters: [], timer: undefined };
       const b = batch;
-      batch.timer = setTimeout(() => this.flush(key, b), this.cfg.windowMs);
+      batch.timer = this.timer.set(() => this.flush(key, b), this.cfg.windowMs);
       this.open.set(key, batch);
     }
     const b = batch;
@@ -121,7 +135,7 @@ export class EmbedBatcher {
   private flush(key: string, batch: Batch): void {
     if (this.open.get(key) !== batch) return;
     this.open.delete(key);
-    clearTimeout(batch.timer);
+    this.timer.clear(batch.timer);
     const waiters = batch.waiters;
     if (waiters.length === 0) return;
     const controller = new AbortController();

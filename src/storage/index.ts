@@ -10,8 +10,19 @@ import type { ExperimentResultsSource } from '../routing/experiment-stats.js';
 import type { ShadowStore } from '../routing/shadow-report.js';
 import type { FeedbackStore, FlagStore } from '../routing/types.js';
 import type { FileStore, JobStore } from '../jobs/types.js';
+import type { StorageUsageStore } from '../metering/storage-quotas.js';
 import type { Counters, IdempotencyStore, Ledger, Records, RequestLogStore } from './types.js';
 import { type ChangeBus, LocalChangeBus, RedisChangeBus } from './change-bus.js';
+
+/** The cache stores' bounds (src/config/cache-schema.ts `tenantShares` resolves the per-tenant ones). */
+export interface CacheStoreBounds {
+  maxEntries: number;
+  maxBytes: number;
+  maxEntriesPerTenant?: number;
+  maxBytesPerTenant?: number;
+  semanticEntriesPerTenant?: number;
+  now?: () => number;
+}
 
 export interface Storage {
   records: Records;
@@ -27,8 +38,11 @@ export interface Storage {
   /**
    * The cache's stores: exact answers (embedded: an in-memory LRU with these bounds; distributed:
    * Redis, shared) and semantic entries (opened on first call: SQLite | Redis). The cache closes them.
+   * `now`: the in-memory LRU's clock for TTLs (tests); Redis keeps its own time.
+   * Fair shares: `maxEntriesPerTenant` (both modes) and `maxBytesPerTenant` (the LRU) bound each
+   * tenant's exact entries, `semanticEntriesPerTenant` its semantic entries (SQLite | Redis).
    */
-  cacheStores(bounds: { maxEntries: number; maxBytes: number }): { exact: () => Promise<ExactStore>; semantic: () => Promise<SemanticStore> };
+  cacheStores(bounds: CacheStoreBounds): { exact: () => Promise<ExactStore>; semantic: () => Promise<SemanticStore> };
   /** Feature flags and their audit trail. */
   flags: FlagStore;
   /** Client verdicts (POST /v1/feedback). */
@@ -41,6 +55,8 @@ export interface Storage {
   jobs: JobStore;
   /** Files and batches of the Batch API (same database as the records). */
   files: FileStore;
+  /** What each tenant keeps stored (files, jobs, feedback), for the storage quotas. */
+  usage: StorageUsageStore;
   /** Every request's metadata (GET /admin/v1/requests); closed with the storage. */
   requestLog: RequestLogStore;
   /** Throws when the backend is not usable (readiness). */
@@ -60,7 +76,7 @@ async function openEmbedded(cfg: Extract<Config['storage'], { kind: 'embedded' }
   const { SqliteIdempotencyStore } = await import('./sqlite/idempotency.js');
   const { SqliteWriterThread } = await import('./sqlite/writer-thread.js');
   const file = join(cfg.dir, 'tollgate.db');
-  const db = openDatabase(file);
+  const db = openDatabase(file, undefined, { busyTimeoutMs: cfg.busyTimeoutMs });
   const writer = new SqliteWriterThread(db, file);
   const records = new SqliteRecords(db);
   const counters = new MemoryCounters();
@@ -83,11 +99,13 @@ async function openEmbedded(cfg: Extract<Config['storage'], { kind: 'embedded' }
     experimentResults: new SqliteExperimentResults(db),
     shadow: new SqliteShadowStore(db),
     jobs: new SqliteJobStore(db),
-    files: new SqliteFileStore(db),
+    files: new SqliteFileStore(db, { dir: join(cfg.dir, 'files') }),
+    usage: new (await import('./sqlite/storage-usage.js')).SqliteStorageUsage(db),
     requestLog: new SqliteRequestLog(db, { writer }),
-    cacheStores: (bounds) => ({
+    cacheStores: ({ semanticEntriesPerTenant, ...bounds }) => ({
       exact: async () => new (await import('./memory/exact-cache.js')).MemoryExactStore(bounds),
-      semantic: async () => new (await import('./sqlite/semantic-cache.js')).SqliteSemanticStore(db),
+      semantic: async () =>
+        new (await import('./sqlite/semantic-cache.js')).SqliteSemanticStore(db, { maxEntriesPerTenant: semanticEntriesPerTenant }),
     }),
     async ping() {
       db.prepare('select 1').get();
@@ -155,11 +173,22 @@ async function openDistributed(cfg: Extract<Config['storage'], { kind: 'distribu
     shadow: new PostgresShadowStore(sql),
     jobs: new PostgresJobStore(sql),
     files: new PostgresFileStore(sql),
+    usage: new (await import('./postgres/storage-usage.js')).PostgresStorageUsage(sql),
     requestLog: new PostgresRequestLog(sql),
-    cacheStores: () => ({
-      exact: async () => new (await import('./redis/exact-cache.js')).RedisExactStore({ redis, prefix: cfg.redisPrefix }),
+    cacheStores: (bounds) => ({
+      exact: async () =>
+        new (await import('./redis/exact-cache.js')).RedisExactStore({
+          redis,
+          prefix: cfg.redisPrefix,
+          maxEntriesPerTenant: bounds.maxEntriesPerTenant,
+        }),
       semantic: async () =>
-        new (await import('./redis/semantic-cache.js')).RedisSemanticStore({ redis, prefix: cfg.redisPrefix, subscriber: () => connectRedis(cfg.redisUrl) }),
+        new (await import('./redis/semantic-cache.js')).RedisSemanticStore({
+          redis,
+          prefix: cfg.redisPrefix,
+          subscriber: () => connectRedis(cfg.redisUrl),
+          maxEntriesPerTenant: bounds.semanticEntriesPerTenant,
+        }),
     }),
     async ping() {
       await sql`select 1`;

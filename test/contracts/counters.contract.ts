@@ -2,16 +2,22 @@
  * Behaviour every `Counters` adapter must have. An adapter's test file calls
  * `runCountersContract(name, factory)`; `factory` must return empty counters each time.
  *
- * Time: when the factory returns `advance`, the suite moves the adapter's clock with it and the
- * numbers are exact; otherwise it sleeps for real (Redis keeps its own time), so buckets are small
- * with fast refill and every assertion about time is a range that holds for both.
+ * Time: the factory returns `clock`, which reads the adapter's own clock (ms). When it also
+ * returns `advance`, the suite moves that clock and the numbers are exact. Otherwise (Redis keeps
+ * its own time) the suite waits until the adapter's clock has passed the point it needs, and
+ * every assertion about time is bounded by what that clock says elapsed: it holds however long
+ * the calls took. The rate and TTL values leave far more room than a call takes wherever the
+ * test needs a state to last from one call to the next (a bucket still empty, a key not yet
+ * expired).
  */
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { BucketSpec, Counters } from '../../src/storage/types.js';
 
 export interface CountersHarness {
   counters: Counters;
-  /** Moves the adapter's clock forward (memory only). */
+  /** The adapter's clock, ms (memory: the injected clock; Redis: its TIME). */
+  clock: () => Promise<number>;
+  /** Moves the adapter's clock forward (when the test owns it: memory). */
   advance?: (ms: number) => void;
 }
 
@@ -24,16 +30,19 @@ const budget = (key: string, limit: number, amount: number, ttlMs = MINUTE) => (
 export function runCountersContract(name: string, factory: () => Promise<CountersHarness>): void {
   describe(`Counters contract: ${name}`, () => {
     let counters: Counters;
+    let clock: () => Promise<number>;
     let advance: ((ms: number) => void) | undefined;
 
+    /** Lets `ms` pass on the adapter's clock: moves it, or waits until it has moved that far. */
     const wait = async (ms: number) => {
-      if (advance) advance(ms);
-      else await new Promise((resolve) => setTimeout(resolve, ms));
+      if (advance) return advance(ms);
+      const until = (await clock()) + ms;
+      await vi.waitFor(async () => expect(await clock()).toBeGreaterThanOrEqual(until), { timeout: ms + 10_000, interval: 5 });
     };
     const take = (key: string, spec: BucketSpec, amount: number) => counters.take([{ key, spec, amount }]);
 
     beforeEach(async () => {
-      ({ counters, advance } = await factory());
+      ({ counters, clock, advance } = await factory());
     });
 
     afterEach(async () => {
@@ -122,18 +131,20 @@ export function runCountersContract(name: string, factory: () => Promise<Counter
       });
 
       it('refills over time, never beyond capacity', async () => {
-        const spec = { capacity: 10, refillPerSec: 20 }; // empty to full in 500 ms
+        const spec = { capacity: 10, refillPerSec: 10 }; // empty to full in 1 s
+        const t0 = await clock();
         const drained = await take('rps', spec, 10);
         expect(drained.ok).toBe(true);
-        expect(drained.buckets[0]!.resetMs).toBeGreaterThan(400);
-        expect(drained.buckets[0]!.resetMs).toBeLessThanOrEqual(500);
+        expect(drained.buckets[0]!.resetMs).toBeGreaterThan(990); // from full to empty: 1 s to full again
+        expect(drained.buckets[0]!.resetMs).toBeLessThanOrEqual(1_000);
 
         const early = await take('rps', spec, 5);
+        const elapsed = (await clock()) - t0; // 10 units a second came back meanwhile (none at all for memory)
         expect(early).toMatchObject({ ok: false, refusedIndex: 0 });
-        expect(early.retryAfterMs).toBeGreaterThan(150); // 5 units at 20 per second: 250 ms
-        expect(early.retryAfterMs).toBeLessThanOrEqual(250);
+        expect(early.retryAfterMs).toBeLessThanOrEqual(500); // 5 units at 10 per second
+        expect(early.retryAfterMs).toBeGreaterThanOrEqual(500 - elapsed - 1);
 
-        await wait(300); // 6 units back
+        await wait(600); // 6 units back
         const later = await take('rps', spec, 5);
         expect(later.ok).toBe(true);
         expect(later.buckets[0]!.remaining).toBeGreaterThanOrEqual(0.99);
@@ -174,15 +185,18 @@ export function runCountersContract(name: string, factory: () => Promise<Counter
       });
 
       it('adjust can take a bucket below zero, and later requests wait for it', async () => {
-        const spec = { capacity: 10, refillPerSec: 20 };
+        const spec = { capacity: 10, refillPerSec: 10 };
+        const t0 = await clock();
         await counters.adjust('over', spec, -15); // a bucket never used starts full: 10 - 15 = -5
         const refused = await take('over', spec, 1);
+        const elapsed = (await clock()) - t0; // 10 units a second came back meanwhile (none at all for memory)
         expect(refused).toMatchObject({ ok: false, refusedIndex: 0 });
-        expect(refused.buckets[0]!.remaining).toBeLessThan(-4);
-        expect(refused.retryAfterMs).toBeGreaterThan(200); // 6 units at 20 per second: 300 ms
-        expect(refused.retryAfterMs).toBeLessThanOrEqual(300);
+        expect(refused.buckets[0]!.remaining).toBeGreaterThanOrEqual(-5 - 0.001);
+        expect(refused.buckets[0]!.remaining).toBeLessThanOrEqual(-5 + elapsed / 100 + 0.001);
+        expect(refused.retryAfterMs).toBeLessThanOrEqual(600); // 6 units at 10 per second
+        expect(refused.retryAfterMs).toBeGreaterThanOrEqual(600 - elapsed - 1);
 
-        await wait(350);
+        await wait(600);
         expect((await take('over', spec, 1)).ok).toBe(true);
       });
 
@@ -285,9 +299,9 @@ export function runCountersContract(name: string, factory: () => Promise<Counter
       });
 
       it('settle keeps the TTL of the counter', async () => {
-        await counters.seedBudget('ttl', 0, 200);
+        await counters.seedBudget('ttl', 0, 500);
         expect(await counters.settle('ttl', 0, 10, MINUTE)).toBe(10);
-        await wait(300);
+        await wait(600);
         expect(await counters.budgetUsed('ttl')).toBe(0);
       });
 

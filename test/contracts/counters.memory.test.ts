@@ -11,7 +11,7 @@ function fakeClock(start = T0) {
 
 runCountersContract('memory', async () => {
   const clock = fakeClock();
-  return { counters: new MemoryCounters({ now: clock.now }), advance: clock.advance };
+  return { counters: new MemoryCounters({ now: clock.now }), clock: async () => clock.now(), advance: clock.advance };
 });
 
 describe('MemoryCounters', () => {

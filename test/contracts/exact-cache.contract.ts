@@ -1,15 +1,25 @@
 /**
  * Behaviour every `ExactStore` adapter must have. An adapter's test file calls
- * `runExactCacheContract(name, factory)`; `factory` must return an empty store each time.
- * TTLs are real and short (Redis expires keys on its own clock).
+ * `runExactCacheContract(name, factory, pass)`; `factory` must return an empty store each time.
+ * `pass(ms)` lets that much time go by on the clock the store's TTLs run on: the test's own
+ * clock, moved (memory), or Redis's, waited for (Redis expires keys on its own clock).
+ * `factory(shares)` must honour `shares.maxEntriesPerTenant` (the fair-share tests pass it).
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ExactStore } from '../../src/cache/types.js';
 
 const MINUTE = 60_000;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-export function runExactCacheContract(name: string, factory: () => Promise<ExactStore>): void {
+/** Per-tenant bounds handed to the factory (adapters' own option names). */
+export interface ExactStoreShares {
+  maxEntriesPerTenant?: number;
+}
+
+export function runExactCacheContract(
+  name: string,
+  factory: (shares?: ExactStoreShares) => Promise<ExactStore>,
+  pass: (ms: number) => Promise<void>,
+): void {
   describe(`ExactStore contract: ${name}`, () => {
     let store: ExactStore;
 
@@ -76,7 +86,7 @@ export function runExactCacheContract(name: string, factory: () => Promise<Exact
       await store.set('t/r/renewed', 'old', 80);
       expect(await store.get('t/r/short')).toBe('short');
       await store.set('t/r/renewed', 'new', MINUTE);
-      await sleep(200);
+      await pass(200);
       expect(await store.get('t/r/short')).toBeUndefined();
       expect(await store.get('t/r/long')).toBe('long');
       expect(await store.get('t/r/renewed')).toBe('new');
@@ -166,9 +176,73 @@ export function runExactCacheContract(name: string, factory: () => Promise<Exact
       it('does not count entries that had already expired', async () => {
         await store.set('t5/chat/gone', 'v', 50);
         await store.set('t5/chat/live', 'v', MINUTE);
-        await sleep(150);
+        await pass(150);
         expect(await store.invalidate({ tenantId: 't5' })).toBe(1);
         expect(await store.invalidate({})).toBe(KEYS.length);
+      });
+    });
+
+    describe('fair shares per tenant (maxEntriesPerTenant)', () => {
+      /** A store whose tenants may each hold `max` entries; closed after the test. */
+      async function withShare(max: number, run: (s: ExactStore) => Promise<void>): Promise<void> {
+        const s = await factory({ maxEntriesPerTenant: max });
+        try {
+          await run(s);
+        } finally {
+          await s.close();
+        }
+      }
+      /** The keys present, in the order given. Each get is a use: callers list keys least recent first, keeping the order. */
+      const has = async (s: ExactStore, keys: string[]) => {
+        const found: string[] = [];
+        for (const key of keys) if ((await s.get(key)) !== undefined) found.push(key);
+        return found;
+      };
+      const range = (tenant: string, from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `${tenant}/chat/${from + i}`);
+
+      it('a tenant that floods the cache evicts its own least recently used entries, never another tenant\'s', async () => {
+        await withShare(3, async (s) => {
+          for (const key of ['a/chat/1', 'a/chat/2']) await s.set(key, `v:${key}`, MINUTE);
+          for (const key of range('b', 1, 3)) await s.set(key, `v:${key}`, MINUTE);
+          expect(await s.get('b/chat/1')).toBe('v:b/chat/1'); // a get is a use: b/chat/2 is now B's least recent
+          await s.set('b/chat/4', 'v', MINUTE);
+          expect(await has(s, ['b/chat/2', 'b/chat/3', 'b/chat/1', 'b/chat/4'])).toEqual(['b/chat/3', 'b/chat/1', 'b/chat/4']);
+          for (const key of range('b', 5, 40)) await s.set(key, 'v', MINUTE); // far more than the share
+          expect(await has(s, range('b', 1, 40))).toEqual(['b/chat/38', 'b/chat/39', 'b/chat/40']);
+          expect(await s.get('a/chat/1')).toBe('v:a/chat/1');
+          expect(await s.get('a/chat/2')).toBe('v:a/chat/2');
+          expect(await s.size()).toBe(5);
+        });
+      });
+
+      it('holds every tenant to its own share, whatever the others do', async () => {
+        await withShare(2, async (s) => {
+          for (let round = 1; round <= 4; round++) for (const t of ['t1', 't2', 't3']) await s.set(`${t}/chat/${round}`, 'v', MINUTE);
+          for (const t of ['t1', 't2', 't3']) expect(await has(s, range(t, 1, 4))).toEqual([`${t}/chat/3`, `${t}/chat/4`]);
+          expect(await s.size()).toBe(6);
+        });
+      });
+
+      it('an overwrite is not a new entry; a deleted or invalidated entry gives its slot back', async () => {
+        await withShare(2, async (s) => {
+          await s.set('t/chat/1', 'v1', MINUTE);
+          await s.set('t/chat/2', 'v2', MINUTE);
+          await s.set('t/chat/1', 'v1bis', MINUTE); // an overwrite (and a use): nothing evicted
+          expect(await has(s, ['t/chat/2', 't/chat/1'])).toEqual(['t/chat/2', 't/chat/1']);
+          await s.set('t/chat/3', 'v3', MINUTE); // evicts 2, the least recent
+          expect(await has(s, ['t/chat/2', 't/chat/1', 't/chat/3'])).toEqual(['t/chat/1', 't/chat/3']);
+          await s.delete('t/chat/1');
+          await s.set('t/chat/4', 'v4', MINUTE); // the deleted entry's slot: nothing evicted
+          expect(await has(s, range('t', 1, 4))).toEqual(['t/chat/3', 't/chat/4']);
+          expect(await s.invalidate({ tenantId: 't', route: 'chat' })).toBe(2);
+          await s.set('t/chat/5', 'v5', MINUTE);
+          await s.set('t/chat/6', 'v6', MINUTE);
+          expect(await has(s, range('t', 1, 6))).toEqual(['t/chat/5', 't/chat/6']);
+          expect(await s.invalidate({})).toBe(2);
+          await s.set('t/chat/7', 'v7', MINUTE);
+          await s.set('t/chat/8', 'v8', MINUTE);
+          expect(await has(s, range('t', 1, 8))).toEqual(['t/chat/7', 't/chat/8']);
+        });
       });
     });
   });

@@ -4,7 +4,13 @@ import { runExactCacheContract } from './exact-cache.contract.js';
 
 const MINUTE = 60_000;
 
-runExactCacheContract('memory', async () => new MemoryExactStore({ maxEntries: 10_000, maxBytes: 16 * 1024 * 1024 }));
+/** The stores' TTL clock: the contract moves it instead of waiting. */
+const clock = { t: 1_000_000 };
+runExactCacheContract(
+  'memory',
+  async (shares) => new MemoryExactStore({ maxEntries: 10_000, maxBytes: 16 * 1024 * 1024, now: () => clock.t, ...shares }),
+  async (ms) => void (clock.t += ms),
+);
 
 describe('MemoryExactStore bounds', () => {
   it('holds at most maxEntries, evicting the least recently used (a get counts as a use)', async () => {
@@ -61,5 +67,60 @@ describe('MemoryExactStore bounds', () => {
   it('refuses bounds that are not positive integers', () => {
     expect(() => new MemoryExactStore({ maxEntries: 0, maxBytes: 10 })).toThrow(RangeError);
     expect(() => new MemoryExactStore({ maxEntries: 10, maxBytes: 1.5 })).toThrow(RangeError);
+  });
+});
+
+describe('MemoryExactStore fair shares', () => {
+  it('holds each tenant to maxBytesPerTenant, evicting its own least recently used entries', async () => {
+    // Each entry: key 5 chars + value 95 chars = 200 bytes; a tenant may hold 600.
+    const store = new MemoryExactStore({ maxEntries: 1_000, maxBytes: 100_000, maxBytesPerTenant: 600 });
+    await store.set('a/r/1', 'x'.repeat(95), MINUTE);
+    for (const k of ['1', '2', '3', '4', '5']) await store.set(`b/r/${k}`, 'y'.repeat(95), MINUTE);
+    expect(store.tenantUsage('b')).toEqual({ entries: 3, bytes: 600 });
+    expect(await store.get('b/r/2')).toBeUndefined();
+    expect(await store.get('b/r/3')).toBeDefined();
+    await store.set('b/r/6', 'y'.repeat(295), MINUTE); // 600 bytes: the whole share
+    expect(store.tenantUsage('b')).toEqual({ entries: 1, bytes: 600 });
+    expect(await store.get('a/r/1')).toBe('x'.repeat(95));
+  });
+
+  it('does not store a value larger than a tenant share, and drops the older value of its key', async () => {
+    const store = new MemoryExactStore({ maxEntries: 10, maxBytes: 10_000, maxBytesPerTenant: 1_000 });
+    await store.set('t/r/k', 'small', MINUTE);
+    await store.set('t/r/k', 'x'.repeat(600), MINUTE);
+    expect(await store.get('t/r/k')).toBeUndefined();
+    expect(store.tenantUsage('t')).toEqual({ entries: 0, bytes: 0 });
+  });
+
+  it('when the whole store is full, the tenant holding the most gives way, not the least recently used one', async () => {
+    const store = new MemoryExactStore({ maxEntries: 6, maxBytes: 1_000_000, maxEntriesPerTenant: 4 });
+    await store.set('a/r/1', 'v', MINUTE); // the oldest entry of all
+    await store.set('a/r/2', 'v', MINUTE);
+    for (const k of ['1', '2', '3', '4']) await store.set(`b/r/${k}`, 'v', MINUTE); // full: 6
+    await store.set('c/r/1', 'v', MINUTE); // b holds the most: b/r/1 goes, not a/r/1
+    expect(await store.get('b/r/1')).toBeUndefined();
+    expect(await store.get('a/r/1')).toBe('v');
+    await store.set('c/r/2', 'v', MINUTE); // b (3) still holds the most
+    await store.set('c/r/3', 'v', MINUTE); // a, b, c hold 2 each: one of them gives way, never beyond
+    expect(await store.size()).toBe(6);
+    for (const t of ['a', 'b', 'c']) expect(store.tenantUsage(t).entries).toBeGreaterThanOrEqual(1);
+    expect(store.tenantUsage('c').entries).toBeLessThanOrEqual(3);
+  });
+
+  it('by bytes too: a full store takes room from the tenant holding the most bytes', async () => {
+    // Entries of 200 bytes; the store holds 1,000.
+    const store = new MemoryExactStore({ maxEntries: 1_000, maxBytes: 1_000, maxBytesPerTenant: 600 });
+    await store.set('a/r/1', 'x'.repeat(95), MINUTE);
+    await store.set('a/r/2', 'x'.repeat(95), MINUTE);
+    for (const k of ['1', '2', '3']) await store.set(`b/r/${k}`, 'y'.repeat(95), MINUTE); // full: 1,000
+    await store.set('c/r/1', 'z'.repeat(95), MINUTE);
+    expect(store.tenantUsage('a')).toEqual({ entries: 2, bytes: 400 });
+    expect(store.tenantUsage('b')).toEqual({ entries: 2, bytes: 400 });
+    expect(store.calculatedSize).toBe(1_000);
+  });
+
+  it('refuses per-tenant bounds that are not positive integers', () => {
+    expect(() => new MemoryExactStore({ maxEntries: 10, maxBytes: 10, maxEntriesPerTenant: 0 })).toThrow(RangeError);
+    expect(() => new MemoryExactStore({ maxEntries: 10, maxBytes: 10, maxBytesPerTenant: 2.5 })).toThrow(RangeError);
   });
 });

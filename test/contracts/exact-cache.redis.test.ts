@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { connectRedis } from '../../src/storage/redis/client.js';
 import { RedisExactStore, escapeGlob } from '../../src/storage/redis/exact-cache.js';
 import { deleteRedisKeys, requireService, uniqueName } from '../helpers/services.js';
@@ -8,6 +8,12 @@ import { runExactCacheContract } from './exact-cache.contract.js';
 const url = await requireService('redis');
 const PREFIX = `${uniqueName('tg_exact')}:`;
 const MINUTE = 60_000;
+
+/** Redis's own clock (TIME), in ms: the one its key expiries run on. */
+async function redisNow(redis: Redis): Promise<number> {
+  const [sec, usec] = await redis.time();
+  return Number(sec) * 1_000 + Number(usec) / 1_000;
+}
 
 describe.skipIf(!url)('RedisExactStore', () => {
   let redis: Redis;
@@ -23,16 +29,27 @@ describe.skipIf(!url)('RedisExactStore', () => {
     await deleteRedisKeys(PREFIX);
   });
 
-  runExactCacheContract('redis', async () => new RedisExactStore({ redis, prefix: nextPrefix() }));
+  runExactCacheContract(
+    'redis',
+    async (shares) => new RedisExactStore({ redis, prefix: nextPrefix(), ...shares }),
+    // Redis keeps its own time: wait until its clock has moved that far.
+    async (ms) => {
+      const until = (await redisNow(redis)) + ms;
+      await vi.waitFor(async () => expect(await redisNow(redis)).toBeGreaterThanOrEqual(until), { timeout: ms + 10_000, interval: 5 });
+    },
+  );
 
   it('stores each answer as <prefix>cx:<key> with a PX expiry', async () => {
     const prefix = nextPrefix();
     const store = new RedisExactStore({ redis, prefix });
+    const before = await redisNow(redis);
     await store.set('t1/chat/abc', 'answer', 5_000);
+    const after = await redisNow(redis);
     expect(await redis.get(`${prefix}cx:t1/chat/abc`)).toBe('answer');
-    const ttl = await redis.pttl(`${prefix}cx:t1/chat/abc`);
-    expect(ttl).toBeGreaterThan(4_000);
-    expect(ttl).toBeLessThanOrEqual(5_000);
+    // Expires 5 s after the write, on Redis's clock (the write ran between the two readings).
+    const expiresAt = Number(await redis.call('PEXPIRETIME', `${prefix}cx:t1/chat/abc`));
+    expect(expiresAt).toBeGreaterThanOrEqual(Math.floor(before) + 5_000);
+    expect(expiresAt).toBeLessThanOrEqual(Math.ceil(after) + 5_000);
   });
 
   it('keeps stores with different prefixes apart, invalidation included', async () => {
@@ -96,5 +113,50 @@ describe.skipIf(!url)('RedisExactStore', () => {
 describe('escapeGlob', () => {
   it('escapes * ? [ ] and backslash, and nothing else', () => {
     expect(escapeGlob('a*b?c[d]e\\f/g-h^i')).toBe('a\\*b\\?c\\[d\\]e\\\\f/g-h^i');
+  });
+});
+
+describe.skipIf(!url)('RedisExactStore fair shares', () => {
+  let redis: Redis;
+  let n = 0;
+  const nextPrefix = () => `${PREFIX}shares${n++}:`;
+
+  beforeAll(async () => {
+    redis = await connectRedis(url!);
+  });
+  afterAll(async () => {
+    await redis?.quit();
+    await deleteRedisKeys(PREFIX);
+  });
+
+  it("keeps each tenant's keys by last use in <prefix>cxt:<tenant>, expiring with its longest-lived entry", async () => {
+    const prefix = nextPrefix();
+    const store = new RedisExactStore({ redis, prefix, maxEntriesPerTenant: 2 });
+    await store.set('t1/chat/a', 'A', 5_000);
+    await store.set('t1/chat/b', 'B', MINUTE);
+    await store.set('t1/chat/c', 'C', 5_000); // evicts a, t1's least recently used
+    expect(await redis.zrange(`${prefix}cxt:t1`, 0, -1)).toEqual(['t1/chat/b', 't1/chat/c']);
+    expect(await redis.exists(`${prefix}cx:t1/chat/a`)).toBe(0);
+    const setTtl = await redis.pttl(`${prefix}cxt:t1`);
+    expect(setTtl).toBeGreaterThan(5_000); // the set outlives every entry in it (b: a minute)
+    expect(setTtl).toBeLessThanOrEqual(MINUTE);
+    expect(await store.get('t1/chat/b')).toBe('B');
+    expect(await redis.zrange(`${prefix}cxt:t1`, 0, -1)).toEqual(['t1/chat/c', 't1/chat/b']);
+    expect(await store.size()).toBe(2); // the sets are not entries
+    expect(await store.invalidate({ tenantId: 't1' })).toBe(2);
+    expect(await redis.exists(`${prefix}cxt:t1`)).toBe(0);
+  });
+
+  it('holds a tenant to its share when several processes write at once', async () => {
+    const prefix = nextPrefix();
+    const a = new RedisExactStore({ redis, prefix, maxEntriesPerTenant: 50 });
+    const b = new RedisExactStore({ redis, prefix, maxEntriesPerTenant: 50 });
+    await a.set('victim/chat/kept', 'v', MINUTE);
+    await Promise.all(Array.from({ length: 400 }, (_, i) => (i % 2 ? a : b).set(`flood/chat/${i}`, 'x', MINUTE)));
+    expect(await a.size()).toBe(51);
+    expect(await redis.zcard(`${prefix}cxt:flood`)).toBe(50);
+    expect(await b.get('victim/chat/kept')).toBe('v');
+    await a.invalidate({});
+    expect(await redis.exists(`${prefix}cxt:flood`, `${prefix}cxt:victim`)).toBe(0);
   });
 });

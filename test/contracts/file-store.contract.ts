@@ -5,6 +5,9 @@
  * `close` that releases what it opened.
  */
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BatchRecord, FileRecord, FileStore } from '../../src/jobs/types.js';
 
@@ -101,6 +104,21 @@ export function runFileStoreContract(name: string, factory: () => Promise<FileSt
         const empty = await put({}, Buffer.alloc(0));
         expect((await store.getContent(empty.id, 'ten_a'))?.length).toBe(0);
         expect((await store.getFile(f.id, 'ten_a'))?.bytes).toBe(5 * 1024 * 1024);
+      });
+
+      it('stores a file from a path on disk (a spooled upload), byte for byte', async () => {
+        const dir = mkdtempSync(join(tmpdir(), 'tollgate-spool-'));
+        try {
+          const big = randomBytes(3 * 1024 * 1024 + 17); // more than one chunk, not a multiple of one
+          const path = join(dir, 'upload.part');
+          writeFileSync(path, big);
+          const f = file({ bytes: big.length });
+          await store.putFile(f, { path });
+          expect((await store.getContent(f.id, 'ten_a'))?.equals(big)).toBe(true);
+          expect(await store.getFile(f.id, 'ten_a')).toEqual(f);
+        } finally {
+          rmSync(dir, { recursive: true, force: true });
+        }
       });
 
       it('refuses a second file with the same id', async () => {

@@ -13,7 +13,7 @@ describe.skipIf(!pg)('PostgresFileStore', () => {
   // Each store has its own pool, on this file's schema, emptied first (several connections, so
   // the contract's concurrent batch updates really race).
   runFileStoreContract('postgres', async () => {
-    await adminSql()`TRUNCATE files, batches`;
+    await adminSql()`TRUNCATE files, file_chunks, batches, tenant_storage`;
     const sql = openPostgres(pg!, { schema, max: 4 });
     return { store: new PostgresFileStore(sql), close: () => sql.end({ timeout: 5 }) };
   });

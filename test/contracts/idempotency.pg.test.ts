@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { openPostgres } from '../../src/storage/postgres/database.js';
 import { PostgresIdempotencyStore } from '../../src/storage/postgres/idempotency.js';
 import { requireService } from '../helpers/services.js';
@@ -28,11 +28,17 @@ describe.skipIf(!pg)('PostgresIdempotencyStore across processes', () => {
       const results = await Promise.all(stores.flatMap((s) => [s.begin('scope', key, 'h', DAY), s.begin('scope', key, 'h', DAY)]));
       expect(results.filter((r) => r.state === 'new')).toHaveLength(1);
     }
-    // An expired lease: one process takes it over, the others see it running.
-    await stores[0]!.begin('scope', 'lease', 'h', DAY, 1);
-    await new Promise((r) => setTimeout(r, 5));
-    const takeovers = await Promise.all(stores.map((s) => s.begin('scope', 'lease', 'h', DAY, 60_000)));
-    expect(takeovers.map((r) => r.state).sort()).toEqual(['in_progress', 'in_progress', 'new']);
+    // An expired lease: one process takes it over, the others see it running. (The stores judge
+    // leases by the gateway's clock, Date.now(): moved here past the lease's end.)
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      await stores[0]!.begin('scope', 'lease', 'h', DAY, 1_000);
+      vi.setSystemTime(Date.now() + 1_000);
+      const takeovers = await Promise.all(stores.map((s) => s.begin('scope', 'lease', 'h', DAY, 60_000)));
+      expect(takeovers.map((r) => r.state).sort()).toEqual(['in_progress', 'in_progress', 'new']);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('replays in one process what another completed', async () => {

@@ -599,6 +599,42 @@ export function runJobStoreContract(name: string, factory: () => Promise<JobStor
       });
     });
 
+    describe('retention', () => {
+      it('deletes finished jobs that ended before the cut (oldest first, up to the limit) with their delivery logs; keeps the rest', async () => {
+        const HOOK = 'https://example.com/hook';
+        const done = await add();
+        const failed = await add();
+        const cancelled = await add();
+        const recent = await add();
+        const queued = await add();
+        const running = await add();
+        const hookPending = await add({ webhookUrl: HOOK });
+        const hookDelivered = await add({ webhookUrl: HOOK });
+        expect(await claimIds('w1', 8, T0)).toHaveLength(8);
+        await store.complete(done.id, 'w1', OUTCOME, T0 + 1);
+        await store.fail(failed.id, 'w1', { error: UPSTREAM }, T0 + 2);
+        await store.cancel(cancelled.id, 'ten_a', T0 + 3);
+        await store.complete(hookPending.id, 'w1', OUTCOME, T0 + 4);
+        await store.complete(hookDelivered.id, 'w1', OUTCOME, T0 + 5);
+        await store.recordDelivery({ jobId: hookDelivered.id, attempt: 1, at: T0 + 6, statusCode: 204, error: '', durationMs: 1 }, { state: 'delivered', nextAt: T0 + 6 });
+        await store.complete(recent.id, 'w1', OUTCOME, T0 + 1_000);
+        void running;
+        await store.cancel(queued.id, 'ten_a', T0 + 2_000); // finished after the cut
+        const q2 = await add();
+
+        expect(await store.deleteFinished(T0 + 100, 2)).toBe(2); // the two oldest: done, failed
+        expect(await store.get(done.id)).toBeUndefined();
+        expect(await store.get(failed.id)).toBeUndefined();
+        expect(await store.deleteFinished(T0 + 100, 100)).toBe(2); // cancelled, hookDelivered (not the pending webhook)
+        expect(await store.get(cancelled.id)).toBeUndefined();
+        expect(await store.get(hookDelivered.id)).toBeUndefined();
+        expect(await store.deliveries(hookDelivered.id)).toEqual([]);
+        expect(await store.deleteFinished(T0 + 100, 100)).toBe(0);
+        for (const kept of [recent, queued, running, hookPending, q2]) expect(await store.get(kept.id)).toBeDefined();
+        expect(await store.deleteFinished(T0 + 100, 0)).toBe(0);
+      });
+    });
+
     describe('stats and batches', () => {
       it('counts queued (backed-off included) and running jobs per priority, with the oldest queued', async () => {
         expect(await store.stats(T0)).toEqual({ byPriority: [] });

@@ -27,12 +27,23 @@ describe.skipIf(!pg)('PostgresJobStore', () => {
       const [a, b]: JobStore[] = pools.map((sql) => new PostgresJobStore(sql));
       const jobs = Array.from({ length: 200 }, (_, i) => newJob({ tenantId: `ten_${i % 5}`, priority: i % 3 }));
       await a!.enqueueMany(jobs);
+      // Every loop's first claim (one job) is made before any goes on: each pool runs some,
+      // whichever connects or claims faster; after that they race freely.
+      let first = 0;
+      let allClaimed!: () => void;
+      const claimedOnce = new Promise<void>((resolve) => (allClaimed = resolve));
       const drain = async (store: JobStore, owner: string): Promise<string[]> => {
         const ids: string[] = [];
         // Two loops per pool: four claimers in all.
         const loop = async () => {
+          let firstClaim = true;
           for (;;) {
-            const claimed = await store.claim({ owner, limit: 1 + (ids.length % 4), leaseMs: 60_000, now: Date.now() });
+            const claimed = await store.claim({ owner, limit: firstClaim ? 1 : 1 + (ids.length % 4), leaseMs: 60_000, now: Date.now() });
+            if (firstClaim) {
+              firstClaim = false;
+              if (++first === 4) allClaimed();
+              await claimedOnce;
+            }
             if (claimed.length === 0) return;
             for (const j of claimed) {
               ids.push(j.id);

@@ -3,6 +3,7 @@
  * `runSemanticStoreContract(name, factory)`; `factory` must return an empty store each time.
  * Expiry is judged by the gateway's clock (`Date.now()`), which these tests fake; adapters whose
  * backend also expires entries by itself (Redis) test that beside the contract.
+ * `factory(shares)` must honour `shares.maxEntriesPerTenant` (the fair-share tests pass it).
  */
 import { randomUUID } from 'node:crypto';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -54,7 +55,21 @@ async function scanAll(store: SemanticStore, batchSize?: number): Promise<{ ids:
 
 const sorted = (ids: string[]) => [...ids].sort();
 
-export function runSemanticStoreContract(name: string, factory: () => Promise<SemanticStore>): void {
+/**
+ * `peer`, for adapters shared between processes: opens another store on the data of the last one
+ * `factory` returned (another process). The suite uses it to prove a store's own changes are never
+ * reported back to it: a change by the peer, made after them, arrives (and they never do).
+ */
+/** Per-tenant bounds handed to the factory (the adapters' option names). */
+export interface SemanticStoreShares {
+  maxEntriesPerTenant?: number;
+}
+
+export function runSemanticStoreContract(
+  name: string,
+  factory: (shares?: SemanticStoreShares) => Promise<SemanticStore>,
+  peer?: () => Promise<SemanticStore>,
+): void {
   describe(`SemanticStore contract: ${name}`, () => {
     let store: SemanticStore;
 
@@ -267,7 +282,7 @@ export function runSemanticStoreContract(name: string, factory: () => Promise<Se
         await store.scan(async (entries) => {
           expect(inFlight).toBe(0);
           inFlight++;
-          await new Promise((r) => setTimeout(r, 5));
+          await new Promise((r) => setImmediate(r)); // a real wait: other tasks (and a next batch, if scan did not wait) run
           seen.push(...entries);
           inFlight--;
         }, 1);
@@ -290,15 +305,118 @@ export function runSemanticStoreContract(name: string, factory: () => Promise<Se
       const changes: SemanticChange[] = [];
       const unsubscribe = store.subscribe((c) => changes.push(c));
       expect(typeof unsubscribe).toBe('function');
+      // A shared store listens from here on (its subscription is made), so an echo could not be missed.
+      await (store as SemanticStore & { whenSubscribed?: () => Promise<void> }).whenSubscribed?.();
       const e = semanticEntry();
       await store.put(e);
       await store.setThreshold(e.id, 0.5);
       await store.delete([e.id]);
       await store.invalidate({ tenantId: 't1' });
-      await new Promise((r) => setTimeout(r, 150));
-      expect(changes).toEqual([]);
+      if (peer) {
+        // Another process's change, made after all of them, arrives: had they been reported, they
+        // would have arrived before it (changes arrive in the order they were made).
+        const other = await peer();
+        try {
+          const f = semanticEntry({ tenantId: 't2' });
+          await other.put(f);
+          await vi.waitFor(() => expect(changes.length).toBeGreaterThan(0), { timeout: 10_000, interval: 5 });
+          expect(changes.map((c) => (c.kind === 'put' ? c.entry.id : c.kind))).toEqual([f.id]);
+        } finally {
+          await other.close();
+        }
+      } else {
+        expect(changes).toEqual([]); // one process: nothing is ever reported, now or later
+      }
       unsubscribe();
       unsubscribe();
+    });
+
+    describe('fair shares per tenant (maxEntriesPerTenant)', () => {
+      /** A store whose tenants may each hold `max` entries; closed after the test. */
+      async function withShare(max: number, run: (s: SemanticStore) => Promise<void>): Promise<void> {
+        const s = await factory({ maxEntriesPerTenant: max });
+        try {
+          await run(s);
+        } finally {
+          await s.close();
+        }
+      }
+      const live = async (s: SemanticStore, entries: SemanticEntry[]) => {
+        const found: string[] = [];
+        for (const e of entries) if ((await s.get(e.id)) !== undefined) found.push(e.id);
+        return found;
+      };
+      const ids = (entries: SemanticEntry[]) => entries.map((e) => e.id);
+
+      it('a tenant that floods the store evicts its own least recently used entries (put or get), never another tenant\'s; put returns them', async () => {
+        await withShare(3, async (s) => {
+          const a = [semanticEntry({ tenantId: 'a' }), semanticEntry({ tenantId: 'a' })];
+          const b = Array.from({ length: 40 }, () => semanticEntry({ tenantId: 'b' }));
+          for (const e of a) expect(await s.put(e)).toEqual([]);
+          for (const e of b.slice(0, 3)) expect(await s.put(e)).toEqual([]);
+          expect(await s.get(b[0]!.id)).toBeDefined(); // a get is a use: b[1] is now B's least recent
+          expect(await s.put(b[3]!)).toEqual([b[1]!.id]);
+          expect(await s.put(b[4]!)).toEqual([b[2]!.id]);
+          expect(await s.put(b[5]!)).toEqual([b[0]!.id]);
+          for (let i = 6; i < b.length; i++) expect(await s.put(b[i]!)).toEqual([b[i - 3]!.id]); // far more than the share
+          expect(await live(s, [...a, ...b])).toEqual([...ids(a), ...ids(b.slice(-3))]);
+          expect(sorted((await scanAll(s)).ids)).toEqual(sorted([...ids(a), ...ids(b.slice(-3))]));
+        });
+      });
+
+      it('holds every tenant to its own share, whatever the others do', async () => {
+        await withShare(2, async (s) => {
+          const byTenant = new Map<string, SemanticEntry[]>();
+          for (let round = 0; round < 4; round++) {
+            for (const t of ['t1', 't2', 't3']) {
+              const e = semanticEntry({ tenantId: t, route: round % 2 === 0 ? 'chat' : 'other' }); // the share spans routes
+              byTenant.set(t, [...(byTenant.get(t) ?? []), e]);
+              await s.put(e);
+            }
+          }
+          const kept = [...byTenant.values()].flatMap((es) => ids(es.slice(-2)));
+          expect(sorted((await scanAll(s)).ids)).toEqual(sorted(kept));
+        });
+      });
+
+      it('a replaced entry is not a new one; deleted and invalidated entries give their slots back', async () => {
+        await withShare(2, async (s) => {
+          const [e1, e2, e3, e4, e5, e6] = Array.from({ length: 6 }, () => semanticEntry());
+          await s.put(e1!);
+          await s.put(e2!);
+          expect(await s.put({ ...e1!, answer: '{"content":"again"}' })).toEqual([]); // a replacement (and a use)
+          expect(await s.put(e3!)).toEqual([e2!.id]);
+          await s.delete([e1!.id]);
+          expect(await s.put(e4!)).toEqual([]);
+          expect(sorted(await s.invalidate({ tenantId: 't1' }))).toEqual(sorted([e3!.id, e4!.id]));
+          expect(await s.put(e5!)).toEqual([]);
+          expect(await s.put(e6!)).toEqual([]);
+          expect(sorted((await scanAll(s)).ids)).toEqual(sorted([e5!.id, e6!.id]));
+        });
+      });
+
+      if (peer) {
+        it('tells the other processes which entries it evicted', async () => {
+          await withShare(1, async (s) => {
+            const other = await peer();
+            try {
+              const changes: SemanticChange[] = [];
+              other.subscribe((c) => changes.push(c));
+              await (other as SemanticStore & { whenSubscribed?: () => Promise<void> }).whenSubscribed?.();
+              const [first, second] = [semanticEntry({ tenantId: 'b' }), semanticEntry({ tenantId: 'b' })];
+              await s.put(first);
+              expect(await s.put(second)).toEqual([first.id]);
+              const deletion = { kind: 'delete', ids: [first.id] };
+              await vi.waitFor(() => expect(changes).toContainEqual(deletion), { timeout: 10_000, interval: 5 });
+              // In order; the put of `first` may be skipped (gone when the other process fetched it).
+              const seen = changes.map((c) => (c.kind === 'put' ? c.entry.id : c));
+              expect(seen.filter((c) => c !== first.id)).toEqual([second.id, deletion]);
+            } finally {
+              await other.close();
+            }
+          });
+        });
+      }
     });
   });
 }

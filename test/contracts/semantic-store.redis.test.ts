@@ -1,5 +1,5 @@
 import type { Redis } from 'ioredis';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SemanticChange } from '../../src/cache/types.js';
 import { connectRedis } from '../../src/storage/redis/client.js';
 import { RedisSemanticStore } from '../../src/storage/redis/semantic-cache.js';
@@ -8,15 +8,15 @@ import { plainEntry, runSemanticStoreContract, semanticEntry } from './semantic-
 
 const url = await requireService('redis');
 const PREFIX = `${uniqueName('tg_semantic')}:`;
-const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Resolves once `check` holds (a change has arrived); the timeout only bounds a failure. */
+async function until(check: () => boolean, timeoutMs = 10_000): Promise<void> {
+  await vi.waitFor(() => expect(check()).toBe(true), { timeout: timeoutMs, interval: 5 });
+}
 
-/** Resolves once `check` holds, polling every 10 ms; fails after `timeoutMs`. */
-async function until(check: () => boolean, timeoutMs = 2_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
-    await sleep(10);
-  }
+/** Redis's own clock (TIME), in ms: the one its key expiries run on. */
+async function redisNow(redis: Redis): Promise<number> {
+  const [sec, usec] = await redis.time();
+  return Number(sec) * 1_000 + Number(usec) / 1_000;
 }
 
 describe.skipIf(!url)('RedisSemanticStore', () => {
@@ -40,7 +40,12 @@ describe.skipIf(!url)('RedisSemanticStore', () => {
     await deleteRedisKeys(PREFIX);
   });
 
-  runSemanticStoreContract('redis', async () => open(nextPrefix()));
+  let lastPrefix = '';
+  runSemanticStoreContract(
+    'redis',
+    async (shares) => open((lastPrefix = nextPrefix()), shares),
+    async () => new RedisSemanticStore({ redis, prefix: lastPrefix }), // closed by the contract
+  );
 
   describe('two processes (two stores, each with its own subscriber connection)', () => {
     it('reports put, threshold, delete and invalidate made by one to the other, never to itself', async () => {
@@ -75,14 +80,17 @@ describe.skipIf(!url)('RedisSemanticStore', () => {
       await until(() => seenByB.length === 5);
       expect(seenByB[4]).toEqual({ kind: 'invalidate', filter: { tenantId: 't1', route: 'chat' } });
 
-      // And the other way round.
+      // And the other way round. Changes arrive in the order they were made: once A sees B's put, it
+      // would have seen its own five before it, had they been reported to it.
       const f = semanticEntry({ tenantId: 't2' });
       await b.put(f);
-      await until(() => seenByA.length === 1);
-      expect(seenByA[0]!.kind === 'put' && seenByA[0]!.entry.id).toBe(f.id);
-      await sleep(100);
-      expect(seenByA).toHaveLength(1);
-      expect(seenByB).toHaveLength(5);
+      await until(() => seenByA.length > 0);
+      expect(seenByA.map((c) => c.kind === 'put' && c.entry.id)).toEqual([f.id]);
+      // Likewise, once B sees A's next change, its own put (made before) would have come first.
+      await a.delete(['t9/chat/marker']);
+      await until(() => seenByB.length > 5);
+      expect(seenByB).toHaveLength(6);
+      expect(seenByB[5]).toEqual({ kind: 'delete', ids: ['t9/chat/marker'] });
     });
 
     it('delivers changes in the order they were made (a put quickly deleted never ends up present)', async () => {
@@ -159,8 +167,7 @@ describe.skipIf(!url)('RedisSemanticStore', () => {
       off();
       await a.put(semanticEntry());
       await until(() => second.length === 2);
-      await sleep(50);
-      expect(first).toHaveLength(1);
+      expect(first).toHaveLength(1); // the same message reached every listener at once: not this one
     });
   });
 
@@ -169,14 +176,17 @@ describe.skipIf(!url)('RedisSemanticStore', () => {
       const prefix = nextPrefix();
       const store = open(prefix);
       const e = semanticEntry({ expiresAt: Date.now() + 10_000 });
+      const before = await redisNow(redis);
       await store.put(e);
+      const after = await redisNow(redis);
       const hash = await redis.hgetallBuffer(`${prefix}sc:e:${e.id}`);
       expect(hash['vector']!.equals(Buffer.from(e.vector.buffer))).toBe(true);
       expect(hash['question']!.toString()).toBe(e.question);
       expect(hash['threshold']!.toString()).toBe('');
-      const ttl = await redis.pttl(`${prefix}sc:e:${e.id}`);
-      expect(ttl).toBeGreaterThan(9_000);
-      expect(ttl).toBeLessThanOrEqual(10_000);
+      // PEXPIRE'd for what was left of its life when written (between the two readings of Redis's clock).
+      const expiresAt = Number(await redis.call('PEXPIRETIME', `${prefix}sc:e:${e.id}`));
+      expect(expiresAt).toBeGreaterThanOrEqual(Math.floor(before) + (e.expiresAt - Math.ceil(after)));
+      expect(expiresAt).toBeLessThanOrEqual(Math.ceil(after) + 10_000);
       expect(Number(await redis.zscore(`${prefix}sc:idx`, e.id))).toBe(e.createdAt);
       expect(Number(await redis.zscore(`${prefix}sc:exp`, e.id))).toBe(e.expiresAt);
     });
@@ -187,8 +197,14 @@ describe.skipIf(!url)('RedisSemanticStore', () => {
       const short = [semanticEntry({ expiresAt: Date.now() + 80 }), semanticEntry({ expiresAt: Date.now() + 80 })];
       const long = semanticEntry();
       for (const e of [...short, long]) await store.put(e);
-      await sleep(200);
-      expect(await redis.exists(`${prefix}sc:e:${short[0]!.id}`)).toBe(0);
+      // Redis expires the short ones by itself (its own clock): wait for that, and for our clock to be past expiresAt.
+      await vi.waitFor(
+        async () => {
+          expect(await redis.exists(`${prefix}sc:e:${short[0]!.id}`, `${prefix}sc:e:${short[1]!.id}`)).toBe(0);
+          expect(Date.now()).toBeGreaterThan(short[1]!.expiresAt);
+        },
+        { timeout: 10_000, interval: 5 },
+      );
       expect(await store.get(short[0]!.id)).toBeUndefined();
 
       expect(await store.purgeExpired(Date.now(), 1)).toBe(1);
@@ -245,5 +261,61 @@ describe.skipIf(!url)('RedisSemanticStore', () => {
       await store.close();
       expect(own.status).toBe('end');
     });
+  });
+});
+
+describe.skipIf(!url)('RedisSemanticStore fair shares', () => {
+  let redis: Redis;
+  let n = 0;
+  const nextPrefix = () => `${PREFIX}shares${n++}:`;
+
+  beforeAll(async () => {
+    redis = await connectRedis(url!);
+  });
+  afterAll(async () => {
+    await redis?.quit();
+    await deleteRedisKeys(PREFIX);
+  });
+
+  it("keeps each tenant's ids by last use in <prefix>sc:t:<tenant>, outliving its entries; purge and delete clean it", async () => {
+    const prefix = nextPrefix();
+    const store = new RedisSemanticStore({ redis, prefix, maxEntriesPerTenant: 2 });
+    try {
+      const [e1, e2, e3] = [semanticEntry({ expiresAt: Date.now() + 60_000 }), semanticEntry(), semanticEntry()];
+      await store.put(e1!);
+      await store.put(e2!);
+      expect(await redis.zrange(`${prefix}sc:t:t1`, 0, -1)).toEqual([e1!.id, e2!.id]);
+      expect(await redis.pttl(`${prefix}sc:t:t1`)).toBeGreaterThan(60_000); // e2 lives an hour
+      await store.get(e1!.id);
+      expect(await redis.zrange(`${prefix}sc:t:t1`, 0, -1)).toEqual([e2!.id, e1!.id]);
+      expect(await store.put(e3!)).toEqual([e2!.id]);
+      expect(await redis.exists(`${prefix}sc:e:${e2!.id}`)).toBe(0);
+      expect(await redis.zscore(`${prefix}sc:idx`, e2!.id)).toBeNull();
+      expect(await redis.zscore(`${prefix}sc:exp`, e2!.id)).toBeNull();
+      expect(await store.purgeExpired(e1!.expiresAt, 100)).toBe(1); // e1 counts as expired at that time
+      expect(await redis.zrange(`${prefix}sc:t:t1`, 0, -1)).toEqual([e3!.id]);
+      await store.delete([e3!.id]);
+      expect(await redis.exists(`${prefix}sc:t:t1`)).toBe(0);
+    } finally {
+      await store.close();
+    }
+  });
+
+  it('holds a tenant to its share when several processes put at once', async () => {
+    const prefix = nextPrefix();
+    const a = new RedisSemanticStore({ redis, prefix, maxEntriesPerTenant: 30 });
+    const b = new RedisSemanticStore({ redis, prefix, maxEntriesPerTenant: 30 });
+    try {
+      const kept = semanticEntry({ tenantId: 'victim' });
+      await a.put(kept);
+      const evicted = await Promise.all(Array.from({ length: 200 }, (_, i) => (i % 2 ? a : b).put(semanticEntry({ tenantId: 'flood' }))));
+      expect(evicted.flat()).toHaveLength(170);
+      expect(await redis.zcard(`${prefix}sc:t:flood`)).toBe(30);
+      expect(await redis.zcard(`${prefix}sc:idx`)).toBe(31);
+      expect(await b.get(kept.id)).toBeDefined();
+    } finally {
+      await a.close();
+      await b.close();
+    }
   });
 });

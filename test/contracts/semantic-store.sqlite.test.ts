@@ -3,10 +3,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { appliedMigrations, openDatabase } from '../../src/storage/sqlite/database.js';
+import { MIGRATIONS } from '../../src/storage/sqlite/migrations.js';
 import { SqliteSemanticStore, bufferToVector, vectorToBuffer } from '../../src/storage/sqlite/semantic-cache.js';
 import { plainEntry, runSemanticStoreContract, semanticEntry } from './semantic-store.contract.js';
 
-runSemanticStoreContract('sqlite', async () => new SqliteSemanticStore(openDatabase(':memory:')));
+runSemanticStoreContract('sqlite', async (shares) => new SqliteSemanticStore(openDatabase(':memory:'), shares));
 
 describe('SqliteSemanticStore on a file', () => {
   const dir = mkdtempSync(join(tmpdir(), 'tollgate-semantic-'));
@@ -37,6 +38,24 @@ describe('SqliteSemanticStore on a file', () => {
     const db = openDatabase(':memory:');
     expect(appliedMigrations(db).find((m) => m.version === 5)?.name).toBe('semantic cache');
     db.close();
+  });
+
+  it('upgrades a file written before fair shares (migration 10): rows keep their order of use, tenants their counts', async () => {
+    const file = join(dir, 'upgrade.db');
+    const old = openDatabase(file, MIGRATIONS.filter((m) => m.version < 10));
+    const t = Date.now();
+    const rows = [0, 1, 2].map((i) => semanticEntry({ tenantId: 'b', createdAt: t + i }));
+    const insert = old.prepare(
+      `INSERT INTO semantic_cache (id, scope, tenant_id, route, embedder, question, vector, answer, created_at, expires_at, threshold)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL)`,
+    );
+    for (const e of rows) insert.run(e.id, e.scope, e.tenantId, e.route, e.embedder, e.question, vectorToBuffer(e.vector), e.answer, e.createdAt, e.expiresAt);
+    old.close();
+
+    const store = new SqliteSemanticStore(openDatabase(file), { maxEntriesPerTenant: 3 });
+    expect(await store.put(semanticEntry({ tenantId: 'b' }))).toEqual([rows[0]!.id]); // the oldest written before
+    expect(await store.put(semanticEntry({ tenantId: 'a' }))).toEqual([]);
+    await store.close();
   });
 
   it('purges expired rows a batch at a time, keeping live ones', async () => {

@@ -21,7 +21,8 @@ describe('ledger after a crash', () => {
   beforeAll(async () => {
     sim = await startSim(FAST_MODELS);
     calm = await startSim({
-      slow: { type: 'chat', ttftMs: { median: 0, p95: 0 }, tokensPerSecond: 40, outputTokens: { min: 80, max: 80 }, dimensions: 8 },
+      // A minute of answer: every client below has gone long before its end.
+      slow: { type: 'chat', ttftMs: { median: 0, p95: 0 }, tokensPerSecond: 10, outputTokens: { min: 600, max: 600 }, dimensions: 8 },
     });
     dir = mkdtempSync(join(tmpdir(), 'tg-crash-'));
     writeFileSync(
@@ -56,7 +57,7 @@ resilience: { retry: { maxRetries: 1, baseDelayMs: 1, maxDelayMs: 5 } }
       else if (i % 3 === 1) jobs.push(postStream(`${url}/v1/chat/completions`, { ...body, stream: true, stream_options: { include_usage: true } }, auth(key)));
       else jobs.push(postJson(`${url}/v1/chat/completions`, body, auth(key)));
     }
-    // clients that go away mid-stream
+    // clients that go away mid-stream, once some text has reached them
     for (let i = 0; i < 2; i++) {
       jobs.push(
         (async () => {
@@ -67,9 +68,16 @@ resilience: { retry: { maxRetries: 1, baseDelayMs: 1, maxDelayMs: 5 } }
             body: JSON.stringify(hello('slow', { stream: true })),
             signal: ac.signal,
           });
-          await res.body!.getReader().read();
+          const reader = res.body!.getReader();
+          const decoder = new TextDecoder();
+          let received = '';
+          while (!/"content":"[^"]/.test(received)) {
+            const { value, done } = await reader.read();
+            if (done) throw new Error(`the slow stream ended before the client left: ${received}`);
+            received += decoder.decode(value, { stream: true });
+          }
           ac.abort();
-        })().catch(() => undefined),
+        })(),
       );
     }
     await Promise.all(jobs);

@@ -8,6 +8,7 @@ import { join } from 'node:path';
 import postgres from 'postgres';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { SimServer } from '../../src/providers/simulated/server.js';
+import { connectRedis } from '../../src/storage/redis/client.js';
 import { type RunningCli, bannerKeys, startCli } from '../helpers/cli.js';
 import { FAST_MODELS, auth, hello, postJson, startSim } from '../helpers/gateway.js';
 import { PG_URL, REDIS_URL, deleteRedisKeys, requireService, uniqueName } from '../helpers/services.js';
@@ -66,25 +67,32 @@ ${tiers}
 
   it('500 concurrent requests over two processes against a $1.00 budget: spend stays within it', async () => {
     const { urls, key } = await twoGateways('b', '  standard: { budgets: { tenant: { dailyUsd: 1 } } }');
-    const results = await Promise.all(
-      Array.from({ length: 500 }, (_, i) =>
-        postJson(`${urls[i % 2]}/v1/chat/completions`, hello('sim-small', { max_tokens: 30, seed: i }), auth(key)),
-      ),
-    );
+    const ask = (i: number) => postJson(`${urls[i % 2]}/v1/chat/completions`, hello('sim-small', { max_tokens: 30, seed: i }), auth(key));
+    // One request through each first (the budget is untouched: both are served), then 498 at once.
+    const firsts = [await ask(0), await ask(1)];
+    expect(firsts.map((r) => r.status)).toEqual([200, 200]);
+    const results = [...firsts, ...(await Promise.all(Array.from({ length: 498 }, (_, i) => ask(i + 2))))];
     const ok = results.filter((r) => r.status === 200);
     const spent = ok.reduce((n, r) => n + Math.round(Number(r.headers.get('x-tollgate-cost-usd')) * PICO), 0);
     expect(ok.length).toBeGreaterThan(50);
     expect(spent).toBeLessThanOrEqual(PICO);
     for (const r of results.filter((x) => x.status !== 200)) expect(r.body.error.code).toBe('budget_exceeded');
-    // Both processes served some of them.
-    expect(new Set(ok.map((r) => r.headers.get('x-request-id')!.length)).size).toBeGreaterThan(0);
+    // Both processes served some of them (request i went to process i % 2).
+    expect(results.filter((r, i) => i % 2 === 0 && r.status === 200).length).toBeGreaterThan(0);
+    expect(results.filter((r, i) => i % 2 === 1 && r.status === 200).length).toBeGreaterThan(0);
   });
 
   it('two processes sharing a 10,000 tokens/minute limit admit no more than the limit between them', async () => {
     const { urls, key } = await twoGateways('t', '  standard: { limits: { tenant: { tokensPerMinute: 10000 } } }');
     // ~1,000 prompt tokens each and max_tokens 5: the estimate is close to the real use.
     const big = 'word '.repeat(990);
-    const t0 = Date.now();
+    // The shared bucket refills on Redis's clock: read it around the run to bound the refill.
+    const redisClient = await connectRedis(REDIS_URL);
+    const redisNow = async () => {
+      const [sec, usec] = await redisClient.time();
+      return Number(sec) * 1_000 + Number(usec) / 1_000;
+    };
+    const t0 = await redisNow();
     const results = await Promise.all(
       Array.from({ length: 60 }, (_, i) =>
         postJson(
@@ -94,12 +102,15 @@ ${tiers}
         ),
       ),
     );
-    const seconds = (Date.now() - t0) / 1000;
+    const seconds = ((await redisNow()) - t0) / 1000;
+    await redisClient.quit();
     const admitted = results.filter((r) => r.status === 200);
     const used = admitted.reduce((n, r) => n + r.body.usage.total_tokens, 0);
     const refill = (10_000 / 60) * seconds;
     expect(results.filter((r) => r.status === 429).length).toBeGreaterThan(0);
     expect(used).toBeLessThanOrEqual(10_000 + refill + 1_000); // + one request's estimate in flight
-    expect(admitted.length).toBeLessThan(20); // one limit, not two (each process alone would admit ~10)
+    // One limit, not two: what one bucket and its refill hold, at ~1,000 tokens taken per request
+    // (each process alone would admit ~10: ~20 in all).
+    expect(admitted.length).toBeLessThanOrEqual(Math.floor((10_000 + refill) / 990) + 1);
   });
 });

@@ -29,7 +29,7 @@ export async function startGateway(raw: RawConfig = {}, options: Omit<GatewayOpt
   const config = buildConfig({
     ...raw,
     server: { port: 0, host: '127.0.0.1', ...raw.server },
-    storage: raw.storage?.kind === 'distributed' ? { ...raw.storage, dir } : { kind: 'embedded', dir },
+    storage: raw.storage?.kind === 'distributed' ? { ...raw.storage, dir } : { ...raw.storage, kind: 'embedded', dir },
     logging: { level: 'silent', ...raw.logging },
   });
   const gateway = await createGateway(config, { ...options, logger: createLogger(process.env['TEST_LOG_LEVEL'] ?? 'silent') });

@@ -1,5 +1,6 @@
 import { type Server, createServer } from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Agent, getGlobalDispatcher } from 'undici';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { verifyWebhook } from '../../src/observability/webhook.js';
 import type { SimServer } from '../../src/providers/simulated/server.js';
 import { type TestGateway, auth, hello, httpSimConfig, postJson, startGateway, startSim } from '../helpers/gateway.js';
@@ -10,7 +11,13 @@ describe('budget alerts', () => {
   let sim: SimServer;
   let gw: TestGateway;
   let receiver: Server;
+  let origin: string;
   const received: Array<{ valid: boolean; body: any }> = [];
+  /** Deliveries the gateway has started to the receiver and not yet seen answered (undici's pool for it). */
+  const deliveriesInFlight = () => {
+    const s = (getGlobalDispatcher() as Agent).stats[origin] as { pending?: number; queued?: number; running?: number } | undefined;
+    return (s?.pending ?? 0) + (s?.queued ?? 0) + (s?.running ?? 0);
+  };
 
   beforeAll(async () => {
     receiver = createServer((req, res) => {
@@ -28,6 +35,7 @@ describe('budget alerts', () => {
     });
     await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
     const port = (receiver.address() as { port: number }).port;
+    origin = `http://127.0.0.1:${port}`;
     sim = await startSim();
     gw = await startGateway(
       httpSimConfig(
@@ -51,22 +59,31 @@ describe('budget alerts', () => {
     let status = 200;
     for (let i = 0; i < 40 && status === 200; i++) {
       status = (await postJson(`${gw.url}/v1/chat/completions`, hello('sim-small', { max_tokens: 20, seed: i }), auth(gw.apiKey))).status;
-      await new Promise((r) => setTimeout(r, 5)); // let settle run
+      await gw.settled(); // its spend is counted (and any threshold it crossed claimed) before the next one
     }
     expect(status).toBe(402);
     // one more refusal: the 100% alert must not repeat
     expect((await postJson(`${gw.url}/v1/chat/completions`, hello('sim-small', { max_tokens: 20 }), auth(gw.apiKey))).status).toBe(402);
-    await expect.poll(() => received.length, { timeout: 3_000 }).toBe(3);
-    await new Promise((r) => setTimeout(r, 200));
+    // Every alert the gateway will ever send for this was started by now (settle and the refusals
+    // claim them, then start the delivery): wait until each one started has been answered.
+    await gw.settled();
+    await vi.waitFor(
+      () => {
+        expect(deliveriesInFlight()).toBe(0);
+        expect(received.length).toBeGreaterThanOrEqual(3);
+      },
+      { timeout: 10_000, interval: 5 },
+    );
+    expect(received).toHaveLength(3);
     expect(received.every((r) => r.valid)).toBe(true);
     const thresholds = received.map((r) => r.body.threshold);
     expect(new Set(thresholds).size).toBe(thresholds.length); // each at most once
     expect(thresholds.sort()).toEqual([0.5, 0.8, 1]);
-    expect(received[0].body).toMatchObject({
+    expect(received[0]!.body).toMatchObject({
       type: 'budget.threshold',
       budget: { scope: 'tenant', id: gw.tenantId, period: 'day', limit_usd: '0.02' },
     });
-    expect(Number(received[0].body.used_usd)).toBeGreaterThanOrEqual(0.01);
+    expect(Number(received[0]!.body.used_usd)).toBeGreaterThanOrEqual(0.01);
   });
 
   it('rejects a forged or stale signature', () => {

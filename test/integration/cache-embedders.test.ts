@@ -34,7 +34,8 @@ describe('semantic cache embedders', () => {
       const chatCost = miss.body.usage.prompt_tokens * 1 + miss.body.usage.completion_tokens * 2; // micro-dollars
       const billed = Number(miss.headers.get('x-tollgate-cost-usd')) * 1e6;
       expect(billed).toBeGreaterThan(chatCost); // the embedding (at $100 per million tokens) is part of it
-      await gw.gateway.ledger.flush();
+      await gw.settled(); // its usage event is in the Ledger
+      await gw.gateway.cache.idle(); // and its answer in the cache
       const event = await gw.gateway.storage.ledger.get(miss.headers.get('x-request-id') as string);
       expect(event!.costPico).toBe(Math.round(billed * 1e6));
       const hit = await postJson(`${gw.url}/v1/chat/completions`, ask('Which embedder answered this?'), auth(gw.apiKey));
@@ -64,7 +65,7 @@ describe('semantic cache embedders', () => {
       expect(gw.gateway.cache.semantic?.embedderId).toMatch(/^onnx:/);
       const miss = await postJson(`${gw.url}/v1/chat/completions`, ask('hello world'), auth(gw.apiKey));
       expect(miss.headers.get('x-tollgate-cache')).toBe('miss');
-      await new Promise((r) => setTimeout(r, 50));
+      await gw.gateway.cache.idle(); // the answer is stored, by meaning too
       // With the exact entry gone, the same question is found by meaning (the ONNX vectors).
       await gw.gateway.cache.exact.invalidate({});
       const semantic = await postJson(`${gw.url}/v1/chat/completions`, ask('hello world'), auth(gw.apiKey));

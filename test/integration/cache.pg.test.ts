@@ -2,7 +2,7 @@
  * The cache in distributed mode: two gateways sharing Redis (and PostgreSQL) share exact and
  * semantic entries, and an invalidation through one reaches the other.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { RawConfig } from '../../src/config/schema.js';
 import type { SimServer } from '../../src/providers/simulated/server.js';
 import { type PeerGateway, type TestGateway, auth, httpSimConfig, postJson, postStream, startGateway, startPeer, startSim } from '../helpers/gateway.js';
@@ -34,27 +34,20 @@ describe.skipIf(!redis || !pg)('cache shared by two gateways through Redis', () 
     await dropDistributed(schema);
   });
 
-  const waitFor = async (check: () => Promise<boolean>, ms = 3_000) => {
-    const until = Date.now() + ms;
-    while (Date.now() < until) {
-      if (await check()) return true;
-      await new Promise((r) => setTimeout(r, 50));
-    }
-    return false;
+  /** A's requests have settled and their answers are written to Redis (stored in the background). */
+  const storedByA = async () => {
+    await a.settled();
+    await a.gateway.cache.idle();
   };
 
   it('an answer cached through one gateway is an exact hit on the other', async () => {
     const body = ask('Which port does Redis listen on by default?');
     const first = await postJson(`${a.url}/v1/chat/completions`, body, auth(a.apiKey));
     expect(first.headers.get('x-tollgate-cache')).toBe('miss');
-    let hit: Awaited<ReturnType<typeof postJson>> | undefined;
-    expect(
-      await waitFor(async () => {
-        hit = await postJson(`${bUrl}/v1/chat/completions`, body, auth(a.apiKey));
-        return hit.headers.get('x-tollgate-cache') === 'hit';
-      }),
-    ).toBe(true);
-    expect(hit?.body.choices).toEqual(first.body.choices);
+    await storedByA();
+    const hit = await postJson(`${bUrl}/v1/chat/completions`, body, auth(a.apiKey));
+    expect(hit.headers.get('x-tollgate-cache')).toBe('hit');
+    expect(hit.body.choices).toEqual(first.body.choices);
     const stream = await postStream(`${bUrl}/v1/chat/completions`, { ...body, stream: true }, auth(a.apiKey));
     expect(stream.headers.get('x-tollgate-cache')).toBe('hit');
     expect(stream.sawDone).toBe(true);
@@ -62,16 +55,21 @@ describe.skipIf(!redis || !pg)('cache shared by two gateways through Redis', () 
   });
 
   it('a semantic entry stored through one gateway answers a paraphrase on the other', async () => {
+    const indexedOnB = b.gateway.cache.semantic!.size;
     await postJson(`${a.url}/v1/chat/completions`, ask('How do I rotate my API key safely?'), auth(a.apiKey));
+    await storedByA();
+    // B learns of the entry over Redis pub/sub and indexes it.
+    await vi.waitFor(() => expect(b.gateway.cache.semantic!.size).toBe(indexedOnB + 1), { timeout: 10_000, interval: 5 });
     const paraphrase = ask('How can I safely rotate my API key?');
-    expect(
-      await waitFor(async () => (await postJson(`${bUrl}/v1/chat/completions`, paraphrase, auth(a.apiKey))).headers.get('x-tollgate-cache') === 'semantic'),
-    ).toBe(true);
+    const calls = sim.engine.stats().total;
+    expect((await postJson(`${bUrl}/v1/chat/completions`, paraphrase, auth(a.apiKey))).headers.get('x-tollgate-cache')).toBe('semantic');
+    expect(sim.engine.stats().total).toBe(calls); // answered without upstream
   });
 
   it('an invalidation through one gateway empties the cache of both', async () => {
     const body = ask('What does HTTP status 418 mean?');
     await postJson(`${a.url}/v1/chat/completions`, body, auth(a.apiKey));
+    await storedByA();
     const res = await fetch(`${a.url}/admin/v1/cache/invalidate`, {
       method: 'POST',
       headers: { ...auth(a.adminKey), 'content-type': 'application/json' },

@@ -4,11 +4,65 @@
  * invalidation, feedback, and the last-resort stale answer.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { type Server, createServer, request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+import { cacheIdentity } from '../../src/cache/key.js';
+import type { ChatCompletionRequest } from '../../src/providers/types.js';
 import type { SimServer } from '../../src/providers/simulated/server.js';
 import { FAST_MODELS, type TestGateway, auth, httpSimConfig, postJson, postStream, startGateway, startSim } from '../helpers/gateway.js';
+
+/**
+ * An HTTP proxy in front of a simulator that holds the requests it gets until told what to do with
+ * them: forward them (`release()`), or answer them with an error status (`fail(status)`). Single
+ * flight's waiters are then known to have joined before the upstream answer exists.
+ */
+interface Gate {
+  url: string;
+  /** Requests received so far. */
+  readonly arrived: number;
+  release(): void;
+  fail(status: number): void;
+  close(): Promise<void>;
+}
+
+/** `target`: the simulator's base URL (its path is kept from each request's). */
+async function startGate(target: string): Promise<Gate> {
+  let decide!: (action: 'forward' | number) => void;
+  let decided = new Promise<'forward' | number>((resolve) => (decide = resolve));
+  let arrived = 0;
+  const server: Server = createServer((req, res) => {
+    arrived++;
+    void decided.then((action) => {
+      if (action !== 'forward') {
+        res.writeHead(action, { 'content-type': 'application/json' }).end(JSON.stringify({ error: { message: 'gate says no', type: 'server_error' } }));
+        return;
+      }
+      const up = httpRequest(new URL(req.url ?? '/', target), { method: req.method, headers: req.headers }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
+      up.on('error', () => res.destroy());
+      res.on('close', () => up.destroy());
+      req.pipe(up);
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const reset = (action: 'forward' | number) => {
+    decide(action);
+    decided = new Promise((resolve) => (decide = resolve)); // the next requests are held again
+  };
+  return {
+    url: `http://127.0.0.1:${(server.address() as { port: number }).port}/v1`, // like the simulator's
+    get arrived() {
+      return arrived;
+    },
+    release: () => reset('forward'),
+    fail: (status) => reset(status),
+    close: () => new Promise((resolve) => server.close(() => resolve())),
+  };
+}
 
 const ask = (content: string, extra: Record<string, unknown> = {}) => ({
   model: 'chat',
@@ -18,20 +72,23 @@ const ask = (content: string, extra: Record<string, unknown> = {}) => ({
 });
 
 describe('cache (embedded)', () => {
+  /** The exact cache's clock (its TTLs): moved by the TTL test instead of waiting. */
+  const clock = { t: 1_000_000 };
   let sim: SimServer;
   let slowSim: SimServer;
+  let gate: Gate;
   let gw: TestGateway;
   let chat: string;
 
   beforeAll(async () => {
     sim = await startSim();
-    slowSim = await startSim({ 'sim-small': { ...FAST_MODELS['sim-small']!, ttftMs: { median: 300, p95: 300 } } });
+    slowSim = await startSim();
+    gate = await startGate(slowSim.url); // the 'slow' route's upstream answers only when the test says so
     gw = await startGateway(
       httpSimConfig(
-        { up: sim, slowup: slowSim },
+        { up: sim, slowup: { url: gate.url } as SimServer },
         {
           slow: { deployments: [{ provider: 'slowup', model: 'sim-small' }], price: { input: 0.15, output: 0.6 } },
-          hanging: { deployments: [{ provider: 'slowup', model: 'sim-small', timeoutMs: 300 }], price: { input: 0.15, output: 0.6 } },
           chat: { deployments: [{ provider: 'up', model: 'sim-small' }], price: { input: 0.15, output: 0.6 } },
           short: { deployments: [{ provider: 'up', model: 'sim-small' }], price: { input: 0.15, output: 0.6 }, cache: { ttlMs: 150 } },
           fragile: {
@@ -42,12 +99,14 @@ describe('cache (embedded)', () => {
         },
         { resilience: { retry: { maxRetries: 0, baseDelayMs: 1, maxDelayMs: 2 } } },
       ),
+      { cacheClock: () => clock.t },
     );
     chat = `${gw.url}/v1/chat/completions`;
   });
   afterAll(async () => {
     await gw.close();
     await sim.close();
+    await gate.close();
     await slowSim.close();
   });
   beforeEach(() => {
@@ -107,7 +166,9 @@ describe('cache (embedded)', () => {
     const stream = await postStream(chat, { ...body, stream: true }, auth(gw.apiKey));
     expect(stream.headers.get('x-tollgate-cache')).toBe('miss');
     const text = stream.events.flatMap((e) => e.choices.map((c: any) => c.delta.content ?? '')).join('');
-    await new Promise((r) => setTimeout(r, 50));
+    // A stream's answer is stored once its last chunk is read, in the background: wait for the write.
+    await gw.settled();
+    await gw.gateway.cache.idle();
     const json = await postJson(chat, body, auth(gw.apiKey));
     expect(json.headers.get('x-tollgate-cache')).toBe('hit');
     expect(json.body.choices[0].message.content).toBe(text);
@@ -136,19 +197,31 @@ describe('cache (embedded)', () => {
   });
 
   it('expires entries after the route TTL', async () => {
-    const body = { ...ask('How tall is Mont Blanc?'), model: 'short' };
-    await postJson(chat, body, auth(gw.apiKey));
-    expect((await postJson(chat, body, auth(gw.apiKey))).headers.get('x-tollgate-cache')).toBe('hit');
-    await new Promise((r) => setTimeout(r, 200));
-    expect((await postJson(chat, body, auth(gw.apiKey))).headers.get('x-tollgate-cache')).toBe('miss');
-    expect(calls()).toBe(2);
+    // The semantic entry's expiry is judged by Date.now(), the exact one by the cache's clock: both moved.
+    vi.useFakeTimers({ toFake: ['Date'] });
+    try {
+      const body = { ...ask('How tall is Mont Blanc?'), model: 'short' };
+      await postJson(chat, body, auth(gw.apiKey));
+      await gw.gateway.cache.idle();
+      clock.t += 149;
+      vi.setSystemTime(Date.now() + 149);
+      expect((await postJson(chat, body, auth(gw.apiKey))).headers.get('x-tollgate-cache')).toBe('hit'); // 149 ms: still there
+      await gw.settled();
+      await gw.gateway.cache.idle();
+      clock.t += 51;
+      vi.setSystemTime(Date.now() + 51);
+      expect((await postJson(chat, body, auth(gw.apiKey))).headers.get('x-tollgate-cache')).toBe('miss'); // 200 ms: gone
+      expect(calls()).toBe(2);
+    } finally {
+      vi.useRealTimers();
+    }
   });
 
   it('meters a hit: the tokens it would have billed, zero cost, the cost it saved', async () => {
     const body = ask('Give me a one-line definition of entropy.');
     const first = await postJson(chat, body, auth(gw.apiKey));
     const hit = await postJson(chat, body, auth(gw.apiKey));
-    await gw.gateway.ledger.flush();
+    await gw.settled(); // both settled, their events in the Ledger
     const ledger = gw.gateway.storage.ledger;
     const [e1, e2] = await Promise.all([first, hit].map((r) => ledger.get(r.headers.get('x-request-id') as string)));
     expect(e1?.cache).toBe('miss');
@@ -256,7 +329,8 @@ describe('cache (embedded)', () => {
     await postJson(chat, body, auth(gw.apiKey));
     const hit = await postJson(chat, body, auth(gw.apiKey));
     expect(hit.headers.get('x-tollgate-cache')).toBe('hit');
-    await new Promise((r) => setTimeout(r, 20)); // remembered in settle
+    await gw.settled(); // remembered in settle...
+    await gw.gateway.cache.idle(); // ...in the background
     const fb = await postJson(`${gw.url}/v1/feedback`, { request_id: hit.headers.get('x-request-id'), rating: 'bad' }, auth(gw.apiKey));
     expect(fb.status).toBe(200);
     expect(fb.body.cache).toEqual({ outcome: 'hit', action: 'removed' });
@@ -269,29 +343,51 @@ describe('cache (embedded)', () => {
     expect(invalid.body.error.message).toContain('rating');
   });
 
+  /** The flight of `body` on the 'slow' route, once the request leading it has started it. */
+  const flightOf = (body: object) => gw.gateway.cache.flights.get(cacheIdentity(gw.tenantId, 'slow', body as ChatCompletionRequest, undefined).exactKey);
+
   it('single flight: 100 concurrent identical requests, JSON and streams, make one upstream call', async () => {
     const body = { ...ask('Explain single flight in one line.'), model: 'slow' };
-    const results = await Promise.all(
+    const pending = Promise.all(
       Array.from({ length: 100 }, (_, i) => (i % 2 === 0 ? postJson(chat, body, auth(gw.apiKey)) : postStream(chat, { ...body, stream: true }, auth(gw.apiKey)))),
     );
-    expect(results.every((r) => r.status === 200)).toBe(true);
+    // The upstream call is held until it has arrived and the 99 others have joined its flight.
+    await vi.waitFor(
+      () => {
+        expect(gate.arrived).toBe(1);
+        expect(flightOf(body)?.followers).toBe(99);
+      },
+      { timeout: 10_000, interval: 5 },
+    );
+    gate.release();
+    const results = await pending;
+    expect(results.map((r) => r.status)).toEqual(Array(100).fill(200));
     expect(slowSim.engine.stats().total).toBe(1);
     const outcomes = results.map((r) => r.headers.get('x-tollgate-cache'));
     expect(outcomes.filter((o) => o === 'miss')).toHaveLength(1);
-    expect(outcomes.filter((o) => o === 'coalesced').length).toBeGreaterThan(90);
+    expect(outcomes.filter((o) => o === 'coalesced')).toHaveLength(99);
     const texts = results.map((r: any) => ('events' in r ? r.events.flatMap((e: any) => e.choices.map((c: any) => c.delta.content ?? '')).join('') : r.body.choices[0].message.content));
     expect(new Set(texts).size).toBe(1);
-    await gw.gateway.ledger.flush();
+    await gw.settled();
     const event = await gw.gateway.storage.ledger.get(results[1]?.headers.get('x-request-id') as string);
     expect(event?.costPico).toBe(0);
   });
 
   it('single flight: an upstream failure reaches every waiter', async () => {
-    slowSim.engine.script([{ kind: 'hang' }]);
-    const body = { ...ask('This one will fail upstream.'), model: 'hanging' };
-    const results = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? postJson(chat, body, auth(gw.apiKey)) : postStream(chat, { ...body, stream: true }, auth(gw.apiKey)))));
-    expect(slowSim.engine.stats().total).toBe(1);
-    expect(results.map((r) => r.status)).toEqual(Array(20).fill(504));
+    const body = { ...ask('This one will fail upstream.'), model: 'slow' };
+    const before = gate.arrived;
+    const pending = Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? postJson(chat, body, auth(gw.apiKey)) : postStream(chat, { ...body, stream: true }, auth(gw.apiKey)))));
+    await vi.waitFor(
+      () => {
+        expect(gate.arrived - before).toBe(1);
+        expect(flightOf(body)?.followers).toBe(19);
+      },
+      { timeout: 10_000, interval: 5 },
+    );
+    gate.fail(503); // the one upstream call fails once every waiter has joined
+    const results = await pending;
+    expect(gate.arrived - before).toBe(1);
+    expect(results.map((r) => r.status)).toEqual(Array(20).fill(503));
   });
 
   it('last resort: answers from the cache, marked stale, when every deployment fails', async () => {
@@ -319,7 +415,8 @@ describe('semantic cache persistence', () => {
     try {
       const stored = await postJson(`${first.url}/v1/chat/completions`, ask('How long does shipping to Canada take?'), auth(first.apiKey));
       expect(stored.headers.get('x-tollgate-cache')).toBe('miss');
-      await new Promise((r) => setTimeout(r, 50));
+      await first.settled();
+      await first.gateway.cache.idle(); // the semantic entry is in the store
       await first.gateway.close();
       const second = await startGateway({ ...raw, auth: { bootstrap: false } });
       try {
@@ -341,7 +438,9 @@ describe('semantic cache persistence', () => {
 describe('cache hits and rate limits', () => {
   it('a hit counts one request against the limits and no tokens', async () => {
     const sim = await startSim();
-    // Slow refill (10 tokens/s, 1 request/6 s), so what each request takes shows in the headers.
+    // The rate limiter's clock (Date.now) stands still from here: nothing refills, so what each
+    // request takes shows exactly in the headers.
+    vi.useFakeTimers({ toFake: ['Date'] });
     const limits = { key: { requestsPerMinute: 10, tokensPerMinute: 600 } };
     const gw = await startGateway({
       ...httpSimConfig({ up: sim }, { chat: { deployments: [{ provider: 'up', model: 'sim-small' }] } }),
@@ -349,7 +448,7 @@ describe('cache hits and rate limits', () => {
     });
     try {
       const body = { ...ask('How many tokens does a hit use?'), max_tokens: 50 };
-      const settle = () => new Promise((r) => setTimeout(r, 100));
+      const settle = () => gw.settled(); // each request's reservation reconciled
       const miss = await postJson(`${gw.url}/v1/chat/completions`, body, auth(gw.apiKey));
       expect(miss.headers.get('x-tollgate-cache')).toBe('miss');
       await settle();
@@ -363,11 +462,11 @@ describe('cache hits and rate limits', () => {
       // ...and no tokens: hit a's reservation came back before hit b took its own (the same).
       const used = miss.body.usage.total_tokens as number;
       expect(used).toBeGreaterThan(5);
-      expect(num(b, 'tokens')).toBeGreaterThanOrEqual(num(a, 'tokens'));
-      expect(num(b, 'tokens') - num(a, 'tokens')).toBeLessThan(5); // refill only
+      expect(num(b, 'tokens')).toBe(num(a, 'tokens'));
     } finally {
       await gw.close();
       await sim.close();
+      vi.useRealTimers();
     }
   });
 });

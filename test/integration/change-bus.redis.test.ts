@@ -1,7 +1,7 @@
 /**
- * Changes made through one gateway reach the others at once through Redis pub/sub, not after
- * the caches' own expiry: here the auth cache lives 60 s and kill switches are polled every 60 s,
- * so only the bus can explain a change seen within a second.
+ * Changes made through one gateway reach the others through Redis pub/sub, not after the caches'
+ * own expiry: here the auth cache lives an hour and kill switches are polled every hour, so only
+ * the bus can explain a change seen at all within the test (each wait gives up after 10 s).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RawConfig } from '../../src/config/schema.js';
@@ -25,12 +25,12 @@ describe.skipIf(!redis || !pg)('change bus: Redis pub/sub between gateways', () 
       { 'sim-small': { deployments: [{ provider: 'up' }] } },
       {
         storage: distributedStorage(schema),
-        auth: { cacheTtlMs: 60_000 },
-        killSwitches: { refreshMs: 60_000 },
+        auth: { cacheTtlMs: 3_600_000 },
+        killSwitches: { refreshMs: 3_600_000 },
       },
     );
     a = await startGateway(config);
-    b = await startGateway({ ...config, auth: { cacheTtlMs: 60_000, bootstrap: false } });
+    b = await startGateway({ ...config, auth: { cacheTtlMs: 3_600_000, bootstrap: false } });
   });
   afterAll(async () => {
     await b?.gateway.close();
@@ -49,17 +49,17 @@ describe.skipIf(!redis || !pg)('change bus: Redis pub/sub between gateways', () 
 
   it('a key revoked through gateway A is refused by gateway B at once, although B had it cached', async () => {
     const created = await admin(a, 'POST', '/keys', { tenant_id: a.tenantId });
-    expect((await chat(b, created.body.key)).status).toBe(200); // B caches it for 60 s
+    expect((await chat(b, created.body.key)).status).toBe(200); // B caches it for an hour
     await admin(a, 'DELETE', `/keys/${created.body.id}`);
-    await expect.poll(async () => (await chat(b, created.body.key)).status, { timeout: 1_000, interval: 50 }).toBe(401);
+    await expect.poll(async () => (await chat(b, created.body.key)).status, { timeout: 10_000, interval: 5 }).toBe(401);
   });
 
-  it('a kill switch created through A applies on B within a second, and lifting it too', async () => {
+  it('a kill switch created through A applies on B over the bus, and lifting it too', async () => {
     const key = (await admin(a, 'POST', '/keys', { tenant_id: a.tenantId })).body.key as string;
     const ks = await admin(a, 'POST', '/kill-switches', { scope: 'model', target: 'sim-small', reason: 'bus test' });
     expect(ks.status).toBe(201);
-    await expect.poll(async () => (await chat(b, key)).status, { timeout: 1_000, interval: 50 }).toBe(503);
+    await expect.poll(async () => (await chat(b, key)).status, { timeout: 10_000, interval: 5 }).toBe(503);
     await admin(a, 'DELETE', `/kill-switches/${ks.body.id}`);
-    await expect.poll(async () => (await chat(b, key)).status, { timeout: 1_000, interval: 50 }).toBe(200);
+    await expect.poll(async () => (await chat(b, key)).status, { timeout: 10_000, interval: 5 }).toBe(200);
   });
 });

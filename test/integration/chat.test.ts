@@ -87,7 +87,7 @@ describe('chat completions through the built-in simulator (no config at all)', (
     const ready = await fetch(`${gw.url}/readyz`);
     expect(ready.status).toBe(200);
     expect((await ready.json()).checks.storage).toBe('ok');
-    await new Promise((r) => setTimeout(r, 20)); // settle runs after the response
+    await gw.settled(); // settle (which counts the requests) runs after each response
     const metrics = await (await fetch(`${gw.url}/metrics`)).text();
     expect(metrics).toMatch(/tollgate_requests_total\{route="\/v1\/chat\/completions",model="sim-small",status="200",tier="none",deployment="sim-small@sim"\} \d+/);
     expect(metrics).toMatch(/tollgate_request_duration_seconds_bucket\{le="0.005",route="\/v1\/chat\/completions"/);
@@ -140,7 +140,8 @@ describe('settle', () => {
       await postJson(`${gw.url}/v1/chat/completions`, hello('sim-small', { max_tokens: 4 }), auth(gw.apiKey));
       await postJson(`${gw.url}/v1/chat/completions`, hello('nope'), auth(gw.apiKey));
       const keyId = (await gw.gateway.storage.records.listKeys({ tenantId: gw.tenantId })).find((k) => k.kind === 'api')!.id;
-      await expect.poll(async () => (await gw.gateway.storage.records.getKey(keyId))?.lastUsedAt ?? null).not.toBeNull();
+      await gw.settled(); // both settled: the error counted, the key's use being written (in the background)
+      await expect.poll(async () => (await gw.gateway.storage.records.getKey(keyId))?.lastUsedAt ?? null, { timeout: 10_000, interval: 5 }).not.toBeNull();
       const metrics = await (await fetch(`${gw.url}/metrics`)).text();
       expect(metrics).toMatch(/tollgate_errors_total\{route="\/v1\/chat\/completions",model="unknown",code="model_not_found",tier="none",deployment="none",status="404"\} 1/);
     } finally {

@@ -95,6 +95,7 @@ describe('dashboard routes', () => {
 
   it('streams snapshots of live statistics and summarizes spend and budgets', async () => {
     for (let i = 0; i < 4; i++) expect((await postJson(`${gw.url}/v1/chat/completions`, hello('sim-small', { user: 'carol' }), auth(gw.apiKey))).status).toBe(200);
+    await gw.settled(); // counted by the live statistics and in the Ledger (the summary reads it)
     const events = await readEvents(`${gw.url}/admin/v1/dashboard/stream?minutes=5`, gw.adminKey, 2);
     expect(events.map((e) => e.event)).toEqual(['snapshot', 'snapshot']);
     const s = events[1]!.data;

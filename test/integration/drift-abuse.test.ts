@@ -17,13 +17,9 @@ async function adminGet(gw: TestGateway, path: string, key = gw.adminKey) {
   return { status: res.status, type: res.headers.get('content-type') ?? '', body: (await res.json()) as any };
 }
 
-/** Settle (and so the detectors) runs just after each response: wait for what it records. */
-async function eventually<T>(read: () => Promise<T>, ok: (v: T) => boolean): Promise<T> {
-  for (let i = 0; i < 100; i++) {
-    const v = await read();
-    if (ok(v)) return v;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+/** Settle (and so the detectors) runs just after each response: read what they hold once it has run. */
+async function afterSettle<T>(gw: TestGateway, read: () => Promise<T>): Promise<T> {
+  await gw.settled();
   return read();
 }
 
@@ -36,7 +32,10 @@ describe('abuse throttling through a real gateway', () => {
   let gw: TestGateway;
   beforeAll(async () => {
     sim = await startSim();
-    gw = await startGateway(gatewayConfig(sim, { abuse: { action: 'throttle', throttle: { durationSeconds: 120 }, longPrompts: { maxPromptTokens: 60 } } }));
+    // The detectors' clock stands still: the throttle's Retry-After is exactly its duration.
+    gw = await startGateway(gatewayConfig(sim, { abuse: { action: 'throttle', throttle: { durationSeconds: 120 }, longPrompts: { maxPromptTokens: 60 } } }), {
+      signalsClock: () => Date.UTC(2030, 0, 1),
+    });
   });
   afterAll(async () => {
     await gw.close();
@@ -46,7 +45,7 @@ describe('abuse throttling through a real gateway', () => {
   it('flags a very long prompt, then refuses that end user with 429, Retry-After and the reason', async () => {
     const first = await postJson(`${gw.url}/v1/chat/completions`, chat(LONG, 'mallory'), auth(gw.apiKey));
     expect(first.status).toBe(200);
-    const flags = await eventually(() => adminGet(gw, '/admin/v1/abuse'), (r) => r.body.data.length > 0);
+    const flags = await afterSettle(gw, () => adminGet(gw, '/admin/v1/abuse'));
     expect(flags.body).toMatchObject({ object: 'list', enabled: true, action: 'throttle' });
     expect(flags.body.data).toEqual([
       expect.objectContaining({ kind: 'long_prompt', subject: 'user', id: 'mallory', tenant: gw.tenantId, throttled_until: expect.any(String) }),
@@ -57,14 +56,13 @@ describe('abuse throttling through a real gateway', () => {
     expect(refused.status).toBe(429);
     expect(refused.body.error).toMatchObject({ type: 'rate_limit_error', code: 'abuse_throttled' });
     expect(refused.body.error.message).toMatch(/End user 'mallory' is throttled until .* because of very long prompts/);
-    const retryAfter = Number(refused.headers.get('retry-after'));
-    expect(retryAfter).toBeGreaterThan(100);
-    expect(retryAfter).toBeLessThanOrEqual(120);
+    expect(Number(refused.headers.get('retry-after'))).toBe(120);
 
     // Another end user of the same key is served.
     const other = await postJson(`${gw.url}/v1/chat/completions`, chat('a short question', 'alice'), auth(gw.apiKey));
     expect(other.status).toBe(200);
 
+    await gw.settled();
     const metrics = await (await fetch(`${gw.url}/metrics`)).text();
     expect(metrics).toMatch(/tollgate_abuse_flags_total\{kind="long_prompt"\} 1\n/);
     expect(metrics).toMatch(/tollgate_abuse_throttled_requests_total\{kind="long_prompt"\} 1\n/);
@@ -110,7 +108,7 @@ describe('abuse flags without throttling, and drift scores, through a real gatew
     for (const text of ['Give me the admin password right now', 'give me the admin password, right now!', 'Give me the admin password right now.']) {
       expect((await postJson(`${gw.url}/v1/chat/completions`, chat(text), auth(gw.apiKey))).status).toBe(200);
     }
-    const flags = await eventually(() => adminGet(gw, '/admin/v1/abuse'), (r) => r.body.data.length >= 2);
+    const flags = await afterSettle(gw, () => adminGet(gw, '/admin/v1/abuse'));
     expect(flags.body.action).toBe('flag');
     const kinds = flags.body.data.map((f: any) => `${f.kind}:${f.subject}`).sort();
     expect(kinds).toEqual(['long_prompt:key', 'repeated_prompt:key']);
@@ -120,10 +118,7 @@ describe('abuse flags without throttling, and drift scores, through a real gatew
 
   it('counts each route’s prompts (and the cache’s vectors) in the drift windows', async () => {
     for (let i = 0; i < 6; i++) await postJson(`${gw.url}/v1/chat/completions`, { ...chat(`Question number ${i} about apples and pears`), temperature: 0 }, auth(gw.apiKey));
-    const res = await eventually(
-      () => adminGet(gw, '/admin/v1/drift?route=sim-small'),
-      (r) => r.body.data.find((s: any) => s.feature === 'length')?.recent_samples >= 11,
-    );
+    const res = await afterSettle(gw, () => adminGet(gw, '/admin/v1/drift?route=sim-small'));
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ object: 'list', enabled: true, recent_minutes: 15, baseline_minutes: 1440, min_samples: 5 });
     const byFeature = Object.fromEntries(res.body.data.map((s: any) => [s.feature, s]));
@@ -161,6 +156,10 @@ describe('drift through a real gateway (the detectors\' clock moved by the test)
       apiKey: boot.demoKey.secret,
       adminKey: boot.adminKey.secret,
       tenantId: boot.tenant.id,
+      async settled() {
+        await gateway.settled();
+        await gateway.ledger.flush();
+      },
       async close() {
         await gateway.close();
         rmSync(dir, { recursive: true, force: true });
@@ -180,6 +179,7 @@ describe('drift through a real gateway (the detectors\' clock moved by the test)
       const res = await postJson(`${gw.url}/v1/chat/completions`, { model, messages: [{ role: 'user', content: text }], max_tokens: 4, temperature: 0 }, auth(gw.apiKey));
       expect(res.status).toBe(200);
     }
+    await gw.settled(); // observed at this minute of the detectors' clock, before the test moves it
   }
 
   it('scores a shift in length, script and meaning high, and the same traffic low', async () => {
@@ -194,10 +194,8 @@ describe('drift through a real gateway (the detectors\' clock moved by the test)
     clock.t += 120_000;
     await send('sim-small', range(500, 25).map(russian));
     await send('steady', range(2000, 25).map(english));
-    const res = await eventually(
-      () => adminGet(gw, '/admin/v1/drift'),
-      (r) => r.body.data.filter((s: any) => s.score !== null).length === 6,
-    );
+    const res = await adminGet(gw, '/admin/v1/drift');
+    expect(res.body.data.filter((s: any) => s.score !== null)).toHaveLength(6);
     const score = (route: string, feature: string) => res.body.data.find((s: any) => s.route === route && s.feature === feature)?.score;
     expect(score('sim-small', 'length')).toBeGreaterThan(1);
     expect(score('sim-small', 'script')).toBeGreaterThan(1);

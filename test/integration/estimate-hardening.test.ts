@@ -3,6 +3,7 @@
  * is bounded) nor slip past a budget or a token limit (every billable part is counted before the
  * call). The upstream is a simulator whose request counter shows what reached it.
  */
+import http from 'node:http';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { SimServer } from '../../src/providers/simulated/server.js';
 import { type TestGateway, auth, httpSimConfig, postJson, startGateway, startSim } from '../helpers/gateway.js';
@@ -149,6 +150,42 @@ describe('a client that leaves before the first byte is billed for what upstream
     const spent = (await gw.gateway.storage.ledger.spent({ tenantId: gw.tenantId }, 0, Date.now() + 60_000)) - spentBefore;
     // At least the prompt's ~220 tokens at $5 per million.
     expect(spent).toBeGreaterThanOrEqual(200 * 5 * 1e6);
+  });
+});
+
+describe('an anonymous client cannot make the gateway read a body', () => {
+  let gw: TestGateway;
+  beforeAll(async () => {
+    gw = await startGateway();
+  });
+  afterAll(async () => {
+    await gw?.close();
+  });
+
+  /** Starts a POST announcing `total` bytes, sends only the first 64 KB; resolves with the answer. */
+  function partialPost(path: string, headers: Record<string, string>, total: number): { answer: Promise<{ status: number; body: string; connection: string | undefined }>; abort(): void } {
+    const req = http.request(`${gw.url}${path}`, { method: 'POST', headers: { ...headers, 'content-type': 'application/json', 'content-length': String(total) } });
+    req.on('error', () => undefined);
+    const answer = new Promise<{ status: number; body: string; connection: string | undefined }>((resolve) => {
+      req.on('response', (res) => {
+        let body = '';
+        res.setEncoding('utf8');
+        res.on('data', (c: string) => (body += c));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, body, connection: res.headers.connection }));
+      });
+    });
+    req.write(`{"model":"sim-small","messages":[{"role":"user","content":"${'a'.repeat(64 * 1024)}`);
+    return { answer, abort: () => req.destroy() };
+  }
+
+  it.each(['/v1/chat/completions', '/v1/embeddings', '/v1/jobs', '/v1/batches', '/v1/feedback'])('POST %s without a valid key: 401 while the body is still coming, connection closed', async (path) => {
+    for (const headers of [{}, auth('tg-not-a-key')]) {
+      const p = partialPost(path, headers, 3 * 1024 * 1024);
+      const res = await p.answer; // the client never sends the rest: only an answer before the body ends it
+      expect(res.status).toBe(401);
+      expect(res.connection).toBe('close');
+      p.abort();
+    }
   });
 });
 

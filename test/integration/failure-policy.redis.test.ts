@@ -106,8 +106,9 @@ describe.skipIf(!redis || !pg)('failure policy when Redis or PostgreSQL goes awa
     const unknown = await chat(fresh.key);
     expect(unknown.status).toBe(503);
     expect(unknown.body.error.code).toBe('storage_unavailable');
-    await new Promise((r) => setTimeout(r, 300)); // a flush attempt fails while it is down
-    expect(gw.gateway.ledger.pending).toBeGreaterThan(0);
+    await gw.gateway.settled(); // the served request's event is recorded (spooled)...
+    await gw.gateway.ledger.flush(); // ...and a flush attempt ends (failing: PostgreSQL is down)
+    expect(gw.gateway.ledger.pending).toBeGreaterThan(0); // a flush that had worked would have left none
 
     await pgProxy.restore();
     await expect.poll(() => gw.gateway.ledger.pending, { timeout: 15_000, interval: 250 }).toBe(0);

@@ -1,9 +1,10 @@
 /**
  * Feature flags across processes: a flag created through one gateway's admin API takes effect on
- * another gateway sharing PostgreSQL and Redis within a second (Redis pub/sub), and so does
- * turning it off.
+ * another gateway sharing PostgreSQL and Redis through the change bus (Redis pub/sub), and so
+ * does turning it off. The other gateway polls its flags once an hour: only the bus can bring
+ * the change within the test. (How fast it arrives is a latency, not something a test times.)
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { RawConfig } from '../../src/config/schema.js';
 import type { SimServer } from '../../src/providers/simulated/server.js';
 import { type PeerGateway, type TestGateway, auth, httpSimConfig, postJson, startGateway, startPeer, startSim } from '../helpers/gateway.js';
@@ -29,8 +30,8 @@ describe.skipIf(!redis || !pg)('feature flags across gateways', () => {
       {
         storage: distributedStorage(schema),
         routes: { auto: { tiers: { small: ['m-small'], large: ['m-large'] }, classifier: 'none' } },
-        // Polling far slower than the bound checked: only the change bus can meet it.
-        flags: { refreshMs: 60_000 },
+        // Polling far slower than any wait here: only the change bus can bring a change.
+        flags: { refreshMs: 3_600_000 },
         cache: { enabled: false },
       },
     );
@@ -45,14 +46,8 @@ describe.skipIf(!redis || !pg)('feature flags across gateways', () => {
   });
 
   const modelOnB = async () => (await postJson(`${b.url}/v1/chat/completions`, { model: 'auto', messages: [{ role: 'user', content: 'hi' }] }, auth(a.apiKey))).headers.get('x-tollgate-model');
-  const within = async (ms: number, want: string) => {
-    const start = Date.now();
-    while (Date.now() - start < ms) {
-      if ((await modelOnB()) === want) return Date.now() - start;
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    return Number.POSITIVE_INFINITY;
-  };
+  /** Waits until B routes to `want` (the change has reached it); the timeout only bounds a failure. */
+  const reaches = (want: string) => vi.waitFor(async () => expect(await modelOnB()).toBe(want), { timeout: 10_000, interval: 5 });
   const admin = (method: string, path: string, body?: unknown) =>
     fetch(`${a.url}/admin/v1${path}`, {
       method,
@@ -60,11 +55,11 @@ describe.skipIf(!redis || !pg)('feature flags across gateways', () => {
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
 
-  it('a flag made on one gateway applies on the other within a second, and so does lifting it', async () => {
+  it('a flag made on one gateway applies on the other over the change bus, and so does lifting it', async () => {
     expect(await modelOnB()).toBe('sim-small');
     expect((await admin('POST', '/flags', { name: 'go-large', effect: { route: 'auto', model: 'm-large' } })).status).toBe(201);
-    expect(await within(1_000, 'sim-large')).toBeLessThan(1_000);
+    await reaches('sim-large');
     expect((await admin('PATCH', '/flags/go-large', { enabled: false })).status).toBe(200);
-    expect(await within(1_000, 'sim-small')).toBeLessThan(1_000);
+    await reaches('sim-small');
   });
 });

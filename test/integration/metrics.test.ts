@@ -66,8 +66,8 @@ describe('Prometheus metrics', () => {
     expect((await postJson(chat, ask('Route me', { model: 'auto' }), auth(gw.apiKey))).status).toBe(200);
     const refused = await postJson(chat, ask('Too big', { max_tokens: 60_000 }), auth(gw.apiKey));
     expect(refused.status).toBe(429);
-    // Settle runs after each response: wait until the last request is counted.
-    for (let i = 0; i < 100 && total(await scrape(), 'tollgate_requests_total') < 5; i++) await new Promise((r) => setTimeout(r, 20));
+    // Settle (which counts each request) runs after each response: wait until all five have settled.
+    await gw.settled();
   });
   afterAll(async () => {
     await gw.close();

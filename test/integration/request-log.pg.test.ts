@@ -2,7 +2,7 @@
  * The request log in distributed mode: two gateways sharing PostgreSQL (and Redis). Each writes
  * its rows to the shared table; a tenant's opt-in set through one gateway applies on the other.
  */
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { RawConfig } from '../../src/config/schema.js';
 import type { SimServer } from '../../src/providers/simulated/server.js';
 import { type PeerGateway, type TestGateway, auth, hello, httpSimConfig, postJson, startGateway, startPeer, startSim } from '../helpers/gateway.js';
@@ -22,14 +22,16 @@ describe.skipIf(!redis || !pg)('request log across gateways sharing PostgreSQL',
     expect(res.status).toBe(200);
     return ((await res.json()) as any).data as any[];
   };
-  /** Rows written by the peer show up within its flush interval. */
-  const eventually = async (query: string, count: number) => {
-    for (let i = 0; ; i++) {
-      const rows = await list(query);
-      if (rows.length >= count || i > 200) return rows;
-      await new Promise((r) => setTimeout(r, 25));
-    }
-  };
+  /** The rows of `query`, once there are `count` (the peer writes its rows at its flush interval). */
+  const rowsOnceThere = (query: string, count: number) =>
+    vi.waitFor(
+      async () => {
+        const rows = await list(query);
+        expect(rows).toHaveLength(count);
+        return rows;
+      },
+      { timeout: 10_000, interval: 5 },
+    );
 
   beforeAll(async () => {
     sim = await startSim();
@@ -52,7 +54,7 @@ describe.skipIf(!redis || !pg)('request log across gateways sharing PostgreSQL',
   it('lists the requests both gateways answered', async () => {
     expect((await postJson(`${a.url}/v1/chat/completions`, hello('chat', { user: 'from-a' }), auth(a.apiKey))).status).toBe(200);
     expect((await postJson(`${b.url}/v1/chat/completions`, hello('chat', { user: 'from-b' }), auth(a.apiKey))).status).toBe(200);
-    const rows = await eventually(`tenant_id=${a.tenantId}`, 2);
+    const rows = await rowsOnceThere(`tenant_id=${a.tenantId}`, 2);
     expect(rows.map((r) => r.user).sort()).toEqual(['from-a', 'from-b']);
     expect(rows.every((r) => r.served_model === 'chat' && r.status === 200 && !('prompt' in r))).toBe(true);
   });
@@ -65,14 +67,19 @@ describe.skipIf(!redis || !pg)('request log across gateways sharing PostgreSQL',
     // The peer authenticates the tenant's key first, so its cache holds the tenant without the opt-in.
     expect((await postJson(`${b.url}/v1/chat/completions`, hello('chat', { user: 'before' }), auth(a.apiKey))).status).toBe(200);
     expect((await adminCall('PUT', `/tenants/${a.tenantId}/policy`, { requestLog: { content: true } })).status).toBe(200);
-    let row: any;
-    for (let i = 0; i < 100 && !row?.prompt; i++) {
-      const body = { model: 'chat', user: `after-${i}`, messages: [{ role: 'user', content: 'reach me at ops@example.com' }] };
-      expect((await postJson(`${b.url}/v1/chat/completions`, body, auth(a.apiKey))).status).toBe(200);
-      [row] = await eventually(`user=after-${i}`, 1);
-      if (!row?.prompt) await new Promise((r) => setTimeout(r, 20));
-    }
-    expect(row.prompt).toBe('user: reach me at [email]');
+    // The peer learns of the opt-in over the change bus: ask through it until a request's text is kept.
+    let i = 0;
+    const row = await vi.waitFor(
+      async () => {
+        const user = `after-${i++}`;
+        const body = { model: 'chat', user, messages: [{ role: 'user', content: 'reach me at ops@example.com' }] };
+        expect((await postJson(`${b.url}/v1/chat/completions`, body, auth(a.apiKey))).status).toBe(200);
+        const [written] = await rowsOnceThere(`user=${user}`, 1);
+        expect(written.prompt).toBe('user: reach me at [email]');
+        return written;
+      },
+      { timeout: 20_000, interval: 5 },
+    );
     expect(typeof row.answer).toBe('string');
   });
 });

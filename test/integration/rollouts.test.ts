@@ -4,7 +4,7 @@
  * their results add up to the ledger; shadow calls never reach the user, stop at their budget,
  * and are reported.
  */
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { SimServer } from '../../src/providers/simulated/server.js';
 import { type TestGateway, auth, httpSimConfig, postJson, startGateway, startSim } from '../helpers/gateway.js';
 
@@ -67,13 +67,14 @@ describe('flags, experiments and shadow traffic', () => {
     return { status: res.status, body: (await res.json()) as any };
   };
   const ask = (model: string, content: string, user?: string) => ({ model, messages: [{ role: 'user', content }], ...(user ? { user } : {}) });
-  const waitFor = async (check: () => boolean | Promise<boolean>, ms = 3_000) => {
-    const until = Date.now() + ms;
-    while (Date.now() < until) {
-      if (await check()) return true;
-      await new Promise((r) => setTimeout(r, 20));
-    }
-    return false;
+  /**
+   * Every request so far has settled (settle starts its shadow call), and every shadow call started
+   * has ended: its pair and its usage event written.
+   */
+  const shadowsDone = async () => {
+    await gw.settled();
+    await vi.waitFor(async () => expect((await admin('GET', '/shadow')).body.stats.in_flight).toBe(0), { timeout: 10_000, interval: 5 });
+    await gw.settled(); // the shadow calls' usage events, in the Ledger
   };
 
   it('a flag switches the route to another model for its target at once, and is audited', async () => {
@@ -161,6 +162,7 @@ describe('flags, experiments and shadow traffic', () => {
     expect(terse.every((b) => b.messages[0]!.content === 'Answer in five words.' && b.temperature === 0.1)).toBe(true);
     const fb = await postJson(`${gw.url}/v1/feedback`, { request_id: ids[0], rating: 'good' }, auth(gw.apiKey));
     expect(fb.status).toBe(200);
+    await gw.settled(); // every request's usage event is in the Ledger
 
     const results = await admin('GET', '/experiments/sys-prompt/results');
     expect(results.status).toBe(200);
@@ -182,7 +184,8 @@ describe('flags, experiments and shadow traffic', () => {
     const res = await postJson(chat, capped('Describe the ocean in a sentence.'), auth(gw.apiKey));
     expect(res.status).toBe(200);
     expect(res.headers.get('x-tollgate-model')).toBe('sim-small');
-    expect(await waitFor(() => candidate.engine.stats().completed >= 1)).toBe(true);
+    await shadowsDone();
+    expect(candidate.engine.stats().completed).toBe(1); // mirrored once, in the background
     // A failing candidate never reaches the user.
     candidate.engine.script([{ kind: 'error', status: 500 }]);
     const ok = await postJson(chat, capped('And the desert?'), auth(gw.apiKey));
@@ -190,11 +193,8 @@ describe('flags, experiments and shadow traffic', () => {
     // The budget (0.0005 USD/day) stops the mirroring after a few calls.
     for (let i = 0; i < 40; i++) await postJson(chat, capped(`Tell me fact number ${i} about whales, with details.`), auth(gw.apiKey));
     // Pairs are written when each shadow call ends.
-    let report = await admin('GET', '/shadow/auto');
-    await waitFor(async () => {
-      report = await admin('GET', '/shadow/auto');
-      return report.body.data[0].pairs === candidate.engine.stats().total;
-    });
+    await shadowsDone();
+    const report = await admin('GET', '/shadow/auto');
     expect(report.status).toBe(200);
     const candidateReport = report.body.data[0];
     expect(candidateReport.shadow_model).toBe('m-candidate');
@@ -206,7 +206,6 @@ describe('flags, experiments and shadow traffic', () => {
     expect(candidateReport.agreement_rate).toBe(1);
     expect(mirrored).toBeGreaterThanOrEqual(2);
     expect(mirrored).toBeLessThan(42); // stopped by the shadow budget
-    await gw.gateway.ledger.flush();
     const spend = await admin('GET', '/usage?group_by=route');
     const shadowRow = spend.body.data.find((r: any) => r.route === 'shadow');
     expect(Number(shadowRow.cost_usd)).toBeLessThanOrEqual(0.0005 + 0.0005); // the cap, plus at most one reservation

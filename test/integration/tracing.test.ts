@@ -5,22 +5,23 @@
 import { randomBytes } from 'node:crypto';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { SimServer } from '../../src/providers/simulated/server.js';
 import { type TestGateway, auth, httpSimConfig, postJson, postStream, startGateway, startSim } from '../helpers/gateway.js';
 
 const ask = (model: string, content: string, extra: Record<string, unknown> = {}) => ({ model, messages: [{ role: 'user', content }], ...extra });
 const unique = (what: string) => `${what} ${randomBytes(6).toString('hex')}`;
 
-/** The finished root span of a request (it ends after settle, so it is waited for). */
+/** The finished root span of a request (it ends after settle, or after a job's run: waited for). */
 async function rootOf(exporter: InMemorySpanExporter, requestId: string): Promise<ReadableSpan> {
-  const until = Date.now() + 5_000;
-  for (;;) {
-    const root = exporter.getFinishedSpans().find((s) => s.attributes['tollgate.request_id'] === requestId);
-    if (root) return root;
-    if (Date.now() > until) throw new Error(`no root span for request ${requestId}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
+  return vi.waitFor(
+    () => {
+      const root = exporter.getFinishedSpans().find((s) => s.attributes['tollgate.request_id'] === requestId);
+      if (!root) throw new Error(`no root span for request ${requestId}`);
+      return root;
+    },
+    { timeout: 10_000, interval: 5 },
+  );
 }
 
 const inTrace = (exporter: InMemorySpanExporter, root: ReadableSpan) =>
@@ -184,7 +185,7 @@ describe('tracing: spans per request, stage and attempt (in-memory exporter)', (
     });
     expect(res2.status).toBe(200);
     expect(res2.headers.get('x-tollgate-trace-id')).toBeNull();
-    await new Promise((r) => setTimeout(r, 100));
+    await gw.settled(); // a recorded trace's root span would have ended (and been exported) by now
     expect(exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === unsampled)).toEqual([]);
   });
 
@@ -233,7 +234,7 @@ describe('tracing: spans per request, stage and attempt (in-memory exporter)', (
     expect(res.headers.get('x-tollgate-trace-id')).toBeNull();
     const stream = await postStream(`${off.url}/v1/chat/completions`, ask('chain', unique('Untraced stream'), { stream: true }), auth(off.apiKey));
     expect(stream.sawDone).toBe(true);
-    await new Promise((r) => setTimeout(r, 100));
+    await off.settled(); // both requests settled: any span they made has ended
     expect(offExporter.getFinishedSpans()).toEqual([]);
     // The traced gateway's spans are its own: none carries the untraced gateway's request ids.
     expect(exporter.getFinishedSpans().some((s) => s.attributes['tollgate.request_id'] === res.headers.get('x-request-id'))).toBe(false);

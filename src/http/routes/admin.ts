@@ -8,6 +8,7 @@ import type { Authenticator } from '../../auth/authenticator.js';
 import type { KeyService } from '../../auth/key-service.js';
 import { extractKey, parseDuration } from '../../auth/keys.js';
 import { GatewayError } from '../../errors.js';
+import { DATE_RANGE_TEXT, MAX_DATE_MS, isDateInRange, isoOrNull } from '../../util/time.js';
 import { parsePolicyOverride } from '../../metering/policy.js';
 import type { CacheService } from '../../cache/service.js';
 import { adminCacheRoutes } from './cache.js';
@@ -41,7 +42,8 @@ export interface AdminRoutesOptions extends UsageRoutesOptions, KillSwitchRoutes
   webhookSecret?: (tenantId: string) => string;
 }
 
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+/** Stored times never fail a listing: out of range is clamped, not a number is null (src/util/time.ts). */
+const iso = isoOrNull;
 
 export function tenantJson(t: Tenant) {
   return { id: t.id, object: 'tenant', name: t.name, tier: t.tier, metadata: t.metadata, policy: t.policy, created_at: iso(t.createdAt) };
@@ -86,7 +88,7 @@ const tenantPatch = {
 } as const;
 const expiry = {
   expires_at: { type: ['string', 'integer', 'null'] },
-  expires_in: { type: 'string' },
+  expires_in: { type: 'string', maxLength: 32 },
 } as const;
 const keyCreate = {
   type: 'object',
@@ -114,19 +116,33 @@ const keyPatch = {
   },
 } as const;
 
-/** expires_at (ISO date or epoch seconds) or expires_in ("30d") -> epoch ms, null, or undefined (absent). */
-function parseExpiry(body: { expires_at?: string | number | null; expires_in?: string }): number | null | undefined {
+/**
+ * expires_at (ISO date or epoch seconds) or expires_in ("30d") -> epoch ms, null, or undefined
+ * (absent). Either must land between 1970-01-01 and 9999-12-31 (a later date could not be shown,
+ * and would break listings): 400 naming the field.
+ */
+function parseExpiry(body: { expires_at?: string | number | null; expires_in?: string }, now = Date.now()): number | null | undefined {
   if (body.expires_in !== undefined) {
+    let ms: number;
     try {
-      return Date.now() + parseDuration(body.expires_in);
+      ms = now + parseDuration(body.expires_in);
     } catch (err) {
       throw new GatewayError('invalid_value', (err as Error).message, { param: 'expires_in' });
     }
+    if (!isDateInRange(ms)) {
+      throw new GatewayError('invalid_value', `expires_in '${body.expires_in.slice(0, 32)}' ends after 9999-12-31; give a shorter duration`, { param: 'expires_in' });
+    }
+    return ms;
   }
   if (body.expires_at === undefined || body.expires_at === null) return body.expires_at;
   const ms = typeof body.expires_at === 'number' ? body.expires_at * 1000 : Date.parse(body.expires_at);
   if (!Number.isFinite(ms)) throw new GatewayError('invalid_value', 'expires_at must be an ISO 8601 date or epoch seconds', { param: 'expires_at' });
-  return ms;
+  if (!isDateInRange(Math.floor(ms))) {
+    throw new GatewayError('invalid_value', `expires_at must be a date ${DATE_RANGE_TEXT} (an ISO 8601 date, or epoch seconds up to ${Math.floor(MAX_DATE_MS / 1000)})`, {
+      param: 'expires_at',
+    });
+  }
+  return Math.floor(ms);
 }
 
 /** Storage errors -> 404/409. */

@@ -13,6 +13,7 @@
 import type { FastifyInstance } from 'fastify';
 import { GatewayError } from '../../errors.js';
 import { formatUsd } from '../../metering/cost.js';
+import { parseTimeParam as parseTime } from '../../util/time.js';
 import { type Experiment, type Experiments } from '../../routing/experiments.js';
 import { type Distribution, type ExperimentResults, type ExperimentResultsSource, type Interval, alignVariants, summarize } from '../../routing/experiment-stats.js';
 
@@ -45,15 +46,6 @@ export function experimentJson(e: Experiment) {
       params: v.params ?? {},
     })),
   };
-}
-
-/** ISO 8601 date or date-time, or epoch milliseconds. */
-function parseTime(value: string, param: string): number {
-  const ms = /^\d+$/.test(value) ? Number(value) : Date.parse(value);
-  if (!Number.isFinite(ms)) {
-    throw new GatewayError('invalid_value', `${param} must be an ISO 8601 date (2026-11-01 or 2026-11-01T12:00:00Z) or epoch milliseconds, got '${value}'`, { param });
-  }
-  return ms;
 }
 
 /** `[from, to)` from the query (or CLI flags); default: the last 7 days up to `now`. */

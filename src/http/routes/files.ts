@@ -3,20 +3,27 @@
  * `file`), GET /v1/files, GET /v1/files/:id, GET /v1/files/:id/content, DELETE /v1/files/:id.
  * Scoped to the API key's tenant.
  *
- * The upload is read whole by a content-type parser of this plugin only (so its size limit,
- * jobs.batch.maxFileBytes, is this route's: every other route keeps server.bodyLimitBytes), then
- * split into its parts here. It is not streamed by a multipart plugin reading the socket: the
- * body must pass through the preParsing hooks like any other (Idempotency-Key hashes it there,
- * and the official SDKs send that header on every POST), and a file is stored as one Buffer
- * anyway.
+ * An upload is checked before any byte of its body is read (onRequest): the API key (401/403,
+ * answered with `Connection: close` so an anonymous client cannot make the gateway read, or wait
+ * for, a body it will refuse), a Content-Length over jobs.batch.maxFileBytes (413), then the
+ * UploadGuard (src/jobs/upload-guard.ts: uploads in progress per key and in total, the key's
+ * request rate limit, the tenant's file quotas). The body is then read by this plugin's
+ * content-type parser, after the preParsing hooks (Idempotency-Key hashes it there), and streamed
+ * to a spool file on disk (src/http/multipart-upload.ts), which the FileStore takes over: memory
+ * stays bounded whatever the file's size.
  */
+import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Authenticator, AuthInfo } from '../../auth/authenticator.js';
 import { extractKey } from '../../auth/keys.js';
-import { GatewayError } from '../../errors.js';
+import { GatewayError, isGatewayError } from '../../errors.js';
 import { type BatchService, fileObject, fileTooLarge } from '../../jobs/batches.js';
 import type { FilePurpose } from '../../jobs/types.js';
+import type { UploadGuard, UploadSlot } from '../../jobs/upload-guard.js';
 import type { KillSwitches } from '../../metering/kill-switches.js';
+import { type ReceivedUpload, receiveMultipart } from '../multipart-upload.js';
 
 export interface FileRoutesOptions {
   batches: BatchService;
@@ -24,6 +31,13 @@ export interface FileRoutesOptions {
   killSwitches: Pick<KillSwitches, 'checkAccess'>;
   /** jobs.batch.maxFileBytes */
   maxFileBytes: number;
+  /** Caps, rate limit and quota of uploads, checked before the body is read. */
+  uploads: Pick<UploadGuard, 'admit' | 'checkReceived'>;
+  /** Where uploads are spooled while they arrive (created, mode 0700; stale files removed). */
+  spoolDir: string;
+  /** jobs.batch.uploadIdleTimeoutMs and uploadTimeoutMs: an upload that stalls or drags is ended with 408. */
+  idleTimeoutMs?: number;
+  timeoutMs?: number;
 }
 
 /** Room for the multipart framing and the `purpose` field around the file itself. */
@@ -71,37 +85,81 @@ export function listObject<T extends { id: string }>(page: { data: T[]; hasMore:
 }
 
 export async function fileRoutes(app: FastifyInstance, opts: FileRoutesOptions): Promise<void> {
-  const { batches, authenticator, killSwitches, maxFileBytes } = opts;
+  const { batches, authenticator, killSwitches, maxFileBytes, uploads, spoolDir } = opts;
   const caller = (request: FastifyRequest) => apiCaller(request, authenticator, killSwitches);
+  prepareSpool(spoolDir);
+  const admitted = new WeakMap<FastifyRequest, { auth: AuthInfo; slot: UploadSlot }>();
+  const unsupported = () =>
+    new GatewayError('unsupported_media_type', "Unsupported Content-Type: send 'multipart/form-data' with the fields 'purpose' and 'file'.");
 
-  // In this plugin only: multipart bodies, read whole (after the preParsing hooks), nothing else.
+  // In this plugin only: multipart bodies, streamed to the spool (after the preParsing hooks), nothing else.
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('multipart/form-data', { parseAs: 'buffer' }, (_request, body, done) => done(null, body));
+  app.addContentTypeParser('multipart/form-data', async (request: FastifyRequest, payload: AsyncIterable<Buffer>) => {
+    const slot = admitted.get(request)?.slot;
+    if (!slot) throw unsupported(); // not the upload route
+    const upload = await receiveMultipart(payload, request.headers['content-type'] ?? '', {
+      spoolDir,
+      maxFileBytes,
+      maxBodyBytes: maxFileBytes + MULTIPART_OVERHEAD,
+      tooLarge: () => fileTooLarge(maxFileBytes),
+      onBuffered: (maxBufferedBytes) => slot.report({ bytes: 0, maxBufferedBytes }),
+      ...(opts.idleTimeoutMs !== undefined ? { idleTimeoutMs: opts.idleTimeoutMs } : {}),
+      ...(opts.timeoutMs !== undefined ? { timeoutMs: opts.timeoutMs } : {}),
+      timedOut: (why) =>
+        new GatewayError(
+          'request_timeout',
+          why === 'idle'
+            ? `The upload stopped: no bytes came for ${opts.idleTimeoutMs} ms (jobs.batch.uploadIdleTimeoutMs).`
+            : `The upload took longer than ${opts.timeoutMs} ms (jobs.batch.uploadTimeoutMs).`,
+        ),
+    }).catch((err: unknown) => {
+      throw closing(err); // refused mid-body: the rest of it is not read
+    });
+    slot.report({ bytes: upload.file?.bytes ?? 0, maxBufferedBytes: upload.maxBufferedBytes });
+    return upload;
+  });
   // This plugin's framework errors say what this route takes; the rest go to the app's handler.
   app.setErrorHandler((err: FastifyError, _request, _reply) => {
-    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') throw fileTooLarge(maxFileBytes);
-    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') {
-      throw new GatewayError('unsupported_media_type', "Unsupported Content-Type: send 'multipart/form-data' with the fields 'purpose' and 'file'.");
-    }
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') throw closing(fileTooLarge(maxFileBytes));
+    if (err.code === 'FST_ERR_CTP_INVALID_MEDIA_TYPE') throw closing(unsupported()); // its body is not read
     throw err;
   });
 
-  app.post('/v1/files', { bodyLimit: maxFileBytes + MULTIPART_OVERHEAD }, async (request, reply) => {
-    const auth = await caller(request);
-    const body = request.body;
-    if (!Buffer.isBuffer(body)) {
-      throw new GatewayError('unsupported_media_type', "Unsupported Content-Type: send 'multipart/form-data' with the fields 'purpose' and 'file'.");
+  /** Before any byte of the body is read: who is calling, how much they announce, whether they may upload now. */
+  async function admitUpload(request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    try {
+      const auth = await caller(request);
+      const declared = contentLength(request);
+      if (declared !== undefined && declared > maxFileBytes + MULTIPART_OVERHEAD) throw fileTooLarge(maxFileBytes);
+      const slot = await uploads.admit(auth, declared);
+      // Given back when the exchange ends: answered, failed, or the client gone.
+      reply.raw.once('close', () => slot.release());
+      admitted.set(request, { auth, slot });
+    } catch (err) {
+      // The body is not read: the connection must not be reused (the rest of it would follow).
+      throw closing(err);
     }
-    const parts = parseMultipart(body, request.headers['content-type'] ?? '');
-    const purpose = parts.find((p) => p.name === 'purpose' && p.filename === undefined);
-    const files = parts.filter((p) => p.name === 'file');
-    if (files.length === 0) throw new GatewayError('missing_field', "Missing required parameter: 'file'.", { param: 'file' });
-    if (files.length > 1) throw new GatewayError('invalid_value', "Invalid value for 'file': send exactly one file.", { param: 'file' });
-    const file = files[0]!;
-    const filename = basename(file.filename ?? 'file').slice(0, MAX_FILENAME) || 'file';
-    const record = await batches.uploadFile(auth, { purpose: purpose?.data.toString('utf8'), filename, content: file.data });
-    reply.header('x-request-id', request.id);
-    return fileObject(record);
+  }
+
+  app.post('/v1/files', { bodyLimit: maxFileBytes + MULTIPART_OVERHEAD, onRequest: admitUpload }, async (request, reply) => {
+    const { auth } = admitted.get(request)!;
+    const upload = request.body as ReceivedUpload | undefined;
+    if (!upload || !(upload.fields instanceof Map)) throw unsupported();
+    try {
+      if (!upload.file) throw new GatewayError('missing_field', "Missing required parameter: 'file'.", { param: 'file' });
+      const filename = basename(upload.file.filename ?? 'file').slice(0, MAX_FILENAME) || 'file';
+      await uploads.checkReceived(auth, upload.file.bytes);
+      const record = await batches.uploadFile(auth, {
+        purpose: upload.fields.get('purpose'),
+        filename,
+        content: { path: upload.file.path },
+        bytes: upload.file.bytes,
+      });
+      reply.header('x-request-id', request.id);
+      return fileObject(record);
+    } finally {
+      if (upload.file) await rm(upload.file.path, { force: true }); // moved by the store, or refused
+    }
   });
 
   app.get('/v1/files', async (request, reply) => {
@@ -143,90 +201,31 @@ export async function fileRoutes(app: FastifyInstance, opts: FileRoutesOptions):
   });
 }
 
-// --- multipart/form-data (RFC 7578) over a body already in memory ---
-
-export interface FormPart {
-  name: string;
-  /** Present on file parts. */
-  filename: string | undefined;
-  contentType: string | undefined;
-  /** A view into the body (not a copy). */
-  data: Buffer;
+/** The Content-Length header as a number; undefined when absent or not a plain number. */
+function contentLength(request: FastifyRequest): number | undefined {
+  const value = request.headers['content-length'];
+  return typeof value === 'string' && /^\d{1,16}$/.test(value) ? Number(value) : undefined;
 }
 
-const CRLF = Buffer.from('\r\n');
-const HEADER_END = Buffer.from('\r\n\r\n');
-
-function malformed(why: string): GatewayError {
-  return new GatewayError('invalid_request', `The multipart/form-data body could not be read: ${why}.`);
+/** The error with `Connection: close`: answered before its body was read whole. */
+function closing<T>(err: T): T {
+  if (isGatewayError(err)) err.headers['connection'] = 'close';
+  return err;
 }
 
-/** Splits a multipart/form-data body into its parts; 400 when it is not well formed. */
-export function parseMultipart(body: Buffer, contentType: string): FormPart[] {
-  const m = /;\s*boundary=(?:"([^"]{1,70})"|([^\s;]{1,70}))/i.exec(contentType);
-  const boundary = m?.[1] ?? m?.[2];
-  if (!boundary) throw malformed('the Content-Type header has no boundary');
-  const delimiter = Buffer.from(`--${boundary}`);
-  const next = Buffer.from(`\r\n--${boundary}`);
-  let pos = body.indexOf(delimiter);
-  if (pos < 0) throw malformed('no part starts with the boundary');
-  const parts: FormPart[] = [];
-  for (;;) {
-    pos += delimiter.length;
-    if (body[pos] === 0x2d && body[pos + 1] === 0x2d) return parts; // the closing delimiter
-    while (body[pos] === 0x20 || body[pos] === 0x09) pos++; // transport padding
-    if (!body.subarray(pos, pos + 2).equals(CRLF)) throw malformed('a boundary line is not followed by CRLF');
-    pos += 2;
-    let headerEnd: number;
-    let dataStart: number;
-    if (body.subarray(pos, pos + 2).equals(CRLF)) {
-      headerEnd = pos; // a part without headers
-      dataStart = pos + 2;
-    } else {
-      headerEnd = body.indexOf(HEADER_END, pos);
-      if (headerEnd < 0) throw malformed("a part's headers do not end");
-      dataStart = headerEnd + 4;
-    }
-    const end = body.indexOf(next, dataStart);
-    if (end < 0) throw malformed('the body ends before the closing boundary');
-    const headers = partHeaders(body.toString('utf8', pos, headerEnd));
-    const disposition = headers.get('content-disposition');
-    const params = disposition ? dispositionParams(disposition) : undefined;
-    if (params?.name !== undefined) {
-      parts.push({ name: params.name, filename: params.filename, contentType: headers.get('content-type'), data: body.subarray(dataStart, end) });
-    }
-    pos = end + 2; // at the next delimiter
-  }
-}
-
-function partHeaders(text: string): Map<string, string> {
-  const headers = new Map<string, string>();
-  for (const line of text.split('\r\n')) {
-    const colon = line.indexOf(':');
-    if (colon > 0) headers.set(line.slice(0, colon).trim().toLowerCase(), line.slice(colon + 1).trim());
-  }
-  return headers;
-}
-
-/** `form-data; name="file"; filename="a.jsonl"` (quoted or bare values; RFC 5987 `filename*`). */
-function dispositionParams(value: string): { name?: string; filename?: string } {
-  const out: { name?: string; filename?: string } = {};
-  const re = /;\s*([A-Za-z*]+)\s*=\s*(?:"((?:[^"\\]|\\.)*)"|([^;]*))/g;
-  for (let m = re.exec(value); m; m = re.exec(value)) {
-    const key = m[1]!.toLowerCase();
-    const raw = m[2] !== undefined ? m[2].replace(/\\(.)/g, '$1') : m[3]!.trim();
-    if (key === 'name') out.name = raw;
-    else if (key === 'filename' && out.filename === undefined) out.filename = raw;
-    else if (key === 'filename*') {
-      const ext = /^[\w-]+'[^']*'(.*)$/.exec(raw);
-      try {
-        out.filename = decodeURIComponent(ext?.[1] ?? raw);
-      } catch {
-        /* keep the plain filename */
-      }
+/** Creates the spool folder; removes spool files a day old (an upload cut short by a crash). */
+function prepareSpool(dir: string): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  const cutoff = Date.now() - 24 * 3_600_000;
+  for (const name of readdirSync(dir)) {
+    if (!name.endsWith('.part')) continue;
+    const path = join(dir, name);
+    try {
+      if (statSync(path).mtimeMs < cutoff) rmSync(path, { force: true });
+    } catch {
+      /* gone meanwhile */
     }
   }
-  return out;
 }
 
 function basename(name: string): string {

@@ -16,6 +16,7 @@ import type { FastifyInstance, FastifySchemaValidationError } from 'fastify';
 import type { Authenticator } from '../../auth/authenticator.js';
 import { extractKey } from '../../auth/keys.js';
 import { GatewayError } from '../../errors.js';
+import { isoOrNull } from '../../util/time.js';
 import { CACHE_MODES, type FlagInput, type FlagService, type FlagUpdate } from '../../routing/flags.js';
 import type { Flag, FlagAuditEntry, FlagEffect } from '../../routing/types.js';
 import { RecordConflict, RecordNotFound } from '../../storage/types.js';
@@ -26,7 +27,7 @@ export interface FlagRoutesOptions {
   authenticator: Authenticator;
 }
 
-const iso = (ms: number) => new Date(ms).toISOString();
+const iso = (ms: number) => isoOrNull(ms);
 
 /** A flag as the admin API shows it: absent targeting lists are null (no constraint), percentage defaults to 100. */
 export function flagJson(f: Flag) {

@@ -7,6 +7,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Authenticator } from '../../auth/authenticator.js';
 import { extractKey } from '../../auth/keys.js';
 import { GatewayError } from '../../errors.js';
+import { isoOrNull } from '../../util/time.js';
 import { KILL_SWITCH_SCOPES, type KillSwitches } from '../../metering/kill-switches.js';
 import { type KillSwitch, RecordConflict, RecordNotFound } from '../../storage/types.js';
 
@@ -23,7 +24,7 @@ export function killSwitchJson(s: KillSwitch) {
     target: s.target,
     reason: s.reason,
     created_by: s.createdBy,
-    created_at: new Date(s.createdAt).toISOString(),
+    created_at: isoOrNull(s.createdAt),
   };
 }
 

@@ -6,6 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Authenticator } from '../../auth/authenticator.js';
 import { extractKey } from '../../auth/keys.js';
 import { GatewayError } from '../../errors.js';
+import { isoOrNull } from '../../util/time.js';
 import { formatUsd } from '../../metering/cost.js';
 import type { CacheOutcome, RequestLogEntry, RequestLogQuery, RequestLogStore } from '../../storage/types.js';
 
@@ -98,7 +99,7 @@ export function requestJson(e: RequestLogEntry) {
     id: e.id,
     object: 'request',
     request_id: e.requestId,
-    created_at: new Date(e.ts).toISOString(),
+    created_at: isoOrNull(e.ts),
     tenant_id: e.tenantId,
     key_id: e.keyId,
     user: e.userId,

@@ -1,13 +1,21 @@
 /**
- * `FileStore` on PostgreSQL (tables `files` and `batches`, migration 6), with the semantics of
- * `SqliteFileStore` (same contract suite). A file's bytes are a `bytea` column (TOASTed; listings
- * never select it). Listings are newest first by (created_at, id); the cursor is the last item's
+ * `FileStore` on PostgreSQL (tables `files`, `file_chunks` and `batches`, migrations 7 and 9),
+ * with the semantics of `SqliteFileStore` (same contract suite). A file's bytes are rows of
+ * `file_chunks` (1 MiB each), written in the transaction that inserts the file's row (a reader
+ * sees all of them or none) and deleted by the statement that deletes it: postgres.js sends a
+ * bytea parameter as hex text, so one value per file would take three times the file's size in
+ * memory, and a spooled upload is read from disk a chunk at a time. Space of deleted chunks is
+ * reused after autovacuum. Listings are newest first by (created_at, id); the cursor is the last item's
  * id. `updateBatch` locks the batch's row only when its status is one of `from` (`FOR UPDATE`
  * re-checks the status on the latest version), so of two processes moving a batch from the same
  * status only one wins. Times come from the caller, never the server's clock.
  */
-import type { BatchRecord, BatchStatus, FilePurpose, FileRecord, FileStore } from '../../jobs/types.js';
+import { createReadStream } from 'node:fs';
+import type { BatchRecord, BatchStatus, FileContent, FilePurpose, FileRecord, FileStore } from '../../jobs/types.js';
 import type { Queryable, Sql } from './database.js';
+
+/** Bytes per `file_chunks` row. */
+const CHUNK_BYTES = 1024 * 1024;
 
 /** int8 arrive as numbers (database.ts); JSON columns parsed (postgres.js). */
 interface FileRow {
@@ -54,10 +62,19 @@ export class PostgresFileStore implements FileStore {
     this.#sql = sql;
   }
 
-  async putFile(f: FileRecord, content: Buffer): Promise<void> {
-    await this.#sql`
-      INSERT INTO files (id, tenant_id, purpose, filename, bytes, created_at, expires_at, content)
-      VALUES (${f.id}, ${f.tenantId}, ${f.purpose}, ${f.filename}, ${f.bytes}, ${f.createdAt}, ${f.expiresAt}, ${content})`;
+  async putFile(f: FileRecord, content: FileContent): Promise<void> {
+    await this.#sql.begin(async (tx) => {
+      await tx`
+        INSERT INTO files (id, tenant_id, purpose, filename, bytes, created_at, expires_at)
+        VALUES (${f.id}, ${f.tenantId}, ${f.purpose}, ${f.filename}, ${f.bytes}, ${f.createdAt}, ${f.expiresAt})`;
+      let seq = 0;
+      const put = (data: Buffer) => tx`INSERT INTO file_chunks (file_id, seq, data) VALUES (${f.id}, ${seq++}, ${data})`;
+      if (Buffer.isBuffer(content)) {
+        for (let at = 0; at < content.length; at += CHUNK_BYTES) await put(content.subarray(at, at + CHUNK_BYTES));
+      } else {
+        for await (const chunk of createReadStream(content.path, { highWaterMark: CHUNK_BYTES })) await put(chunk as Buffer);
+      }
+    });
   }
 
   async getFile(id: string, tenantId: string): Promise<FileRecord | undefined> {
@@ -68,8 +85,13 @@ export class PostgresFileStore implements FileStore {
   }
 
   async getContent(id: string, tenantId: string): Promise<Buffer | undefined> {
-    const [row] = await this.#sql<{ content: Buffer }[]>`SELECT content FROM files WHERE id = ${id} AND tenant_id = ${tenantId}`;
-    return row?.content;
+    // No row: no such file; one row with no data: an empty file.
+    const rows = await this.#sql<{ data: Buffer | null }[]>`
+      SELECT c.data FROM files f LEFT JOIN file_chunks c ON c.file_id = f.id
+      WHERE f.id = ${id} AND f.tenant_id = ${tenantId}
+      ORDER BY c.seq`;
+    if (rows.length === 0) return undefined;
+    return Buffer.concat(rows.flatMap((r) => (r.data ? [r.data] : [])));
   }
 
   async listFiles(tenantId: string, opts: { purpose?: FilePurpose; after?: string; limit: number }): Promise<{ data: FileRecord[]; hasMore: boolean }> {
@@ -90,11 +112,19 @@ export class PostgresFileStore implements FileStore {
   }
 
   async deleteFile(id: string, tenantId: string): Promise<boolean> {
-    return (await this.#sql`DELETE FROM files WHERE id = ${id} AND tenant_id = ${tenantId}`).count === 1;
+    const [row] = await this.#sql<{ n: number }[]>`
+      WITH gone AS (DELETE FROM files WHERE id = ${id} AND tenant_id = ${tenantId} RETURNING id),
+        chunks AS (DELETE FROM file_chunks WHERE file_id IN (SELECT id FROM gone))
+      SELECT COUNT(*)::int AS n FROM gone`;
+    return row!.n === 1;
   }
 
   async deleteExpiredFiles(now: number): Promise<number> {
-    return (await this.#sql`DELETE FROM files WHERE expires_at IS NOT NULL AND expires_at <= ${now}`).count;
+    const [row] = await this.#sql<{ n: number }[]>`
+      WITH gone AS (DELETE FROM files WHERE expires_at IS NOT NULL AND expires_at <= ${now} RETURNING id),
+        chunks AS (DELETE FROM file_chunks WHERE file_id IN (SELECT id FROM gone))
+      SELECT COUNT(*)::int AS n FROM gone`;
+    return row!.n;
   }
 
   async createBatch(b: BatchRecord): Promise<void> {

@@ -291,6 +291,23 @@ export class PostgresJobStore implements JobStore {
     return rows.map(toJob);
   }
 
+  async deleteFinished(before: number, limit: number): Promise<number> {
+    if (limit <= 0) return 0;
+    // SKIP LOCKED: a job another transaction is changing (a webhook being recorded) waits for the next sweep.
+    const [row] = await this.#sql<{ n: number }[]>`
+      WITH old AS (
+        SELECT seq FROM jobs
+        WHERE status IN ('succeeded', 'failed', 'cancelled', 'expired') AND finished_at < ${before}
+          AND (webhook_state IS NULL OR webhook_state <> 'pending')
+        ORDER BY finished_at LIMIT ${Math.floor(limit)}
+        FOR UPDATE SKIP LOCKED
+      ),
+      gone AS (DELETE FROM jobs WHERE seq IN (SELECT seq FROM old) RETURNING id),
+      logs AS (DELETE FROM webhook_deliveries WHERE job_id IN (SELECT id FROM gone))
+      SELECT COUNT(*)::int AS n FROM gone`;
+    return row!.n;
+  }
+
   async claimWebhooks(opts: { owner: string; limit: number; leaseMs: number; now: number }): Promise<JobRecord[]> {
     if (opts.limit <= 0) return [];
     // SKIP LOCKED: two dispatchers polling at once take different jobs; the lease (webhook_next_at

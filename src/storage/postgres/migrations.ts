@@ -336,4 +336,89 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       CREATE INDEX request_log_by_tenant ON request_log (tenant_id, ts, id);
     `,
   },
+  {
+    version: 9,
+    name: 'stored data per tenant (quotas), file contents in chunks, finished jobs by end time',
+    sql: `
+      -- What each tenant keeps stored (quotas, src/metering/storage-quotas.ts): rows and bytes of
+      -- files, jobs (request bodies) and feedback, kept by the statement triggers below (one
+      -- upsert per statement and tenant, in the statement's transaction).
+      CREATE TABLE tenant_storage (
+        tenant_id   TEXT COLLATE "C" PRIMARY KEY,
+        files       BIGINT NOT NULL DEFAULT 0,
+        file_bytes  BIGINT NOT NULL DEFAULT 0,
+        jobs        BIGINT NOT NULL DEFAULT 0,
+        job_bytes   BIGINT NOT NULL DEFAULT 0,
+        feedback    BIGINT NOT NULL DEFAULT 0
+      );
+      INSERT INTO tenant_storage (tenant_id, files, file_bytes)
+        SELECT tenant_id, COUNT(*), SUM(bytes) FROM files GROUP BY tenant_id;
+      INSERT INTO tenant_storage AS s (tenant_id, jobs, job_bytes)
+        SELECT tenant_id, COUNT(*), SUM(octet_length(body::text)) FROM jobs GROUP BY tenant_id
+        ON CONFLICT (tenant_id) DO UPDATE SET jobs = excluded.jobs, job_bytes = excluded.job_bytes;
+      INSERT INTO tenant_storage AS s (tenant_id, feedback)
+        SELECT tenant_id, COUNT(*) FROM feedback GROUP BY tenant_id
+        ON CONFLICT (tenant_id) DO UPDATE SET feedback = excluded.feedback;
+
+      -- Added rows (an INSERT's transition table holds only the rows really inserted, not those an
+      -- ON CONFLICT clause updated or skipped). Tenants in id order, so two statements lock the
+      -- counters in the same order.
+      CREATE FUNCTION tenant_storage_add() RETURNS trigger LANGUAGE plpgsql AS $fn$
+      BEGIN
+        IF TG_TABLE_NAME = 'files' THEN
+          INSERT INTO tenant_storage AS s (tenant_id, files, file_bytes)
+            SELECT tenant_id, COUNT(*), SUM(bytes) FROM added GROUP BY tenant_id ORDER BY tenant_id
+            ON CONFLICT (tenant_id) DO UPDATE SET files = s.files + excluded.files, file_bytes = s.file_bytes + excluded.file_bytes;
+        ELSIF TG_TABLE_NAME = 'jobs' THEN
+          INSERT INTO tenant_storage AS s (tenant_id, jobs, job_bytes)
+            SELECT tenant_id, COUNT(*), SUM(octet_length(body::text)) FROM added GROUP BY tenant_id ORDER BY tenant_id
+            ON CONFLICT (tenant_id) DO UPDATE SET jobs = s.jobs + excluded.jobs, job_bytes = s.job_bytes + excluded.job_bytes;
+        ELSE
+          INSERT INTO tenant_storage AS s (tenant_id, feedback)
+            SELECT tenant_id, COUNT(*) FROM added GROUP BY tenant_id ORDER BY tenant_id
+            ON CONFLICT (tenant_id) DO UPDATE SET feedback = s.feedback + excluded.feedback;
+        END IF;
+        RETURN NULL;
+      END
+      $fn$;
+      CREATE FUNCTION tenant_storage_remove() RETURNS trigger LANGUAGE plpgsql AS $fn$
+      BEGIN
+        PERFORM 1 FROM tenant_storage WHERE tenant_id IN (SELECT tenant_id FROM removed) ORDER BY tenant_id FOR UPDATE;
+        IF TG_TABLE_NAME = 'files' THEN
+          UPDATE tenant_storage s SET files = s.files - d.n, file_bytes = s.file_bytes - d.b
+            FROM (SELECT tenant_id, COUNT(*) AS n, SUM(bytes) AS b FROM removed GROUP BY tenant_id) d WHERE s.tenant_id = d.tenant_id;
+        ELSIF TG_TABLE_NAME = 'jobs' THEN
+          UPDATE tenant_storage s SET jobs = s.jobs - d.n, job_bytes = s.job_bytes - d.b
+            FROM (SELECT tenant_id, COUNT(*) AS n, SUM(octet_length(body::text)) AS b FROM removed GROUP BY tenant_id) d WHERE s.tenant_id = d.tenant_id;
+        ELSE
+          UPDATE tenant_storage s SET feedback = s.feedback - d.n
+            FROM (SELECT tenant_id, COUNT(*) AS n FROM removed GROUP BY tenant_id) d WHERE s.tenant_id = d.tenant_id;
+        END IF;
+        RETURN NULL;
+      END
+      $fn$;
+      CREATE TRIGGER files_storage_add AFTER INSERT ON files REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION tenant_storage_add();
+      CREATE TRIGGER files_storage_remove AFTER DELETE ON files REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION tenant_storage_remove();
+      CREATE TRIGGER jobs_storage_add AFTER INSERT ON jobs REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION tenant_storage_add();
+      CREATE TRIGGER jobs_storage_remove AFTER DELETE ON jobs REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION tenant_storage_remove();
+      CREATE TRIGGER feedback_storage_add AFTER INSERT ON feedback REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION tenant_storage_add();
+      CREATE TRIGGER feedback_storage_remove AFTER DELETE ON feedback REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION tenant_storage_remove();
+
+      -- A file's bytes in 1 MiB chunks, so an upload is written and read a chunk at a time (a
+      -- bytea parameter is sent as text: a 100 MiB file in one value would take ~300 MiB of
+      -- memory). Deleted with the file (same statement). Files written before: moved here.
+      CREATE TABLE file_chunks (
+        file_id  TEXT COLLATE "C" NOT NULL,
+        seq      INTEGER NOT NULL,
+        data     BYTEA NOT NULL,
+        PRIMARY KEY (file_id, seq)
+      );
+      ALTER TABLE files ALTER COLUMN content DROP NOT NULL;
+      INSERT INTO file_chunks (file_id, seq, data) SELECT id, 0, content FROM files WHERE octet_length(content) > 0;
+      UPDATE files SET content = NULL WHERE content IS NOT NULL;
+
+      -- Finished jobs by end time: the retention sweep (jobs.retentionMs).
+      CREATE INDEX jobs_finished ON jobs (finished_at) WHERE status IN ('succeeded', 'failed', 'cancelled', 'expired');
+    `,
+  },
 ];

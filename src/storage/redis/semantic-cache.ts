@@ -11,6 +11,11 @@
  * - `<p>sc:exp`     sorted set, score expiresAt, member id: members whose hash has expired are
  *   removed from both sets by `put` (at most every 10 s, 1,000 at a time), `purgeExpired` and
  *   lazily by `scan`.
+ * - `<p>sc:t:<tenant>` sorted set, member id, score the order of last use within the tenant (the
+ *   set's highest + 1 on a put, and on a get that finds the entry): fair shares. A put over
+ *   `maxEntriesPerTenant` evicts the tenant's lowest, in the same script, and announces them as a
+ *   delete. PEXPIRE'd to the longest TTL written into it (it outlives its entries, never leaks);
+ *   members of expired entries are removed with them from the other sets.
  * - `<p>sc:changes` pub/sub channel: JSON `{origin, kind, id | ids | threshold | filter}`,
  *   published in the same MULTI (or script) as the change. `put` messages carry only the id; the
  *   receiver fetches the entry. A process never hears its own messages (origin: a random id per
@@ -29,7 +34,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import type { CacheFilter, SemanticChange, SemanticEntry, SemanticStore } from '../../cache/types.js';
-import { matchesFilter } from '../memory/exact-cache.js';
+import { matchesFilter, tenantOfKey } from '../memory/exact-cache.js';
 import { bufferToVector, checkEntry, vectorToBuffer } from '../sqlite/semantic-cache.js';
 import { filterGlob, quit } from './exact-cache.js';
 
@@ -47,6 +52,8 @@ export interface RedisSemanticStoreOptions {
   ownsClient?: boolean;
   /** Errors of the background work (subscribing, fetching announced entries, bad messages). Default: ignored. */
   onError?: (err: unknown) => void;
+  /** Entries one tenant may hold; a put beyond it evicts the tenant's least recently used. Default: unbounded. */
+  maxEntriesPerTenant?: number;
 }
 
 type MessageBody =
@@ -61,15 +68,73 @@ const SCAN_COUNT = 1_000;
 const DELETE_BATCH = 500;
 const PURGE_EVERY_MS = 10_000;
 const PURGE_LIMIT = 1_000;
+/** Most entries one put evicts (a lowered share is reached over a few puts, never in one long script). */
+const TRIM_PER_PUT = 1_000;
 
-/** Removes from both sets up to ARGV[2] members whose expiry (sc:exp score) is <= ARGV[1]. */
+/**
+ * Removes from both sets, and from their tenants' sets (ARGV[3] .. tenant), up to ARGV[2] members
+ * whose expiry (sc:exp score) is <= ARGV[1].
+ */
 const PURGE_LUA = `
 local ids = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
 if #ids > 0 then
   redis.call('ZREM', KEYS[1], unpack(ids))
   redis.call('ZREM', KEYS[2], unpack(ids))
+  for _, id in ipairs(ids) do
+    redis.call('ZREM', ARGV[3] .. (string.match(id, '^([^/]*)/') or ''), id)
+  end
 end
 return #ids`;
+
+/**
+ * Writes an entry and holds its tenant to its share. KEYS: the entry's hash, sc:idx, sc:exp, the
+ * tenant's set. ARGV: [1] id, [2] TTL ms, [3] createdAt, [4] expiresAt, [5] share (0: unbounded),
+ * [6] the hashes' key namespace, [7] channel, [8] the put message, [9] origin, [10] trim cap,
+ * [11..] the hash's fields and values. Returns the evicted ids (announced as one delete).
+ */
+const PUT_LUA = `
+local id = ARGV[1]
+local ttl = tonumber(ARGV[2])
+redis.call('UNLINK', KEYS[1])
+redis.call('HSET', KEYS[1], unpack(ARGV, 11, #ARGV))
+redis.call('PEXPIRE', KEYS[1], ttl)
+redis.call('ZADD', KEYS[2], ARGV[3], id)
+redis.call('ZADD', KEYS[3], ARGV[4], id)
+local top = redis.call('ZRANGE', KEYS[4], -1, -1, 'WITHSCORES')
+local score = 1
+if #top == 2 then score = tonumber(top[2]) + 1 end
+redis.call('ZADD', KEYS[4], score, id)
+if redis.call('PTTL', KEYS[4]) < ttl then redis.call('PEXPIRE', KEYS[4], ttl) end
+redis.call('PUBLISH', ARGV[7], ARGV[8])
+local share = tonumber(ARGV[5])
+if share <= 0 then return {} end
+local over = math.min(redis.call('ZCARD', KEYS[4]) - share, tonumber(ARGV[10]))
+if over <= 0 then return {} end
+local evicted = {}
+for _, member in ipairs(redis.call('ZRANGE', KEYS[4], 0, over)) do
+  if #evicted == over then break end
+  if member ~= id then evicted[#evicted + 1] = member end
+end
+for _, member in ipairs(evicted) do
+  redis.call('UNLINK', ARGV[6] .. member)
+  redis.call('ZREM', KEYS[4], member)
+  redis.call('ZREM', KEYS[2], member)
+  redis.call('ZREM', KEYS[3], member)
+end
+redis.call('PUBLISH', ARGV[7], cjson.encode({origin = ARGV[9], kind = 'delete', ids = evicted}))
+return evicted`;
+
+/** A get that found the entry (KEYS[1], its hash) makes it its tenant's (KEYS[2]) most recently used. ARGV[1]: the id. */
+const TOUCH_LUA = `
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+local top = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+if #top == 2 and top[1] == ARGV[1] then return 1 end
+local score = 1
+if #top == 2 then score = tonumber(top[2]) + 1 end
+redis.call('ZADD', KEYS[2], score, ARGV[1])
+local ttl = redis.call('PTTL', KEYS[1])
+if redis.call('PTTL', KEYS[2]) < ttl then redis.call('PEXPIRE', KEYS[2], ttl) end
+return 1`;
 
 /** Sets the threshold only on an existing entry (HSET would create a bare hash), and announces it. */
 const THRESHOLD_LUA = `
@@ -78,8 +143,13 @@ redis.call('HSET', KEYS[1], 'threshold', ARGV[1])
 redis.call('PUBLISH', ARGV[2], ARGV[3])
 return 1`;
 
-const COMMANDS = { purge: 'tollgateSemanticPurge', threshold: 'tollgateSemanticThreshold' } as const;
-type ScriptCall = (numKeys: number, ...keysAndArgs: string[]) => Promise<unknown>;
+const COMMANDS = {
+  purge: 'tollgateSemanticPurge',
+  threshold: 'tollgateSemanticThreshold',
+  put: 'tollgateSemanticPut',
+  touch: 'tollgateSemanticTouch',
+} as const;
+type ScriptCall = (numKeys: number, ...keysAndArgs: Array<string | Buffer>) => Promise<unknown>;
 
 export class RedisSemanticStore implements SemanticStore {
   readonly #redis: Redis;
@@ -90,6 +160,9 @@ export class RedisSemanticStore implements SemanticStore {
   readonly #idx: string;
   readonly #exp: string;
   readonly #channel: string;
+  /** Namespace of the tenants' sets (`<p>sc:t:`). */
+  readonly #shares: string;
+  readonly #share: number;
   readonly #origin = randomUUID();
   readonly #listeners = new Set<(change: SemanticChange) => void>();
   readonly #resyncs = new Set<() => void>();
@@ -111,11 +184,17 @@ export class RedisSemanticStore implements SemanticStore {
     this.#idx = `${prefix}sc:idx`;
     this.#exp = `${prefix}sc:exp`;
     this.#channel = `${prefix}sc:changes`;
+    this.#shares = `${prefix}sc:t:`;
+    const share = opts.maxEntriesPerTenant ?? 0;
+    if (!Number.isInteger(share) || share < 0) throw new RangeError(`maxEntriesPerTenant must be a positive integer, got ${share}`);
+    this.#share = share;
     this.#redis.defineCommand(COMMANDS.purge, { lua: PURGE_LUA });
     this.#redis.defineCommand(COMMANDS.threshold, { lua: THRESHOLD_LUA });
+    this.#redis.defineCommand(COMMANDS.put, { lua: PUT_LUA });
+    this.#redis.defineCommand(COMMANDS.touch, { lua: TOUCH_LUA });
   }
 
-  async put(entry: SemanticEntry): Promise<void> {
+  async put(entry: SemanticEntry): Promise<string[]> {
     checkEntry(entry);
     this.#checkOpen();
     const now = Date.now();
@@ -123,52 +202,67 @@ export class RedisSemanticStore implements SemanticStore {
     const ttl = Math.ceil(entry.expiresAt - now);
     if (ttl <= 0) {
       // Already expired: nothing to keep (and an older entry under this id is gone).
-      await exec(this.#redis.multi().unlink(key).zrem(this.#idx, entry.id).zrem(this.#exp, entry.id));
-      return;
+      await exec(
+        this.#redis.multi().unlink(key).zrem(this.#idx, entry.id).zrem(this.#exp, entry.id).zrem(this.#shareKey(entry.id), entry.id),
+      );
+      return [];
     }
-    await exec(
-      this.#redis
-        .multi()
-        .unlink(key)
-        .hset(key, {
-          scope: entry.scope,
-          tenantId: entry.tenantId,
-          route: entry.route,
-          embedder: entry.embedder,
-          question: entry.question,
-          vector: vectorToBuffer(entry.vector),
-          answer: entry.answer,
-          createdAt: String(entry.createdAt),
-          expiresAt: String(entry.expiresAt),
-          threshold: entry.threshold === null ? '' : String(entry.threshold),
-        })
-        .pexpire(key, ttl)
-        .zadd(this.#idx, String(entry.createdAt), entry.id)
-        .zadd(this.#exp, String(entry.expiresAt), entry.id)
-        .publish(this.#channel, this.#message({ kind: 'put', id: entry.id })),
-    );
+    const fields: Array<[string, string | Buffer]> = [
+      ['scope', entry.scope],
+      ['tenantId', entry.tenantId],
+      ['route', entry.route],
+      ['embedder', entry.embedder],
+      ['question', entry.question],
+      ['vector', vectorToBuffer(entry.vector)],
+      ['answer', entry.answer],
+      ['createdAt', String(entry.createdAt)],
+      ['expiresAt', String(entry.expiresAt)],
+      ['threshold', entry.threshold === null ? '' : String(entry.threshold)],
+    ];
+    const evicted = (await this.#script(COMMANDS.put)(
+      4,
+      key,
+      this.#idx,
+      this.#exp,
+      this.#shareKey(entry.id),
+      entry.id,
+      String(ttl),
+      String(entry.createdAt),
+      String(entry.expiresAt),
+      String(this.#share),
+      this.#p,
+      this.#channel,
+      this.#message({ kind: 'put', id: entry.id }),
+      this.#origin,
+      String(TRIM_PER_PUT),
+      ...fields.flat(),
+    )) as string[];
     if (now - this.#lastPurge >= PURGE_EVERY_MS) {
       this.#lastPurge = now;
       this.purgeExpired(now).catch(this.#onError);
     }
+    return evicted;
   }
 
   async get(id: string): Promise<SemanticEntry | undefined> {
     this.#checkOpen();
-    return this.#parse(id, await this.#redis.hgetallBuffer(this.#p + id), Date.now());
+    const key = this.#p + id;
+    const pipeline = this.#redis.pipeline().hgetallBuffer(key);
+    (pipeline as unknown as Record<string, ScriptCall>)[COMMANDS.touch]!(2, key, this.#shareKey(id), id); // a use
+    const [hash] = await exec(pipeline);
+    return this.#parse(id, hash as Record<string, Buffer>, Date.now());
   }
 
   async delete(ids: string[]): Promise<void> {
     this.#checkOpen();
     if (ids.length === 0) return;
-    await exec(
-      this.#redis
-        .multi()
-        .unlink(...ids.map((id) => this.#p + id))
-        .zrem(this.#idx, ...ids)
-        .zrem(this.#exp, ...ids)
-        .publish(this.#channel, this.#message({ kind: 'delete', ids })),
-    );
+    const multi = this.#redis
+      .multi()
+      .unlink(...ids.map((id) => this.#p + id))
+      .zrem(this.#idx, ...ids)
+      .zrem(this.#exp, ...ids);
+    for (const [shareKey, members] of this.#byShare(ids)) multi.zrem(shareKey, ...members);
+    await exec(multi.publish(this.#channel, this.#message({ kind: 'delete', ids })));
   }
 
   async setThreshold(id: string, threshold: number | null): Promise<void> {
@@ -207,6 +301,7 @@ export class RedisSemanticStore implements SemanticStore {
       const pipeline = this.#redis.pipeline();
       for (const id of batch) pipeline.hget(this.#p + id, 'expiresAt').unlink(this.#p + id);
       pipeline.zrem(this.#idx, ...batch).zrem(this.#exp, ...batch);
+      for (const [shareKey, members] of this.#byShare(batch)) pipeline.zrem(shareKey, ...members);
       const replies = await exec(pipeline);
       batch.forEach((id, i) => {
         const expiresAt = replies[2 * i];
@@ -263,7 +358,11 @@ export class RedisSemanticStore implements SemanticStore {
           else if (!hash['vector']) gone.push(id);
         });
         if (entries.length > 0) await onBatch(entries);
-        if (gone.length > 0) await exec(this.#redis.multi().zrem(this.#idx, ...gone).zrem(this.#exp, ...gone));
+        if (gone.length > 0) {
+          const multi = this.#redis.multi().zrem(this.#idx, ...gone).zrem(this.#exp, ...gone);
+          for (const [shareKey, members] of this.#byShare(gone)) multi.zrem(shareKey, ...members);
+          await exec(multi);
+        }
       }
       if (raw.length / 2 < limit) return;
       extra = page.length === 0 ? extra + batchSize : 0;
@@ -308,7 +407,7 @@ export class RedisSemanticStore implements SemanticStore {
   /** Removes from the sets up to `limit` ids expired at `now` (their hashes expire by themselves); returns how many. */
   async purgeExpired(now: number = Date.now(), limit: number = PURGE_LIMIT): Promise<number> {
     this.#checkOpen();
-    return Number(await this.#script(COMMANDS.purge)(2, this.#idx, this.#exp, String(now), String(limit)));
+    return Number(await this.#script(COMMANDS.purge)(2, this.#idx, this.#exp, String(now), String(limit), this.#shares));
   }
 
   /** Idempotent. Disconnects the subscriber; quits the command client only with `ownsClient: true`. */
@@ -459,6 +558,23 @@ export class RedisSemanticStore implements SemanticStore {
 
   #checkOpen(): void {
     if (this.#closed) throw new Error('semantic store is closed');
+  }
+
+  /** The set of the tenant `id` belongs to. */
+  #shareKey(id: string): string {
+    return this.#shares + tenantOfKey(id);
+  }
+
+  /** `ids` grouped by their tenants' sets. */
+  #byShare(ids: string[]): Map<string, string[]> {
+    const groups = new Map<string, string[]>();
+    for (const id of ids) {
+      const key = this.#shareKey(id);
+      const group = groups.get(key);
+      if (group) group.push(id);
+      else groups.set(key, [id]);
+    }
+    return groups;
   }
 
   #script(name: (typeof COMMANDS)[keyof typeof COMMANDS]): ScriptCall {

@@ -2,26 +2,50 @@
  * Opens the embedded SQLite database and brings its schema up to date. Private to the SQLite
  * adapters: nothing outside src/storage/sqlite/ should need the driver type.
  */
-import { mkdirSync } from 'node:fs';
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
+import { ensurePrivateDir, ensurePrivateFile, tightenFiles } from '../../util/private-files.js';
+import { prepareSpaceReclaim } from './maintenance.js';
 import { MIGRATIONS, type Migration } from './migrations.js';
 
 export type Database = BetterSqlite3.Database;
 
+export interface OpenDatabaseOptions {
+  /**
+   * How long a statement waits for a lock another connection holds before it fails with
+   * SQLITE_BUSY (storage.busyTimeoutMs). Default 5,000 ms.
+   */
+  busyTimeoutMs?: number;
+}
+
+/** What Tollgate keeps in `storage.dir`: the folder is tightened to 0700 only when it holds nothing else. */
+const isStoreEntry = (name: string) => /^(tollgate\.db.*|spool|files|uploads|webhook-signing-secret.*)$/.test(name);
+
+/** Default of `busyTimeoutMs`. */
+export const DEFAULT_BUSY_TIMEOUT_MS = 5_000;
+
 /**
  * Opens (creating if needed, parent folder included) the SQLite file and applies pending
- * migrations. `':memory:'` gives a private in-memory database (tests).
+ * migrations. `':memory:'` gives a private in-memory database (tests). The file is created 0600
+ * in a 0700 folder, and tightened so when it exists (it may hold prompts): SQLite gives its -wal
+ * and -shm files the database file's mode.
  */
-export function openDatabase(file: string, migrations: readonly Migration[] = MIGRATIONS): Database {
+export function openDatabase(file: string, migrations: readonly Migration[] = MIGRATIONS, opts: OpenDatabaseOptions = {}): Database {
   const inMemory = file === ':memory:' || file === '';
-  if (!inMemory && !file.startsWith('file:')) mkdirSync(dirname(file), { recursive: true });
-  const db = new BetterSqlite3(file);
+  const onDisk = !inMemory && !file.startsWith('file:');
+  if (onDisk) {
+    ensurePrivateDir(dirname(file), isStoreEntry);
+    ensurePrivateFile(file);
+  }
+  // The busy timeout is set at open, before the first statement (journal_mode may need a lock).
+  const db = new BetterSqlite3(file, { timeout: opts.busyTimeoutMs ?? DEFAULT_BUSY_TIMEOUT_MS });
   try {
     db.pragma('journal_mode = WAL'); // stays 'memory' for in-memory databases
+    if (onDisk) tightenFiles(`${file}-wal`, `${file}-shm`); // left 0644 by an older version
     db.pragma('synchronous = NORMAL'); // safe with WAL: a crash loses at most the last commits, never corrupts
-    db.pragma('busy_timeout = 5000');
     db.pragma('foreign_keys = ON');
+    // auto_vacuum INCREMENTAL (an older file is converted by a VACUUM, once) and a WAL size limit: src/storage/sqlite/maintenance.ts.
+    prepareSpaceReclaim(db, inMemory);
     applyMigrations(db, migrations);
   } catch (err) {
     db.close();

@@ -192,6 +192,9 @@ export class SqliteJobStore implements JobStore {
     insertDelivery: Statement<[DeliveryRow]>;
     updateWebhook: Statement<[{ id: string; state: WebhookState; attempts: number; nextAt: number }]>;
     deliveries: Statement<[string], DeliveryRow>;
+    finished: Statement<[{ before: number; limit: number }], string>;
+    deleteJob: Statement<[string]>;
+    deleteDeliveries: Statement<[string]>;
   };
 
   /** Uses a database opened (and migrated) by `openDatabase`; does not close it. */
@@ -281,6 +284,16 @@ export class SqliteJobStore implements JobStore {
       deliveries: db.prepare(
         'SELECT job_id, attempt, at, status_code, error, duration_ms FROM webhook_deliveries WHERE job_id = ? ORDER BY id',
       ),
+      finished: db
+        .prepare(
+          `SELECT id FROM jobs
+           WHERE status IN ('succeeded', 'failed', 'cancelled', 'expired') AND finished_at < @before
+             AND (webhook_state IS NULL OR webhook_state <> 'pending')
+           ORDER BY finished_at LIMIT @limit`,
+        )
+        .pluck() as Statement<[{ before: number; limit: number }], string>,
+      deleteJob: db.prepare('DELETE FROM jobs WHERE id = ?'),
+      deleteDeliveries: db.prepare('DELETE FROM webhook_deliveries WHERE job_id = ?'),
     };
   }
 
@@ -424,6 +437,18 @@ export class SqliteJobStore implements JobStore {
 
   async batchJobs(batchId: string): Promise<JobRecord[]> {
     return this.#sql.batchJobs.all(batchId).map(toJob);
+  }
+
+  async deleteFinished(before: number, limit: number): Promise<number> {
+    if (limit <= 0) return 0;
+    return this.#db.transaction(() => {
+      const ids = this.#sql.finished.all({ before, limit: Math.floor(limit) });
+      for (const id of ids) {
+        this.#sql.deleteDeliveries.run(id);
+        this.#sql.deleteJob.run(id);
+      }
+      return ids.length;
+    }).immediate();
   }
 
   async claimWebhooks(opts: { owner: string; limit: number; leaseMs: number; now: number }): Promise<JobRecord[]> {

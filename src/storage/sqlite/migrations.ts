@@ -363,4 +363,87 @@ export const MIGRATIONS: readonly Migration[] = [
       CREATE INDEX request_log_by_tenant ON request_log (tenant_id, ts, id);
     `,
   },
+  {
+    version: 9,
+    name: 'stored data per tenant (quotas), files on disk, finished jobs by end time',
+    sql: `
+      -- What each tenant keeps stored (quotas, src/metering/storage-quotas.ts): rows and bytes of
+      -- files, jobs (request bodies) and feedback, kept by the triggers below in the same
+      -- transaction as the write, so a quota check is one primary-key read.
+      CREATE TABLE tenant_storage (
+        tenant_id   TEXT PRIMARY KEY,
+        files       INTEGER NOT NULL DEFAULT 0,
+        file_bytes  INTEGER NOT NULL DEFAULT 0,
+        jobs        INTEGER NOT NULL DEFAULT 0,
+        job_bytes   INTEGER NOT NULL DEFAULT 0,
+        feedback    INTEGER NOT NULL DEFAULT 0
+      ) STRICT;
+      INSERT INTO tenant_storage (tenant_id, files, file_bytes)
+        SELECT tenant_id, COUNT(*), SUM(bytes) FROM files GROUP BY tenant_id;
+      INSERT INTO tenant_storage (tenant_id, jobs, job_bytes)
+        SELECT tenant_id, COUNT(*), SUM(octet_length(body)) FROM jobs WHERE true GROUP BY tenant_id
+        ON CONFLICT (tenant_id) DO UPDATE SET jobs = excluded.jobs, job_bytes = excluded.job_bytes;
+      INSERT INTO tenant_storage (tenant_id, feedback)
+        SELECT tenant_id, COUNT(*) FROM feedback WHERE true GROUP BY tenant_id
+        ON CONFLICT (tenant_id) DO UPDATE SET feedback = excluded.feedback;
+
+      CREATE TRIGGER tenant_storage_files_insert AFTER INSERT ON files BEGIN
+        INSERT INTO tenant_storage (tenant_id, files, file_bytes) VALUES (NEW.tenant_id, 1, NEW.bytes)
+        ON CONFLICT (tenant_id) DO UPDATE SET files = files + 1, file_bytes = file_bytes + excluded.file_bytes;
+      END;
+      CREATE TRIGGER tenant_storage_files_delete AFTER DELETE ON files BEGIN
+        UPDATE tenant_storage SET files = files - 1, file_bytes = file_bytes - OLD.bytes WHERE tenant_id = OLD.tenant_id;
+      END;
+      CREATE TRIGGER tenant_storage_jobs_insert AFTER INSERT ON jobs BEGIN
+        INSERT INTO tenant_storage (tenant_id, jobs, job_bytes) VALUES (NEW.tenant_id, 1, octet_length(NEW.body))
+        ON CONFLICT (tenant_id) DO UPDATE SET jobs = jobs + 1, job_bytes = job_bytes + excluded.job_bytes;
+      END;
+      CREATE TRIGGER tenant_storage_jobs_delete AFTER DELETE ON jobs BEGIN
+        UPDATE tenant_storage SET jobs = jobs - 1, job_bytes = job_bytes - octet_length(OLD.body) WHERE tenant_id = OLD.tenant_id;
+      END;
+      -- An upsert that updates an existing verdict is no insert: it fires no INSERT trigger.
+      CREATE TRIGGER tenant_storage_feedback_insert AFTER INSERT ON feedback BEGIN
+        INSERT INTO tenant_storage (tenant_id, feedback) VALUES (NEW.tenant_id, 1)
+        ON CONFLICT (tenant_id) DO UPDATE SET feedback = feedback + 1;
+      END;
+      CREATE TRIGGER tenant_storage_feedback_delete AFTER DELETE ON feedback BEGIN
+        UPDATE tenant_storage SET feedback = feedback - 1 WHERE tenant_id = OLD.tenant_id;
+      END;
+
+      -- A file's bytes: 'db' in the content column (files written before this migration), 'disk'
+      -- in a file of the storage folder named by its id (content then is an empty blob), so
+      -- deleting a file gives its space back at once instead of leaving free pages in the database.
+      ALTER TABLE files ADD COLUMN location TEXT NOT NULL DEFAULT 'db' CHECK (location IN ('db', 'disk'));
+
+      -- Finished jobs by end time: the retention sweep (jobs.retentionMs).
+      CREATE INDEX jobs_finished ON jobs (finished_at) WHERE status IN ('succeeded', 'failed', 'cancelled', 'expired');
+    `,
+  },
+  {
+    version: 10,
+    name: 'semantic cache: fair shares per tenant (last use, entries per tenant)',
+    sql: `
+      -- Order of last use within the tenant (put or a get that found it; larger = more recent): a
+      -- tenant over cache.semantic.maxEntriesPerTenant evicts its lowest (src/storage/sqlite/semantic-cache.ts).
+      -- (The semantic store of distributed mode is Redis: PostgreSQL has no such table.)
+      ALTER TABLE semantic_cache ADD COLUMN last_use INTEGER NOT NULL DEFAULT 0;
+      UPDATE semantic_cache SET last_use = created_at;
+      CREATE INDEX semantic_cache_by_tenant_use ON semantic_cache (tenant_id, last_use);
+      -- Entries per tenant, kept by the triggers below in the same transaction as the write.
+      CREATE TABLE semantic_cache_tenants (
+        tenant_id  TEXT PRIMARY KEY,
+        entries    INTEGER NOT NULL
+      ) STRICT;
+      INSERT INTO semantic_cache_tenants (tenant_id, entries)
+        SELECT tenant_id, COUNT(*) FROM semantic_cache GROUP BY tenant_id;
+      CREATE TRIGGER semantic_cache_tenants_insert AFTER INSERT ON semantic_cache BEGIN
+        INSERT INTO semantic_cache_tenants (tenant_id, entries) VALUES (NEW.tenant_id, 1)
+        ON CONFLICT (tenant_id) DO UPDATE SET entries = entries + 1;
+      END;
+      CREATE TRIGGER semantic_cache_tenants_delete AFTER DELETE ON semantic_cache BEGIN
+        UPDATE semantic_cache_tenants SET entries = entries - 1 WHERE tenant_id = OLD.tenant_id;
+        DELETE FROM semantic_cache_tenants WHERE tenant_id = OLD.tenant_id AND entries <= 0;
+      END;
+    `,
+  },
 ];

@@ -1,6 +1,11 @@
 /**
  * `Records` on the embedded SQLite database. better-sqlite3 is synchronous: each method does its
  * work at once and returns a settled promise. Statements are prepared once, in the constructor.
+ *
+ * Every transaction that writes is IMMEDIATE: it takes the write lock first, waiting for it (the
+ * busy timeout) when another connection (the ledger's writer thread, a CLI command) holds it. A
+ * DEFERRED one that reads first cannot wait: SQLite refuses the upgrade of its read to a write
+ * at once with SQLITE_BUSY ("database is locked"), whatever the busy timeout.
  */
 import type { Statement } from 'better-sqlite3';
 import {
@@ -134,14 +139,14 @@ export class SqliteRecords implements Records {
       const next = { ...current, ...pickDefined(patch, TENANT_PATCH_FIELDS) };
       this.#sql.updateTenant.run(next.name, next.tier, JSON.stringify(next.metadata), policyText(next.policy), id);
       return this.#tenantOrThrow(id);
-    })();
+    }).immediate();
   }
 
   async deleteTenant(id: string): Promise<void> {
     this.#db.transaction(() => {
       if (this.#sql.deleteTenant.run(id).changes === 0) throw new RecordNotFound('tenant', id);
       this.#sql.revokeTenantKeys.run(Date.now(), id);
-    })();
+    }).immediate();
   }
 
   async createKey(k: NewApiKey): Promise<ApiKeyRecord> {
@@ -171,7 +176,7 @@ export class SqliteRecords implements Records {
         throw err;
       }
       return this.#keyOrThrow(row.id);
-    })();
+    }).immediate();
   }
 
   async getKey(id: string): Promise<ApiKeyRecord | null> {
@@ -196,14 +201,14 @@ export class SqliteRecords implements Records {
       const allowed = next.allowedModels === null ? null : JSON.stringify(next.allowedModels);
       this.#sql.updateKey.run(next.name, next.tier, allowed, next.userId, next.expiresAt, policyText(next.policy), id);
       return this.#keyOrThrow(id);
-    })();
+    }).immediate();
   }
 
   async revokeKey(id: string): Promise<ApiKeyRecord> {
     return this.#db.transaction(() => {
       this.#sql.revokeKey.run(Date.now(), id);
       return this.#keyOrThrow(id);
-    })();
+    }).immediate();
   }
 
   /** Moves lastUsedAt forward only (settles may arrive out of order); unknown ids are ignored. */

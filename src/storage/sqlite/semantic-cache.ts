@@ -7,6 +7,14 @@
  * `Date.now()`), and are deleted a batch at a time: by `purgeExpired`, and by `put` at most once
  * a minute, so the table does not grow without bound.
  *
+ * Fair shares (`maxEntriesPerTenant`, migration 10): `last_use` orders a tenant's rows by last use
+ * (the tenant's highest + 1 on a put and on a get that finds the row), `semantic_cache_tenants`
+ * counts each tenant's rows (triggers). A put is one IMMEDIATE transaction: the uses seen by `get`
+ * since the last put (kept in memory, so a lookup never writes nor waits for the write lock;
+ * evictions happen only in puts, so applying them there loses nothing), the upsert, then, when
+ * the tenant holds more than its share, the deletion of its rows of lowest `last_use` (index
+ * `(tenant_id, last_use)`: O(evicted)). Expired rows still count until purged or evicted.
+ *
  * Vectors are stored as the Float32Array's bytes in the machine's order (little-endian on every
  * platform Node supports), and read back into a fresh, aligned Float32Array.
  */
@@ -66,13 +74,25 @@ interface Row {
 
 const COLUMNS = 'id, scope, tenant_id, route, embedder, question, vector, answer, created_at, expires_at, threshold';
 const DEFAULT_BATCH = 500;
+/** Most rows one put evicts (a lowered share is reached over a few puts, never in one long transaction). */
+const TRIM_PER_PUT = 1_000;
+/** Most uses remembered between two puts (the oldest are forgotten first). */
+const MAX_PENDING_USES = 10_000;
+
+export interface SqliteSemanticStoreOptions {
+  /** Entries one tenant may hold; a put beyond it evicts the tenant's least recently used. Default: unbounded. */
+  maxEntriesPerTenant?: number;
+}
 const PURGE_EVERY_MS = 60_000;
 const PURGE_LIMIT = 1_000;
 
 export class SqliteSemanticStore implements SemanticStore {
   readonly #db: Database;
-  readonly #put: Statement;
+  readonly #put: Transaction<(entry: SemanticEntry) => string[]>;
   readonly #get: Statement<[string, number], Row>;
+  /** Ids found by `get` since the last put, least recent first (applied by the next put). */
+  readonly #uses = new Map<string, string>();
+  readonly #share: number | undefined;
   readonly #delete: Statement<[string]>;
   readonly #setThreshold: Statement<[number | null, string]>;
   readonly #firstPage: Statement<[number, number], Row>;
@@ -82,12 +102,54 @@ export class SqliteSemanticStore implements SemanticStore {
   readonly #invalidate: Transaction<(filter: CacheFilter, now: number) => string[]>;
   #lastPurge = 0;
 
-  constructor(db: Database) {
+  constructor(db: Database, opts: SqliteSemanticStoreOptions = {}) {
+    const share = opts.maxEntriesPerTenant;
+    if (share !== undefined && (!Number.isInteger(share) || share < 1)) {
+      throw new RangeError(`maxEntriesPerTenant must be a positive integer, got ${share}`);
+    }
     this.#db = db;
-    this.#put = db.prepare(
-      `INSERT OR REPLACE INTO semantic_cache (${COLUMNS})
-       VALUES (@id, @scope, @tenantId, @route, @embedder, @question, @vector, @answer, @createdAt, @expiresAt, @threshold)`,
+    this.#share = share;
+    // An upsert, not INSERT OR REPLACE: REPLACE's implicit delete fires no delete trigger (the count would drift).
+    const upsert = db.prepare(
+      `INSERT INTO semantic_cache (${COLUMNS}, last_use)
+       VALUES (@id, @scope, @tenantId, @route, @embedder, @question, @vector, @answer, @createdAt, @expiresAt, @threshold,
+               (SELECT COALESCE(MAX(last_use), 0) + 1 FROM semantic_cache WHERE tenant_id = @tenantId))
+       ON CONFLICT (id) DO UPDATE SET scope = excluded.scope, tenant_id = excluded.tenant_id, route = excluded.route,
+         embedder = excluded.embedder, question = excluded.question, vector = excluded.vector, answer = excluded.answer,
+         created_at = excluded.created_at, expires_at = excluded.expires_at, threshold = excluded.threshold,
+         last_use = excluded.last_use`,
     );
+    const held = db.prepare<[string], { entries: number }>('SELECT entries FROM semantic_cache_tenants WHERE tenant_id = ?');
+    const oldest = db.prepare<[string, string, number], { id: string }>(
+      'SELECT id FROM semantic_cache WHERE tenant_id = ? AND id <> ? ORDER BY last_use LIMIT ?',
+    );
+    const touch = db.prepare<[string, string]>(
+      `UPDATE semantic_cache SET last_use = (SELECT MAX(last_use) + 1 FROM semantic_cache WHERE tenant_id = ?)
+        WHERE id = ?`,
+    );
+    this.#put = db.transaction((entry: SemanticEntry): string[] => {
+      for (const [id, tenant] of this.#uses) touch.run(tenant, id);
+      this.#uses.clear();
+      upsert.run({
+        id: entry.id,
+        scope: entry.scope,
+        tenantId: entry.tenantId,
+        route: entry.route,
+        embedder: entry.embedder,
+        question: entry.question,
+        vector: vectorToBuffer(entry.vector),
+        answer: entry.answer,
+        createdAt: entry.createdAt,
+        expiresAt: entry.expiresAt,
+        threshold: entry.threshold,
+      });
+      if (share === undefined) return [];
+      const over = Math.min((held.get(entry.tenantId)?.entries ?? 0) - share, TRIM_PER_PUT);
+      if (over <= 0) return [];
+      const evicted = oldest.all(entry.tenantId, entry.id, over).map((row) => row.id);
+      for (const id of evicted) this.#delete.run(id);
+      return evicted;
+    });
     this.#get = db.prepare(`SELECT ${COLUMNS} FROM semantic_cache WHERE id = ? AND expires_at > ?`);
     this.#delete = db.prepare('DELETE FROM semantic_cache WHERE id = ?');
     this.#setThreshold = db.prepare('UPDATE semantic_cache SET threshold = ? WHERE id = ?');
@@ -134,31 +196,27 @@ export class SqliteSemanticStore implements SemanticStore {
     });
   }
 
-  async put(entry: SemanticEntry): Promise<void> {
+  async put(entry: SemanticEntry): Promise<string[]> {
     checkEntry(entry);
     const now = Date.now();
-    this.#put.run({
-      id: entry.id,
-      scope: entry.scope,
-      tenantId: entry.tenantId,
-      route: entry.route,
-      embedder: entry.embedder,
-      question: entry.question,
-      vector: vectorToBuffer(entry.vector),
-      answer: entry.answer,
-      createdAt: entry.createdAt,
-      expiresAt: entry.expiresAt,
-      threshold: entry.threshold,
-    });
+    const evicted = this.#put.immediate(entry);
     if (now - this.#lastPurge >= PURGE_EVERY_MS) {
       this.#lastPurge = now;
       this.#purge.run(now, PURGE_LIMIT);
     }
+    return evicted;
   }
 
   async get(id: string): Promise<SemanticEntry | undefined> {
     const row = this.#get.get(id, Date.now());
-    return row && toEntry(row);
+    if (!row) return undefined;
+    if (this.#share !== undefined) {
+      // A use: the tenant's most recent, written by the next put.
+      this.#uses.delete(id);
+      this.#uses.set(id, row.tenant_id);
+      if (this.#uses.size > MAX_PENDING_USES) this.#uses.delete(this.#uses.keys().next().value as string);
+    }
+    return toEntry(row);
   }
 
   async delete(ids: string[]): Promise<void> {

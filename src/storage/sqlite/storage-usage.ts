@@ -1,0 +1,22 @@
+/**
+ * `StorageUsageStore` on the embedded SQLite database: reads table `tenant_storage`, which the
+ * triggers of migration 9 keep on every insert and delete of files, jobs and feedback.
+ */
+import type { Statement } from 'better-sqlite3';
+import { EMPTY_USAGE, type StorageUsage, type StorageUsageStore } from '../../metering/storage-quotas.js';
+import type { Database } from './database.js';
+
+export class SqliteStorageUsage implements StorageUsageStore {
+  readonly #get: Statement<[string], StorageUsage>;
+
+  /** Uses a database opened (and migrated) by `openDatabase`; does not close it. */
+  constructor(db: Database) {
+    this.#get = db.prepare(
+      `SELECT files, file_bytes AS fileBytes, jobs, job_bytes AS jobBytes, feedback FROM tenant_storage WHERE tenant_id = ?`,
+    );
+  }
+
+  async usage(tenantId: string): Promise<StorageUsage> {
+    return this.#get.get(tenantId) ?? { ...EMPTY_USAGE };
+  }
+}
