@@ -10,6 +10,8 @@ import type { CacheService } from './cache/service.js';
 import type { Config } from './config/schema.js';
 import { tenantShares } from './config/cache-schema.js';
 import { buildApp } from './http/app.js';
+import { OpenStreams } from './http/sink.js';
+import { GatewayError } from './errors.js';
 import { type Logger, createLogger } from './observability/logger.js';
 import { GatewayMetrics } from './observability/metrics.js';
 import { RequestLogWriter } from './observability/request-log.js';
@@ -111,11 +113,11 @@ async function failover(shared: Counters, metrics: GatewayMetrics, log: Logger):
   });
 }
 
-async function redisJobEvents(url: string, prefix: string, log: Logger): Promise<JobEvents> {
+async function redisJobEvents(url: string, prefix: string, log: Logger, commandTimeout?: number): Promise<JobEvents> {
   const { connectRedis } = await import('./storage/redis/client.js');
   const { RedisJobEvents } = await import('./jobs/events.js');
   let lastLog = 0;
-  return new RedisJobEvents(await connectRedis(url), await connectRedis(url), prefix, (err) => {
+  return new RedisJobEvents(await connectRedis(url, { commandTimeout }), await connectRedis(url), prefix, (err) => {
     if (Date.now() - lastLog > 5_000) {
       lastLog = Date.now();
       log.warn({ err }, 'job events: Redis pub/sub failed');
@@ -165,7 +167,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   breakers.onStateChange = (deployment, from, to) => {
     if (to === 'open') openBreakers.add(deployment);
     else openBreakers.delete(deployment);
-    metrics.setBreakerState(deployment, to);
+    metrics.breakerTransition(deployment, from, to);
     log.warn({ deployment, from, to }, 'circuit breaker state change');
   };
 
@@ -303,7 +305,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   const alertLease =
     config.storage.kind === 'distributed' && config.alerts.rules.length > 0
       ? new (await import('./storage/redis/lease.js')).RedisLease(
-          await (await import('./storage/redis/client.js')).connectRedis(config.storage.redisUrl),
+          await (await import('./storage/redis/client.js')).connectRedis(config.storage.redisUrl, { commandTimeout: config.storage.redisCommandTimeoutMs }),
           `${config.storage.redisPrefix}alerts:leader`,
           nodeId,
           config.alerts.evaluateMs * 3,
@@ -347,7 +349,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   // events for followers (Redis pub/sub in distributed mode), signed webhooks from an outbox.
   const owner = `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`;
   const jobEvents: JobEvents =
-    config.storage.kind === 'distributed' ? await redisJobEvents(config.storage.redisUrl, config.storage.redisPrefix, log) : new LocalJobEvents();
+    config.storage.kind === 'distributed' ? await redisJobEvents(config.storage.redisUrl, config.storage.redisPrefix, log, config.storage.redisCommandTimeoutMs) : new LocalJobEvents();
   let worker: JobWorker | undefined;
   let lastWakePublished = 0;
   const jobs = new JobService({
@@ -432,6 +434,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   const jobStreams = new Set<() => void>();
 
   let shuttingDown = false;
+  const sseStreams = new OpenStreams(() => shuttingDown); // chat streams, cut at the grace deadline
   const app = await buildApp({
     config,
     log,
@@ -459,6 +462,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     jobs,
     jobEvents,
     jobStreams,
+    sseStreams,
     batches,
     uploads: { guard: uploads, spoolDir: join(storage.localDir, 'uploads') },
     requestLog: { store: storage.requestLog, ...(requestLog ? { flush: () => requestLog.flush() } : {}) },
@@ -508,13 +512,17 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
         killSwitches.stop();
         liveStats.stop();
         flags.stop();
+        app.server.closeIdleConnections?.(); // idle keep-alive sockets do not wait for the grace period; busy ones close after their answer
         const grace = config.server.shutdownGraceMs;
         const endStreams = () => {
           for (const end of [...jobStreams]) end();
         };
         const timer = setTimeout(() => {
           endStreams(); // cleanly, before their sockets are cut
-          app.server.closeAllConnections?.();
+          // Chat streams still open end with an SSE error event (shutting_down) before the sockets go.
+          void sseStreams
+            .cutAll(new GatewayError('shutting_down', 'The gateway is shutting down: the stream was cut at the end of its grace period. Retry the request.'))
+            .finally(() => app.server.closeAllConnections?.());
         }, grace);
         timer.unref();
         try {

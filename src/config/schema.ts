@@ -334,6 +334,12 @@ export const configSchema = z
             postgresPoolSize: positiveInt.default(10),
             /** Prefix of every Redis key, so several deployments can share one Redis. */
             redisPrefix: z.string().default('tollgate:'),
+            /**
+             * Deadline of every Redis command. A Redis that is slow, paused or cut off by a partition
+             * (the connection still open, replies never coming) then fails like a dead one: rate
+             * limits fail open, budgets 503 budget_unavailable, the cache misses.
+             */
+            redisCommandTimeoutMs: z.number().int().min(10).max(60_000).default(300),
             /** Folder for process-local state (the ledger spool that survives a PostgreSQL outage). */
             dir: z.string().min(1).default('./.tollgate'),
           })

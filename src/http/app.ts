@@ -31,6 +31,7 @@ import { jsonBodyParser, rejectRepeatedQueryParams } from './request-guards.js';
 import { adminRoutes } from './routes/admin.js';
 import { healthRoutes } from './routes/health.js';
 import { openaiRoutes } from './routes/openai.js';
+import type { OpenStreams } from './sink.js';
 import { jobRoutes } from './routes/jobs.js';
 import type { JobService } from '../jobs/service.js';
 import type { JobEvents } from '../jobs/events.js';
@@ -71,6 +72,8 @@ export interface AppServices {
   jobEvents: JobEvents;
   /** Open job event streams (ended on shutdown). */
   jobStreams: Set<() => void>;
+  /** Open SSE answers of /v1/chat/completions (cut at a shutdown's grace deadline). */
+  sseStreams?: OpenStreams;
   /** A tenant's job webhook signing secret (absent: webhooks are off). */
   webhookSecret?: (tenantId: string) => string;
   /** The Batch API (files and batches). */
@@ -126,6 +129,12 @@ export async function buildApp(s: AppServices): Promise<FastifyInstance> {
       throw err;
     }
   });
+  // While shutting down, every answer closes its connection: an idle keep-alive socket would hold
+  // the process for the whole grace period (streams: see HttpSink).
+  app.addHook('onSend', (_request, reply, payload, done) => {
+    if (s.isShuttingDown()) reply.header('connection', 'close');
+    done(null, payload);
+  });
   app.setErrorHandler(errorHandler(s.config.server.bodyLimitBytes));
   app.setNotFoundHandler((request, reply) =>
     sendGatewayError(request, reply, new GatewayError('route_not_found', `Unknown route: ${request.method} ${request.url.split('?')[0]}.`)),
@@ -142,6 +151,7 @@ export async function buildApp(s: AppServices): Promise<FastifyInstance> {
     killSwitches: s.killSwitches,
     ...(s.routes ? { routes: s.routes } : {}),
     jobs: s.jobs,
+    ...(s.sseStreams ? { streams: s.sseStreams } : {}),
   });
   await app.register(jobRoutes, {
     jobs: s.jobs,

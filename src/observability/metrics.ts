@@ -28,6 +28,13 @@ export const OVERHEAD_BUCKETS = [
 export type RequestLabel = 'route' | 'model' | 'status' | 'tier' | 'deployment';
 
 const BREAKER_VALUE: Record<BreakerState, number> = { closed: 0, 'half-open': 1, open: 2 };
+/** Every transition a breaker can make (src/resilience/circuit-breaker.ts). */
+const BREAKER_TRANSITIONS: ReadonlyArray<readonly [BreakerState, BreakerState]> = [
+  ['closed', 'open'],
+  ['open', 'half-open'],
+  ['half-open', 'closed'],
+  ['half-open', 'open'],
+];
 
 export class GatewayMetrics {
   readonly registry = new Registry();
@@ -43,6 +50,7 @@ export class GatewayMetrics {
   readonly upstreamDuration: Histogram<'deployment' | 'outcome'>;
   readonly upstreamAttempts: Counter<'deployment' | 'outcome'>;
   readonly breakerState: Gauge<'deployment'>;
+  readonly breakerTransitions: Counter<'deployment' | 'from' | 'to'>;
   readonly streamErrors: Counter<'model'>;
   readonly errors: Counter<'route' | 'model' | 'code' | 'tier' | 'deployment' | 'status'>;
   readonly counterStoreFailures: Counter<'operation'>;
@@ -66,6 +74,8 @@ export class GatewayMetrics {
   alertsFiring: (() => Array<{ rule: string }>) | undefined;
 
   private readonly perRequest: RequestMetrics;
+  /** Deployments whose breaker series exist (their transition counters are exported from the first sighting). */
+  private readonly breakerSeen = new Set<string>();
 
   constructor(opts: { defaultMetrics?: boolean; /** Named tenants in tenant metrics (metrics.tenantLabels). */ tenantLabels?: number } = {}) {
     const registers = [this.registry];
@@ -132,6 +142,12 @@ export class GatewayMetrics {
       name: 'tollgate_circuit_breaker_state',
       help: 'Circuit breaker state per deployment: 0 closed, 1 half-open, 2 open.',
       labelNames: ['deployment'],
+      registers,
+    });
+    this.breakerTransitions = new Counter({
+      name: 'tollgate_circuit_breaker_transitions_total',
+      help: 'Circuit breaker state changes per deployment, by from and to state (a half-open that lasts under a millisecond still counts).',
+      labelNames: ['deployment', 'from', 'to'],
       registers,
     });
     this.streamErrors = new Counter({
@@ -265,7 +281,17 @@ export class GatewayMetrics {
     this.perRequest.tenantUsage(tenantId, tokensIn, tokensOut, costPico);
   }
 
+  /** Sets a deployment's breaker state gauge; the first time, also exports its transition counters at 0 (so rate() sees the first one). */
   setBreakerState(deployment: string, state: BreakerState): void {
     this.breakerState.set({ deployment }, BREAKER_VALUE[state]);
+    if (this.breakerSeen.has(deployment)) return;
+    this.breakerSeen.add(deployment);
+    for (const [from, to] of BREAKER_TRANSITIONS) this.breakerTransitions.inc({ deployment, from, to }, 0);
+  }
+
+  /** A breaker changed state (BreakerRegistry.onStateChange): the state gauge and the transitions counter. */
+  breakerTransition(deployment: string, from: BreakerState, to: BreakerState): void {
+    this.setBreakerState(deployment, to);
+    this.breakerTransitions.inc({ deployment, from, to });
   }
 }

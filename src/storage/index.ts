@@ -136,19 +136,30 @@ async function openDistributed(cfg: Extract<Config['storage'], { kind: 'distribu
     await sql.end({ timeout: 1 }).catch(() => undefined);
     throw new Error(`storage.postgresUrl: cannot open PostgreSQL (${redactUrl(cfg.postgresUrl)}): ${(err as Error).message}`, { cause: err });
   }
-  let redis;
+  let redis: Awaited<ReturnType<typeof connectRedis>> | undefined;
+  let countersRedis;
   try {
-    redis = await connectRedis(cfg.redisUrl);
+    // The cache's and the change bus's commands: ioredis bounds each (a late reply is dropped).
+    redis = await connectRedis(cfg.redisUrl, { commandTimeout: cfg.redisCommandTimeoutMs });
+    // The counters' own connection: they bound each operation themselves and still read a late
+    // reply (a reservation made after its deadline is given back, see RedisCounters).
+    countersRedis = await connectRedis(cfg.redisUrl);
   } catch (err) {
+    redis?.disconnect();
     await sql.end({ timeout: 1 }).catch(() => undefined);
     throw new Error(`storage.redisUrl: cannot reach Redis (${redactUrl(cfg.redisUrl)}): ${(err as Error).message}`, { cause: err });
   }
-  const counters = new RedisCounters(redis, { prefix: `${cfg.redisPrefix}counters:`, ownsClient: true });
+  const counters = new RedisCounters(countersRedis, {
+    prefix: `${cfg.redisPrefix}counters:`,
+    ownsClient: true,
+    commandTimeoutMs: cfg.redisCommandTimeoutMs,
+  });
   let bus: ChangeBus;
   try {
     bus = await RedisChangeBus.open(redis, await connectRedis(cfg.redisUrl), `${cfg.redisPrefix}changes`, () => undefined);
   } catch (err) {
     await counters.close().catch(() => undefined);
+    redis.disconnect();
     await sql.end({ timeout: 1 }).catch(() => undefined);
     throw new Error(`storage.redisUrl: cannot subscribe to Redis (${redactUrl(cfg.redisUrl)}): ${(err as Error).message}`, { cause: err });
   }
@@ -197,6 +208,7 @@ async function openDistributed(cfg: Extract<Config['storage'], { kind: 'distribu
     async close() {
       await bus.close();
       await counters.close().catch(() => undefined);
+      await redis.quit().catch(() => redis.disconnect()); // the cache's and the bus's connection
       await records.close(); // ends the shared pool (the ledger's too)
     },
   };

@@ -14,7 +14,7 @@ import type { Pipeline } from '../../pipeline/pipeline.js';
 import type { ChatCompletionRequest, EmbeddingRequest } from '../../providers/types.js';
 import type { CatalogModel, ModelCatalog } from '../../routing/catalog.js';
 import { chatCompletionBodySchema, embeddingsBodySchema } from '../schemas.js';
-import { HttpSink } from '../sink.js';
+import { HttpSink, type OpenStreams } from '../sink.js';
 import type { JobService } from '../../jobs/service.js';
 import { apiCaller, asyncOptionsFromHeaders, sendAccepted, wantsAsync } from './jobs.js';
 
@@ -28,6 +28,8 @@ export interface OpenAIRoutesOptions {
   routes?: ReadonlyArray<{ name: string; model: CatalogModel }>;
   /** Jobs: `Prefer: respond-async` turns the request into one (202). */
   jobs?: JobService;
+  /** The SSE answers open, for a shutdown (see OpenStreams). */
+  streams?: OpenStreams;
 }
 
 export async function openaiRoutes(app: FastifyInstance, opts: OpenAIRoutesOptions): Promise<void> {
@@ -62,13 +64,13 @@ export async function openaiRoutes(app: FastifyInstance, opts: OpenAIRoutesOptio
 
   app.post('/v1/chat/completions', { schema: { body: chatCompletionBodySchema } }, async (request, reply) => {
     if (opts.jobs && wantsAsync(request)) return submitAsync('chat', request, reply);
-    await pipeline.run(context('chat', '/v1/chat/completions', request, new HttpSink(reply)));
+    await pipeline.run(context('chat', '/v1/chat/completions', request, new HttpSink(reply, opts.streams)));
     return reply;
   });
 
   app.post('/v1/embeddings', { schema: { body: embeddingsBodySchema } }, async (request, reply) => {
     if (opts.jobs && wantsAsync(request)) return submitAsync('embeddings', request, reply);
-    await pipeline.run(context('embeddings', '/v1/embeddings', request, new HttpSink(reply)));
+    await pipeline.run(context('embeddings', '/v1/embeddings', request, new HttpSink(reply, opts.streams)));
     return reply;
   });
 

@@ -109,6 +109,13 @@ async function respondStream(ctx: RequestContext, result: Extract<PipelineResult
     // Billed for what was used: upstream's usage never came, so count what was streamed.
     settleCost(ctx, ctx.usage ?? (await estimateUsage(body.messages, text)), ctx.usage !== undefined);
     if (ctx.sink.signal.aborted) {
+      const reason: unknown = ctx.sink.signal.reason;
+      if (reason instanceof GatewayError) {
+        // Cut by the gateway (a shutdown's grace deadline): the sink sent the error event; not a
+        // client that left. Recorded with the error's status (settle.ts, outcomeStatus).
+        ctx.streamError = reason;
+        return;
+      }
       ctx.clientAborted = true;
       return;
     }

@@ -43,13 +43,25 @@ export interface SettleOptions {
 
 /** What settle tells each observer about a request that has ended. */
 export interface SettledRequest {
-  /** The HTTP status the client got (499: the client went away first). */
+  /** The request's outcome as a status (see {@link outcomeStatus}): the HTTP status the client got, 499 when it went away first, the failure's status for a stream that failed after its 200. */
   status: number;
   /** From arrival to the end of the response. */
   latencyMs: number;
 }
 
 export type RequestObserver = (ctx: RequestContext, settled: SettledRequest) => void;
+
+/**
+ * The status a request is recorded with (ledger, request log, metrics, live stats): the HTTP
+ * status the client got, except 499 when the client went away first and, for a stream that
+ * failed after its 200 went out (it ended with an SSE error event), the failure's status (502
+ * upstream_error, 504 upstream_timeout, 402 budget cut-off), so reports count it as an error.
+ */
+export function outcomeStatus(ctx: RequestContext): number {
+  if (ctx.clientAborted) return 499;
+  if (ctx.streamError) return ctx.streamError.status;
+  return ctx.status ?? 500;
+}
 
 /** The ledger's record of one request (authenticated requests only: they have a tenant). */
 export function usageEvent(ctx: RequestContext, status: number, latencyMs: number): UsageEvent | undefined {
@@ -138,7 +150,7 @@ export function settleStage(opts: SettleOptions) {
       if (ctx.auth) touch(ctx.auth.keyId, ctx.receivedAt);
       if (opts.cache) rememberServed(ctx, opts.cache);
       if (opts.shadow) mirror(ctx, opts.shadow, (performance.now() - ctx.startedAt));
-      const status = ctx.clientAborted ? 499 : (ctx.status ?? 500);
+      const status = outcomeStatus(ctx);
       const seconds = (performance.now() - ctx.startedAt) / 1000;
       if (opts.recordMetrics !== false) metrics.observeRequest(ctx, status, seconds);
       const event = usageEvent(ctx, status, seconds * 1000);

@@ -6,6 +6,10 @@
  * - `maxRetriesPerRequest: 1`: a command in flight when the connection drops is retried once.
  * - the client keeps reconnecting in the background (backoff up to 2 s), so service resumes by
  *   itself when Redis comes back.
+ * - a Redis that is paused, overloaded or behind a partition keeps the connection open and just
+ *   never answers, which none of the above notices: command clients on the request path get a
+ *   deadline, ioredis `commandTimeout` (`storage.redisCommandTimeoutMs`; the counters use their
+ *   own, see RedisCounters). Pub/sub connections get none (they wait for messages by design).
  *
  * Because nothing queues, a command sent before the connection is ready fails: use
  * {@link connectRedis} (or await {@link ping}) before the first command.

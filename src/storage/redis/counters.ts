@@ -10,6 +10,14 @@
  *
  * The client is the caller's: `close()` does not quit it unless `ownsClient: true` was given
  * (several adapters usually share one connection, and the composition root closes it).
+ *
+ * Deadline (`commandTimeoutMs`): an operation that gets no reply in time rejects, so a paused or
+ * partitioned Redis (connection open, replies never coming) fails like a dead one and the caller's
+ * failure policy applies. The deadline is this adapter's, not the client's (give it a client
+ * without ioredis `commandTimeout`): the command stays on the wire and its reply, when it comes,
+ * is still read. A reservation that was refused by its deadline but then made once Redis
+ * answered is released at once, so a stall leaves no phantom spend in a budget. A late `take`
+ * stays taken (the bucket refills within its window), a late `settle` or seed applies as meant.
  */
 import type { Redis } from 'ioredis';
 import type { BucketSpec, BucketTake, BudgetReserve, Counters, ReserveResult, TakeResult } from '../types.js';
@@ -29,6 +37,16 @@ export interface RedisCountersOptions {
   prefix?: string;
   /** Quit the client on `close()`. Default false: the client belongs to whoever created it. */
   ownsClient?: boolean;
+  /** Deadline of each operation, in ms (see above). Default: none, an operation waits for its reply. */
+  commandTimeoutMs?: number;
+}
+
+/** An operation of {@link RedisCounters} that got no reply within its deadline. */
+export class CounterCommandTimeout extends Error {
+  constructor(operation: string, ms: number) {
+    super(`redis counters: ${operation} got no reply within ${ms} ms`);
+    this.name = 'CounterCommandTimeout';
+  }
 }
 
 const COMMANDS = {
@@ -45,12 +63,14 @@ export class RedisCounters implements Counters {
   readonly #redis: Redis;
   readonly #prefix: string;
   readonly #ownsClient: boolean;
+  readonly #timeoutMs: number | undefined;
   #closed = false;
 
   constructor(redis: Redis, opts: RedisCountersOptions = {}) {
     this.#redis = redis;
     this.#prefix = opts.prefix ?? 'tollgate:counters:';
     this.#ownsClient = opts.ownsClient ?? false;
+    this.#timeoutMs = opts.commandTimeoutMs;
     redis.defineCommand(COMMANDS.take, { lua: TAKE_LUA });
     redis.defineCommand(COMMANDS.adjust, { lua: ADJUST_LUA });
     redis.defineCommand(COMMANDS.reserve, { lua: RESERVE_LUA });
@@ -63,12 +83,9 @@ export class RedisCounters implements Counters {
     if (takes.length === 0) return { ok: true, buckets: [] };
     const keys = takes.map((t) => this.#bucketKey(t.key));
     const args = takes.flatMap((t) => [num(t.spec.capacity), num(t.spec.refillPerSec), num(t.amount)]);
-    const reply = (await this.#script(COMMANDS.take)(
-      keys.length,
-      ...keys,
-      ...args,
-      String(BUCKET_EXPIRY_MARGIN_MS),
-      String(BUCKET_MAX_EXPIRY_MS),
+    const reply = (await this.#deadline(
+      'take',
+      this.#script(COMMANDS.take)(keys.length, ...keys, ...args, String(BUCKET_EXPIRY_MARGIN_MS), String(BUCKET_MAX_EXPIRY_MS)),
     )) as unknown[];
     const buckets = takes.map((t, i) => ({
       key: t.key,
@@ -83,14 +100,17 @@ export class RedisCounters implements Counters {
     checkSpec(spec, 'spec');
     if (!Number.isFinite(delta)) throw new RangeError(`adjust delta must be a finite number, got ${delta}`);
     this.#checkOpen();
-    await this.#script(COMMANDS.adjust)(
-      1,
-      this.#bucketKey(key),
-      num(spec.capacity),
-      num(spec.refillPerSec),
-      num(delta),
-      String(BUCKET_EXPIRY_MARGIN_MS),
-      String(BUCKET_MAX_EXPIRY_MS),
+    await this.#deadline(
+      'adjust',
+      this.#script(COMMANDS.adjust)(
+        1,
+        this.#bucketKey(key),
+        num(spec.capacity),
+        num(spec.refillPerSec),
+        num(delta),
+        String(BUCKET_EXPIRY_MARGIN_MS),
+        String(BUCKET_MAX_EXPIRY_MS),
+      ),
     );
   }
 
@@ -100,12 +120,19 @@ export class RedisCounters implements Counters {
     if (items.length === 0) return { ok: true, used: [], missing: [] };
     const keys = items.map((it) => this.#budgetKey(it.key));
     const args = items.flatMap((it) => [int(it.limit), int(it.amount), String(Math.ceil(it.ttlMs))]);
-    const [ok, refusedIndex, used, missingIdx] = (await this.#script(COMMANDS.reserve)(keys.length, ...keys, ...args)) as [
-      unknown,
-      unknown,
-      unknown[],
-      unknown[],
-    ];
+    const [ok, refusedIndex, used, missingIdx] = (await this.#deadline(
+      'reserve',
+      this.#script(COMMANDS.reserve)(keys.length, ...keys, ...args),
+      // Refused by the deadline but made after all: give the reservations back.
+      (late) => {
+        if (Number((late as unknown[])[0]) !== 1) return;
+        for (let i = 0; i < keys.length; i++) {
+          void this.#script(COMMANDS.settle)(1, keys[i]!, (-BigInt(int(items[i]!.amount))).toString(), String(Math.ceil(items[i]!.ttlMs))).catch(
+            () => undefined,
+          );
+        }
+      },
+    )) as [unknown, unknown, unknown[], unknown[]];
     const result: ReserveResult = {
       ok: Number(ok) === 1,
       used: used.map(Number),
@@ -119,18 +146,18 @@ export class RedisCounters implements Counters {
     checkSettle(reserved, actual, ttlMs);
     this.#checkOpen();
     const delta = BigInt(actual) - BigInt(reserved);
-    return Number(await this.#script(COMMANDS.settle)(1, this.#budgetKey(key), delta.toString(), String(Math.ceil(ttlMs))));
+    return Number(await this.#deadline('settle', this.#script(COMMANDS.settle)(1, this.#budgetKey(key), delta.toString(), String(Math.ceil(ttlMs)))));
   }
 
   async seedBudget(key: string, spent: number, ttlMs: number): Promise<void> {
     checkSeed(spent, ttlMs);
     this.#checkOpen();
-    await this.#redis.set(this.#budgetKey(key), int(spent), 'PX', Math.ceil(ttlMs), 'NX');
+    await this.#deadline('seed', this.#redis.set(this.#budgetKey(key), int(spent), 'PX', Math.ceil(ttlMs), 'NX'));
   }
 
   async budgetUsed(key: string): Promise<number> {
     this.#checkOpen();
-    const value = await this.#redis.get(this.#budgetKey(key));
+    const value = await this.#deadline('budgetUsed', this.#redis.get(this.#budgetKey(key)));
     return value === null ? 0 : Number(value);
   }
 
@@ -155,6 +182,33 @@ export class RedisCounters implements Counters {
 
   #checkOpen(): void {
     if (this.#closed) throw new Error('counters are closed');
+  }
+
+  /**
+   * `reply`, or a {@link CounterCommandTimeout} once `commandTimeoutMs` passed without it; a reply
+   * that comes after that goes to `late` (errors after the deadline are dropped).
+   */
+  #deadline<T>(operation: string, reply: Promise<T>, late?: (value: T) => void): Promise<T> {
+    const ms = this.#timeoutMs;
+    if (ms === undefined) return reply;
+    return new Promise<T>((resolve, reject) => {
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        reject(new CounterCommandTimeout(operation, ms));
+      }, ms);
+      reply.then(
+        (value) => {
+          clearTimeout(timer);
+          if (!timedOut) resolve(value);
+          else late?.(value);
+        },
+        (err: unknown) => {
+          clearTimeout(timer);
+          if (!timedOut) reject(err);
+        },
+      );
+    });
   }
 
   #script(name: (typeof COMMANDS)[keyof typeof COMMANDS]): ScriptCall {
