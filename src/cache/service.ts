@@ -135,7 +135,7 @@ export class CacheService {
     const { body } = args;
     if (!isCacheable(body)) return undefined;
     try {
-      const usage = body.usage ?? (await estimateUsage(args.request.messages, body.choices.map((c) => c.message.content ?? '').join('')));
+      const usage = body.usage ?? (await estimateUsage(args.request, body.choices.map((c) => c.message.content ?? '').join('')));
       const now = Date.now();
       const ttlMs = this.policy(args.route).ttlMs;
       const semantic = this.semantic && ident.scope && ident.question !== undefined && args.vector && ident.question.length <= this.config.semantic.maxQuestionChars;

@@ -94,13 +94,36 @@ describe('token estimate: bounded work whatever the input', () => {
     }
   });
 
-  it('does not split a surrogate pair at a piece or at the exact cap', () => {
-    const text = '😀'.repeat(200); // 400 UTF-16 units, no spaces
+  it('does not split a surrogate pair at a piece, at the exact cap or in the tail, and always moves on (lone surrogates too)', () => {
     const w = watched();
-    countText(text, 101); // an odd cap falls inside a pair
+    const pairs = '😀'.repeat(200); // 400 UTF-16 units, no spaces
+    for (const exactChars of [101, 128, 129, 255, 256, 257]) {
+      estimatePromptTokensSync('chat', { messages: [{ role: 'user', content: pairs }] }, { counter: w.counter, exactChars });
+    }
+    expect(w.calls.length).toBeGreaterThan(0);
     for (const piece of w.calls) expect(piece).not.toMatch(/^[\uDC00-\uDFFF]|[\uD800-\uDBFF]$/);
-    estimatePromptTokensSync('chat', { messages: [{ role: 'user', content: text }] }, { counter: w.counter, exactChars: 101 });
-    for (const piece of w.calls) expect(piece).not.toMatch(/^[\uDC00-\uDFFF]|[\uD800-\uDBFF]$/);
+    // Pre-fix, each of these looped for ever: a lone high surrogate at the end of a 129-character
+    // run, and a pair straddling the exact cap inside a long run.
+    expect(countText(`${'x'.repeat(128)}\ud800 tail`)).toBeGreaterThan(0);
+    expect(countText(`${'x'.repeat(127)}\ud800`)).toBeGreaterThan(0);
+    expect(countText('\udc00\ud800'.repeat(300))).toBeGreaterThan(0);
+    expect(countText(' '.repeat(EXACT_CHARS - 129) + '😀'.repeat(100))).toBeGreaterThan(0);
+    expect(countText('a'.repeat(EXACT_CHARS - 1) + '😀'.repeat(100_000))).toBeGreaterThan(400_000);
+  });
+
+  it('never counts fewer tokens than the tokenizer on random mixes of scripts, digits, emoji and whitespace (fuzz, seeded)', () => {
+    let seed = 7;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+    const alphabet = ['a', 'Z', '7', ' ', '\t', '\n', 'ж', 'Щ', '東', 'の', '😀', '👍🏽', '.', ',', "'", '-', '\u00a0', 'é', '٣'];
+    for (let n = 0; n < 300; n++) {
+      const len = 1 + Math.floor(rnd() * 3_000);
+      let text = '';
+      while (text.length < len) {
+        const c = alphabet[Math.floor(rnd() * alphabet.length)]!;
+        text += c.repeat(1 + Math.floor(rnd() * (rnd() < 0.1 ? 300 : 4)));
+      }
+      expect(countText(text), JSON.stringify(text.slice(0, 40))).toBeGreaterThanOrEqual(countTokens(text, { disallowedSpecial: new Set() }));
+    }
   });
 
   it('the async estimate gives the event loop a turn after at most SLICE_CHARS characters of work', async () => {

@@ -8,8 +8,9 @@
  * Bounded work, whatever the input. Byte-pair encoding costs the square of a pre-token's length
  * (a 160,000-character word took 16 s), so:
  * - a run of whitespace, or of anything else, longer than {@link MAX_RUN} characters is counted in
- *   pieces of that length (each piece at least as many tokens as its share of the whole: the count
- *   can only grow, which is the safe side for budgets);
+ *   pieces of that length, and long texts in windows; a cut can change the merges next to it by a
+ *   token, so each cut adds one token of margin (fuzzed: never under the whole text's count,
+ *   which is the safe side for budgets);
  * - at most {@link EXACT_CHARS} characters and {@link EXACT_TOKENS} tokens of a request are
  *   counted with the tokenizer; beyond, every UTF-8 byte counts as one token (a token is at least
  *   one byte, so this is an upper bound);
@@ -83,12 +84,23 @@ function newTally(exactChars: number, exactTokens: number, count?: CountTokens):
 /** ASCII whitespace (tab, newline, vertical tab, form feed, carriage return, space). */
 const isSpace = (c: number) => c === 0x20 || (c >= 0x09 && c <= 0x0d);
 const isHighSurrogate = (c: number) => c >= 0xd800 && c <= 0xdbff;
+const isLowSurrogate = (c: number) => c >= 0xdc00 && c <= 0xdfff;
+
+/**
+ * A cut at `k` that does not split a surrogate pair: one further when text[k - 1], text[k] is a
+ * pair (never back, so a loop that cuts always moves on; a lone surrogate is cut anywhere).
+ */
+function cutAt(text: string, k: number): number {
+  return k > 0 && k < text.length && isHighSurrogate(text.charCodeAt(k - 1)) && isLowSurrogate(text.charCodeAt(k)) ? k + 1 : k;
+}
 
 /** Counts text[from, to) with the tokenizer, against the exact budgets. */
 function countExact(text: string, from: number, to: number, t: Tally): void {
   if (from >= to) return;
   const n = t.count(text.slice(from, to));
-  t.tokens += n;
+  // A cut can change the merges next to it (by a token, seen in fuzzing): one token of margin per
+  // cut keeps the count at or above the whole text's.
+  t.tokens += n + (from > 0 || to < text.length ? 1 : 0);
   t.exactTokensLeft -= n;
   t.exactCharsLeft -= to - from;
   t.sinceYield += to - from;
@@ -120,8 +132,7 @@ function* tallyText(text: string, t: Tally): Generator<void, void, void> {
           t.sinceYield = 0;
           yield;
         }
-        let j = Math.min(i + MAX_RUN, end);
-        if (j < text.length && isHighSurrogate(text.charCodeAt(j - 1))) j--;
+        const j = cutAt(text, Math.min(i + MAX_RUN, end));
         countExact(text, i, j, t);
         i = j;
       }
@@ -136,13 +147,13 @@ function* tallyText(text: string, t: Tally): Generator<void, void, void> {
       pos = end;
     }
   }
-  if (pos < text.length && pos > 0 && isHighSurrogate(text.charCodeAt(pos - 1))) pos--;
+  pos = Math.max(pos, windowStart);
+  pos = cutAt(text, pos);
   countExact(text, windowStart, pos, t);
   // Past the exact budget: an upper bound (a token is at least one byte), at native speed, in
   // slices too (a few MB of slicing and measuring is milliseconds).
   while (pos < text.length) {
-    let end = Math.min(text.length, pos + TAIL_SLICE_CHARS);
-    if (end < text.length && isHighSurrogate(text.charCodeAt(end - 1))) end--;
+    const end = cutAt(text, Math.min(text.length, pos + TAIL_SLICE_CHARS));
     t.tokens += Buffer.byteLength(pos === 0 && end === text.length ? text : text.slice(pos, end), 'utf8');
     t.sinceYield += (end - pos) >> 5;
     pos = end;
@@ -275,7 +286,7 @@ const turn = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
  * The prompt tokens of a request's every billable part, yielding to the event loop as it goes.
- * Never under the tokenizer's count of the same parts (pieces and the byte bound only add).
+ * Not under the tokenizer's count of the same parts (cuts carry a token of margin, the byte bound only adds).
  */
 export async function estimatePromptTokens(operation: 'chat' | 'embeddings', body: unknown, opts: EstimateOptions = {}): Promise<number> {
   if (!opts.counter) await loadTokenizer();
@@ -315,9 +326,9 @@ export function countEmbeddingInput(input: EmbeddingRequest['input'], exactChars
   return estimatePromptTokensSync('embeddings', { input }, { exactChars });
 }
 
-/** Usage counted locally for a chat exchange. */
-export async function estimateUsage(messages: readonly ChatMessage[], completionText: string): Promise<Usage> {
-  const prompt = await estimatePromptTokens('chat', { messages });
+/** Usage counted locally for a chat exchange: every billable part of the request, and the answer's text. */
+export async function estimateUsage(request: Pick<ChatCompletionRequest, 'messages'>, completionText: string): Promise<Usage> {
+  const prompt = await estimatePromptTokens('chat', request);
   const completion = countText(completionText);
   return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
 }

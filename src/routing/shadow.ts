@@ -291,7 +291,7 @@ export class ShadowService {
       const text = completionText(call.completion);
       usage = call.completion.usage;
       usageReported = usage !== undefined;
-      if (!usage) usage = await estimateUsage(body.messages, text).catch(() => undefined);
+      if (!usage) usage = await estimateUsage(body, text).catch(() => undefined);
       const depPrice = call.deployment.price ?? model.price;
       cost = usage && depPrice ? costPico(usage, depPrice) : 0;
       if (this.embedder) {

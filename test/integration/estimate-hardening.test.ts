@@ -124,8 +124,14 @@ describe('a client that leaves before the first byte is billed for what upstream
   let gw: TestGateway;
   beforeAll(async () => {
     // An upstream that takes a minute to its first token: the client always leaves first.
-    sim = await startSim({ 'sim-slow': { type: 'chat', ttftMs: { median: 60_000, p95: 60_000 }, tokensPerSecond: 0, outputTokens: { min: 8, max: 8 }, dimensions: 64 } });
-    gw = await startGateway(httpSimConfig({ up: sim }, { 'sim-slow': { deployments: [{ provider: 'up' }], price: { input: 5, output: 15 } } }));
+    sim = await startSim({
+      'sim-slow': { type: 'chat', ttftMs: { median: 60_000, p95: 60_000 }, tokensPerSecond: 0, outputTokens: { min: 8, max: 8 }, dimensions: 64 },
+      // First token at once, then one a second: the client always leaves mid-stream.
+      'sim-drip': { type: 'chat', ttftMs: { median: 0, p95: 0 }, tokensPerSecond: 1, outputTokens: { min: 500, max: 500 }, dimensions: 64 },
+    });
+    gw = await startGateway(
+      httpSimConfig({ up: sim }, { 'sim-slow': { deployments: [{ provider: 'up' }], price: { input: 5, output: 15 } }, 'sim-drip': { deployments: [{ provider: 'up' }], price: { input: 5, output: 15 } } }),
+    );
   });
   afterAll(async () => {
     await gw?.close();
@@ -150,6 +156,27 @@ describe('a client that leaves before the first byte is billed for what upstream
     const spent = (await gw.gateway.storage.ledger.spent({ tenantId: gw.tenantId }, 0, Date.now() + 60_000)) - spentBefore;
     // At least the prompt's ~220 tokens at $5 per million.
     expect(spent).toBeGreaterThanOrEqual(200 * 5 * 1e6);
+  });
+
+  it('a client that leaves mid-stream is billed every billable part of the prompt (its 30,000-token tool schema too), not the messages alone', async () => {
+    const spentBefore = await gw.gateway.storage.ledger.spent({ tenantId: gw.tenantId }, 0, Date.now() + 60_000);
+    const ac = new AbortController();
+    const description = 'Looks up an order by its number and returns its state and lines. '.repeat(2_000); // ~30k tokens
+    const res = await fetch(`${gw.url}/v1/chat/completions`, {
+      method: 'POST',
+      headers: { ...auth(gw.apiKey), 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'sim-drip', stream: true, messages: [{ role: 'user', content: 'Where is my order?' }], tools: [{ type: 'function', function: { name: 'lookup', description } }] }),
+      signal: ac.signal,
+    });
+    expect(res.status).toBe(200);
+    const reader = res.body!.getReader();
+    await reader.read(); // the first chunk, then the client leaves
+    ac.abort();
+    await vi.waitFor(() => expect(sim.engine.stats().inFlight).toBe(0), { timeout: 10_000, interval: 5 });
+    await gw.settled();
+    const spent = (await gw.gateway.storage.ledger.spent({ tenantId: gw.tenantId }, 0, Date.now() + 60_000)) - spentBefore;
+    // ~30,000 prompt tokens at $5 per million: at least $0.12 (pre-fix: the messages' few tokens).
+    expect(spent).toBeGreaterThanOrEqual(24_000 * 5 * 1e6);
   });
 });
 

@@ -8,7 +8,7 @@
  */
 import { GatewayError, toOpenAIErrorBody } from '../../errors.js';
 import { costPico, formatUsd } from '../../metering/cost.js';
-import { estimateUsage } from '../../metering/tokenizer.js';
+import { countText, estimatePromptTokens } from '../../metering/tokenizer.js';
 import { type ChatCompletionChunk, type ChatCompletionRequest, RAW_JSON, UpstreamError, type Usage, toJsonText } from '../../providers/types.js';
 import type { PipelineResult, RequestContext } from '../context.js';
 
@@ -21,6 +21,17 @@ export function baseHeaders(ctx: RequestContext): Record<string, string> {
   const upstreamCalls = ctx.attempts.filter((a) => a.outcome !== 'circuit_open').length;
   h['x-tollgate-attempts'] = String(upstreamCalls);
   return h;
+}
+
+/**
+ * Usage counted locally when upstream reported none (a server that ignores include_usage, a
+ * stream the client left): the prompt is every billable part, as admission counted it (tools,
+ * schemas and all, not only the messages), and the completion is what was sent.
+ */
+async function localUsage(ctx: RequestContext, completionText: string): Promise<Usage> {
+  const prompt = ctx.admission?.promptTokens ?? (await estimatePromptTokens(ctx.operation, ctx.body, { imageTokens: ctx.servedBy?.price?.imageTokens }));
+  const completion = countText(completionText);
+  return { prompt_tokens: prompt, completion_tokens: completion, total_tokens: prompt + completion };
 }
 
 /** Records the usage (upstream's, or counted locally) and prices it; returns the USD string. */
@@ -101,13 +112,13 @@ async function respondStream(ctx: RequestContext, result: Extract<PipelineResult
       if (next.done) break;
       chunk = next.value;
     }
-    const cost = settleCost(ctx, ctx.usage ?? (await estimateUsage(body.messages, text)), ctx.usage !== undefined);
+    const cost = settleCost(ctx, ctx.usage ?? (await localUsage(ctx, text)), ctx.usage !== undefined);
     ctx.answerText = text;
     await writer.send('[DONE]');
     writer.end(cost === undefined ? undefined : { 'x-tollgate-cost-usd': cost });
   } catch (err) {
     // Billed for what was used: upstream's usage never came, so count what was streamed.
-    settleCost(ctx, ctx.usage ?? (await estimateUsage(body.messages, text)), ctx.usage !== undefined);
+    settleCost(ctx, ctx.usage ?? (await localUsage(ctx, text)), ctx.usage !== undefined);
     if (ctx.sink.signal.aborted) {
       const reason: unknown = ctx.sink.signal.reason;
       if (reason instanceof GatewayError) {
@@ -149,7 +160,7 @@ export async function respond(ctx: RequestContext, opts: RespondOptions): Promis
   } else {
     const text = result.body.choices.map((c) => c.message.content ?? '').join('');
     reported = false;
-    usage = await estimateUsage((ctx.body as ChatCompletionRequest).messages, text);
+    usage = await localUsage(ctx, text);
   }
   if (usage) {
     const cost = settleCost(ctx, usage, reported);
