@@ -12,7 +12,6 @@ import { randomUUID } from 'node:crypto';
 import { type WriteStream, createWriteStream } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { once } from 'node:events';
 import { GatewayError } from '../errors.js';
 
 export interface ReceivedUpload {
@@ -71,6 +70,22 @@ interface Part {
   bytes: number;
 }
 
+/** Resolves at `event`, rejects at 'error'; both listeners removed either way (no leak per write). */
+function eventOrError(stream: NodeJS.EventEmitter, event: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const done = (err?: unknown) => {
+      stream.off(event, onEvent);
+      stream.off('error', onError);
+      if (err === undefined) resolve();
+      else reject(err);
+    };
+    const onEvent = () => done();
+    const onError = (err: unknown) => done(err ?? new Error('stream error'));
+    stream.once(event, onEvent);
+    stream.once('error', onError);
+  });
+}
+
 /**
  * Reads `body` to its end (the closing boundary; an epilogue is ignored). On any failure (a 400
  * for a malformed body, `tooLarge()`, the client gone) the spool file is removed before the
@@ -116,7 +131,7 @@ export async function receiveMultipart(body: AsyncIterable<Buffer | string>, con
     if (part.kind === 'file') {
       file!.bytes = part.bytes;
       if (part.bytes > opts.maxFileBytes) throw opts.tooLarge();
-      if (!out!.write(data)) await Promise.race([once(out!, 'drain'), once(out!, 'error').then(([err]) => Promise.reject(err))]);
+      if (!out!.write(data)) await eventOrError(out!, 'drain');
     } else if (part.kind === 'field') {
       if (part.bytes > MAX_FIELD_BYTES) {
         throw new GatewayError('invalid_value', `Invalid value for '${part.name.slice(0, 40)}': at most ${MAX_FIELD_BYTES} bytes.`, { param: part.name.slice(0, 40) });
@@ -131,7 +146,7 @@ export async function receiveMultipart(body: AsyncIterable<Buffer | string>, con
     if (part.kind === 'file') {
       const stream = out!;
       stream.end();
-      await Promise.race([once(stream, 'finish'), once(stream, 'error').then(([err]) => Promise.reject(err))]);
+      await eventOrError(stream, 'finish');
     }
     part = undefined;
   };

@@ -5,8 +5,10 @@
  * total (429 with Retry-After naming the setting). Raw HTTP, so the test controls how much of the
  * body is sent and when.
  */
+import { existsSync, readdirSync } from 'node:fs';
 import http from 'node:http';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import type { UploadObserver } from '../../src/jobs/upload-guard.js';
 import { type TestGateway, auth, postJson, startGateway } from '../helpers/gateway.js';
 
@@ -125,6 +127,11 @@ class Uploads implements UploadObserver {
 }
 
 describe('POST /v1/files against anonymous and greedy clients', () => {
+  /** Upload bodies still in the spool folder. */
+  const spooled = () => {
+    const dir = join(gw.gateway.storage.localDir, 'uploads');
+    return existsSync(dir) ? readdirSync(dir).filter((f) => f.endsWith('.part')) : [];
+  };
   let gw: TestGateway;
   const uploads = new Uploads();
   let keys: string[] = [];
@@ -214,6 +221,20 @@ describe('POST /v1/files against anonymous and greedy clients', () => {
     expect(again.headers.get('x-tollgate-idempotent-replay')).toBe('true');
     expect((await again.json()).id).toBe(id);
     expect((await send('{"b":2}\n')).status).toBe(422);
+    // Neither the replay nor the refusal leaves its spooled body behind.
+    await vi.waitFor(() => expect(spooled()).toEqual([]), { timeout: 10_000, interval: 5 });
+  });
+
+  it('a body refused after it was spooled (a repeated query parameter, a replay, a mismatch) leaves no file in the spool', async () => {
+    const form = () => {
+      const f = new FormData();
+      f.append('purpose', 'batch');
+      f.append('file', new Blob(['{"a":1}\n'.repeat(100_000)]), 'big.jsonl');
+      return f;
+    };
+    const res = await fetch(`${gw.url}/v1/files?purpose=a&purpose=b`, { method: 'POST', headers: auth(gw.apiKey), body: form() });
+    expect(res.status).toBe(400);
+    await vi.waitFor(() => expect(spooled()).toEqual([]), { timeout: 10_000, interval: 5 });
   });
 
   it('caps concurrent uploads per key and in total: 429 with Retry-After naming the setting; a slot frees when its upload ends', async () => {

@@ -88,7 +88,7 @@ export async function fileRoutes(app: FastifyInstance, opts: FileRoutesOptions):
   const { batches, authenticator, killSwitches, maxFileBytes, uploads, spoolDir } = opts;
   const caller = (request: FastifyRequest) => apiCaller(request, authenticator, killSwitches);
   prepareSpool(spoolDir);
-  const admitted = new WeakMap<FastifyRequest, { auth: AuthInfo; slot: UploadSlot }>();
+  const admitted = new WeakMap<FastifyRequest, { auth: AuthInfo; slot: UploadSlot; /** The spool file of the received body, removed when the exchange ends. */ spooled?: string }>();
   const unsupported = () =>
     new GatewayError('unsupported_media_type', "Unsupported Content-Type: send 'multipart/form-data' with the fields 'purpose' and 'file'.");
 
@@ -116,6 +116,9 @@ export async function fileRoutes(app: FastifyInstance, opts: FileRoutesOptions):
       throw closing(err); // refused mid-body: the rest of it is not read
     });
     slot.report({ bytes: upload.file?.bytes ?? 0, maxBufferedBytes: upload.maxBufferedBytes });
+    // Removed when the exchange ends, whatever answers it (the route, an idempotency replay, a
+    // validation error between parsing and the route): a spooled upload never outlives it.
+    if (upload.file) admitted.get(request)!.spooled = upload.file.path;
     return upload;
   });
   // This plugin's framework errors say what this route takes; the rest go to the app's handler.
@@ -133,8 +136,12 @@ export async function fileRoutes(app: FastifyInstance, opts: FileRoutesOptions):
       if (declared !== undefined && declared > maxFileBytes + MULTIPART_OVERHEAD) throw fileTooLarge(maxFileBytes);
       const slot = await uploads.admit(auth, declared);
       // Given back when the exchange ends: answered, failed, or the client gone.
-      reply.raw.once('close', () => slot.release());
-      admitted.set(request, { auth, slot });
+      const entry: { auth: AuthInfo; slot: UploadSlot; spooled?: string } = { auth, slot };
+      reply.raw.once('close', () => {
+        slot.release();
+        if (entry.spooled) void rm(entry.spooled, { force: true }).catch(() => undefined);
+      });
+      admitted.set(request, entry);
     } catch (err) {
       // The body is not read: the connection must not be reused (the rest of it would follow).
       throw closing(err);
