@@ -13,7 +13,7 @@ import { planChat, validateChatRequest, type ChatPlan } from './chat.js';
 import { embedText, toBase64 } from './embeddings.js';
 import { drawOutcome, outcomeError, SimError, type SimOutcome } from './outcomes.js';
 import { sampleLogNormal } from './random.js';
-import { countTextTokens } from './text.js';
+import { SIM_EXACT_CHARS, countTextTokens } from './text.js';
 
 export interface SimEngineOptions {
   /** The models served, by name (omitted fields take the schema's defaults). */
@@ -253,16 +253,19 @@ export class SimEngine {
     const dimensions = req.dimensions ?? model.dimensions;
     const inputs = normalizeInput(req.input);
     let promptTokens = 0;
+    let exactLeft = SIM_EXACT_CHARS; // one budget of exact counting for the whole request
     const data = inputs.map((input, index) => {
       let text: string;
       if (typeof input === 'string') {
         text = input;
-        promptTokens += countTextTokens(text);
+        promptTokens += countTextTokens(text, Math.max(0, exactLeft));
+        exactLeft -= text.length;
       } else {
         text = decodeTokens(input, index);
         promptTokens += input.length;
       }
-      const vector = embedText(text, dimensions);
+      // Embedding models read the first few thousand tokens of an input: so does the simulator.
+      const vector = embedText(text.length > SIM_EXACT_CHARS ? text.slice(0, SIM_EXACT_CHARS) : text, dimensions);
       return { object: 'embedding' as const, index, embedding: req.encoding_format === 'base64' ? toBase64(vector) : vector };
     });
     return { object: 'list', data, model: req.model, usage: { prompt_tokens: promptTokens, total_tokens: promptTokens } };

@@ -72,9 +72,16 @@ export function lastUserText(messages: readonly ChatMessage[]): string {
 // Loaded with the simulator's module: its counts are synchronous.
 await loadTokenizer();
 
+/**
+ * Characters of one request the simulator counts with the tokenizer; past them one token per
+ * UTF-8 byte (src/metering/tokenizer.ts). The simulator runs in the gateway's process in the
+ * zero-config setup, so its synchronous counting is kept to a few milliseconds per request.
+ */
+export const SIM_EXACT_CHARS = 16_384;
+
 /** Tokens of a plain text with the o200k encoding (bounded work: src/metering/tokenizer.ts). */
-export function countTextTokens(text: string): number {
-  return text ? countText(text) : 0;
+export function countTextTokens(text: string, exactChars = SIM_EXACT_CHARS): number {
+  return text ? countText(text, exactChars) : 0;
 }
 
 /** Tokens an image part costs (OpenAI's low-detail price; the simulator does not look at images). */
@@ -86,20 +93,27 @@ const IMAGE_PART_TOKENS = 85;
  * Tool definitions, when given, count as their JSON text.
  */
 export function countPromptTokens(messages: readonly ChatMessage[], tools?: readonly ToolDefinition[]): number {
+  // One budget of exact counting for the whole request (each text its own would multiply it).
+  let left = SIM_EXACT_CHARS;
+  const count = (text: string) => {
+    const n = countTextTokens(text, Math.max(0, left));
+    left -= text.length;
+    return n;
+  };
   let total = 3;
   for (const m of messages) {
-    total += 3 + countTextTokens(contentText(m.content));
+    total += 3 + count(contentText(m.content));
     if (Array.isArray(m.content)) {
       for (const part of m.content) if (part && part.type === 'image_url') total += IMAGE_PART_TOKENS;
     }
-    if (typeof m.name === 'string' && m.name) total += 1 + countTextTokens(m.name);
+    if (typeof m.name === 'string' && m.name) total += 1 + count(m.name);
     if (Array.isArray(m.tool_calls)) {
       for (const call of m.tool_calls) {
-        total += countTextTokens(call.function?.name ?? '') + countTextTokens(call.function?.arguments ?? '');
+        total += count(call.function?.name ?? '') + count(call.function?.arguments ?? '');
       }
     }
   }
-  if (tools && tools.length > 0) total += countTextTokens(JSON.stringify(tools));
+  if (tools && tools.length > 0) total += count(JSON.stringify(tools));
   return total;
 }
 
