@@ -69,6 +69,11 @@ export const cacheSchema = z
     mode: cacheModeSchema.default('deterministic'),
     /** How long an answer is served from the cache. */
     ttlMs: positiveInt.default(3_600_000),
+    /**
+     * Requests larger than this (bytes of body; tokens x 4 for a job) bypass the cache: keying a
+     * multi-megabyte body is synchronous work on the event loop, and such bodies rarely repeat.
+     */
+    maxBodyBytes: positiveInt.default(256 * 1024),
     exact: z
       .object({
         /** Embedded mode: the in-memory LRU's bounds (distributed mode keeps entries in Redis, with the TTL). */

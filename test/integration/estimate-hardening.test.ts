@@ -89,6 +89,35 @@ describe('admission counts every billable part, with bounded work', () => {
   });
 });
 
+describe('large cacheable bodies are not keyed', () => {
+  let sim: SimServer;
+  let gw: TestGateway;
+  beforeAll(async () => {
+    sim = await startSim();
+    gw = await startGateway(httpSimConfig({ up: sim }, { 'sim-large': { deployments: [{ provider: 'up' }], price: { input: 5, output: 15 } } }, { server: { bodyLimitBytes: 5 * 1024 * 1024 } }));
+  });
+  afterAll(async () => {
+    await gw?.close();
+    await sim?.close();
+  });
+
+  it('a cacheable body over cache.maxBodyBytes bypasses the cache (no synchronous keying of megabytes); a small one is cached', async () => {
+    const ask = (content: string) => postJson(`${gw.url}/v1/chat/completions`, { model: 'sim-large', temperature: 0, max_tokens: 5, messages: [{ role: 'user', content }] }, auth(gw.apiKey));
+    const big = 'Tell me about token buckets. '.repeat(12_000); // ~350 KB
+    for (let i = 0; i < 2; i++) {
+      const res = await ask(big);
+      expect(res.status).toBe(200);
+      expect(res.headers.get('x-tollgate-cache')).toBe('bypass');
+      await gw.settled();
+      await gw.gateway.cache.idle();
+    }
+    expect((await ask('Tell me about token buckets.')).headers.get('x-tollgate-cache')).toBe('miss');
+    await gw.settled();
+    await gw.gateway.cache.idle();
+    expect((await ask('Tell me about token buckets.')).headers.get('x-tollgate-cache')).toBe('hit');
+  });
+});
+
 describe('one tenant cannot open a circuit breaker for everyone', () => {
   let sim: SimServer;
   let gw: TestGateway;

@@ -75,6 +75,13 @@ function serveShared(ctx: RequestContext, state: CacheState, share: FlightShare)
   }
 }
 
+/** A large body is not keyed (hashing megabytes is synchronous work): it bypasses the cache (`cache.maxBodyBytes`). */
+function tooLargeToKey(ctx: RequestContext, cache: CacheService): boolean {
+  const declared = Number(ctx.headers['content-length']);
+  const size = Number.isFinite(declared) ? declared : (ctx.admission?.promptTokens ?? 0) * 4;
+  return size > cache.config.maxBodyBytes;
+}
+
 export function cacheStage(cache: CacheService): Stage {
   return async function cacheLookup(ctx: RequestContext): Promise<void> {
     if (!cache.enabled || ctx.operation !== 'chat' || !ctx.auth || !ctx.model) return;
@@ -90,6 +97,7 @@ export function cacheStage(cache: CacheService): Stage {
     ctx.cache = state;
     ctx.extraHeaders['x-tollgate-cache'] = 'bypass';
     if (!decision.store) return;
+    if (tooLargeToKey(ctx, cache)) return;
 
     const tenantId = ctx.auth.tenantId;
     const semantic = policy.semantic ? cache.semantic : undefined;
@@ -211,7 +219,7 @@ async function staleAnswer(ctx: RequestContext, cache: CacheService): Promise<{ 
   if (!cache.enabled || ctx.operation !== 'chat' || !ctx.auth || !ctx.model) return undefined;
   const route = ctx.model.name;
   const policy = cache.policy(route);
-  if (!policy.staleFallback) return undefined;
+  if (!policy.staleFallback || tooLargeToKey(ctx, cache)) return undefined;
   const body = ctx.body as ChatCompletionRequest;
   const state: CacheState = ctx.cache ?? { outcome: 'miss' };
   ctx.cache = state;
