@@ -115,14 +115,18 @@ export async function buildApp(s: AppServices): Promise<FastifyInstance> {
   // Every route: JSON nested deeper than server.maxJsonDepth, and a repeated query parameter, are 400s.
   jsonBodyParser(app, s.config.server.maxJsonDepth);
   app.addHook('preValidation', rejectRepeatedQueryParams);
-  // A /v1 request with a large (or unannounced) body is authenticated before its body is read: no
-  // key, no megabytes read. Small bodies go on to the pipeline, which refuses them as well and
-  // keeps the refusal in the request log. The routes authenticate again (from the auth cache).
+  // A request with a large (or unannounced) body is refused before its body is read when its
+  // route is unknown (404) or, on /v1 and /admin, when its key is not valid (401): no key, no
+  // megabytes read. Small bodies go on to the routes, which refuse them as well (and the pipeline
+  // keeps the refusal in the request log). The routes authenticate again (from the auth cache).
   app.addHook('onRequest', async (request, reply) => {
-    if (!request.url.startsWith('/v1/') || request.method === 'GET' || request.method === 'HEAD' || request.method === 'DELETE') return;
+    if (request.method === 'GET' || request.method === 'HEAD' || request.method === 'DELETE') return;
     const length = Number(request.headers['content-length']);
     if (Number.isFinite(length) && length <= PRE_AUTH_BODY_BYTES) return;
     try {
+      // An unknown route is answered before its body too (`//v1/...`, `/V1/...`, anything else).
+      if (request.is404) throw new GatewayError('route_not_found', `Unknown route: ${request.method} ${request.url.split('?')[0]}.`);
+      if (!request.url.startsWith('/v1/') && !request.url.startsWith('/admin/')) return;
       await s.authenticator.authenticate(extractKey(request.headers));
     } catch (err) {
       reply.header('connection', 'close'); // the unread body is not drained

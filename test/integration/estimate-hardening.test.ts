@@ -234,6 +234,20 @@ describe('an anonymous client cannot make the gateway read a body', () => {
     return { answer, abort: () => req.destroy() };
   }
 
+  it.each(['/nope', '//v1/chat/completions', '/V1/chat/completions', '/v1/unknown'])('POST %s (no such route): 404 while the body is still coming, connection closed', async (path) => {
+    const p = partialPost(path, auth(gw.apiKey), 3 * 1024 * 1024);
+    const res = await p.answer;
+    expect(res.status).toBe(404);
+    expect(res.connection).toBe('close');
+    p.abort();
+  });
+
+  it('POST /admin/v1/tenants without a valid key: 401 while the body is still coming', async () => {
+    const p = partialPost('/admin/v1/tenants', {}, 3 * 1024 * 1024);
+    expect((await p.answer).status).toBe(401);
+    p.abort();
+  });
+
   it.each(['/v1/chat/completions', '/v1/embeddings', '/v1/jobs', '/v1/batches', '/v1/feedback'])('POST %s without a valid key: 401 while the body is still coming, connection closed', async (path) => {
     for (const headers of [{}, auth('tg-not-a-key')]) {
       const p = partialPost(path, headers, 3 * 1024 * 1024);
