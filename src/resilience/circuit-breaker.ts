@@ -20,6 +20,12 @@ export type BreakerState = 'closed' | 'open' | 'half-open';
  * Permits are not tokens, so an outcome cannot be tied to the state it was acquired in. Outcomes
  * reported while open are ignored (they come from attempts started before the breaker opened),
  * and so are outcomes reported while half-open with no probe in flight.
+ *
+ * One tenant cannot open it for everyone: outcomes name their caller (the tenant), and once two
+ * or more tenants have called the deployment since the breaker last closed, a streak of failures
+ * opens it only when it holds failures of at least two tenants. A tenant whose own requests time
+ * out (a huge max_tokens on a slow model) then fails alone; a real outage fails everyone's. With
+ * a single caller (or none named) the plain threshold applies.
  */
 export class CircuitBreaker {
   /** Called after every transition; must not throw. */
@@ -30,6 +36,10 @@ export class CircuitBreaker {
   private openedAt = 0;
   private probesInFlight = 0;
   private probeSuccesses = 0;
+  /** Callers seen since the breaker last closed (only "one" or "several" matters: at most 2 kept). */
+  private readonly callers = new Set<string>();
+  /** Callers with a failure in the current streak (at most 2 kept). */
+  private readonly failingCallers = new Set<string>();
 
   constructor(
     private readonly cfg: BreakerConfig,
@@ -57,11 +67,13 @@ export class CircuitBreaker {
     }
   }
 
-  /** The attempt succeeded. */
-  onSuccess(): void {
+  /** The attempt succeeded (`caller`: the tenant it was made for). */
+  onSuccess(caller?: string): void {
     this.applyCooldown();
+    this.note(caller);
     if (this.current === 'closed') {
       this.consecutiveFailures = 0;
+      this.failingCallers.clear();
     } else if (this.current === 'half-open' && this.probesInFlight > 0) {
       this.probesInFlight--;
       this.probeSuccesses++;
@@ -69,15 +81,22 @@ export class CircuitBreaker {
     }
   }
 
-  /** The attempt failed in a way that says the deployment is unhealthy. */
-  onFailure(): void {
+  /** The attempt failed in a way that says the deployment is unhealthy (`caller`: the tenant it was made for). */
+  onFailure(caller?: string): void {
     this.applyCooldown();
+    this.note(caller);
     if (this.current === 'closed') {
       this.consecutiveFailures++;
-      if (this.consecutiveFailures >= this.cfg.failureThreshold) this.transition('open');
+      if (this.failingCallers.size < 2) this.failingCallers.add(caller ?? '');
+      const oneCaller = this.callers.size <= 1;
+      if (this.consecutiveFailures >= this.cfg.failureThreshold && (oneCaller || this.failingCallers.size >= 2)) this.transition('open');
     } else if (this.current === 'half-open' && this.probesInFlight > 0) {
       this.transition('open');
     }
+  }
+
+  private note(caller: string | undefined): void {
+    if (this.callers.size < 2) this.callers.add(caller ?? '');
   }
 
   /** The attempt ended in neither success nor failure: frees a half-open probe slot, nothing else. */
@@ -105,6 +124,8 @@ export class CircuitBreaker {
     this.consecutiveFailures = 0;
     this.probesInFlight = 0;
     this.probeSuccesses = 0;
+    this.failingCallers.clear();
+    if (to === 'closed') this.callers.clear();
     if (to === 'open') this.openedAt = this.now();
     this.onStateChange?.(from, to);
   }

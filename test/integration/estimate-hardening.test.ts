@@ -124,12 +124,32 @@ describe('one tenant cannot open a circuit breaker for everyone', () => {
   beforeAll(async () => {
     sim = await startSim();
     gw = await startGateway(
-      httpSimConfig({ up: sim }, { 'sim-large': { deployments: [{ provider: 'up' }], price: { input: 5, output: 15 } } }, { resilience: { breaker: { failureThreshold: 3 } } }),
+      httpSimConfig(
+        { up: sim },
+        {
+          'sim-large': { deployments: [{ provider: 'up' }], price: { input: 5, output: 15 } },
+          'sim-timeout': { deployments: [{ provider: 'up', model: 'sim-large', timeoutMs: 200 }] },
+        },
+        { resilience: { breaker: { failureThreshold: 3 }, retry: { maxRetries: 0 } } },
+      ),
     );
   });
   afterAll(async () => {
     await gw?.close();
     await sim?.close();
+  });
+
+  it("one tenant's own timeouts (its requests hang past the attempt timeout) do not open the breaker for another tenant", async () => {
+    const admin = { ...auth(gw.adminKey), 'content-type': 'application/json' };
+    await fetch(`${gw.url}/admin/v1/tenants`, { method: 'POST', headers: admin, body: JSON.stringify({ id: 'other', name: 'other' }) });
+    const other = ((await (await fetch(`${gw.url}/admin/v1/keys`, { method: 'POST', headers: admin, body: JSON.stringify({ tenant_id: 'other' }) })).json()) as { key: string }).key;
+    const ask = (key: string) => postJson(`${gw.url}/v1/chat/completions`, { model: 'sim-timeout', messages: [{ role: 'user', content: 'hi' }] }, auth(key));
+    expect((await ask(other)).status).toBe(200); // both tenants have called the deployment
+    sim.engine.script(Array.from({ length: 6 }, () => ({ kind: 'hang' as const })));
+    for (let i = 0; i < 6; i++) expect((await ask(gw.apiKey)).status).toBe(504); // threshold 3, no retries
+    const res = await ask(other);
+    expect(res.status, JSON.stringify(res.body)).toBe(200);
+    expect(gw.gateway.breakers.get('sim-timeout@up').state).toBe('closed');
   });
 
   it('tool parameters nested 10,000 deep: each request is 400 naming the problem, and the model still serves others', async () => {

@@ -177,7 +177,7 @@ export function invokeStage(opts: InvokeOptions) {
           const result = await attemptOnce(ctx, dep, scope);
           const ms = performance.now() - t0; // before the span's work: it is the gateway's, not upstream time
           span?.ok(result);
-          breaker.onSuccess();
+          breaker.onSuccess(ctx.auth?.tenantId);
           ctx.attempts.push({ deployment: dep.id, outcome: 'ok', durationMs: ms });
           metrics.upstreamAttempts.inc({ deployment: dep.id, outcome: 'ok' });
           metrics.upstreamDuration.observe({ deployment: dep.id, outcome: 'ok' }, ms / 1000);
@@ -214,8 +214,8 @@ export function invokeStage(opts: InvokeOptions) {
             throw clientGone(ctx);
           }
           if (err.status === 429 && err.retryAfterMs !== undefined) breakers.markRateLimited(dep.id, err.retryAfterMs);
-          if (err.retryable) breaker.onFailure();
-          else breaker.onSuccess(); // upstream is alive; it refused this request
+          if (err.retryable) breaker.onFailure(ctx.auth?.tenantId);
+          else breaker.onSuccess(ctx.auth?.tenantId); // upstream is alive; it refused this request
           const decision = decideRetry(err, retries, resilience.retry, opts.random);
           if (decision.action === 'fail') throw rejectedError(err, dep);
           last = err;
