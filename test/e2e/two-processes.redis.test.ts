@@ -49,6 +49,7 @@ storage:
   postgresUrl: ${PG_URL}
   postgresSchema: ${schema}_${name}
   redisPrefix: "${schema}:${name}:"
+  redisCommandTimeoutMs: 5000
 providers:
   up: { kind: openai-compatible, baseUrl: "${sim.url}" }
 models:

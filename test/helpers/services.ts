@@ -66,7 +66,10 @@ export async function deleteRedisKeys(prefix: string): Promise<void> {
 
 /** The storage block of a distributed gateway on the test services, isolated under `name`. */
 export function distributedStorage(name: string) {
-  return { kind: 'distributed' as const, redisUrl: REDIS_URL, postgresUrl: PG_URL, postgresSchema: name, redisPrefix: `${name}:` };
+  // Tests load the machine (parallel files, hundreds of concurrent requests on two cores): a
+  // Redis command deadline of a few hundred ms would then fire on the gateway's own event-loop
+  // lag. Suites that test a slow Redis set their own (redis-stall.redis.test.ts).
+  return { kind: 'distributed' as const, redisUrl: REDIS_URL, postgresUrl: PG_URL, postgresSchema: name, redisPrefix: `${name}:`, redisCommandTimeoutMs: 5_000 };
 }
 
 /** Drops what `distributedStorage(name)` created: the PostgreSQL schemas and the Redis keys. */

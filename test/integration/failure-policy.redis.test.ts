@@ -42,6 +42,7 @@ describe.skipIf(!redis || !pg)('failure policy when Redis or PostgreSQL goes awa
             postgresUrl: pgViaProxy.toString(),
             postgresSchema: schema,
             redisPrefix: `${schema}:`,
+            redisCommandTimeoutMs: 5_000, // a cut drops the connection: commands fail at once; no deadline needed under load
           },
           tiers: {
             standard: { budgets: { tenant: { dailyUsd: 100 } } },

@@ -85,6 +85,7 @@ describe.skipIf(!redis || !pg)('a paused Redis (stalled, connection still open)'
             postgresUrl: PG_URL,
             postgresSchema: schema,
             redisPrefix: `${schema}:`,
+            redisCommandTimeoutMs: 1_000, // bounded, with room for a loaded test machine; a paused Redis still never answers
           },
           tiers: {
             standard: { budgets: { tenant: { dailyUsd: 100 } } },
