@@ -33,7 +33,8 @@ import { createCache, createEmbedder } from './cache/index.js';
 import { invokeStage } from './pipeline/stages/invoke.js';
 import { killSwitchStage } from './pipeline/stages/kill-switch.js';
 import { routeStage } from './pipeline/stages/route.js';
-import { settleStage } from './pipeline/stages/settle.js';
+import { recordUsage, settleStage } from './pipeline/stages/settle.js';
+import type { RequestContext } from './pipeline/context.js';
 import { ProviderRegistry } from './providers/registry.js';
 import { BreakerRegistry } from './resilience/circuit-breaker.js';
 import { BudgetAlerts } from './metering/budget-alerts.js';
@@ -141,6 +142,8 @@ export interface GatewayOptions {
   spanExporter?: SpanExporter;
   /** Told when an upload starts and ends, with the bytes it held in memory (tests). */
   uploadObserver?: UploadObserver;
+  /** Called after each request's answer is written, before it settles (tests: a crash at that point). */
+  afterRespond?: (ctx: RequestContext) => void;
 }
 
 export async function createGateway(config: Config, opts: GatewayOptions = {}): Promise<Gateway> {
@@ -341,7 +344,8 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
       cachedInvoke(escalatingInvoke(invokeStage({ resilience: config.resilience, breakers, metrics, embedBatcher, ...(opts.random ? { random: opts.random } : {}), ...(opts.retrySleep ? { sleep: opts.retrySleep } : {}) }), router, config.resilience.deadlineMs), cache),
     ],
     settle: settleStage({ metrics, recordMetrics: config.metrics.enabled, log, records: storage.records, ledger, rateLimiter, budgets, alerts: budgetChecks, cache, shadow, observers: [...(requestLog ? [requestLog.observe] : []), liveStats.observe, drift.observe, abuse.observe] }),
-    respond: { streamOverBudget: config.metering.streamOverBudget },
+    respond: { streamOverBudget: config.metering.streamOverBudget, record: (ctx) => ctx.deferUsageEvent || recordUsage(ledger, ctx) },
+    afterRespond: opts.afterRespond,
     log,
   });
 

@@ -58,22 +58,8 @@ export function bootstrapBanner(result: BootstrapResult, baseUrl: string, config
 
 export async function startCommand(config: Config, configPath: string | undefined): Promise<void> {
   const gateway = await createGateway(config);
-  const boot = config.auth.bootstrap ? await gateway.bootstrap() : undefined;
-  const url = await gateway.listen();
-  if (boot) process.stdout.write(`${bootstrapBanner(boot, url, config)}\n`);
-  gateway.log.info(
-    {
-      url,
-      dashboard: `${url}/dashboard`,
-      config: configPath ?? '(built-in defaults)',
-      storage: config.storage.kind,
-      models: gateway.catalog.list().map((m) => m.name),
-      routes: Object.keys(config.routes),
-    },
-    'tollgate listening',
-  );
-  flushLogs(gateway.log);
-
+  // Handlers first: a SIGTERM that arrives once the URL is printed (a supervisor, a test) must
+  // close the gateway cleanly, not find the default action (exit at once, spool not flushed).
   let stopping = false;
   const stop = (signal: string) => {
     if (stopping) return;
@@ -92,4 +78,19 @@ export async function startCommand(config: Config, configPath: string | undefine
   };
   process.once('SIGINT', () => stop('SIGINT'));
   process.once('SIGTERM', () => stop('SIGTERM'));
+  const boot = config.auth.bootstrap ? await gateway.bootstrap() : undefined;
+  const url = await gateway.listen();
+  if (boot) process.stdout.write(`${bootstrapBanner(boot, url, config)}\n`);
+  gateway.log.info(
+    {
+      url,
+      dashboard: `${url}/dashboard`,
+      config: configPath ?? '(built-in defaults)',
+      storage: config.storage.kind,
+      models: gateway.catalog.list().map((m) => m.name),
+      routes: Object.keys(config.routes),
+    },
+    'tollgate listening',
+  );
+  flushLogs(gateway.log);
 }

@@ -290,6 +290,7 @@ export class JobWorker {
         auth,
         endUser: job.userId === '' ? null : job.userId,
         onRecorded: () => recorded(),
+        deferUsageEvent: true,
       };
       await this.opts.pipeline.run(ctx);
 

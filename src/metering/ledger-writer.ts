@@ -1,9 +1,9 @@
 /**
  * Gets usage events into the Ledger off the hot path, in batches, without losing any.
  *
- * `record()` (called by the settle stage, after the response) appends the event as one JSON line
- * to the current spool segment with a synchronous write: once it returns, the event survives a
- * crash of the process (it is in the OS's page cache, then on disk). A flush (every
+ * `record()` (called by the respond stage just before the answer's last byte is written) appends
+ * the event as one JSON line to the current spool segment with a synchronous write: once it
+ * returns, the event survives a crash of the process (it is in the OS's page cache, then on disk). A flush (every
  * `flushIntervalMs`, or at `maxBatch` events) rotates to a new segment and appends the closed
  * segment's events to the Ledger in one call; only when that succeeds is the segment deleted. A
  * failed flush keeps its segment and is retried with backoff (e.g. PostgreSQL down: events pile up
@@ -120,20 +120,21 @@ export class LedgerWriter {
   }
 
   /**
-   * Queues the event: on local disk by the end of this event-loop turn, then batched into the
-   * Ledger. `onWritten` is called once it is on disk (a job worker stores a job's outcome only
-   * then, so a crash cannot leave a finished job unbilled).
+   * Appends the event to the spool with a synchronous write: once this returns, the event survives
+   * a crash of the process (it is in the OS's page cache, then on disk); it goes on to the Ledger
+   * in a batch. The respond stage calls it before an answer's last byte leaves (src/pipeline/
+   * stages/respond.ts), so no answer a client received can be lost to a crash before it is
+   * billed. `onWritten` is called once it is on disk (here: before this returns): a job worker
+   * stores a job's outcome only then.
    */
   record(event: UsageEvent, onWritten?: () => void): void {
     if (this.closed) throw new Error('ledger writer is closed');
-    // Events of one event-loop turn go to disk in one write (settles run in bursts under load);
-    // the window a crash can lose is that one turn.
     this.unwritten.push(event);
     if (onWritten) this.onWritten.push(onWritten);
-    if (this.unwritten.length === 1) setImmediate(this.writeUnwritten);
+    this.writeUnwritten();
   }
 
-  /** Appends the events recorded this turn to the current segment, in one write. */
+  /** Appends the events not yet written (those of a failed write, then the new one) to the current segment, in one write. */
   private readonly writeUnwritten = (): void => {
     if (this.unwritten.length === 0) return;
     const events = this.unwritten;

@@ -132,6 +132,14 @@ export interface RequestContext {
    * leave a finished job unbilled.
    */
   readonly onRecorded?: () => void;
+  /** The usage event is in the spool (written by respond before the last byte, or by settle). */
+  usageRecorded?: boolean;
+  /**
+   * The usage event is written by settle, not before the last byte: a job's event id is decided
+   * after its run (the run that ends the job is billed as the job), and its outcome is stored
+   * only once the event is on disk (`onRecorded`), so nothing answered goes unbilled either way.
+   */
+  readonly deferUsageEvent?: boolean;
   /** The request's trace, when tracing is on (src/observability/tracing.ts); undefined otherwise. */
   trace?: RequestTrace;
   /** The trace id (32 hex digits) of a sampled trace: the request log links to it. */

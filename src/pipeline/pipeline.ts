@@ -15,8 +15,9 @@
  *                   budget reservations, all or none                     402 budget_exceeded,
  *                                                                        503 budget_unavailable
  *   5 invoke        breaker, timeout, retries, fallback along the chain  502/503/504/429
- *   6 respond       JSON, or SSE stream passthrough
- *   7 settle        after the response: usage, cost, reconcile, ledger,  (never fails the request)
+ *   6 respond       JSON, or SSE stream passthrough; the usage event
+ *                   goes to the local spool before the last byte
+ *   7 settle        after the response: reconcile budgets and buckets,   (never fails the request)
  *                   metrics, log, then its observers: request log, live
  *                   stats, drift and abuse detectors
  *
@@ -49,6 +50,8 @@ export function createPipeline(opts: {
   respond: RespondOptions;
   /** Traces (off: undefined, and nothing is created per request). */
   tracer?: GatewayTracer | undefined;
+  /** Called after respond, before settle is scheduled (tests: a crash at that point). */
+  afterRespond?: ((ctx: RequestContext) => void) | undefined;
 }): Pipeline {
   const { stages, settle, log, tracer } = opts;
   const spanNames = stages.map(stageSpanName);
@@ -116,11 +119,12 @@ export function createPipeline(opts: {
       } catch (err) {
         const gwErr = isGatewayError(err) ? err : internalError(err, ctx, log);
         try {
-          sendError(ctx, gwErr);
+          sendError(ctx, gwErr, opts.respond);
         } catch (sendErr) {
           log.error({ err: sendErr, reqId: ctx.id }, 'could not send error response');
         }
       } finally {
+        opts.afterRespond?.(ctx);
         setImmediate(settled, ctx);
       }
     },

@@ -4,7 +4,8 @@
  * requested) and forwarded only when the client asked with stream_options.include_usage. A
  * stream that fails after its first byte ends with an in-band SSE error event and no [DONE], so
  * no client mistakes it for a complete answer. The cost of a stream, known only at its end, is
- * sent as the HTTP trailer x-tollgate-cost-usd.
+ * sent as the HTTP trailer x-tollgate-cost-usd. The usage event is written to the local spool
+ * before the last byte of any answer (RespondOptions.record).
  */
 import { GatewayError, toOpenAIErrorBody } from '../../errors.js';
 import { costPico, formatUsd } from '../../metering/cost.js';
@@ -57,10 +58,11 @@ function settleCost(ctx: RequestContext, usage: Usage, reported: boolean): strin
   return formatUsd(ctx.costPico);
 }
 
-export function sendError(ctx: RequestContext, err: GatewayError): void {
+export function sendError(ctx: RequestContext, err: GatewayError, opts?: Pick<RespondOptions, 'record'>): void {
   ctx.error = err;
   ctx.status = err.status;
   if (ctx.sink.committed || ctx.clientAborted) return;
+  opts?.record?.(ctx);
   ctx.sink.sendJson(err.status, { ...baseHeaders(ctx), ...err.headers }, toOpenAIErrorBody(err));
 }
 
@@ -114,6 +116,7 @@ async function respondStream(ctx: RequestContext, result: Extract<PipelineResult
     }
     const cost = settleCost(ctx, ctx.usage ?? (await localUsage(ctx, text)), ctx.usage !== undefined);
     ctx.answerText = text;
+    opts.record?.(ctx); // on disk before [DONE] and the end leave
     await writer.send('[DONE]');
     writer.end(cost === undefined ? undefined : { 'x-tollgate-cost-usd': cost });
   } catch (err) {
@@ -125,13 +128,16 @@ async function respondStream(ctx: RequestContext, result: Extract<PipelineResult
         // Cut by the gateway (a shutdown's grace deadline): the sink sent the error event; not a
         // client that left. Recorded with the error's status (settle.ts, outcomeStatus).
         ctx.streamError = reason;
+        opts.record?.(ctx);
         return;
       }
       ctx.clientAborted = true;
+      opts.record?.(ctx);
       return;
     }
     const failure = streamFailure(err);
     ctx.streamError = failure;
+    opts.record?.(ctx);
     await writer.send(JSON.stringify(toOpenAIErrorBody(failure))).catch(() => undefined);
     writer.end();
   } finally {
@@ -143,6 +149,12 @@ async function respondStream(ctx: RequestContext, result: Extract<PipelineResult
 export interface RespondOptions {
   /** What to do with a stream whose output passes its budget reservation. */
   streamOverBudget: 'cutoff' | 'finish';
+  /**
+   * Writes the request's usage event to the local spool (src/pipeline/stages/settle.ts,
+   * recordUsage): called just before the answer's last byte is written (a JSON body, a stream's
+   * [DONE] or error event), so a crash after the client has its answer cannot leave it unbilled.
+   */
+  record?: ((ctx: RequestContext) => void) | undefined;
 }
 
 export async function respond(ctx: RequestContext, opts: RespondOptions): Promise<void> {
@@ -167,5 +179,6 @@ export async function respond(ctx: RequestContext, opts: RespondOptions): Promis
     if (cost !== undefined) headers['x-tollgate-cost-usd'] = cost;
   }
   ctx.status = 200;
+  opts.record?.(ctx);
   ctx.sink.sendJson(200, headers, result.body);
 }

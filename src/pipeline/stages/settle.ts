@@ -1,7 +1,9 @@
 /**
- * Stage 7: after the response, off the hot path: metrics, the request log line, and the key's
- * last-used time (written at most once per `touchIntervalMs` per key). (Ledger, budgets and cache
- * stores join here in later stages of the roadmap.) Never throws.
+ * Stage 7: after the response, off the hot path: budgets and rate limits corrected, metrics, the
+ * request log line, observers, and the key's last-used time (written at most once per
+ * `touchIntervalMs` per key). The usage event is already in the spool for every request that
+ * answered (respond wrote it before the last byte, see {@link recordUsage}); settle writes it for
+ * the rest. Never throws.
  */
 import type { BudgetAlerts } from '../../metering/budget-alerts.js';
 import type { BudgetGuard } from '../../metering/budgets.js';
@@ -94,6 +96,20 @@ export function usageEvent(ctx: RequestContext, status: number, latencyMs: numbe
   };
 }
 
+/**
+ * Writes the request's usage event to the local spool, once: the respond stage calls it just
+ * before the answer's last byte leaves (the event is on disk before the client can have the whole
+ * answer, so a crash after that point cannot leave it unbilled), settle for requests that ended
+ * without writing (a client that left, an error before respond). Then tells `ctx.onRecorded`.
+ */
+export function recordUsage(ledger: Pick<LedgerWriter, 'record'>, ctx: RequestContext): void {
+  if (ctx.usageRecorded) return;
+  const event = usageEvent(ctx, outcomeStatus(ctx), performance.now() - ctx.startedAt);
+  if (event) ledger.record(event, ctx.onRecorded); // throws only when closed: settle tries again and logs it
+  else ctx.onRecorded?.();
+  ctx.usageRecorded = true;
+}
+
 /** Hands a tiered route's answered request to the shadow service (it samples and calls in the background). */
 function mirror(ctx: RequestContext, shadow: Pick<ShadowService, 'maybeMirror'>, latencyMs: number): void {
   const route = ctx.routing?.route;
@@ -153,9 +169,7 @@ export function settleStage(opts: SettleOptions) {
       const status = outcomeStatus(ctx);
       const seconds = (performance.now() - ctx.startedAt) / 1000;
       if (opts.recordMetrics !== false) metrics.observeRequest(ctx, status, seconds);
-      const event = usageEvent(ctx, status, seconds * 1000);
-      if (event) ledger.record(event, ctx.onRecorded);
-      else ctx.onRecorded?.();
+      recordUsage(ledger, ctx);
       recorded = true;
       if (opts.observers) {
         const settled: SettledRequest = { status, latencyMs: seconds * 1000 };
