@@ -34,6 +34,7 @@ import {
   writeGatewayConfig,
 } from '../lib/tollgate.js';
 import { describeLoad, rounds, TurnMeter, warmUp } from '../lib/turns.js';
+import { measureSpoolWrite, type SpoolWriteCost } from './spool-write.js';
 import {
   buildReport,
   LOAD_CPU,
@@ -266,9 +267,12 @@ export const coreScenario: Scenario = {
     if (!st) throw new Error('core: the processes did not start');
 
     const report = buildReport({ runs, memory, tollgateIdleRss: st.tollgateIdleRss, core: c, settings: s, rate, sat, date, machine, maxTokens: MAX_TOKENS, profileDir: st.profileDir });
+    s.log('spool write per answer: in process, LedgerWriter.record vs the former one write per turn');
+    const spool = await measureSpoolWrite(Math.max(1, s.seconds / 2), Math.max(0.5, s.warmupSeconds / 2));
+    const spoolSection = describeSpoolWrite(spool, runs);
     return {
-      summary: report.summary,
-      markdown: report.markdown,
+      summary: `${report.summary}\n\n${spoolSection.text}`,
+      markdown: `${report.markdown}\n\n${spoolSection.markdown}`,
       verdicts: report.verdicts,
       raw: {
         scenario: 'core',
@@ -281,9 +285,24 @@ export const coreScenario: Scenario = {
         memory: { tollgateIdle: st.tollgateIdleRss, afterRuns: memory },
         verdicts: report.verdicts,
         caveats: report.caveats,
+        spoolWrite: spool,
         ...(st.profileDir ? { profileDir: st.profileDir } : {}),
         ...(report.profile ? { profile: report.profile } : {}),
       },
     };
   },
 };
+
+/** The spool write's cost per answer, and its share of Tollgate's CPU per request at the fixed rate (JSON). */
+function describeSpoolWrite(w: SpoolWriteCost, runs: RunRecord[]): { text: string; markdown: string } {
+  const cpu = runs.find((r) => r.kind === 'rate' && r.mode === 'json' && r.target === 'tollgate')?.cpu.targetUsPerReq;
+  const added = w.perEventUs.p50 - w.batchedUs.p50;
+  const share = (us: number) => (cpu ? `${fmt((us / cpu) * 100, 1)}% of` : 'n/a: no');
+  const lines = [
+    `Spool write per answer (usage event on disk before the last byte; in process, ${w.events.toLocaleString('en-US')} events each way, alternating batches of 200):`,
+    `- now, one write(2) per event on the request's turn: median ${fmt(w.perEventUs.p50, 2)} µs per event (p99 of batches ${fmt(w.perEventUs.p99, 2)} µs) = ${share(w.perEventUs.p50)} Tollgate's CPU per JSON request at the fixed rate (${cpu === undefined ? '?' : fmt(cpu, 0)} µs)`,
+    `- before, one write per ${w.perWrite} events a turn later: median ${fmt(w.batchedUs.p50, 2)} µs per event (p99 ${fmt(w.batchedUs.p99, 2)} µs)`,
+    `- added by writing before the last byte: ${fmt(added, 2)} µs per request (${share(Math.max(0, added))} the request's CPU)`,
+  ];
+  return { text: lines.join('\n'), markdown: ['### Spool write per answer', '', ...lines.slice(1), '', lines[0]!.replace(/:$/, '.')].join('\n') };
+}
