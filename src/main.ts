@@ -38,6 +38,7 @@ import type { RequestContext } from './pipeline/context.js';
 import { ProviderRegistry } from './providers/registry.js';
 import { BreakerRegistry } from './resilience/circuit-breaker.js';
 import { BudgetAlerts } from './metering/budget-alerts.js';
+import { BudgetSeeding } from './metering/budget-seeding.js';
 import { BudgetGuard, type SettledBudget } from './metering/budgets.js';
 import { StorageQuotas } from './metering/storage-quotas.js';
 import { resolvePolicy } from './metering/policy.js';
@@ -201,7 +202,17 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
 
   const counters = config.storage.kind === 'distributed' ? await failover(storage.counters, metrics, log) : storage.counters;
   const rateLimiter = new RateLimiter(counters);
-  const budgets = new BudgetGuard(counters, storage.ledger);
+  // Counters are seeded from the ledger plus what this process's spool still holds (read first:
+  // an event flushed in between is counted twice, never missed); the other processes add theirs.
+  const budgets = new BudgetGuard(counters, {
+    spent: (scope, from, to) => {
+      const spooled = ledger.unflushedSpent(scope, from, to);
+      return storage.ledger.spent(scope, from, to).then((inLedger) => inLedger + spooled);
+    },
+  });
+  const budgetSeeding = new BudgetSeeding({ bus: storage.bus, counters, writer: ledger, node: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`, log });
+  budgetSeeding.start();
+  budgets.onSeeded = (seeded) => budgetSeeding.announce(seeded);
   // What each tenant may keep stored (files, jobs, feedback), and what work must pass before it is queued.
   const quotas = new StorageQuotas(storage.usage, config.quotas);
   const admission = new QueueAdmission({ tiers: config.tiers, budgets, quotas });

@@ -6,8 +6,10 @@
  * its worst case is refused (402) before anything is spent.
  *
  * Counters are caches of the ledger: a counter that does not exist (first use in a period, a
- * restart in embedded mode, an evicted Redis key) is seeded from the ledger's spend in that
- * period before reserving.
+ * restart in embedded mode, an evicted Redis key, a Redis restarted empty) is seeded from the
+ * ledger's spend in that period before reserving. "The ledger" here includes what this process
+ * still holds in its spool (main.ts passes a view adding LedgerWriter.unflushedSpent), and the
+ * other processes add what theirs hold when told of the seed (src/metering/budget-seeding.ts).
  */
 import { GatewayError } from '../errors.js';
 import type { BudgetReserve, Counters, Ledger } from '../storage/types.js';
@@ -41,6 +43,20 @@ export interface SettledBudget {
 export interface BudgetReservation {
   items: BudgetItem[];
   amount: number;
+  /** Per item, the epoch of the counter the reservation was made on (see Counters.settle). */
+  epochs?: string[] | undefined;
+}
+
+/** A budget counter this process has just created from the ledger (for BudgetSeeding to tell the other processes). */
+export interface SeededBudget {
+  key: string;
+  filter: ScopeId['filter'];
+  from: number;
+  to: number;
+  ttlMs: number;
+  epoch: string;
+  /** When the ledger was read (this process's clock). */
+  readAt: number;
 }
 
 function periodBounds(period: Period, now: number): { start: number; end: number; tag: string } {
@@ -65,6 +81,8 @@ const PERIOD_NAME: Record<Period, string> = { day: 'daily', month: 'monthly', li
 export class BudgetGuard {
   /** Told of each refusal, as an exhausted budget (`used` = its cap): the 100% alert. */
   onRefusal: ((budget: SettledBudget) => void) | undefined;
+  /** Told of each counter this process seeded (created) from the ledger. */
+  onSeeded: ((seeded: SeededBudget) => void) | undefined;
 
   constructor(
     private readonly counters: Counters,
@@ -117,7 +135,7 @@ export class BudgetGuard {
     const items = this.items(policy, amount);
     if (items.length === 0) return undefined;
     const result = await this.reserveSeeded(items);
-    if (result.ok) return { items, amount };
+    if (result.ok) return { items, amount, epochs: result.epochs };
     const idx = result.refusedIndex ?? 0;
     throw this.refusal(items[idx]!, result.used[idx] ?? 0, amount);
   }
@@ -144,7 +162,11 @@ export class BudgetGuard {
       await Promise.all(
         items
           .filter((i) => result.missing.includes(i.key))
-          .map(async (i) => this.counters.seedBudget(i.key, await this.ledger.spent(i.scope.filter, i.periodStart, i.periodEnd), i.ttlMs)),
+          .map(async (i) => {
+            const readAt = this.now();
+            const epoch = await this.counters.seedBudget(i.key, await this.ledger.spent(i.scope.filter, i.periodStart, i.periodEnd), i.ttlMs);
+            if (epoch !== undefined) this.onSeeded?.({ key: i.key, filter: i.scope.filter, from: i.periodStart, to: i.periodEnd, ttlMs: i.ttlMs, epoch, readAt });
+          }),
       );
     }
   }
@@ -161,10 +183,17 @@ export class BudgetGuard {
     );
   }
 
-  /** Replaces the reservation by the actual cost on every budget it was made on; returns where each stands. */
+  /**
+   * Replaces the reservation by the actual cost on every budget it was made on; returns where each
+   * stands. A counter seeded anew since the reservation (Redis lost it meanwhile) never held it:
+   * only the actual cost is added there (Counters.settle with the reservation's epoch).
+   */
   async settle(reservation: BudgetReservation, actual: number): Promise<SettledBudget[]> {
     return Promise.all(
-      reservation.items.map(async (i) => ({ ...settledOf(i), used: await this.counters.settle(i.key, reservation.amount, actual, i.ttlMs) })),
+      reservation.items.map(async (i, idx) => ({
+        ...settledOf(i),
+        used: await this.counters.settle(i.key, reservation.amount, actual, i.ttlMs, reservation.epochs?.[idx]),
+      })),
     );
   }
 }

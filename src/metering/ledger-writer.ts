@@ -39,6 +39,8 @@ interface Segment {
 }
 
 const SEGMENT = /^spool-(\d+)\.jsonl$/;
+/** How long the events of a segment the Ledger took are kept for {@link LedgerWriter.unflushedSpent}. */
+const RECENT_MS = 10_000;
 
 export class LedgerWriter {
   private readonly ledger: Ledger;
@@ -60,6 +62,8 @@ export class LedgerWriter {
   private failures = 0;
   private flushRequested = false;
   private unwritten: UsageEvent[] = [];
+  /** Segments the Ledger took in the last RECENT_MS, newest last (see {@link unflushedSpent}). */
+  private readonly recent: Array<{ at: number; events: UsageEvent[] }> = [];
   /** Callers of `record` waiting for their event to be on local disk. */
   private onWritten: Array<() => void> = [];
   private closed = false;
@@ -166,6 +170,37 @@ export class LedgerWriter {
     return this.backlog.reduce((n, s) => n + s.events.length, 0) + (this.current?.events.length ?? 0) + this.unwritten.length;
   }
 
+  /**
+   * What the events matching `scope` in [from, to) cost that the Ledger does not hold yet (spooled,
+   * not confirmed), plus, with `flushedSince`, those it took at or after that time (kept
+   * RECENT_MS). A budget counter seeded from the Ledger alone would miss the former (a PostgreSQL
+   * outage leaves minutes of spend in the spool); a sibling process told of a seed adds both
+   * (src/metering/budget-seeding.ts). Shadow traffic is left out, as in `Ledger.spent`.
+   */
+  unflushedSpent(scope: { tenantId?: string; keyId?: string; userId?: string }, from: number, to: number, flushedSince?: number): number {
+    let sum = 0;
+    const add = (events: UsageEvent[]) => {
+      for (const e of events) {
+        if (e.ts < from || e.ts >= to || e.route === 'shadow') continue;
+        if ((scope.tenantId !== undefined && e.tenantId !== scope.tenantId) || (scope.keyId !== undefined && e.keyId !== scope.keyId) || (scope.userId !== undefined && e.userId !== scope.userId)) continue;
+        sum += e.costPico;
+      }
+    };
+    for (const seg of this.backlog) add(seg.events);
+    if (this.current) add(this.current.events);
+    add(this.unwritten);
+    if (flushedSince !== undefined) {
+      this.pruneRecent();
+      for (const r of this.recent) if (r.at >= flushedSince) add(r.events);
+    }
+    return sum;
+  }
+
+  private pruneRecent(): void {
+    const cutoff = Date.now() - RECENT_MS;
+    while (this.recent.length > 0 && this.recent[0]!.at < cutoff) this.recent.shift();
+  }
+
   /** Writes everything recorded before the call to the Ledger (one flush runs at a time; a call during it extends it). */
   flush(): Promise<void> {
     this.writeUnwritten();
@@ -243,6 +278,8 @@ export class LedgerWriter {
       }
       this.failures = 0;
       this.backlog.shift();
+      this.recent.push({ at: Date.now(), events: seg.events });
+      this.pruneRecent();
       rmSync(seg.file, { force: true });
       this.removeIfAdoptedAndEmpty(dirname(seg.file));
     }

@@ -17,7 +17,9 @@ export type Change =
   /** A job was cancelled: the process running it stops it. */
   | { kind: 'job-cancelled'; jobId: string }
   /** A process's last seconds of live statistics (src/observability/live-stats.ts); checked on receipt. */
-  | { kind: 'live-stats'; node: string; buckets: unknown[] };
+  | { kind: 'live-stats'; node: string; buckets: unknown[] }
+  /** A process seeded a budget counter from the ledger: the others add the spend still in their spools (src/metering/budget-seeding.ts). */
+  | { kind: 'budget-seeded'; node: string; key: string; filter: { tenantId?: string; keyId?: string; userId?: string }; from: number; to: number; ttlMs: number; epoch: string; readAt: number };
 
 export interface ChangeBus {
   /** Sends a change to every process, this one included. Never throws. */

@@ -49,18 +49,18 @@ export class FailoverCounters implements Counters {
     }
   }
 
-  async settle(key: string, reserved: number, actual: number, ttlMs: number): Promise<number> {
+  async settle(key: string, reserved: number, actual: number, ttlMs: number, epoch?: string): Promise<number> {
     try {
-      return await this.shared.settle(key, reserved, actual, ttlMs);
+      return await this.shared.settle(key, reserved, actual, ttlMs, epoch);
     } catch (err) {
       this.opts.onFailure('settle', err);
       return 0;
     }
   }
 
-  async seedBudget(key: string, spent: number, ttlMs: number): Promise<void> {
+  async seedBudget(key: string, spent: number, ttlMs: number): Promise<string | undefined> {
     try {
-      await this.shared.seedBudget(key, spent, ttlMs);
+      return await this.shared.seedBudget(key, spent, ttlMs);
     } catch (err) {
       throw this.budgetsDown('seed', err);
     }

@@ -226,6 +226,12 @@ export interface ReserveResult {
    * was reserved when this is non-empty.
    */
   missing: string[];
+  /**
+   * Per budget, in order, the epoch of its counter: set anew each time a counter is seeded ('' for
+   * one that predates epochs). A reservation settles against the epoch it was made in
+   * ({@link Counters.settle}).
+   */
+  epochs?: string[];
 }
 
 /**
@@ -244,10 +250,15 @@ export interface Counters {
   adjust(key: string, spec: BucketSpec, delta: number): Promise<void>;
   /** Reserves `amount` on every budget, or on none. */
   reserve(items: BudgetReserve[]): Promise<ReserveResult>;
-  /** Replaces a reservation by the actual cost: adds `actual - reserved` (either sign). Returns the new `used`. */
-  settle(key: string, reserved: number, actual: number, ttlMs: number): Promise<number>;
-  /** Sets a budget counter that does not exist yet (from the ledger); no-op when it exists. */
-  seedBudget(key: string, spent: number, ttlMs: number): Promise<void>;
+  /**
+   * Replaces a reservation by the actual cost: adds `actual - reserved` (either sign). Returns the
+   * new `used`. With the `epoch` the reservation was made in: when the counter has been seeded
+   * anew since (lost with Redis, then reseeded from the ledger), it never held the reservation, so
+   * only `actual` is added (never subtracting what it did not hold).
+   */
+  settle(key: string, reserved: number, actual: number, ttlMs: number, epoch?: string): Promise<number>;
+  /** Sets a budget counter that does not exist yet (from the ledger); no-op when it exists. Resolves with the new counter's epoch, or undefined when it existed. */
+  seedBudget(key: string, spent: number, ttlMs: number): Promise<string | undefined>;
   /** The current `used` of a budget (0 when absent). */
   budgetUsed(key: string): Promise<number>;
   close(): Promise<void>;

@@ -216,7 +216,7 @@ export function runCountersContract(name: string, factory: () => Promise<Counter
       it('reserves and settles large pico-dollar amounts exactly', async () => {
         await counters.seedBudget('b', 1_000_000_000_000_001, MINUTE);
         const reserved = await counters.reserve([budget('b', 5_000_000_000_000_000, 2_000_000_000_000_003)]);
-        expect(reserved).toEqual({ ok: true, used: [3_000_000_000_000_004], missing: [] });
+        expect(reserved).toMatchObject({ ok: true, used: [3_000_000_000_000_004], missing: [] });
 
         // Cheaper than estimated: the difference goes back.
         expect(await counters.settle('b', 2_000_000_000_000_003, 1_999_999_999_999_000, MINUTE)).toBe(2_999_999_999_999_001);
@@ -231,11 +231,11 @@ export function runCountersContract(name: string, factory: () => Promise<Counter
         await counters.seedBudget('key', 0, MINUTE);
 
         const refused = await counters.reserve([budget('tenant', 1_000, 100), budget('user', 100, 60), budget('key', 10, 20)]);
-        expect(refused).toEqual({ ok: false, used: [900, 50, 0], refusedIndex: 1, missing: [] });
+        expect(refused).toMatchObject({ ok: false, used: [900, 50, 0], refusedIndex: 1, missing: [] });
         expect(await counters.budgetUsed('tenant')).toBe(900);
 
         // Reaching a limit exactly is allowed; going past it is not, even by zero when it is already reached.
-        expect(await counters.reserve([budget('tenant', 1_000, 100), budget('user', 100, 50)])).toEqual({
+        expect(await counters.reserve([budget('tenant', 1_000, 100), budget('user', 100, 50)])).toMatchObject({
           ok: true,
           used: [1_000, 100],
           missing: [],
@@ -248,13 +248,13 @@ export function runCountersContract(name: string, factory: () => Promise<Counter
       it('reports budgets that have no counter and reserves nothing; seeding them makes the next call work', async () => {
         await counters.seedBudget('a', 10, MINUTE);
         const first = await counters.reserve([budget('a', 100, 5), budget('b', 100, 5), budget('c', 100, 5)]);
-        expect(first).toEqual({ ok: false, used: [10, 0, 0], missing: ['b', 'c'] });
+        expect(first).toMatchObject({ ok: false, used: [10, 0, 0], missing: ['b', 'c'] });
         expect(await counters.budgetUsed('a')).toBe(10);
         expect(await counters.budgetUsed('b')).toBe(0);
 
         await counters.seedBudget('b', 20, MINUTE);
         await counters.seedBudget('c', 30, MINUTE);
-        expect(await counters.reserve([budget('a', 100, 5), budget('b', 100, 5), budget('c', 100, 5)])).toEqual({
+        expect(await counters.reserve([budget('a', 100, 5), budget('b', 100, 5), budget('c', 100, 5)])).toMatchObject({
           ok: true,
           used: [15, 25, 35],
           missing: [],
@@ -268,11 +268,35 @@ export function runCountersContract(name: string, factory: () => Promise<Counter
           used: [0, 0],
           refusedIndex: 1,
         });
-        expect(await counters.reserve([budget('twice', 100, 60), budget('twice', 100, 40)])).toEqual({
+        expect(await counters.reserve([budget('twice', 100, 60), budget('twice', 100, 40)])).toMatchObject({
           ok: true,
           used: [100, 100],
           missing: [],
         });
+      });
+
+      it('a counter seeded anew has a new epoch: a reservation made on the old one settles as its actual cost only', async () => {
+        const first = await counters.seedBudget('e', 100, 500);
+        expect(first).toEqual(expect.any(String));
+        expect(await counters.seedBudget('e', 5, MINUTE)).toBeUndefined(); // it exists: no new epoch
+        const before = await counters.reserve([budget('e', 10_000, 1_000, 500)]);
+        expect(before).toMatchObject({ ok: true, used: [1_100], epochs: [first] });
+        // The counter is lost (here it expires; as when Redis restarts empty), then seeded anew
+        // from the ledger, which does not hold the reservation.
+        await wait(600);
+        const second = await counters.seedBudget('e', 100, MINUTE);
+        expect(second).toEqual(expect.any(String));
+        expect(second).not.toBe(first);
+        // The old reservation (1,000) was never in the new counter: only the actual (300) is added,
+        // where actual - reserved would have taken 700 that the counter never held (down to 0).
+        expect(await counters.settle('e', 1_000, 300, MINUTE, before.epochs![0])).toBe(400);
+        // On the counter it was made on, settle replaces the reservation as always.
+        const after = await counters.reserve([budget('e', 10_000, 1_000)]);
+        expect(after.epochs).toEqual([second]);
+        expect(await counters.settle('e', 1_000, 300, MINUTE, after.epochs![0])).toBe(700);
+        // Without an epoch (an older caller): actual - reserved.
+        await counters.reserve([budget('e', 10_000, 50)]);
+        expect(await counters.settle('e', 50, 0, MINUTE)).toBe(700);
       });
 
       it('seedBudget never overwrites a counter', async () => {
@@ -291,7 +315,7 @@ export function runCountersContract(name: string, factory: () => Promise<Counter
         await wait(250);
         expect(await counters.budgetUsed('day')).toBe(0);
         expect(await counters.budgetUsed('short')).toBe(0);
-        expect(await counters.reserve([budget('day', 1_000, 1), budget('short', 1_000, 1)])).toEqual({
+        expect(await counters.reserve([budget('day', 1_000, 1), budget('short', 1_000, 1)])).toMatchObject({
           ok: false,
           used: [0, 0],
           missing: ['day', 'short'],
@@ -315,7 +339,7 @@ export function runCountersContract(name: string, factory: () => Promise<Counter
       });
 
       it('answers an empty call', async () => {
-        expect(await counters.reserve([])).toEqual({ ok: true, used: [], missing: [] });
+        expect(await counters.reserve([])).toMatchObject({ ok: true, used: [], missing: [] });
       });
 
       it('rejects amounts that are not whole pico-dollars', async () => {

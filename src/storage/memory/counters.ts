@@ -13,6 +13,7 @@
  * The validation and bucket arithmetic below are exported for the Redis adapter, whose Lua
  * scripts mirror them.
  */
+import { randomBytes } from 'node:crypto';
 import type { BucketSpec, BucketState, BucketTake, BudgetReserve, Counters, ReserveResult, TakeResult } from '../types.js';
 
 /** How long a bucket is kept after it would be full again (absent and full are the same state). */
@@ -40,6 +41,8 @@ interface BucketEntry {
 interface BudgetEntry {
   used: number;
   expiresAt: number;
+  /** Set when the counter is seeded (ReserveResult.epochs). */
+  epoch: string;
 }
 
 export class MemoryCounters implements Counters {
@@ -98,35 +101,44 @@ export class MemoryCounters implements Counters {
     const missing = [...before].filter(([, used]) => used === undefined).map(([key]) => key);
     const usedBefore = items.map((it) => before.get(it.key) ?? 0);
     if (missing.length > 0) return { ok: false, used: usedBefore, missing };
+    const epochs = items.map((it) => this.#budgets.get(it.key)!.epoch);
 
     const after = new Map(before as Map<string, number>);
     for (let i = 0; i < items.length; i++) {
       const { key, limit, amount } = items[i]!;
       const used = after.get(key)!;
-      if (used + amount > limit) return { ok: false, used: usedBefore, refusedIndex: i, missing: [] };
+      if (used + amount > limit) return { ok: false, used: usedBefore, refusedIndex: i, missing: [], epochs };
       after.set(key, used + amount);
     }
-    for (const it of items) this.#budgets.set(it.key, { used: after.get(it.key)!, expiresAt: now + Math.ceil(it.ttlMs) });
-    return { ok: true, used: items.map((it) => after.get(it.key)!), missing: [] };
+    for (const it of items) {
+      const entry = this.#budgets.get(it.key)!;
+      entry.used = after.get(it.key)!;
+      entry.expiresAt = now + Math.ceil(it.ttlMs);
+    }
+    return { ok: true, used: items.map((it) => after.get(it.key)!), missing: [], epochs };
   }
 
-  async settle(key: string, reserved: number, actual: number, ttlMs: number): Promise<number> {
+  async settle(key: string, reserved: number, actual: number, ttlMs: number, epoch?: string): Promise<number> {
     checkSettle(reserved, actual, ttlMs);
     const now = this.#begin();
     const entry = this.#budget(key, now);
     // A lost or expired counter is not recreated from a difference: the next reserve reports it
     // missing and the caller seeds it from the ledger, which holds this request's real cost.
     if (!entry) return 0;
-    entry.used = Math.max(0, entry.used + (actual - reserved));
+    // Seeded anew since the reservation: it never held it; only the actual cost is added.
+    const held = epoch === undefined || epoch === entry.epoch ? reserved : 0;
+    entry.used = Math.max(0, entry.used + (actual - held));
     if (!Number.isFinite(entry.expiresAt)) entry.expiresAt = now + Math.ceil(ttlMs);
     return entry.used;
   }
 
-  async seedBudget(key: string, spent: number, ttlMs: number): Promise<void> {
+  async seedBudget(key: string, spent: number, ttlMs: number): Promise<string | undefined> {
     checkSeed(spent, ttlMs);
     const now = this.#begin();
-    if (this.#budget(key, now)) return;
-    this.#budgets.set(key, { used: spent, expiresAt: now + Math.ceil(ttlMs) });
+    if (this.#budget(key, now)) return undefined;
+    const epoch = newEpoch();
+    this.#budgets.set(key, { used: spent, expiresAt: now + Math.ceil(ttlMs), epoch });
+    return epoch;
   }
 
   async budgetUsed(key: string): Promise<number> {
@@ -258,4 +270,9 @@ export function checkSettle(reserved: number, actual: number, ttlMs: number): vo
 export function checkSeed(spent: number, ttlMs: number): void {
   checkBudgetInt('spent', spent, 0);
   checkTtl('ttlMs', ttlMs);
+}
+
+/** A counter's epoch: unique enough to tell two seedings of one counter apart. */
+export function newEpoch(): string {
+  return randomBytes(6).toString('base64url');
 }

@@ -99,11 +99,14 @@ return 1
 `;
 
 /**
- * KEYS: budget keys (a key may repeat). ARGV: limit, amount, ttlMs for each key (integer strings).
- * Returns {ok, refusedIndex (-1), {used_1..used_n}, {missingIndex...}}.
+ * KEYS: budget keys (a key may repeat), then each one's epoch key, in the same order. ARGV: limit,
+ * amount, ttlMs for each budget (integer strings).
+ * Returns {ok, refusedIndex (-1), {used_1..used_n}, {missingIndex...}, {epoch_1..epoch_n}}.
  */
 export const RESERVE_LUA = `
-local n = #KEYS
+local n = #KEYS / 2
+local epochs = {}
+for i = 1, n do epochs[i] = redis.call('GET', KEYS[n + i]) or '' end
 local before, missing = {}, {}
 for i = 1, n do
   local key = KEYS[i]
@@ -114,13 +117,13 @@ for i = 1, n do
 end
 local used = {}
 for i = 1, n do used[i] = before[KEYS[i]] or 0 end
-if #missing > 0 then return {0, -1, used, missing} end
+if #missing > 0 then return {0, -1, used, missing, epochs} end
 
 local after = {}
 for k, v in pairs(before) do after[k] = v end
 for i = 1, n do
   local key, limit, amount = KEYS[i], tonumber(ARGV[3 * i - 2]), tonumber(ARGV[3 * i - 1])
-  if after[key] + amount > limit then return {0, i - 1, used, {}} end
+  if after[key] + amount > limit then return {0, i - 1, used, {}, epochs} end
   after[key] = after[key] + amount
 end
 
@@ -128,23 +131,39 @@ local final = {}
 for i = 1, n do
   final[KEYS[i]] = redis.call('INCRBY', KEYS[i], ARGV[3 * i - 1])
   redis.call('PEXPIRE', KEYS[i], ARGV[3 * i])
+  if epochs[i] ~= '' then redis.call('PEXPIRE', KEYS[n + i], ARGV[3 * i]) end
 end
 for i = 1, n do used[i] = final[KEYS[i]] end
-return {1, -1, used, {}}
+return {1, -1, used, {}, epochs}
 `;
 
 /**
- * KEYS[1]: budget. ARGV: delta (integer string), ttlMs. A missing counter stays missing (the next
- * reserve reports it and the caller seeds it from the ledger); `used` never goes below zero.
+ * KEYS[1]: budget, KEYS[2]: its epoch key. ARGV: delta (actual - reserved, integer string), ttlMs,
+ * then optionally the reservation's epoch and the actual cost: when the counter's epoch is another
+ * (seeded anew since the reservation, so it never held it), the actual cost is added instead of
+ * the delta. A missing counter stays missing (the next reserve reports it and the caller seeds it
+ * from the ledger); `used` never goes below zero.
  */
 export const SETTLE_LUA = `
 local key = KEYS[1]
 if redis.call('EXISTS', key) == 0 then return 0 end
-local v = redis.call('INCRBY', key, ARGV[1])
+local delta = ARGV[1]
+if ARGV[3] and (redis.call('GET', KEYS[2]) or '') ~= ARGV[3] then delta = ARGV[4] end
+local v = redis.call('INCRBY', key, delta)
 if v < 0 then
   redis.call('INCRBY', key, string.format('%.0f', -v))
   v = 0
 end
 if redis.call('PTTL', key) == -1 then redis.call('PEXPIRE', key, ARGV[2]) end
 return v
+`;
+
+/**
+ * KEYS[1]: budget, KEYS[2]: its epoch key. ARGV: spent (integer string), ttlMs, epoch. Creates the
+ * counter with `spent` and its epoch when it does not exist; returns 1 then, 0 when it existed.
+ */
+export const SEED_LUA = `
+if not redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2], 'NX') then return 0 end
+redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
+return 1
 `;

@@ -29,8 +29,9 @@ import {
   checkSettle,
   checkSpec,
   checkTakes,
+  newEpoch,
 } from '../memory/counters.js';
-import { ADJUST_LUA, RESERVE_LUA, SETTLE_LUA, TAKE_LUA } from './counter-scripts.js';
+import { ADJUST_LUA, RESERVE_LUA, SEED_LUA, SETTLE_LUA, TAKE_LUA } from './counter-scripts.js';
 
 export interface RedisCountersOptions {
   /** Prepended to every key (tests use a unique one). Default `tollgate:counters:`. */
@@ -54,6 +55,7 @@ const COMMANDS = {
   adjust: 'tollgateCountersAdjust',
   reserve: 'tollgateCountersReserve',
   settle: 'tollgateCountersSettle',
+  seed: 'tollgateCountersSeed',
 } as const;
 
 /** A script defined without `numberOfKeys`: the key count goes first. */
@@ -75,6 +77,7 @@ export class RedisCounters implements Counters {
     redis.defineCommand(COMMANDS.adjust, { lua: ADJUST_LUA });
     redis.defineCommand(COMMANDS.reserve, { lua: RESERVE_LUA });
     redis.defineCommand(COMMANDS.settle, { lua: SETTLE_LUA });
+    redis.defineCommand(COMMANDS.seed, { lua: SEED_LUA });
   }
 
   async take(takes: BucketTake[]): Promise<TakeResult> {
@@ -119,40 +122,48 @@ export class RedisCounters implements Counters {
     this.#checkOpen();
     if (items.length === 0) return { ok: true, used: [], missing: [] };
     const keys = items.map((it) => this.#budgetKey(it.key));
+    const epochKeys = keys.map(epochKey);
     const args = items.flatMap((it) => [int(it.limit), int(it.amount), String(Math.ceil(it.ttlMs))]);
-    const [ok, refusedIndex, used, missingIdx] = (await this.#deadline(
+    const [ok, refusedIndex, used, missingIdx, epochs] = (await this.#deadline(
       'reserve',
-      this.#script(COMMANDS.reserve)(keys.length, ...keys, ...args),
-      // Refused by the deadline but made after all: give the reservations back.
+      this.#script(COMMANDS.reserve)(2 * keys.length, ...keys, ...epochKeys, ...args),
+      // Refused by the deadline but made after all: give the reservations back (to the counter they were made on).
       (late) => {
-        if (Number((late as unknown[])[0]) !== 1) return;
+        const reply = late as unknown[];
+        if (Number(reply[0]) !== 1) return;
+        const lateEpochs = (reply[4] as unknown[] | undefined) ?? [];
         for (let i = 0; i < keys.length; i++) {
-          void this.#script(COMMANDS.settle)(1, keys[i]!, (-BigInt(int(items[i]!.amount))).toString(), String(Math.ceil(items[i]!.ttlMs))).catch(
-            () => undefined,
-          );
+          const amount = (-BigInt(int(items[i]!.amount))).toString();
+          void this.#script(COMMANDS.settle)(2, keys[i]!, epochKeys[i]!, amount, String(Math.ceil(items[i]!.ttlMs)), String(lateEpochs[i] ?? ''), '0').catch(() => undefined);
         }
       },
-    )) as [unknown, unknown, unknown[], unknown[]];
+    )) as [unknown, unknown, unknown[], unknown[], unknown[] | undefined];
     const result: ReserveResult = {
       ok: Number(ok) === 1,
       used: used.map(Number),
       missing: missingIdx.map((i) => items[Number(i)]!.key),
+      epochs: (epochs ?? []).map(String),
     };
     if (Number(refusedIndex) >= 0) result.refusedIndex = Number(refusedIndex);
     return result;
   }
 
-  async settle(key: string, reserved: number, actual: number, ttlMs: number): Promise<number> {
+  async settle(key: string, reserved: number, actual: number, ttlMs: number, epoch?: string): Promise<number> {
     checkSettle(reserved, actual, ttlMs);
     this.#checkOpen();
     const delta = BigInt(actual) - BigInt(reserved);
-    return Number(await this.#deadline('settle', this.#script(COMMANDS.settle)(1, this.#budgetKey(key), delta.toString(), String(Math.ceil(ttlMs)))));
+    const budget = this.#budgetKey(key);
+    const ifReseeded = epoch === undefined ? [] : [epoch, int(actual)];
+    return Number(await this.#deadline('settle', this.#script(COMMANDS.settle)(2, budget, epochKey(budget), delta.toString(), String(Math.ceil(ttlMs)), ...ifReseeded)));
   }
 
-  async seedBudget(key: string, spent: number, ttlMs: number): Promise<void> {
+  async seedBudget(key: string, spent: number, ttlMs: number): Promise<string | undefined> {
     checkSeed(spent, ttlMs);
     this.#checkOpen();
-    await this.#deadline('seed', this.#redis.set(this.#budgetKey(key), int(spent), 'PX', Math.ceil(ttlMs), 'NX'));
+    const budget = this.#budgetKey(key);
+    const epoch = newEpoch();
+    const created = await this.#deadline('seed', this.#script(COMMANDS.seed)(2, budget, epochKey(budget), int(spent), String(Math.ceil(ttlMs)), epoch));
+    return Number(created) === 1 ? epoch : undefined;
   }
 
   async budgetUsed(key: string): Promise<number> {
@@ -231,4 +242,9 @@ function int(n: number): string {
 function ms(value: unknown): number {
   const n = Number(value);
   return n < 0 ? Infinity : n;
+}
+
+/** Where a budget counter's epoch is kept (set when it is seeded; see SEED_LUA). */
+function epochKey(budgetKey: string): string {
+  return `${budgetKey}~epoch`;
 }
