@@ -14,6 +14,7 @@ import { OpenStreams } from './http/sink.js';
 import { GatewayError } from './errors.js';
 import { type Logger, createLogger } from './observability/logger.js';
 import { GatewayMetrics } from './observability/metrics.js';
+import { Gauge } from 'prom-client';
 import { RequestLogWriter } from './observability/request-log.js';
 import { LiveStats } from './observability/live-stats.js';
 import { dashboardSummary } from './observability/dashboard-summary.js';
@@ -164,6 +165,14 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   const providers = await ProviderRegistry.create(config);
   const catalog = new ModelCatalog(config, providers);
   const metrics = new GatewayMetrics({ tenantLabels: config.metrics.tenantLabels });
+  new Gauge({
+    name: 'tollgate_ledger_spool_events',
+    help: 'Usage events on local disk that the ledger has not confirmed yet (grows while the database is unreachable, drains after)',
+    registers: [metrics.registry],
+    collect() {
+      this.set(ledger.pending);
+    },
+  });
   // Every deployment's breaker is in the metrics from the start (closed), not from its first change.
   for (const m of catalog.list()) for (const d of m.deployments) metrics.setBreakerState(d.id, 'closed');
   const breakers = new BreakerRegistry(config.resilience.breaker);
