@@ -156,6 +156,8 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     spoolDir: join(storage.localDir, 'spool'),
     log,
     flushIntervalMs: config.metering.ledgerFlushMs,
+    // A PostgreSQL outage: retry at least every 2 s, so the spool drains within seconds of its end.
+    ...(config.storage.kind === 'distributed' ? { maxRetryDelayMs: 2_000 } : {}),
   });
   await ledger.start(); // replays what a crash left behind
   // Job webhooks' signing key: configured, or kept in the storage folder (embedded). Distributed
@@ -185,7 +187,14 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   };
 
   const tierModels = Object.fromEntries(Object.entries(config.tiers).map(([name, t]) => [name, t.models]));
-  const authenticator = new Authenticator({ records: storage.records, ttlMs: config.auth.cacheTtlMs, tierModels });
+  const authenticator = new Authenticator({
+    records: storage.records,
+    ttlMs: config.auth.cacheTtlMs,
+    maxStaleMs: config.auth.maxStaleMs,
+    // A read a request waits for: bounded like any PostgreSQL read on the request path (SQLite answers at once).
+    ...(config.storage.kind === 'distributed' ? { lookupTimeoutMs: config.storage.postgresQueryTimeoutMs } : {}),
+    tierModels,
+  });
   const keys = new KeyService({
     records: storage.records,
     tiers: Object.keys(config.tiers),
@@ -472,7 +481,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     ledgerWriter: ledger,
     catalog,
     metrics,
-    readinessChecks: { storage: () => storage.ping() },
+    readinessChecks: storage.readiness ?? { storage: () => storage.ping() },
     isShuttingDown: () => shuttingDown,
     cache,
     routes: router.list(),

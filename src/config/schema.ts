@@ -332,6 +332,19 @@ export const configSchema = z
             postgresSchema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case SQL identifier').default('tollgate'),
             /** Connections per process. */
             postgresPoolSize: positiveInt.default(10),
+            /**
+             * Deadline of the PostgreSQL reads a request waits for (an API key not in the auth
+             * cache) and of the readiness check: past it the request gets 503 storage_unavailable
+             * and /readyz reports postgres slow.
+             */
+            postgresQueryTimeoutMs: z.number().int().min(10).max(60_000).default(500),
+            /**
+             * Server-side statement_timeout of the gateway's connections (0: none). Also bounds a
+             * silent connection: one owed an answer for this long + 1 s is dropped and reopened.
+             */
+            postgresStatementTimeoutMs: z.number().int().min(0).max(3_600_000).default(5_000),
+            /** Deadline of opening a PostgreSQL connection (TCP connect to ready for queries). */
+            postgresConnectTimeoutMs: z.number().int().min(100).max(60_000).default(2_000),
             /** Prefix of every Redis key, so several deployments can share one Redis. */
             redisPrefix: z.string().default('tollgate:'),
             /**
@@ -350,6 +363,13 @@ export const configSchema = z
       .object({
         /** How long an authenticated key is cached in memory: a revoked key may work this long. */
         cacheTtlMs: nonNegInt.default(5_000),
+        /**
+         * Past cacheTtlMs a known key is still answered from its last known state while it is
+         * re-read in the background; when it cannot be re-read for this long (PostgreSQL down),
+         * its requests get 503 storage_unavailable instead: a key revoked during an outage stops
+         * working at the latest this long after its state was last read.
+         */
+        maxStaleMs: z.number().int().min(0).max(30 * 86_400_000).default(600_000),
         /** Create an admin key and a demo key on first start and print them once. */
         bootstrap: z.boolean().default(true),
       })

@@ -29,7 +29,7 @@ import { errorHandler, sendGatewayError } from './error-handler.js';
 import { idempotency } from './idempotency.js';
 import { jsonBodyParser, rejectRepeatedQueryParams } from './request-guards.js';
 import { adminRoutes } from './routes/admin.js';
-import { healthRoutes } from './routes/health.js';
+import { type ReadinessCheck, healthRoutes } from './routes/health.js';
 import { openaiRoutes } from './routes/openai.js';
 import type { OpenStreams } from './sink.js';
 import { jobRoutes } from './routes/jobs.js';
@@ -56,7 +56,7 @@ export interface AppServices {
   ledgerWriter: Pick<LedgerWriter, 'flush'>;
   catalog: ModelCatalog;
   metrics: GatewayMetrics;
-  readinessChecks: Record<string, () => Promise<void>>;
+  readinessChecks: Record<string, ReadinessCheck>;
   isShuttingDown: () => boolean;
   cache: CacheService;
   /** Tiered routes (listed by /v1/models). */

@@ -66,7 +66,11 @@ export class GatewayMetrics {
   readonly webhookDeliveries: Counter<'outcome'>;
   readonly jobsQueueDepth: Gauge<'priority'>;
   readonly jobsOldestAge: Gauge<'priority'>;
-  /** Reads the queue's depth for a scrape (set by the composition root when jobs are on). */
+  readonly jobsQueueStatsAge: Gauge;
+  /**
+   * Reads the queue's depth (set by the composition root when jobs are on). Never called by a
+   * scrape: a scrape shows the last value read and starts a new read in the background.
+   */
   queueStats: (() => Promise<Array<{ priority: number; queued: number; oldestAgeSeconds: number }>>) | undefined;
   readonly alertEvents: Counter<'rule' | 'type'>;
   readonly alertsFiringGauge: Gauge<'rule'>;
@@ -223,19 +227,29 @@ export class GatewayMetrics {
       registers,
     });
     this.queueStats = undefined;
-    const self = this;
-    // The whole queue's state (shared by every process in distributed mode), read at scrape time.
-    const readQueue = async (): Promise<Array<{ priority: number; queued: number; oldestAgeSeconds: number }>> => (self.queueStats ? self.queueStats() : []);
-    let lastRead: Promise<Array<{ priority: number; queued: number; oldestAgeSeconds: number }>> | undefined;
-    const queue = () => (lastRead ??= readQueue().finally(() => setTimeout(() => (lastRead = undefined), 0)));
+    // The whole queue's state (shared by every process in distributed mode) comes from the
+    // database, which a scrape must never wait for (a slow or stalled PostgreSQL would take the
+    // metrics down with it): a scrape shows the last value read and, when it is older than
+    // QUEUE_REFRESH_MS, starts one read in the background (abandoned after QUEUE_READ_TIMEOUT_MS).
+    const queue = new BackgroundValue(() => (this.queueStats ? this.queueStats() : Promise.resolve([])));
     this.jobsQueueDepth = new Gauge({
       name: 'tollgate_jobs_queue_depth',
-      help: 'Jobs waiting in the queue (all processes), by queue priority: scale workers on it.',
+      help: 'Jobs waiting in the queue (all processes), by queue priority: scale workers on it. As read after an earlier scrape, see tollgate_jobs_queue_stats_age_seconds.',
       labelNames: ['priority'],
       registers,
-      async collect() {
+      collect() {
         this.reset();
-        for (const p of await queue().catch(() => [])) this.set({ priority: String(p.priority) }, p.queued);
+        for (const p of queue.get() ?? []) this.set({ priority: String(p.priority) }, p.queued);
+      },
+    });
+    this.jobsQueueStatsAge = new Gauge({
+      name: 'tollgate_jobs_queue_stats_age_seconds',
+      help: 'Age of the values of tollgate_jobs_queue_depth and tollgate_jobs_oldest_age_seconds (read in the background, never at scrape time); absent before the first read.',
+      registers,
+      collect() {
+        this.reset();
+        const age = queue.ageMs();
+        if (age !== undefined) this.set(age / 1000);
       },
     });
     this.alertEvents = new Counter({
@@ -262,9 +276,9 @@ export class GatewayMetrics {
       help: 'Age of the oldest waiting job, by queue priority (0 when none waits).',
       labelNames: ['priority'],
       registers,
-      async collect() {
+      collect() {
         this.reset();
-        for (const p of await queue().catch(() => [])) this.set({ priority: String(p.priority) }, p.oldestAgeSeconds);
+        for (const p of queue.get() ?? []) this.set({ priority: String(p.priority) }, p.oldestAgeSeconds);
       },
     });
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'tollgate_process_' });
@@ -293,5 +307,58 @@ export class GatewayMetrics {
   breakerTransition(deployment: string, from: BreakerState, to: BreakerState): void {
     this.setBreakerState(deployment, to);
     this.breakerTransitions.inc({ deployment, from, to });
+  }
+}
+
+/** How often a scrape may start a new read of the queue's state, and how long one may take. */
+const QUEUE_REFRESH_MS = 1_000;
+const QUEUE_READ_TIMEOUT_MS = 5_000;
+
+/**
+ * A value read in the background: {@link get} returns the last one read at once and starts a new
+ * read when it is older than QUEUE_REFRESH_MS and none is in flight (a read that has not ended
+ * within QUEUE_READ_TIMEOUT_MS is given up, so a hung one never blocks the next). A failed read
+ * keeps the last value (its age shows it).
+ */
+class BackgroundValue<T> {
+  private value: T | undefined;
+  private readAt: number | undefined;
+  private inFlight: { startedAt: number } | undefined;
+
+  constructor(private readonly read: () => Promise<T>) {}
+
+  get(): T | undefined {
+    this.refresh();
+    return this.value;
+  }
+
+  /** How old the value is (ms); undefined before the first read. */
+  ageMs(): number | undefined {
+    return this.readAt === undefined ? undefined : Math.max(0, Date.now() - this.readAt);
+  }
+
+  private refresh(): void {
+    const now = Date.now();
+    if (this.inFlight && now - this.inFlight.startedAt < QUEUE_READ_TIMEOUT_MS) return;
+    if (this.readAt !== undefined && now - this.readAt < QUEUE_REFRESH_MS) return;
+    const token = { startedAt: now };
+    this.inFlight = token;
+    let p: Promise<T>;
+    try {
+      p = this.read();
+    } catch (err) {
+      p = Promise.reject(err);
+    }
+    p.then(
+      (value) => {
+        if (this.readAt === undefined || token.startedAt >= this.readAt) {
+          this.value = value;
+          this.readAt = token.startedAt;
+        }
+      },
+      () => undefined,
+    ).finally(() => {
+      if (this.inFlight === token) this.inFlight = undefined;
+    });
   }
 }

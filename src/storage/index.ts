@@ -61,6 +61,11 @@ export interface Storage {
   requestLog: RequestLogStore;
   /** Throws when the backend is not usable (readiness). */
   ping(): Promise<void>;
+  /**
+   * Readiness checks per dependency (distributed: `postgres`, `redis`), each with the deadline the
+   * request path gives that dependency: past it /readyz reports it slow. Embedded: none (`ping`).
+   */
+  readiness?: Record<string, { run: () => Promise<void>; timeoutMs: number }>;
   close(): Promise<void>;
 }
 
@@ -129,13 +134,22 @@ async function openDistributed(cfg: Extract<Config['storage'], { kind: 'distribu
   const { PostgresIdempotencyStore } = await import('./postgres/idempotency.js');
   const { connectRedis, ping: pingRedis } = await import('./redis/client.js');
   const { RedisCounters } = await import('./redis/counters.js');
-  const sql = openPostgres(cfg.postgresUrl, { schema: cfg.postgresSchema, max: cfg.postgresPoolSize });
+  // Migrations on a pool of their own without a statement timeout: one may wait for another
+  // process's migration (advisory lock) or build an index for longer than requests may take.
+  const migrations = openPostgres(cfg.postgresUrl, { schema: cfg.postgresSchema, max: 1 });
   try {
-    await migratePostgres(sql);
+    await migratePostgres(migrations);
   } catch (err) {
-    await sql.end({ timeout: 1 }).catch(() => undefined);
     throw new Error(`storage.postgresUrl: cannot open PostgreSQL (${redactUrl(cfg.postgresUrl)}): ${(err as Error).message}`, { cause: err });
+  } finally {
+    await migrations.end({ timeout: 1 }).catch(() => undefined);
   }
+  const sql = openPostgres(cfg.postgresUrl, {
+    schema: cfg.postgresSchema,
+    max: cfg.postgresPoolSize,
+    statementTimeoutMs: cfg.postgresStatementTimeoutMs,
+    connectTimeoutMs: cfg.postgresConnectTimeoutMs,
+  });
   let redis: Awaited<ReturnType<typeof connectRedis>> | undefined;
   let countersRedis;
   try {
@@ -204,6 +218,11 @@ async function openDistributed(cfg: Extract<Config['storage'], { kind: 'distribu
     async ping() {
       await sql`select 1`;
       await pingRedis(redis);
+    },
+    readiness: {
+      // What authentication reads: a lock held on the keys table shows here, not only a dead server.
+      postgres: { run: async () => void (await sql`SELECT 1 FROM api_keys LIMIT 1`), timeoutMs: cfg.postgresQueryTimeoutMs },
+      redis: { run: () => pingRedis(redis), timeoutMs: cfg.redisCommandTimeoutMs },
     },
     async close() {
       await bus.close();

@@ -2,8 +2,10 @@
  * Opens a PostgreSQL connection pool (postgres.js) and brings its schema up to date. Private to the
  * PostgreSQL adapters: nothing outside src/storage/postgres/ should need the driver type.
  */
+import { createConnection } from 'node:net';
 import postgres from 'postgres';
 import { POSTGRES_MIGRATIONS, type PostgresMigration } from './migrations.js';
+import { WatchGroup, watchSocket } from './watchdog.js';
 
 /**
  * BIGINT (int8) columns hold epoch ms and pico-dollar amounts. postgres.js returns int8 as a string
@@ -31,6 +33,28 @@ export interface OpenPostgresOptions {
   schema?: string;
   /** Pool size (default 10). */
   max?: number;
+  /**
+   * Server-side `statement_timeout` of every connection (ms; default none): a statement that runs
+   * or waits for a lock longer fails with "canceling statement due to statement timeout". It also
+   * arms the stall watchdog (src/storage/postgres/watchdog.ts): a connection owed an answer that
+   * has received nothing for this long plus {@link STALL_GRACE_MS} is destroyed (partition,
+   * paused server, middlebox dropping bytes), so nothing waits on it forever.
+   */
+  statementTimeoutMs?: number;
+  /** Deadline of opening a connection, TCP connect to first ReadyForQuery (ms; default 10000). */
+  connectTimeoutMs?: number;
+}
+
+/** How long past the statement timeout a silent connection is given before it is dropped. */
+export const STALL_GRACE_MS = 1_000;
+
+/**
+ * Delay before reconnecting after a connection failed, in seconds (postgres.js `backoff`, given
+ * the failures in a row of the pool): 100-200 ms doubling up to 0.5-1 s, so a PostgreSQL that comes
+ * back is used again within a second (postgres.js's default grows to 20 s).
+ */
+export function reconnectDelaySeconds(failures: number): number {
+  return Math.min(0.1 * 2 ** failures, 1) * (0.5 + Math.random() / 2);
 }
 
 /** Schema names we accept: plain identifiers, so they can be quoted without escaping. */
@@ -48,14 +72,39 @@ export function openPostgres(url: string, opts: OpenPostgresOptions = {}): Sql {
   if (schema !== undefined && !SCHEMA_NAME.test(schema)) {
     throw new Error(`invalid PostgreSQL schema name '${schema}': use letters, digits and _ (at most 63)`);
   }
+  const statementTimeoutMs = opts.statementTimeoutMs ?? 0;
+  const connection: Record<string, string> = {};
+  // A startup parameter applies to every connection of the pool, reconnects included.
+  if (schema !== undefined) connection['search_path'] = `"${schema}"`;
+  if (statementTimeoutMs > 0) connection['statement_timeout'] = String(statementTimeoutMs);
+  const stallMs = statementTimeoutMs > 0 ? statementTimeoutMs + STALL_GRACE_MS : 0;
+  let nextHost = 0;
+  const watched = new WatchGroup();
   const sql = postgres(url, {
     max: opts.max ?? 10,
     idle_timeout: 30, // s: give idle connections back to the server
-    connect_timeout: 10, // s
+    connect_timeout: (opts.connectTimeoutMs ?? 10_000) / 1000, // s
+    keep_alive: 5, // s of idle before TCP keepalive probes (a dead peer)
+    backoff: reconnectDelaySeconds,
     onnotice: () => {}, // "relation already exists, skipping" and the like
     types: { int8: int8AsNumber },
-    // A startup parameter applies to every connection of the pool, reconnects included.
-    ...(schema !== undefined ? { connection: { search_path: `"${schema}"` } } : {}),
+    ...(Object.keys(connection).length > 0 ? { connection } : {}),
+    // Our own sockets, watched for stalls. postgres.js then neither connects them nor rotates
+    // hosts: done here (a multi-host URL is tried in turn).
+    ...(stallMs > 0
+      ? {
+          socket: (o: { host: string[]; port: number[]; path?: string | false }) => {
+            const i = nextHost++;
+            const host = o.host[i % o.host.length];
+            const port = o.port[i % o.port.length] ?? 5432;
+            const socket = o.path ? createConnection(o.path) : createConnection(port, host);
+            // What postgres.js's connection errors name ("CONNECT_TIMEOUT host:port").
+            Object.assign(socket, o.path ? { host: o.path } : { host, port });
+            watchSocket(socket, stallMs, watched);
+            return socket;
+          },
+        }
+      : {}),
   });
   if (schema !== undefined) schemaOf.set(sql, schema);
   return sql;
@@ -75,7 +124,9 @@ const MIGRATION_LOCK = 0x746f6c6c;
  * transaction holding a transaction-level advisory lock (per schema): when several gateway
  * processes start at once, each migration is applied by exactly one of them and the others wait,
  * then see it recorded. Creates the pool's schema when missing. Returns the migrations this call
- * applied. Refuses a database migrated by a newer Tollgate.
+ * applied. Refuses a database migrated by a newer Tollgate. Give it a pool opened without
+ * `statementTimeoutMs`: waiting for another process's migration, or building an index, may
+ * take longer than any request should.
  */
 export async function migratePostgres(
   sql: Sql,
