@@ -7,25 +7,82 @@
  *    budget_unavailable, Retry-After 1), since overspend cannot be taken back;
  *  - settling a reservation that cannot reach the store leaves it reserved (conservative) until
  *    the counter expires with its period; the ledger still records the real cost.
+ *
+ * Failing fast: once an operation has failed (a refused connection, or no reply within the
+ * command deadline: a paused or partitioned Redis), the store counts as down and the operations
+ * that follow do not wait on it: they take the policy above at once. One operation at a time, at
+ * most every `probeMs`, still goes to the store as a probe; the first that succeeds brings it
+ * back. Without this, every request under a partition waited out the deadline on each of its
+ * Redis steps (three for a budgeted request: ~0.9 s at 300 ms, for the whole partition).
  */
 import { GatewayError } from '../errors.js';
 import type { BudgetReserve, BucketSpec, BucketTake, Counters, ReserveResult, TakeResult } from './types.js';
 
 export interface FailoverOptions {
-  /** Called on every operation the shared store failed (metrics, throttled logs). */
+  /** Called on every operation the shared store failed (metrics, throttled logs), a skipped one included. */
   onFailure: (operation: string, err: unknown) => void;
+  /** While the store is down, least time between two probes (default 500 ms). */
+  probeMs?: number;
+  now?: () => number;
+}
+
+/** Why an operation did not go to the store: it is down and a probe is under way or due later. */
+export class CounterStoreDown extends Error {
+  constructor(since: number, now: number) {
+    super(`shared counter store down for ${Math.round((now - since) / 100) / 10} s (failing fast until a probe succeeds)`);
+    this.name = 'CounterStoreDown';
+  }
 }
 
 export class FailoverCounters implements Counters {
+  private readonly probeMs: number;
+  private readonly now: () => number;
+  /** Since when the store has been failing (undefined: up). */
+  private downSince: number | undefined;
+  private probing = false;
+  private nextProbeAt = 0;
+
   constructor(
     private readonly shared: Counters,
     private readonly local: Counters,
     private readonly opts: FailoverOptions,
-  ) {}
+  ) {
+    this.probeMs = opts.probeMs ?? 500;
+    this.now = opts.now ?? Date.now;
+  }
+
+  /** Whether operations currently skip the store (tests, readiness). */
+  get down(): boolean {
+    return this.downSince !== undefined;
+  }
+
+  /** Runs `op` on the store, or throws CounterStoreDown at once while it is down and no probe is due. */
+  private async call<T>(op: () => Promise<T>): Promise<T> {
+    const now = this.now();
+    const probe = this.downSince !== undefined;
+    if (probe) {
+      if (this.probing || now < this.nextProbeAt) throw new CounterStoreDown(this.downSince!, now);
+      this.probing = true;
+      this.nextProbeAt = now + this.probeMs;
+    }
+    try {
+      const result = await op();
+      this.downSince = undefined;
+      return result;
+    } catch (err) {
+      if (this.downSince === undefined) {
+        this.downSince = this.now();
+        this.nextProbeAt = this.downSince + this.probeMs;
+      }
+      throw err;
+    } finally {
+      if (probe) this.probing = false;
+    }
+  }
 
   async take(takes: BucketTake[]): Promise<TakeResult> {
     try {
-      return await this.shared.take(takes);
+      return await this.call(() => this.shared.take(takes));
     } catch (err) {
       this.opts.onFailure('take', err);
       return this.local.take(takes);
@@ -34,7 +91,7 @@ export class FailoverCounters implements Counters {
 
   async adjust(key: string, spec: BucketSpec, delta: number): Promise<void> {
     try {
-      await this.shared.adjust(key, spec, delta);
+      await this.call(() => this.shared.adjust(key, spec, delta));
     } catch (err) {
       this.opts.onFailure('adjust', err);
       await this.local.adjust(key, spec, delta);
@@ -43,7 +100,7 @@ export class FailoverCounters implements Counters {
 
   async reserve(items: BudgetReserve[]): Promise<ReserveResult> {
     try {
-      return await this.shared.reserve(items);
+      return await this.call(() => this.shared.reserve(items));
     } catch (err) {
       throw this.budgetsDown('reserve', err);
     }
@@ -51,7 +108,7 @@ export class FailoverCounters implements Counters {
 
   async settle(key: string, reserved: number, actual: number, ttlMs: number, epoch?: string): Promise<number> {
     try {
-      return await this.shared.settle(key, reserved, actual, ttlMs, epoch);
+      return await this.call(() => this.shared.settle(key, reserved, actual, ttlMs, epoch));
     } catch (err) {
       this.opts.onFailure('settle', err);
       return 0;
@@ -60,7 +117,7 @@ export class FailoverCounters implements Counters {
 
   async seedBudget(key: string, spent: number, ttlMs: number): Promise<string | undefined> {
     try {
-      return await this.shared.seedBudget(key, spent, ttlMs);
+      return await this.call(() => this.shared.seedBudget(key, spent, ttlMs));
     } catch (err) {
       throw this.budgetsDown('seed', err);
     }
