@@ -16,6 +16,7 @@ import { type Logger, createLogger } from './observability/logger.js';
 import { GatewayMetrics } from './observability/metrics.js';
 import { Gauge } from 'prom-client';
 import { RequestLogWriter } from './observability/request-log.js';
+import { UsageRollup } from './metering/usage-rollup.js';
 import { LiveStats } from './observability/live-stats.js';
 import { dashboardSummary } from './observability/dashboard-summary.js';
 import { createTracer } from './observability/tracing.js';
@@ -321,6 +322,9 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     ? new RequestLogWriter({ store: storage.requestLog, config: config.requestLog, log, registry: metrics.registry })
     : undefined;
   requestLog?.start(); // closed in close(), before the storage
+  // Usage events past ledger.detailRetentionDays become hourly roll-ups (one process at a time in distributed mode).
+  const usageRollup = new UsageRollup({ ledger: storage.ledger, config: config.ledger, log, registry: metrics.registry });
+  usageRollup.start(); // closed in close(), before the storage
   // Drift and abuse signals (per process): fed by settle, read by /metrics, the admin API, the dashboard and alerts.
   const drift = new DriftDetector({
     config: config.drift,
@@ -577,6 +581,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
           await tracer?.shutdown().catch((err: unknown) => log.warn({ err }, 'tracing: could not export the last spans'));
           await shadow.drain(grace); // shadow calls write their pair and ledger event at their end
           await requestLog?.close(); // writes the rows still waiting
+          await usageRollup.close(); // the batch in flight ends
           await ledger.close();
           await cache.close();
           await jobEvents.close();

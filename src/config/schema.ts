@@ -8,6 +8,7 @@ import { cacheSchema, routeCacheSchema } from './cache-schema.js';
 import { jobsSchema } from './jobs-schema.js';
 import { quotasSchema } from './quotas-schema.js';
 import { requestLogPolicySchema, requestLogSchema } from './request-log-schema.js';
+import { ledgerSchema } from './ledger-schema.js';
 import { experimentSchema, routeSchema } from './routing-schema.js';
 import { abuseSchema, driftSchema } from './signals-schema.js';
 import { tracingSchema } from './tracing-schema.js';
@@ -440,6 +441,8 @@ export const configSchema = z
       })
       .strict()
       .default({}),
+    /** Usage events in detail, then hourly roll-ups (src/config/ledger-schema.ts, src/metering/usage-rollup.ts). */
+    ledger: ledgerSchema.default({}),
     cache: cacheSchema.default({}),
     /** Every request's metadata in the store (GET /admin/v1/requests), see src/observability/request-log.ts. */
     requestLog: requestLogSchema.default({}),

@@ -47,6 +47,36 @@ export function dimensions(dayExpression: string): Record<UsageGroupBy, string> 
   return { tenant: 'tenant_id', user: 'user_id', key: 'key_id', model: MODEL_EXPRESSION, route: 'route', day: dayExpression };
 }
 
+/** A roll-up row's span: one UTC hour. */
+export const HOUR_MS = 3_600_000;
+
+/** The bound of a roll-up (`Ledger.rollUp`): `before` rounded down to a whole UTC hour, so a roll-up never splits an hour. */
+export function rollUpBound(before: number): number {
+  if (!Number.isFinite(before)) throw new RangeError(`roll-up bound must be a finite epoch ms, got ${before}`);
+  return Math.floor(before / HOUR_MS) * HOUR_MS;
+}
+
+/** A roll-up batch size: a positive integer (a bound on the work of one statement). */
+export function rollUpLimit(limit: number): number {
+  if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`roll-up limit must be a positive integer, got ${limit}`);
+  return limit;
+}
+
+/**
+ * The columns reports read, from detail events (`usage_events`, one request each) and from
+ * roll-ups (`usage_rollups`, an hour's sums, dated at the hour's start): the two halves of the
+ * UNION ALL every aggregate and spend look-up reads. `errors` is the dialect's 0/1 expression for
+ * status >= 400; `where` is the same filter for both (the range is on `ts`, `hour` for roll-ups).
+ */
+export function usageSources(errors: string, detailWhere: string, rollupWhere: string): string {
+  const keys = 'tenant_id, key_id, user_id, route, requested_model, served_model';
+  return `SELECT ts, ${keys}, 1 AS requests, ${errors} AS errors, prompt_tokens, completion_tokens, cost_pico, saved_pico
+      FROM usage_events WHERE ${detailWhere}
+    UNION ALL
+    SELECT hour AS ts, ${keys}, requests, errors, prompt_tokens, completion_tokens, cost_pico, saved_pico
+      FROM usage_rollups WHERE ${rollupWhere}`;
+}
+
 /** The requested dimensions, each once, in the order given; refuses unknown ones. */
 export function groupDimensions(groupBy: readonly UsageGroupBy[], known: Record<UsageGroupBy, string>): UsageGroupBy[] {
   for (const d of groupBy) {

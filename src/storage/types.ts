@@ -342,6 +342,13 @@ export interface UsageRow {
  * The usage ledger. sqlite | postgres. Part of the contract: `append` is idempotent by
  * requestId (a second event with the same id is ignored, never double-counted) and durable when
  * its promise resolves; `aggregate` and `spent` read committed events.
+ *
+ * Roll-ups: `rollUp` folds the oldest events into hourly rows (per hour, tenant, key, user,
+ * route, requested and served model) and deletes them, in one statement (a deleted event is
+ * always in its roll-up, never twice). `aggregate` and `spent` read both, an hour's roll-up
+ * counting as if its events had arrived at the hour's start: totals are unchanged for any range
+ * whose bounds are whole UTC hours (budget periods, days), and for any range at all over events
+ * still in detail. `get` and the experiment results see only events still in detail.
  */
 export interface Ledger {
   /** Appends events; returns how many were new (duplicates by requestId are skipped). */
@@ -349,8 +356,14 @@ export interface Ledger {
   aggregate(query: UsageQuery): Promise<UsageRow[]>;
   /** Total cost (pico-dollars) in [from, to) for a scope: the seed of a budget counter. */
   spent(scope: { tenantId?: string; keyId?: string; userId?: string }, from: number, to: number): Promise<number>;
-  /** Events by request id (tests, idempotency checks). */
+  /** Events by request id (tests, idempotency checks); null once rolled up. */
   get(requestId: string): Promise<UsageEvent | null>;
+  /**
+   * Rolls up at most `limit` events (oldest first) that arrived before `before`, rounded down to
+   * a whole UTC hour; returns how many. 0 when none are left, or (PostgreSQL) when another
+   * process is rolling up at this moment. Optional: a ledger without it keeps every event.
+   */
+  rollUp?(before: number, limit: number): Promise<number>;
   close(): Promise<void>;
 }
 

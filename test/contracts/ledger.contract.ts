@@ -10,6 +10,10 @@
  * - Rows are ordered by their group values, in the order of `groupBy`; an aggregate that matches
  *   no event returns no rows (also without `groupBy`).
  * - An error is an event with status >= 400.
+ * - `rollUp(before, limit)` deletes at most `limit` of the oldest events before the UTC hour of
+ *   `before` and folds them into hourly roll-ups; `aggregate` and `spent` read both, a roll-up
+ *   dated at its hour's start, so totals over whole hours are unchanged; `get` no longer finds a
+ *   rolled-up event.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Ledger, UsageEvent, UsageGroupBy, UsageQuery } from '../../src/storage/types.js';
@@ -427,6 +431,154 @@ export function runLedgerContract(
         const events = Array.from({ length: 4000 }, (_, i) => usageEvent({ requestId: `huge_${i}`, costPico: 2 }));
         expect(await ledger.append(events)).toBe(4000);
         expect(await ledger.spent({}, ALL.from, ALL.to)).toBe(8000);
+      });
+    });
+
+    describe('roll-ups', () => {
+      const HOUR = 3_600_000;
+      /** Rolls up everything before `before`, in batches of `limit`; returns how many and in how many batches. */
+      const rollAll = async (before: number, limit = 3): Promise<{ rolled: number; batches: number }> => {
+        let rolled = 0;
+        let batches = 0;
+        for (;;) {
+          const n = await ledger.rollUp!(before, limit);
+          batches++;
+          rolled += n;
+          expect(n).toBeLessThanOrEqual(limit);
+          if (n < limit) return { rolled, batches };
+        }
+      };
+      /** 40 events over 5 days (T0 .. T0+5d), in every dimension reports group and filter by. */
+      const history = (): UsageEvent[] =>
+        Array.from({ length: 40 }, (_, i) =>
+          usageEvent({
+            requestId: `hist_${i}`,
+            ts: T0 + i * 3 * HOUR + (i % 7) * 60_000 + 1,
+            tenantId: i % 3 === 0 ? 'ten_b' : 'ten_a',
+            keyId: `key_${i % 4}`,
+            userId: i % 5 === 0 ? '' : `u${i % 3}`,
+            route: i % 9 === 0 ? 'shadow' : i % 2 ? 'chat' : 'embeddings',
+            requestedModel: i % 2 ? 'auto' : 'fast',
+            servedModel: i % 11 === 0 ? '' : i % 3 ? 'fast' : 'smart',
+            promptTokens: 10 + i,
+            completionTokens: 2 * i,
+            cachedTokens: i % 2,
+            costPico: 1_000 * (i + 1),
+            savedPico: i % 4 === 0 ? 50 : 0,
+            ttftMs: i % 2 ? 30 + i : null,
+            cache: i % 4 === 0 ? 'hit' : 'miss',
+            status: i % 6 === 0 ? 500 : i % 10 === 0 ? 429 : 200,
+          }),
+        );
+      /** Every report a user can ask for over whole hours, and what the budgets are seeded with. */
+      const everything = async () => {
+        const groupings: UsageGroupBy[][] = [[], ['tenant'], ['key'], ['user'], ['model'], ['route'], ['day'], ['tenant', 'user', 'key', 'model', 'route', 'day']];
+        const ranges = [ALL, { from: T0, to: T0 + DAY }, { from: T0 + DAY + 5 * HOUR, to: T0 + 3 * DAY }, { from: -Infinity, to: Infinity }];
+        const filters: Partial<UsageQuery>[] = [{}, { tenantId: 'ten_a' }, { keyId: 'key_1' }, { userId: '' }, { userId: 'u1' }, { model: 'fast' }, { model: 'auto' }, { tenantId: 'ten_b', model: 'smart' }];
+        const reports = [];
+        for (const groupBy of groupings) for (const range of ranges) reports.push(await ledger.aggregate({ ...range, groupBy }));
+        for (const f of filters) reports.push(await ledger.aggregate({ ...ALL, groupBy: ['day'], ...f }));
+        const scopes = [{}, { tenantId: 'ten_a' }, { tenantId: 'ten_b' }, { keyId: 'key_2' }, { tenantId: 'ten_a', userId: 'u1' }, { userId: '' }];
+        const spent = [];
+        for (const scope of scopes) {
+          spent.push(await ledger.spent(scope, 0, Number.MAX_SAFE_INTEGER)); // lifetime
+          spent.push(await ledger.spent(scope, Date.UTC(2025, 0, 1), Date.UTC(2025, 1, 1))); // month
+          spent.push(await ledger.spent(scope, T0 + DAY, T0 + 2 * DAY)); // a day
+        }
+        return { reports, spent };
+      };
+
+      it('folds events before the cutoff into hourly rows: every report and spend gives the same totals as before', async () => {
+        const events = history();
+        await ledger.append(events);
+        const before = await everything();
+        expect(before.spent[0]).toBe(events.filter((e) => e.route !== 'shadow').reduce((a, e) => a + e.costPico, 0));
+
+        const cutoff = T0 + 3 * DAY; // 24 of the 40 events
+        const due = events.filter((e) => e.ts < cutoff);
+        expect(await rollAll(cutoff)).toEqual({ rolled: due.length, batches: Math.floor(due.length / 3) + 1 });
+        for (const e of due) expect(await ledger.get(e.requestId)).toBeNull();
+        for (const e of events.filter((x) => x.ts >= cutoff)) expect(await ledger.get(e.requestId)).toEqual(e);
+        expect(await everything()).toEqual(before);
+
+        // Everything rolled up: still the same.
+        await rollAll(T0 + 365 * DAY);
+        for (const e of events) expect(await ledger.get(e.requestId)).toBeNull();
+        expect(await everything()).toEqual(before);
+      });
+
+      it('never splits an hour: the bound is rounded down to a whole UTC hour', async () => {
+        await ledger.append([
+          usageEvent({ requestId: 'h_prev', ts: T0 + 2 * HOUR - 1, costPico: 1 }),
+          usageEvent({ requestId: 'h_start', ts: T0 + 2 * HOUR, costPico: 2 }),
+          usageEvent({ requestId: 'h_mid', ts: T0 + 2 * HOUR + 1_000, costPico: 4 }),
+        ]);
+        expect(await ledger.rollUp!(T0 + 2 * HOUR + 30 * 60_000, 100)).toBe(1);
+        expect(await ledger.get('h_prev')).toBeNull();
+        expect(await ledger.get('h_start')).not.toBeNull();
+        expect(await ledger.get('h_mid')).not.toBeNull();
+        expect(await ledger.rollUp!(T0 + 2 * HOUR + 30 * 60_000, 100)).toBe(0);
+        expect(await ledger.spent({}, 0, T0 + DAY)).toBe(7);
+      });
+
+      it('takes at most `limit` events a call, oldest first, and 0 when none is left', async () => {
+        await ledger.append([3, 1, 4, 2, 5].map((h) => usageEvent({ requestId: `o_${h}`, ts: T0 + h * HOUR, costPico: h })));
+        expect(await ledger.rollUp!(T0 + 10 * HOUR, 2)).toBe(2);
+        expect(await ledger.get('o_1')).toBeNull();
+        expect(await ledger.get('o_2')).toBeNull();
+        expect(await ledger.get('o_3')).not.toBeNull();
+        expect(await ledger.rollUp!(T0 + 10 * HOUR, 2)).toBe(2);
+        expect(await ledger.rollUp!(T0 + 10 * HOUR, 2)).toBe(1);
+        expect(await ledger.rollUp!(T0 + 10 * HOUR, 2)).toBe(0);
+        expect(await ledger.spent({}, ALL.from, ALL.to)).toBe(15);
+      });
+
+      it('adds an event arriving late into an hour already rolled up (counted once), and re-running changes nothing', async () => {
+        await ledger.append([usageEvent({ requestId: 'late_1', ts: T0 + 10, costPico: 100, promptTokens: 1, status: 500 })]);
+        await rollAll(T0 + DAY);
+        await ledger.append([usageEvent({ requestId: 'late_2', ts: T0 + 20, costPico: 10, promptTokens: 2 })]);
+        // Before its own roll-up the late event is read from the detail, dated at its own time: same totals.
+        const expected = [{ group: { day: '2025-01-01' }, requests: 2, errors: 1, promptTokens: 3, completionTokens: 40, costPico: 110, savedPico: 0 }];
+        expect(await aggregate(['day'])).toEqual(expected);
+        expect(await rollAll(T0 + DAY)).toEqual({ rolled: 1, batches: 1 });
+        expect(await rollAll(T0 + DAY)).toEqual({ rolled: 0, batches: 1 });
+        expect(await aggregate(['day'])).toEqual(expected);
+        expect(await ledger.spent({ tenantId: 'ten_a' }, T0, T0 + HOUR)).toBe(110);
+      });
+
+      it("dates an hour's roll-up at the hour's start in ranges that do not begin or end on a whole hour", async () => {
+        await ledger.append([usageEvent({ ts: T0 + 10 * 60_000, costPico: 1 }), usageEvent({ ts: T0 + 50 * 60_000, costPico: 2 })]);
+        expect(await aggregate([], { from: T0 + 30 * 60_000, to: T0 + HOUR })).toMatchObject([{ requests: 1, costPico: 2 }]);
+        await rollAll(T0 + HOUR);
+        expect(await aggregate([], { from: T0 + 30 * 60_000, to: T0 + HOUR })).toEqual([]);
+        expect(await aggregate([], { from: T0, to: T0 + 1 })).toMatchObject([{ requests: 2, costPico: 3 }]);
+        expect(await ledger.spent({}, T0 - 1, T0 + 1)).toBe(3);
+      });
+
+      it('keeps roll-ups of big values exact (sums past 2^53 / 1000, epoch ms far ahead)', async () => {
+        const ts = Date.UTC(2286, 0, 1, 5);
+        await ledger.append([1e15 + 1, 1e15 + 3, 2e15 + 7].map((costPico) => usageEvent({ ts, costPico, savedPico: costPico - 1, promptTokens: 3_000_000_000 })));
+        await rollAll(ts + HOUR);
+        expect(await ledger.aggregate({ from: ts - HOUR, to: ts + HOUR, groupBy: ['day'] })).toEqual([
+          { group: { day: '2286-01-01' }, requests: 3, errors: 0, promptTokens: 9_000_000_000, completionTokens: 60, costPico: 4e15 + 11, savedPico: 4e15 + 8 },
+        ]);
+        expect(await ledger.spent({ tenantId: 'ten_a' }, 0, Number.MAX_SAFE_INTEGER)).toBe(4e15 + 11);
+      });
+
+      it('refuses a batch size that is not a positive integer, and a bound that is not finite', async () => {
+        await expect(ledger.rollUp!(T0, 0)).rejects.toThrow(/limit/);
+        await expect(ledger.rollUp!(T0, 1.5)).rejects.toThrow(/limit/);
+        await expect(ledger.rollUp!(Infinity, 10)).rejects.toThrow(/bound/);
+      });
+
+      it.skipIf(!options.reopen)('keeps roll-ups across a reopen', async () => {
+        await ledger.append([usageEvent({ ts: T0, costPico: 3 }), usageEvent({ ts: T0 + DAY, costPico: 4 })]);
+        await rollAll(T0 + HOUR);
+        ledger = await options.reopen!(ledger);
+        expect(await aggregate(['day'])).toMatchObject([
+          { group: { day: '2025-01-01' }, requests: 1, costPico: 3 },
+          { group: { day: '2025-01-02' }, requests: 1, costPico: 4 },
+        ]);
       });
     });
 

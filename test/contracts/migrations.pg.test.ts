@@ -43,7 +43,7 @@ describe.skipIf(!pg)('migratePostgres', () => {
   it('creates the schema and applies every migration to a new database', async () => {
     const sql = open();
     expect((await migratePostgres(sql)).map((m) => m.version)).toEqual(POSTGRES_MIGRATIONS.map((m) => m.version));
-    expect(await tables(sql)).toEqual(['api_keys', 'batches', 'feedback', 'file_chunks', 'files', 'flag_audit', 'flags', 'idempotency_keys', 'jobs', 'kill_switches', 'request_log', 'schema_migrations', 'shadow_pairs', 'tenant_storage', 'tenants', 'usage_events', 'webhook_deliveries']);
+    expect(await tables(sql)).toEqual(['api_keys', 'batches', 'feedback', 'file_chunks', 'files', 'flag_audit', 'flags', 'idempotency_keys', 'jobs', 'kill_switches', 'request_log', 'schema_migrations', 'shadow_pairs', 'tenant_storage', 'tenants', 'usage_events', 'usage_rollups', 'webhook_deliveries']);
     expect(await migratePostgres(sql)).toEqual([]);
   });
 
@@ -55,7 +55,7 @@ describe.skipIf(!pg)('migratePostgres', () => {
     expect(appliedNow).toEqual(POSTGRES_MIGRATIONS.map((m) => m.version));
     const recorded = await appliedPostgresMigrations(processes[0]!);
     expect(recorded.map((m) => m.version)).toEqual(POSTGRES_MIGRATIONS.map((m) => m.version));
-    expect(await tables(processes[1]!)).toEqual(['api_keys', 'batches', 'feedback', 'file_chunks', 'files', 'flag_audit', 'flags', 'idempotency_keys', 'jobs', 'kill_switches', 'request_log', 'schema_migrations', 'shadow_pairs', 'tenant_storage', 'tenants', 'usage_events', 'webhook_deliveries']);
+    expect(await tables(processes[1]!)).toEqual(['api_keys', 'batches', 'feedback', 'file_chunks', 'files', 'flag_audit', 'flags', 'idempotency_keys', 'jobs', 'kill_switches', 'request_log', 'schema_migrations', 'shadow_pairs', 'tenant_storage', 'tenants', 'usage_events', 'usage_rollups', 'webhook_deliveries']);
   });
 
   it('applies only the migrations appended since the last run', async () => {

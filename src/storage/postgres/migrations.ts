@@ -421,4 +421,72 @@ export const POSTGRES_MIGRATIONS: readonly PostgresMigration[] = [
       CREATE INDEX jobs_finished ON jobs (finished_at) WHERE status IN ('succeeded', 'failed', 'cancelled', 'expired');
     `,
   },
+  {
+    version: 10,
+    name: 'ledger: hourly roll-ups of usage events past the detail retention',
+    sql: `
+      -- One row per UTC hour, tenant, key, end user, route, requested and served model: the sums
+      -- of the usage events of that hour once they are past ledger.detailRetentionDays
+      -- (src/metering/usage-rollup.ts). Reports, budgets and the dashboard read both tables.
+      CREATE TABLE usage_rollups (
+        hour               BIGINT NOT NULL,             -- epoch ms of the hour's start (UTC)
+        tenant_id          TEXT COLLATE "C" NOT NULL,
+        key_id             TEXT COLLATE "C" NOT NULL,
+        user_id            TEXT COLLATE "C" NOT NULL,   -- '' when unknown
+        route              TEXT COLLATE "C" NOT NULL,
+        requested_model    TEXT COLLATE "C" NOT NULL,
+        served_model       TEXT COLLATE "C" NOT NULL,   -- '' when no model served it
+        requests           BIGINT NOT NULL,
+        errors             BIGINT NOT NULL,             -- status >= 400
+        prompt_tokens      BIGINT NOT NULL,
+        completion_tokens  BIGINT NOT NULL,
+        cached_tokens      BIGINT NOT NULL,
+        cost_pico          BIGINT NOT NULL,
+        saved_pico         BIGINT NOT NULL,
+        latency_ms         BIGINT NOT NULL,             -- sum over the requests
+        streams            BIGINT NOT NULL,             -- requests with a time to first token
+        ttft_ms            BIGINT NOT NULL,             -- sum over the streams
+        cache_hits         BIGINT NOT NULL,             -- answered from the cache: hit, semantic, stale
+        PRIMARY KEY (hour, tenant_id, key_id, user_id, route, requested_model, served_model)
+      );
+      CREATE INDEX usage_rollups_by_tenant ON usage_rollups (tenant_id, hour);
+      CREATE INDEX usage_rollups_by_key ON usage_rollups (key_id, hour);
+      CREATE INDEX usage_rollups_by_user ON usage_rollups (user_id, hour);
+
+      -- Usage events deleted are folded into their hours' roll-ups by the same statement: deleting
+      -- detail (the roll-up job: DELETE of the oldest events) never changes a total, a crash
+      -- leaves both or neither, and an event (deleted by one transaction only) is never counted
+      -- twice. Rows in key order, so two statements upserting the same roll-ups lock them in the
+      -- same order. (TRUNCATE fires no DELETE trigger: it empties events without rolling them up.)
+      CREATE FUNCTION usage_events_roll_up() RETURNS trigger LANGUAGE plpgsql AS $fn$
+      BEGIN
+        INSERT INTO usage_rollups AS r (hour, tenant_id, key_id, user_id, route, requested_model, served_model,
+            requests, errors, prompt_tokens, completion_tokens, cached_tokens, cost_pico, saved_pico,
+            latency_ms, streams, ttft_ms, cache_hits)
+          SELECT ts - ((ts % 3600000) + 3600000) % 3600000, tenant_id, key_id, user_id, route, requested_model, served_model,
+            COUNT(*), COUNT(*) FILTER (WHERE status >= 400), SUM(prompt_tokens), SUM(completion_tokens),
+            SUM(cached_tokens), SUM(cost_pico), SUM(saved_pico), SUM(latency_ms), COUNT(ttft_ms),
+            COALESCE(SUM(ttft_ms), 0), COUNT(*) FILTER (WHERE cache IN ('hit', 'semantic', 'stale'))
+          FROM removed
+          GROUP BY 1, 2, 3, 4, 5, 6, 7
+          ORDER BY 1, 2, 3, 4, 5, 6, 7
+        ON CONFLICT (hour, tenant_id, key_id, user_id, route, requested_model, served_model) DO UPDATE SET
+          requests = r.requests + EXCLUDED.requests,
+          errors = r.errors + EXCLUDED.errors,
+          prompt_tokens = r.prompt_tokens + EXCLUDED.prompt_tokens,
+          completion_tokens = r.completion_tokens + EXCLUDED.completion_tokens,
+          cached_tokens = r.cached_tokens + EXCLUDED.cached_tokens,
+          cost_pico = r.cost_pico + EXCLUDED.cost_pico,
+          saved_pico = r.saved_pico + EXCLUDED.saved_pico,
+          latency_ms = r.latency_ms + EXCLUDED.latency_ms,
+          streams = r.streams + EXCLUDED.streams,
+          ttft_ms = r.ttft_ms + EXCLUDED.ttft_ms,
+          cache_hits = r.cache_hits + EXCLUDED.cache_hits;
+        RETURN NULL;
+      END
+      $fn$;
+      CREATE TRIGGER usage_events_roll_up AFTER DELETE ON usage_events
+        REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION usage_events_roll_up();
+    `,
+  },
 ];

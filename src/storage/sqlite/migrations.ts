@@ -446,4 +446,63 @@ export const MIGRATIONS: readonly Migration[] = [
       END;
     `,
   },
+  {
+    version: 11,
+    name: 'ledger: hourly roll-ups of usage events past the detail retention',
+    sql: `
+      -- One row per UTC hour, tenant, key, end user, route, requested and served model: the sums
+      -- of the usage events of that hour once they are past ledger.detailRetentionDays
+      -- (src/metering/usage-rollup.ts). Reports, budgets and the dashboard read both tables.
+      CREATE TABLE usage_rollups (
+        hour               INTEGER NOT NULL,   -- epoch ms of the hour's start (UTC)
+        tenant_id          TEXT NOT NULL,
+        key_id             TEXT NOT NULL,
+        user_id            TEXT NOT NULL,      -- '' when unknown
+        route              TEXT NOT NULL,
+        requested_model    TEXT NOT NULL,
+        served_model       TEXT NOT NULL,      -- '' when no model served it
+        requests           INTEGER NOT NULL,
+        errors             INTEGER NOT NULL,   -- status >= 400
+        prompt_tokens      INTEGER NOT NULL,
+        completion_tokens  INTEGER NOT NULL,
+        cached_tokens      INTEGER NOT NULL,
+        cost_pico          INTEGER NOT NULL,
+        saved_pico         INTEGER NOT NULL,
+        latency_ms         INTEGER NOT NULL,   -- sum over the requests
+        streams            INTEGER NOT NULL,   -- requests with a time to first token
+        ttft_ms            INTEGER NOT NULL,   -- sum over the streams
+        cache_hits         INTEGER NOT NULL    -- answered from the cache: hit, semantic, stale
+      ) STRICT;
+      -- A rowid table: its other indexes then carry a rowid, not the whole 7-column key (~25% smaller).
+      CREATE UNIQUE INDEX usage_rollups_by_hour ON usage_rollups (hour, tenant_id, key_id, user_id, route, requested_model, served_model);
+      CREATE INDEX usage_rollups_by_tenant ON usage_rollups (tenant_id, hour);
+      CREATE INDEX usage_rollups_by_key ON usage_rollups (key_id, hour);
+      CREATE INDEX usage_rollups_by_user ON usage_rollups (user_id, hour);
+
+      -- A usage event deleted is folded into its hour's roll-up by the same statement: deleting
+      -- detail (the roll-up job: DELETE of the oldest events) never changes a total, a crash
+      -- leaves both or neither, and an event (deleted once) is never counted twice.
+      CREATE TRIGGER usage_events_roll_up AFTER DELETE ON usage_events BEGIN
+        INSERT INTO usage_rollups (hour, tenant_id, key_id, user_id, route, requested_model, served_model,
+            requests, errors, prompt_tokens, completion_tokens, cached_tokens, cost_pico, saved_pico,
+            latency_ms, streams, ttft_ms, cache_hits)
+          VALUES (OLD.ts - ((OLD.ts % 3600000) + 3600000) % 3600000, OLD.tenant_id, OLD.key_id, OLD.user_id, OLD.route,
+            OLD.requested_model, OLD.served_model, 1, OLD.status >= 400, OLD.prompt_tokens, OLD.completion_tokens,
+            OLD.cached_tokens, OLD.cost_pico, OLD.saved_pico, OLD.latency_ms, OLD.ttft_ms IS NOT NULL,
+            COALESCE(OLD.ttft_ms, 0), OLD.cache IN ('hit', 'semantic', 'stale'))
+        ON CONFLICT (hour, tenant_id, key_id, user_id, route, requested_model, served_model) DO UPDATE SET
+          requests = requests + 1,
+          errors = errors + excluded.errors,
+          prompt_tokens = prompt_tokens + excluded.prompt_tokens,
+          completion_tokens = completion_tokens + excluded.completion_tokens,
+          cached_tokens = cached_tokens + excluded.cached_tokens,
+          cost_pico = cost_pico + excluded.cost_pico,
+          saved_pico = saved_pico + excluded.saved_pico,
+          latency_ms = latency_ms + excluded.latency_ms,
+          streams = streams + excluded.streams,
+          ttft_ms = ttft_ms + excluded.ttft_ms,
+          cache_hits = cache_hits + excluded.cache_hits;
+      END;
+    `,
+  },
 ];
