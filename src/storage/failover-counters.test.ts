@@ -28,7 +28,7 @@ describe('FailoverCounters: failing fast while the store is down', () => {
     const { store, calls } = heldStore();
     let now = 1_000;
     const failures: string[] = [];
-    const counters = new FailoverCounters(store, new MemoryCounters(), { onFailure: (op) => failures.push(op), probeMs: 500, now: () => now });
+    const counters = new FailoverCounters(store, new MemoryCounters(), { onFailure: (op) => failures.push(op), probeMs: 500, failuresToOpen: 1, now: () => now });
 
     // The first reserve reaches the store and times out there (the adapter's deadline).
     const first = counters.reserve([budget]);
@@ -63,7 +63,7 @@ describe('FailoverCounters: failing fast while the store is down', () => {
   it('a failed probe keeps it down and waits probeMs for the next', async () => {
     const { store, calls } = heldStore();
     let now = 0;
-    const counters = new FailoverCounters(store, new MemoryCounters(), { onFailure: () => undefined, probeMs: 500, now: () => now });
+    const counters = new FailoverCounters(store, new MemoryCounters(), { onFailure: () => undefined, probeMs: 500, failuresToOpen: 1, now: () => now });
     const first = counters.settle('b', 10, 5, 60_000);
     calls[0]!.reject(new Error('ECONNREFUSED'));
     expect(await first).toBe(0); // left reserved
@@ -78,5 +78,26 @@ describe('FailoverCounters: failing fast while the store is down', () => {
     now = 1_100;
     void counters.settle('b', 10, 5, 60_000);
     expect(calls).toHaveLength(3);
+  });
+
+  it('one failure alone does not open it (a single late reply): only failuresToOpen in a row do', async () => {
+    const { store, calls } = heldStore();
+    const counters = new FailoverCounters(store, new MemoryCounters(), { onFailure: () => undefined, now: () => 0 });
+    const one = counters.reserve([budget]);
+    calls[0]!.reject(new Error('no reply within 300 ms'));
+    await expect(one).rejects.toMatchObject({ code: 'budget_unavailable' });
+    const ok = counters.reserve([budget]);
+    calls[1]!.resolve({ ok: true, used: [1], missing: [], epochs: [''] });
+    await ok;
+    expect(counters.down).toBe(false); // a success resets the count
+    for (let i = 0; i < 3; i++) {
+      const p = counters.reserve([budget]);
+      calls[calls.length - 1]!.reject(new Error('no reply within 300 ms'));
+      await expect(p).rejects.toMatchObject({ code: 'budget_unavailable' });
+      expect(counters.down).toBe(i === 2);
+    }
+    expect(calls).toHaveLength(5);
+    await expect(counters.reserve([budget])).rejects.toMatchObject({ code: 'budget_unavailable' });
+    expect(calls).toHaveLength(5); // down: failed fast
   });
 });

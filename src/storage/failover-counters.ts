@@ -8,9 +8,11 @@
  *  - settling a reservation that cannot reach the store leaves it reserved (conservative) until
  *    the counter expires with its period; the ledger still records the real cost.
  *
- * Failing fast: once an operation has failed (a refused connection, or no reply within the
- * command deadline: a paused or partitioned Redis), the store counts as down and the operations
- * that follow do not wait on it: they take the policy above at once. One operation at a time, at
+ * Failing fast: once `failuresToOpen` operations in a row have failed (a refused connection, or
+ * no reply within the command deadline: a paused or partitioned Redis), the store counts as down
+ * and the operations that follow do not wait on it: they take the policy above at once. (One
+ * failure alone does not: a single late reply, e.g. the gateway's own event loop stalled past
+ * the deadline, would otherwise refuse every budgeted request until the next probe.) One operation at a time, at
  * most every `probeMs`, still goes to the store as a probe; the first that succeeds brings it
  * back. Without this, every request under a partition waited out the deadline on each of its
  * Redis steps (three for a budgeted request: ~0.9 s at 300 ms, for the whole partition).
@@ -23,6 +25,8 @@ export interface FailoverOptions {
   onFailure: (operation: string, err: unknown) => void;
   /** While the store is down, least time between two probes (default 500 ms). */
   probeMs?: number;
+  /** Failed operations in a row after which the store counts as down (default 3). */
+  failuresToOpen?: number;
   now?: () => number;
 }
 
@@ -36,7 +40,10 @@ export class CounterStoreDown extends Error {
 
 export class FailoverCounters implements Counters {
   private readonly probeMs: number;
+  private readonly failuresToOpen: number;
   private readonly now: () => number;
+  /** Failed operations since the last that succeeded. */
+  private failuresInARow = 0;
   /** Since when the store has been failing (undefined: up). */
   private downSince: number | undefined;
   private probing = false;
@@ -48,6 +55,7 @@ export class FailoverCounters implements Counters {
     private readonly opts: FailoverOptions,
   ) {
     this.probeMs = opts.probeMs ?? 500;
+    this.failuresToOpen = opts.failuresToOpen ?? 3;
     this.now = opts.now ?? Date.now;
   }
 
@@ -68,9 +76,10 @@ export class FailoverCounters implements Counters {
     try {
       const result = await op();
       this.downSince = undefined;
+      this.failuresInARow = 0;
       return result;
     } catch (err) {
-      if (this.downSince === undefined) {
+      if (this.downSince === undefined && ++this.failuresInARow >= this.failuresToOpen) {
         this.downSince = this.now();
         this.nextProbeAt = this.downSince + this.probeMs;
       }
