@@ -1,10 +1,30 @@
 /**
- * `npm run eval:cache [-- <data.jsonl>] [--no-write]`: evaluates the semantic cache's defaults,
- * the built-in embedder (src/cache/embedders/builtin.ts) and the false-hit guard
- * (src/cache/guard.ts), on paraphrase pairs, over a sweep of similarity thresholds, and picks the
- * operating point (the threshold with the highest positive hit rate whose wrong-answer rate on
- * the hard negatives is at most 2% of served hits). Compares it with DEFAULT_SEMANTIC_THRESHOLD
- * (src/cache/tuning.ts).
+ * `npm run eval:cache [-- <data.jsonl>] [--no-write]`: evaluates the semantic cache's defaults.
+ *
+ * 1. The decision (`cache.semantic.decision: model`, the default; src/cache/decision.ts) on
+ *    human-labelled question pairs: ../shared/data/qqp-dev.jsonl (TOLLGATE_QQP_DATA overrides),
+ *    `{"a", "b", "duplicate"}`. Definitions:
+ *    - Each pair alone in its own scope: cache a, ask b; "reused" = the decision serves a's
+ *      answer for b (score >= threshold and the default guard passes: its refusals are final).
+ *    - duplicates reused = reused / duplicates; wrong (all) = reused / non-duplicates.
+ *    - hardest non-duplicates = the top third of the non-duplicates by word Jaccard of a and b
+ *      (lower-case words; cutoff = the 2/3 quantile over all of qqp-dev's non-duplicates).
+ *    - precision at 1:1 = reuse_dup / (reuse_dup + wrong_rate) (as many duplicates as
+ *      negatives), on all non-duplicates and on the hardest.
+ *    - Cross-validation: qqp-dev split by QUESTION TEXT (connected components of questions: no
+ *      text in two folds, as the hidden half was split), k = 5: the model and its IDF table are
+ *      fitted on 4 folds, the held-out fold is scored; mean and spread over the folds. Same code
+ *      as `npm run fit:cache-decision` (scripts/fit-cache-decision.lib.ts), which also checks
+ *      here that the shipped model is what the data produces.
+ *    - The cosine threshold of the built-in embedder (`decision: similarity`, guard on) on the
+ *      same pairs, for comparison (nothing fitted: the whole file).
+ *    - Generalisation: the shipped model on paraphrases-dev (positives) and negatives mined from
+ *      it (never trained on).
+ * 2. The `similarity` mode on paraphrase pairs (as before): the built-in embedder
+ *    (src/cache/embedders/builtin.ts) and the false-hit guard (src/cache/guard.ts), over a sweep
+ *    of similarity thresholds, and the operating point (the threshold with the highest positive
+ *    hit rate whose wrong-answer rate on the hard negatives is at most 2% of served hits).
+ *    Compares it with DEFAULT_SEMANTIC_THRESHOLD (src/cache/tuning.ts).
  *
  * Data: ../shared/data/paraphrases-dev.jsonl from the repository root (override: first argument,
  * or TOLLGATE_EVAL_DATA), one `{"a": ..., "b": ...}` per line, b a paraphrase of a.
@@ -18,6 +38,20 @@ import { BuiltinEmbedder } from '../src/cache/embedders/builtin.js';
 import { DefaultHitGuard } from '../src/cache/guard.js';
 import { DEFAULT_SEMANTIC_THRESHOLD, STALE_SEMANTIC_THRESHOLD } from '../src/cache/tuning.js';
 import type { HitGuard } from '../src/cache/types.js';
+import { CacheDecision } from '../src/cache/decision.js';
+import { DECISION_MODEL } from '../src/cache/decision-model.js';
+import { DEFAULT_DECISION_THRESHOLD, STALE_DECISION_THRESHOLD } from '../src/cache/tuning.js';
+import {
+  cosines,
+  curve,
+  type CurvePoint,
+  fitDecision,
+  FOLDS,
+  paraphraseNegatives,
+  readLabelled,
+  TARGET_PRECISION,
+} from '../scripts/fit-cache-decision.lib.js';
+import { existsSync } from 'node:fs';
 import { REPO_ROOT, writeRawResults, writeResultsSection } from './lib/results.js';
 import { markdownTable, textTable } from './lib/table.js';
 
@@ -111,6 +145,162 @@ function sweepThresholds(): number[] {
   return out.sort((p, q) => p - q);
 }
 
+/** Thresholds of the decision's curve in the report (the full sweep is in the raw JSON). */
+const DECISION_REPORT = [0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.82, 0.84, 0.85, 0.86, 0.87, 0.88, 0.89, 0.9, 0.91, 0.92, 0.93, 0.94];
+const COSINE_REPORT = [0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98];
+
+interface QqpReport {
+  text: string[];
+  md: string[];
+  raw: unknown;
+}
+
+/** Part 1: the decision on qqp-dev (cross-validated), the cosine baseline, paraphrase generalisation, speed. */
+function evalQqp(qqpFile: string, paraphraseFile: string): QqpReport {
+  const pairs = readLabelled(qqpFile);
+  const fit = fitDecision(pairs, (l) => process.stderr.write(`eval-cache: ${l}\n`));
+  const { cv, choice, prepared } = fit;
+  const shippedFile = join(REPO_ROOT, 'src', 'cache', 'decision-model.ts');
+  const reproduced = existsSync(shippedFile) && readFileSync(shippedFile, 'utf8').includes(JSON.stringify(fit.model));
+  const p1 = (x: number) => (Number.isNaN(x) ? 'n/a' : `${(100 * x).toFixed(1)}%`);
+  const p2 = (x: number) => (Number.isNaN(x) ? 'n/a' : `${(100 * x).toFixed(2)}%`);
+  const nDup = pairs.filter((p) => p.duplicate).length;
+  const nHard = prepared.hard.filter(Boolean).length;
+
+  // The decision's held-out curve.
+  const decHeader = ['score threshold', 'duplicates reused', 'wrong: all non-dup.', 'wrong: hardest', 'precision 1:1 (all)', 'precision 1:1 (hardest)', 'hardest: worst fold', 'sd over folds (reuse / prec. hardest)'];
+  const decRows = cv.mean
+    .filter((m) => DECISION_REPORT.includes(m.threshold) || m.threshold === DEFAULT_DECISION_THRESHOLD || m.threshold === STALE_DECISION_THRESHOLD)
+    .map((m) => {
+      const tags = [m.threshold === DEFAULT_DECISION_THRESHOLD ? 'default' : '', m.threshold === STALE_DECISION_THRESHOLD ? 'stale' : ''].filter(Boolean);
+      return [`${m.threshold.toFixed(2)}${tags.length ? ` (${tags.join(', ')})` : ''}`, p1(m.reuseDup), p2(m.wrongAll), p2(m.wrongHard), p1(m.precisionAll), p1(m.precisionHard), p1(m.minPrecisionHard), `${p1(m.sdReuseDup)} / ${p1(m.sdPrecisionHard)}`];
+    });
+
+  // The cosine baseline (similarity mode, guard on), whole file.
+  const cosCurve = curve(prepared.cos, pairs.map((p) => p.duplicate), prepared.hard, COSINE_REPORT, prepared.guardOk);
+  const cosHeader = ['cosine threshold', 'duplicates reused', 'wrong: all non-dup.', 'wrong: hardest', 'precision 1:1 (all)', 'precision 1:1 (hardest)'];
+  const cosRows = cosCurve.map((c: CurvePoint) => [c.threshold.toFixed(2), p1(c.reuseDup), p2(c.wrongAll), p2(c.wrongHard), p1(c.precisionAll), p1(c.precisionHard)]);
+
+  // Generalisation: the shipped model on the paraphrase file and its mined negatives.
+  const decision = new CacheDecision();
+  const para = readPairs(paraphraseFile);
+  const negs = paraphraseNegatives(para);
+  const gen = [...para, ...negs];
+  const genCos = cosines(gen);
+  const guard = new DefaultHitGuard();
+  const genScores = gen.map((p, i) => decision.decide(p.b, p.a, genCos[i]).score);
+  const genOk = gen.map((p) => guard.check(p.b, p.a).ok);
+  const genDup = gen.map((_, i) => i < para.length);
+  const genCurve = curve(genScores, genDup, genDup.map((d) => !d), [...new Set([0.5, 0.6, 0.7, 0.75, 0.8, 0.85, STALE_DECISION_THRESHOLD, DEFAULT_DECISION_THRESHOLD, 0.9])].sort((x, y) => x - y), genOk);
+  const genHeader = ['score threshold', 'paraphrases reused', 'mined negatives served (wrong)', 'precision 1:1'];
+  const genRows = genCurve.map((c) => [c.threshold.toFixed(2), p1(c.reuseDup), p2(c.wrongAll), p1(c.precisionAll)]);
+
+  // Speed: one decide per qqp pair (query and candidate both new: no memoized analysis).
+  const sample = pairs.slice(0, 4000);
+  const sampleCos = prepared.cos.slice(0, 4000);
+  for (let i = 0; i < 1000; i++) decision.decide(sample[i]!.b, sample[i]!.a, sampleCos[i]);
+  const times: number[] = [];
+  for (let i = 0; i < sample.length; i++) {
+    const t0 = process.hrtime.bigint();
+    decision.decide(`${sample[i]!.b} `, `${sample[i]!.a} `, sampleCos[i]);
+    times.push(Number(process.hrtime.bigint() - t0) / 1000);
+  }
+  times.sort((x, y) => x - y);
+  const speed = { medianUs: times[times.length >> 1]!, p99Us: times[Math.floor(times.length * 0.99)]! };
+
+  const pt = choice.point;
+  const method = [
+    `Data: ${pairs.length.toLocaleString('en-US')} human-labelled pairs (${relative(REPO_ROOT, qqpFile)}): ${nDup.toLocaleString('en-US')} duplicates, ${(pairs.length - nDup).toLocaleString('en-US')} non-duplicates, of which the hardest third (word Jaccard >= ${cv.cutoff.toFixed(2)}): ${nHard.toLocaleString('en-US')}.`,
+    'Each pair alone in its own scope: cache a, ask b; "reused" = the decision serves a\'s answer for b (score >= threshold and the default guard passes). Duplicates reused = reused / duplicates; wrong = reused / non-duplicates (all, and the hardest third); precision at 1:1 = reuse_dup / (reuse_dup + wrong rate).',
+    `Decision: ${DECISION_MODEL.trees.length} gradient-boosted trees of depth ${DECISION_MODEL.depth} over ${DECISION_MODEL.features.length} features (${DECISION_MODEL.features.join(', ')}). Cross-validation: ${FOLDS} folds split by question text (connected components: no question in two folds); model and IDF table fitted on 4 folds, the held-out fold scored; figures are means over the folds.`,
+    `Shipped model (src/cache/decision-model.ts) ${reproduced ? 'is' : 'is NOT'} what \`npm run fit:cache-decision\` produces from this data.`,
+  ];
+  const chosen =
+    choice.rule === 'target'
+      ? `Default score threshold ${pt.threshold}: held-out precision at 1:1 on the hardest >= ${TARGET_PRECISION * 100}% with margin.`
+      : `The target (held-out precision at 1:1 on the hardest non-duplicates >= ${TARGET_PRECISION * 100}%) is NOT reached at any threshold: the held-out curve tops out near ${p1(Math.max(...cv.mean.filter((m) => m.reuseDup >= 0.01).map((m) => m.precisionHard)))} (reuse >= 1%). The default favors precision: score threshold ${pt.threshold}, the best lower bound (mean - sd over folds) of that precision among thresholds reusing >= 5% of duplicates.`;
+  const pointLine = `At the default (${pt.threshold}), held out: duplicates reused ${p1(pt.reuseDup)}; wrong answers ${p2(pt.wrongAll)} of all non-duplicates, ${p2(pt.wrongHard)} of the hardest; precision at 1:1 ${p1(pt.precisionAll)} (all) / ${p1(pt.precisionHard)} (hardest; worst fold ${p1(pt.minPrecisionHard)}). Stale fallback (${choice.stale.threshold}): reused ${p1(choice.stale.reuseDup)}, precision on the hardest ${p1(choice.stale.precisionHard)}.`;
+  const prefilterAt = new CacheDecision(fit.model).minCosineAt(pt.threshold);
+  let reusedDup = 0;
+  let droppedDup = 0;
+  cv.heldOut.forEach((sc, i) => {
+    if (sc < pt.threshold || !prepared.guardOk[i] || !pairs[i]!.duplicate) return;
+    reusedDup++;
+    if (prepared.cos[i]! < prefilterAt) droppedDup++;
+  });
+  const prefilterLine = `Cosine prefilter at the default: ${prefilterAt} (${fit.model.minCosine} at the stale threshold; lookups do not read candidates below it): it drops ${droppedDup} of the ${reusedDup} held-out duplicates the default reuses.`;
+  const cos65 = curve(prepared.cos, pairs.map((p) => p.duplicate), prepared.hard, [DEFAULT_SEMANTIC_THRESHOLD], prepared.guardOk)[0]!;
+  const baseLine = `Cosine threshold ${DEFAULT_SEMANTIC_THRESHOLD} (the former default; \`decision: similarity\`): reused ${p1(cos65.reuseDup)}, precision at 1:1 ${p1(cos65.precisionAll)} / ${p1(cos65.precisionHard)} (hardest).`;
+  const genAt = genCurve.find((c) => c.threshold === DEFAULT_DECISION_THRESHOLD)!;
+  const genLine = `Paraphrases (${para.length} positives of ${relative(REPO_ROOT, paraphraseFile)}, ${negs.length} mined look-alike negatives: for each a, the 3 b of other pairs sharing the most words; never trained on): at the default ${p1(genAt.reuseDup)} reused, ${p2(genAt.wrongAll)} of the negatives served. These are mostly heavy rewordings that a lexical decision does not recognise (a model embedder with \`decision: similarity\` may, measured on your traffic).`;
+  const speedLine = `Decision speed: median ${speed.medianUs.toFixed(1)} µs per (query, candidate) (p99 ${speed.p99Us.toFixed(1)} µs), both texts new (no memoized analysis; a lookup analyses its query once for all candidates).`;
+
+  const text = [
+    'Part 1: the decision on labelled question pairs',
+    ...method.map((m) => `- ${m}`),
+    '',
+    textTable(decHeader, decRows),
+    '',
+    chosen,
+    pointLine,
+    prefilterLine,
+    baseLine,
+    '',
+    textTable(cosHeader, cosRows),
+    '',
+    genLine,
+    textTable(genHeader, genRows),
+    speedLine,
+    '',
+  ];
+  const md = [
+    '### Part 1: the decision on labelled question pairs (qqp-dev, cross-validated)',
+    '',
+    ...method.map((m) => `- ${m}`),
+    '',
+    'Held-out curve of the decision (mean of the folds):',
+    '',
+    markdownTable(decHeader, decRows),
+    '',
+    `**${chosen}**`,
+    '',
+    pointLine,
+    '',
+    prefilterLine,
+    '',
+    baseLine,
+    '',
+    'The cosine threshold alone (built-in embedder, guard on), same pairs:',
+    '',
+    markdownTable(cosHeader, cosRows),
+    '',
+    genLine,
+    '',
+    markdownTable(genHeader, genRows),
+    '',
+    speedLine,
+    '',
+    '### Part 2: the `similarity` mode on paraphrases',
+    '',
+  ];
+  const raw = {
+    data: qqpFile,
+    pairs: pairs.length,
+    duplicates: nDup,
+    hardest: nHard,
+    hardCutoff: cv.cutoff,
+    reproduced,
+    choice,
+    cvMean: cv.mean,
+    cvFolds: cv.folds,
+    cosine: curve(prepared.cos, pairs.map((p) => p.duplicate), prepared.hard, undefined, prepared.guardOk),
+    paraphrases: { positives: para.length, negatives: negs.length, curve: genCurve },
+    speed,
+  };
+  return { text, md, raw };
+}
+
+
 async function main(): Promise<number> {
   const args = process.argv.slice(2);
   const write = !args.includes('--no-write');
@@ -130,6 +320,11 @@ async function main(): Promise<number> {
     return 1;
   }
   const date = new Date();
+  const qqpGiven = process.env.TOLLGATE_QQP_DATA;
+  const qqpFile = qqpGiven ? (isAbsolute(qqpGiven) ? qqpGiven : resolve(process.cwd(), qqpGiven)) : join(REPO_ROOT, '..', 'shared', 'data', 'qqp-dev.jsonl');
+  let qqp: QqpReport | undefined;
+  if (existsSync(qqpFile)) qqp = evalQqp(qqpFile, file);
+  else process.stderr.write(`eval-cache: ${qqpFile} not found: part 1 (the decision on labelled pairs) skipped\n`);
   const embedder = new BuiltinEmbedder();
   const guard: HitGuard = new DefaultHitGuard();
 
@@ -303,6 +498,7 @@ async function main(): Promise<number> {
 
   const out = process.stdout;
   out.write(`Semantic cache evaluation (${date.toISOString()})\n\n`);
+  if (qqp) out.write(`${qqp.text.join('\n')}\nPart 2: the similarity mode on paraphrases\n`);
   for (const m of method) out.write(`- ${m}\n`);
   out.write(`\n${textTable(header, tableRows.map((r) => mark(r, toCells(r))))}\n\n`);
   out.write(`Operating point: ${bestLine}\n${dipLine ? `${dipLine}\n` : ''}${defaultLine}\n${staleLine}\n${speedLine}\n`);
@@ -313,6 +509,7 @@ async function main(): Promise<number> {
       '',
       `Date: ${date.toISOString()}`,
       '',
+      ...(qqp ? qqp.md : []),
       ...method.map((m) => `- ${m}`),
       '',
       markdownTable(header, tableRows.map((r) => mark(r, toCells(r)))),
@@ -343,6 +540,7 @@ async function main(): Promise<number> {
       defaultMatches: best?.threshold === DEFAULT_SEMANTIC_THRESHOLD,
       speed: { ...speed, guardUsPerCheck: guardUs },
       rows,
+      decision: qqp?.raw ?? null,
     });
     out.write(`\nWrote bench/RESULTS.md (eval-cache section) and ${rawFile.slice(REPO_ROOT.length + 1)}\n`);
   }

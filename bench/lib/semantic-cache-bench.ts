@@ -2,7 +2,8 @@
  * The semantic cache in process, as the embedded gateway builds it (src/cache/index.ts): a
  * `SemanticCache` over a real `HnswVectorIndex` (default M, ef, flat limit; maxEntries the config's
  * default of 100,000 or the fill, whichever is larger), the `BuiltinEmbedder` (256 dimensions), the
- * default guard (`createHitGuard()`), 4 candidates, threshold DEFAULT_SEMANTIC_THRESHOLD, and a
+ * default guard (`createHitGuard()`), the default decision (`CacheDecision`, `decision: model`), 4
+ * candidates, threshold DEFAULT_DECISION_THRESHOLD (its score), and a
  * `SqliteSemanticStore` on a temporary file opened with `openDatabase` (WAL, every migration).
  *
  * 1. Fill: N generated questions (bench/lib/questions.ts) into ONE scope, each embedded and then
@@ -27,10 +28,11 @@ import { fileURLToPath } from 'node:url';
 
 import { type CachedAnswer, serializeAnswer } from '../../src/cache/answer.js';
 import { BuiltinEmbedder } from '../../src/cache/embedders/builtin.js';
+import { CacheDecision } from '../../src/cache/decision.js';
 import { createHitGuard } from '../../src/cache/guard.js';
 import { cacheIdentity, keyPrefix } from '../../src/cache/key.js';
 import { SemanticCache } from '../../src/cache/semantic.js';
-import { DEFAULT_SEMANTIC_THRESHOLD } from '../../src/cache/tuning.js';
+import { DEFAULT_DECISION_THRESHOLD, DEFAULT_SEMANTIC_THRESHOLD } from '../../src/cache/tuning.js';
 import type { CacheFilter, Neighbour, SemanticChange, SemanticEntry, SemanticStore, VectorIndex } from '../../src/cache/types.js';
 import { HnswVectorIndex, type VectorIndexStats } from '../../src/cache/vector-index.js';
 import { createLogger } from '../../src/observability/logger.js';
@@ -39,6 +41,9 @@ import { SqliteSemanticStore } from '../../src/storage/sqlite/semantic-cache.js'
 import { cpuTimeMs, machineBusyMs } from './process.js';
 import { MAX_QUESTIONS, nextQuery, prng, question, QUERY_MIX, type QueryKind } from './questions.js';
 import { Samples, summarize, type LatencySummary } from './stats.js';
+
+/** TOLLGATE_BENCH_DECISION=similarity: the `similarity` mode (cosine threshold + guard) for comparison. */
+const SIMILARITY_MODE = process.env.TOLLGATE_BENCH_DECISION === 'similarity';
 
 /** The config's defaults (src/config/cache-schema.ts). */
 export const CANDIDATES = 4;
@@ -272,11 +277,11 @@ export async function benchSemanticCache(opts: { entries: number; seconds: numbe
   index.addUs = new Samples(); // grows as it goes; preallocated below so the fill's memory does not include it
   for (let i = 0; i < n; i++) index.addUs.push(0);
   index.addUs.length = 0;
-  const semantic = new SemanticCache({ embedder, index, store, guard: createHitGuard(), candidates: CANDIDATES, log: createLogger('silent') });
+  const semantic = new SemanticCache({ embedder, index, store, guard: createHitGuard(), decision: SIMILARITY_MODE ? undefined : new CacheDecision(), candidates: CANDIDATES, log: createLogger('silent') });
   await semantic.start();
   await semantic.loaded;
   const scope = cacheIdentity(TENANT, ROUTE, { model: ROUTE, messages: [{ role: 'user', content: 'x' }], temperature: 0, max_tokens: 512 }, embedder.id).scope as string;
-  const threshold = DEFAULT_SEMANTIC_THRESHOLD;
+  const threshold = SIMILARITY_MODE ? DEFAULT_SEMANTIC_THRESHOLD : DEFAULT_DECISION_THRESHOLD;
   gc();
   const beforeFill = snapshot();
 

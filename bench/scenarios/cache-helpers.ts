@@ -1,7 +1,9 @@
 /**
  * The semantic cache's per-request helpers, in process: what one call costs of the built-in
- * embedder (`BuiltinEmbedder.embedOne` of a typical question) and of the default hit guard
- * (`DefaultHitGuard.check` of a typical paraphrase pair). These figures were once wall-clock
+ * embedder (`BuiltinEmbedder.embedOne` of a typical question), of the default hit guard
+ * (`DefaultHitGuard.check` of a typical paraphrase pair) and of the decision
+ * (`CacheDecision.decide` of a query and a candidate, both new: it runs for up to `candidates`
+ * entries per lookup). These figures were once wall-clock
  * bounds in unit tests (src/cache/embedders/builtin.test.ts, src/cache/guard.test.ts), where they
  * made the suite depend on the machine's load; here they are measured and recorded instead.
  *
@@ -16,6 +18,7 @@
  * the code was written for is an order of magnitude less (~10-20 µs per embed, ~5-10 µs per check).
  */
 import { BuiltinEmbedder } from '../../src/cache/embedders/builtin.js';
+import { CacheDecision } from '../../src/cache/decision.js';
 import { DefaultHitGuard } from '../../src/cache/guard.js';
 import { machineBusyMs } from '../lib/process.js';
 import { describeMachine, machineInfo } from '../lib/results.js';
@@ -26,7 +29,7 @@ import { fmt, markdownTable, textTable } from '../lib/table.js';
 /** Calls per timed batch. */
 const BATCH = 1_000;
 
-export const TARGETS = { embedUs: 200, guardUs: 200 } as const;
+export const TARGETS = { embedUs: 200, guardUs: 200, decisionUs: 200 } as const;
 
 const QUESTION = 'What is the best way to configure automatic retries and fallbacks for requests that time out on the primary provider?';
 const GUARD_QUERY = 'How do I configure retries for the OpenAI provider when a request to gpt-4o times out after 30 seconds?';
@@ -93,7 +96,7 @@ function verdict(r: HelperRun): Verdict {
 
 export const cacheHelpersScenario: Scenario = {
   name: 'cache-helpers',
-  description: 'in process: µs per call of the built-in embedder (embedOne) and of the semantic cache hit guard (check)',
+  description: 'in process: µs per call of the built-in embedder (embedOne), the semantic cache hit guard (check) and the decision (decide)',
   async run(s: BenchSettings): Promise<ScenarioReport> {
     const date = new Date();
     const machine = machineInfo();
@@ -107,7 +110,14 @@ export const cacheHelpersScenario: Scenario = {
     const check = measure('DefaultHitGuard.check (paraphrase pair)', 'check of a question against its paraphrase (same numbers and names: passes)', TARGETS.guardUs, half(s.warmupSeconds), half(s.seconds), (i) =>
       guard.check(`${GUARD_QUERY} ${i}`, `${GUARD_CANDIDATE} ${i}`).ok ? 1 : 0,
     );
-    const runs = [embed, check];
+    const decision = new CacheDecision();
+    s.log(`CacheDecision.decide: ${half(s.seconds)} s of batches of ${BATCH} after ${half(s.warmupSeconds)} s of warm-up`);
+    // The built-in embedder's path: the lookup hands the decision the similarity it has (another
+    // embedder's lookup also embeds both texts with the built-in one: + 2 embedOne).
+    const decide = measure('CacheDecision.decide (new query and candidate)', 'decide of a question against its paraphrase given their similarity, both new texts each call (no memoized analysis)', TARGETS.decisionUs, half(s.warmupSeconds), half(s.seconds), (i) =>
+      decision.decide(`${GUARD_QUERY} ${i}`, `${GUARD_CANDIDATE} ${i}`, 0.9).score,
+    );
+    const runs = [embed, check, decide];
     const verdicts = runs.map(verdict);
 
     const header = ['helper', 'calls', 'µs/call p50', 'p90', 'p99', 'min', 'max', 'other load (cores)'];

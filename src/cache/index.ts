@@ -7,6 +7,7 @@ import { type CacheConfig, type EmbedderConfig, tenantShares } from '../config/c
 import type { Config } from '../config/schema.js';
 import type { Logger } from '../observability/logger.js';
 import type { ModelCatalog } from '../routing/catalog.js';
+import { CacheDecision } from './decision.js';
 import { createHitGuard } from './guard.js';
 import { SemanticCache } from './semantic.js';
 import { CacheService } from './service.js';
@@ -70,6 +71,7 @@ export async function createCache(opts: CreateCacheOptions): Promise<CacheServic
       store,
       index: new HnswVectorIndex({ dimensions: embedder.dimensions, maxEntries: s.maxEntries, maxEntriesPerTenant: tenantShares(config.cache).semanticEntries }),
       guard: s.guard ? createHitGuard() : undefined,
+      decision: s.decision === 'model' ? new CacheDecision() : undefined,
       candidates: s.candidates,
       log,
     });

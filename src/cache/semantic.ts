@@ -2,25 +2,42 @@
  * The semantic cache: a question's vector looked up among the cached questions of the same scope
  * (tenant, route, system prompt and earlier conversation, parameters, embedder: see key.ts).
  *
- * A candidate answers when (1) its cosine similarity reaches the threshold: the route's, or the
- * entry's own once feedback has taught it one, and (2) the guard finds no difference that a
- * similarity score overlooks (numbers, names, negations: guard.ts). The nearest `candidates`
- * entries are examined, most similar first.
+ * The nearest `candidates` entries are examined, most similar first; the first that may answer
+ * does. Two ways to decide (`cache.semantic.decision`):
  *
- * Per-entry thresholds learn from feedback on verified reuse (after vCache): a "bad" report on a
- * semantic hit at similarity s raises the entry's threshold above s, so that question (and any
- * less similar one) no longer reuses it; a second bad report removes the entry; a "good" report
- * lowers it by a small step, never below the route's threshold minus `maxRelax`.
+ * - `model` (the default): the decision (decision.ts) scores the pair (query, cached question)
+ *   from several signals (built-in embedder cosine, the content words each side does not share
+ *   weighted by IDF, the guard's findings, question type, word order...) and the candidate
+ *   answers when the score reaches the route's threshold (a score in [0, 1], default the fitted
+ *   operating point, tuning.ts). Candidates whose built-in cosine is below the model's prefilter
+ *   for that threshold (`minCosineAt`: fitted, drops 0.5% of the reuse at most) are skipped
+ *   without reading them from the store.
+ * - `similarity`: the candidate answers when its cosine similarity reaches the threshold (the
+ *   embedder's scale; for model embedders whose similarities mean more than shared wording).
+ *
+ * Either way, with the guard on (`cache.semantic.guard`), a candidate whose numbers, names,
+ * negations or opposites differ (guard.ts) is refused whatever its score.
+ *
+ * Per-entry thresholds learn from feedback on verified reuse (after vCache). They are on the
+ * cosine similarity in both modes: a "bad" report on a semantic hit at similarity s sets the
+ * entry's similarity floor above s, so that question (and any less similar one) no longer reuses
+ * it; a second bad report removes the entry; a "good" report lowers the floor by a small step
+ * (`similarity` mode: never below the route's threshold minus `maxRelax`; `model` mode: an entry
+ * without a floor has nothing to lower, the decision's threshold still applies).
  *
  * Entries live in the SemanticStore (durable); the vector index is in process, rebuilt from the
  * store at start and kept in sync with the other processes' changes (store.subscribe).
  */
 import type { Logger } from '../observability/logger.js';
+import { type CacheDecision, DECISION_EMBEDDER_ID } from './decision.js';
 import type { CacheFilter, EmbedCost, Embedder, HitGuard, SemanticChange, SemanticEntry, SemanticStore, VectorIndex } from './types.js';
 
 export interface SemanticHit {
   entry: SemanticEntry;
+  /** Cosine similarity of the two questions' vectors (the configured embedder's). */
   similarity: number;
+  /** The decision's score (`model` mode). */
+  score?: number;
 }
 
 export interface SemanticCacheOptions {
@@ -29,6 +46,8 @@ export interface SemanticCacheOptions {
   store: SemanticStore;
   /** No guard: the threshold alone decides. */
   guard: HitGuard | undefined;
+  /** The decision (`model` mode: thresholds are on its score); undefined: thresholds are on the similarity. */
+  decision?: CacheDecision | undefined;
   /** Nearest entries examined per lookup. */
   candidates: number;
   log: Logger;
@@ -52,9 +71,19 @@ export class SemanticCache {
   private unsubscribe: (() => void) | undefined;
   /** Guard refusals since start (metrics). */
   guardRejections = 0;
+  /** Candidates the decision scored below the threshold since start. */
+  decisionRejections = 0;
+  /** The embedder's similarities are the decision's cosine feature as they are (builtin:v1:256). */
+  private readonly builtinSimilarity: boolean;
 
   constructor(opts: SemanticCacheOptions) {
     this.opts = opts;
+    this.builtinSimilarity = opts.embedder.id === DECISION_EMBEDDER_ID;
+  }
+
+  /** The decision, in `model` mode. */
+  get decision(): CacheDecision | undefined {
+    return this.opts.decision;
   }
 
   get embedderId(): string {
@@ -129,8 +158,14 @@ export class SemanticCache {
   /** The best entry of `scope` that may answer `question`, or undefined. */
   async lookup(scope: string, question: string, vector: Float32Array, threshold: number): Promise<SemanticHit | undefined> {
     const neighbours = this.opts.index.search(scope, vector, this.opts.candidates);
+    const decision = this.opts.decision;
+    const minCosine = decision && this.builtinSimilarity ? decision.minCosineAt(threshold) : 0;
     for (const n of neighbours) {
-      if (n.similarity < this.thresholdOf(n.id, threshold)) continue;
+      if (decision) {
+        if (n.similarity < minCosine) continue;
+        const floor = this.thresholds.get(n.id);
+        if (floor !== undefined && n.similarity < floor) continue;
+      } else if (n.similarity < this.thresholdOf(n.id, threshold)) continue;
       const entry = await this.opts.store.get(n.id);
       if (!entry || entry.scope !== scope) {
         if (!entry) this.opts.index.remove(n.id); // expired or removed elsewhere
@@ -143,6 +178,15 @@ export class SemanticCache {
           this.opts.log.debug({ entry: entry.id, similarity: n.similarity, reason: verdict.reason }, 'semantic cache: near hit refused by the guard');
           continue;
         }
+      }
+      if (decision) {
+        const { score } = decision.decide(question, entry.question, this.builtinSimilarity ? n.similarity : undefined);
+        if (score < threshold) {
+          this.decisionRejections++;
+          this.opts.log.debug({ entry: entry.id, similarity: n.similarity, score, threshold }, 'semantic cache: near hit refused by the decision');
+          continue;
+        }
+        return { entry, similarity: n.similarity, score };
       }
       return { entry, similarity: n.similarity };
     }
@@ -173,11 +217,20 @@ export class SemanticCache {
 
   /**
    * Feedback on a request this entry answered (`similarity` of a semantic hit; 1 for the request
-   * that stored it). Returns what was done.
+   * that stored it). Returns what was done. `routeThreshold` is the route's similarity threshold
+   * in `similarity` mode (unused in `model` mode, where it is a score: floors are similarities).
    */
   async feedback(id: string, good: boolean, similarity: number, routeThreshold: number): Promise<'removed' | 'demoted' | 'promoted' | 'none'> {
     if (!this.opts.index.has(id)) return 'none';
-    const current = this.thresholdOf(id, routeThreshold);
+    const learned = this.thresholds.get(id);
+    if (good && this.opts.decision) {
+      if (learned === undefined) return 'none';
+      const lowered = Math.max(0, learned - GOOD_STEP);
+      if (lowered >= learned) return 'none';
+      await this.setThreshold(id, lowered);
+      return 'promoted';
+    }
+    const current = this.opts.decision ? (learned ?? 0) : this.thresholdOf(id, routeThreshold);
     if (!good) {
       const strikes = (this.strikes.get(id) ?? 0) + 1;
       if (strikes >= 2 || similarity >= 1 - 1e-6) {

@@ -13,7 +13,7 @@ import { type CachedAnswer, isCacheable, parseAnswer, serializeAnswer } from './
 import { type CacheIdentity, encodeRoute, keyPrefix } from './key.js';
 import type { SemanticCache } from './semantic.js';
 import { SingleFlight } from './singleflight.js';
-import { DEFAULT_SEMANTIC_THRESHOLD, STALE_SEMANTIC_THRESHOLD } from './tuning.js';
+import { DEFAULT_DECISION_THRESHOLD, DEFAULT_SEMANTIC_THRESHOLD, STALE_DECISION_THRESHOLD, STALE_SEMANTIC_THRESHOLD } from './tuning.js';
 import type { CacheFilter, ExactStore, SemanticEntry } from './types.js';
 
 /** A route's effective cache policy. */
@@ -82,9 +82,10 @@ export class CacheService {
         mode: r?.mode ?? this.config.mode,
         ttlMs: r?.ttlMs ?? this.config.ttlMs,
         semantic: this.semantic !== undefined && (r?.semantic?.enabled ?? s.enabled),
-        threshold: r?.semantic?.threshold ?? s.threshold ?? DEFAULT_SEMANTIC_THRESHOLD,
+        // `model` mode: a score threshold; `similarity` mode: a cosine (tuning.ts).
+        threshold: r?.semantic?.threshold ?? s.threshold ?? (this.semantic?.decision ? DEFAULT_DECISION_THRESHOLD : DEFAULT_SEMANTIC_THRESHOLD),
         staleFallback: r?.staleFallback ?? this.config.staleFallback,
-        staleThreshold: s.staleThreshold ?? STALE_SEMANTIC_THRESHOLD,
+        staleThreshold: s.staleThreshold ?? (this.semantic?.decision ? STALE_DECISION_THRESHOLD : STALE_SEMANTIC_THRESHOLD),
       };
       this.policies.set(route, p);
     }

@@ -92,9 +92,19 @@ export const cacheSchema = z
     semantic: z
       .object({
         enabled: z.boolean().default(true),
-        /** Cosine similarity a cached question needs to answer a new one (default: the evaluated operating point, src/cache/tuning.ts). */
+        /**
+         * How a candidate is judged: `model` (the fitted decision over several signals,
+         * src/cache/decision.ts; thresholds are its score, 0..1) or `similarity` (the embedder's
+         * cosine similarity alone, plus the guard; thresholds are similarities).
+         */
+        decision: z.enum(['model', 'similarity']).default('model'),
+        /**
+         * What a cached question needs to answer a new one: the decision's score (`model`) or the
+         * cosine similarity (`similarity`). Default: the evaluated operating point of the mode
+         * (src/cache/tuning.ts).
+         */
         threshold: similarity.optional(),
-        /** The relaxed threshold of the last-resort fallback (`staleFallback`). */
+        /** The relaxed threshold of the last-resort fallback (`staleFallback`), on the same scale. */
         staleThreshold: similarity.optional(),
         /** Reject near hits whose numbers, names or negations differ (src/cache/guard.ts). */
         guard: z.boolean().default(true),

@@ -88,7 +88,7 @@ describe.skipIf(!redisUp || !pg)('cache fair shares (distributed)', () => {
     expect(await redis.zcard(`${prefix}sc:t:${flooderTenant}`)).toBeLessThanOrEqual(SHARE);
 
     const calls = sim.engine.stats().total;
-    const paraphrase = 'How do I reset the password of my account?';
+    const paraphrase = 'How do I reset my account password?';
     const onB = [await outcome(b.url, paraphrase, a.apiKey)];
     for (const q of questions) onB.push(await outcome(b.url, q, a.apiKey));
     expect(onB).toEqual(['semantic', 'hit', 'hit']);
