@@ -12,7 +12,9 @@
  * BENCH_CACHE_STREAM_CONNECTIONS, BENCH_CACHE_SEMANTIC_ENTRIES, BENCH_PROFILE; routing: BENCH_ROUTING_MIX,
  * BENCH_ROUTING_REQUESTS, BENCH_ROUTING_SEED; jobs: BENCH_JOBS_COUNT, BENCH_JOBS_CLIENTS, BENCH_JOBS_CONCURRENCY,
  * BENCH_JOBS_REPEATS, BENCH_JOBS_DISTRIBUTED, BENCH_JOBS_TWO_PROCESSES, BENCH_EMBED_RATE, BENCH_EMBED_SECONDS; observability:
- * BENCH_OBS_RATE, BENCH_OBS_MODES, BENCH_OBS_SIM_LATENCY_MS, BENCH_OBS_DRAIN_MS).
+ * BENCH_OBS_RATE, BENCH_OBS_MODES, BENCH_OBS_SIM_LATENCY_MS, BENCH_OBS_DRAIN_MS; ledger-rollup:
+ * BENCH_ROLLUP_REQUESTS, BENCH_ROLLUP_USERS; outages: BENCH_OUTAGE_SECONDS, BENCH_OUTAGE_WATCH_SECONDS, BENCH_OUTAGE_LEAD_SECONDS,
+ * BENCH_OUTAGE_RATE, BENCH_OUTAGE_FAULTS).
  *
  * Exit code: 0 when every scenario ran (a MISS against a target is a result, not a failure),
  * 1 when a scenario could not run, 2 on bad arguments.
@@ -26,14 +28,16 @@ import { cacheScenario } from './scenarios/cache.js';
 import { cacheHelpersScenario } from './scenarios/cache-helpers.js';
 import { coreScenario } from './scenarios/core.js';
 import { jobsScenario } from './scenarios/jobs.js';
+import { ledgerRollupScenario } from './scenarios/ledger-rollup.js';
 import { meteringScenario } from './scenarios/metering.js';
 import { observabilityScenario } from './scenarios/observability.js';
+import { outagesScenario } from './scenarios/outages.js';
 import { routingScenario } from './scenarios/routing.js';
 import { shadowScenario } from './scenarios/shadow.js';
 import { tokenEstimateScenario } from './scenarios/token-estimate.js';
 
 /** Every scenario, in the order `npm run bench` runs them. Add new ones here. */
-const SCENARIOS: Scenario[] = [coreScenario, meteringScenario, cacheScenario, cacheHelpersScenario, routingScenario, shadowScenario, jobsScenario, observabilityScenario, tokenEstimateScenario];
+const SCENARIOS: Scenario[] = [coreScenario, meteringScenario, cacheScenario, cacheHelpersScenario, routingScenario, shadowScenario, jobsScenario, observabilityScenario, tokenEstimateScenario, ledgerRollupScenario, outagesScenario];
 
 const USAGE = `Usage: npm run bench [-- [scenario...] [--seconds N] [--warmup N]]
 

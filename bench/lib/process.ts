@@ -22,6 +22,11 @@ export interface StartOptions {
    * memory) or 'tail' (piped; the last bytes are kept for error messages).
    */
   stdout?: 'null' | 'tail';
+  /**
+   * Appends the child's stdout to this file instead (e.g. a gateway's log kept for reading after a
+   * run); takes precedence over `stdout`.
+   */
+  stdoutFile?: string;
   /** CPU list to pin the process (all its threads) to, e.g. "1" (via taskset; see canPin). */
   cpus?: string;
 }
@@ -69,7 +74,7 @@ function killGroup(pid: number, signal: NodeJS.Signals): void {
 
 /** Starts a command in its own process group (so stopping it stops its children too). */
 export function startProcess(opts: StartOptions): ManagedProcess {
-  const nullFd = opts.stdout === 'tail' ? undefined : openSync('/dev/null', 'w');
+  const nullFd = opts.stdoutFile !== undefined ? openSync(opts.stdoutFile, 'a') : opts.stdout === 'tail' ? undefined : openSync('/dev/null', 'w');
   let child: ChildProcess;
   try {
     // taskset execs the command: the PID stays the command's own.

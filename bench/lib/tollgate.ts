@@ -135,6 +135,8 @@ export async function startGateway(opts: {
   env: NodeJS.ProcessEnv;
   cpuProfileDir?: string | undefined;
   cpus?: string;
+  /** Where its stdout (the log) goes; /dev/null by default. */
+  logFile?: string;
 }): Promise<HttpTarget> {
   const nodeFlags = opts.cpuProfileDir ? ['--cpu-prof', '--cpu-prof-dir', opts.cpuProfileDir] : [];
   const proc = startProcess({
@@ -144,6 +146,7 @@ export async function startGateway(opts: {
     cwd: opts.cwd,
     env: opts.env,
     stdout: 'null',
+    ...(opts.logFile !== undefined ? { stdoutFile: opts.logFile } : {}),
     ...(opts.cpus !== undefined ? { cpus: opts.cpus } : {}),
   });
   const origin = `http://127.0.0.1:${opts.port}`;
