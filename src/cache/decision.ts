@@ -35,6 +35,7 @@ import { BuiltinEmbedder, isStopWord, stem, tokenize } from './embedders/builtin
 import { DefaultHitGuard } from './guard.js';
 import { DECISION_MODEL } from './decision-model.js';
 import type { HitGuard } from './types.js';
+import { boundedMemo } from '../util/memo.js';
 
 /** Bumped whenever the features change (the shipped model must have been fitted on the same). */
 export const FEATURE_VERSION = 2;
@@ -164,20 +165,8 @@ function analyze(text: string): TextAnalysis {
   return { stems, content, qtype, words, bigrams, persons, modals: [...modals].sort().join(' '), functionWords, tokens: tokens.length };
 }
 
-/** The last analyses (a lookup compares one query with a few candidates). */
-const memo = new Map<string, TextAnalysis>();
-/** Analyses kept: a lookup's query and the candidates of recent lookups (hot entries are analysed once). */
-const MEMO_SIZE = 256;
-
-function analyzeMemo(text: string): TextAnalysis {
-  let a = memo.get(text);
-  if (!a) {
-    a = analyze(text);
-    if (memo.size >= MEMO_SIZE) memo.delete(memo.keys().next().value!);
-    memo.set(text, a);
-  }
-  return a;
-}
+/** The last analyses, a lookup's query and the candidates of recent lookups (hot entries are analysed once). */
+const analyzeMemo = boundedMemo<TextAnalysis>(analyze, 256);
 
 /** Two stems match when equal or when they share a long prefix (utilize, utilization). */
 function sameStem(a: string, b: string): boolean {
@@ -328,8 +317,6 @@ export class CacheDecision {
   private readonly guard: HitGuard;
   private readonly embedder = new BuiltinEmbedder();
   private readonly x = new Float64Array(FEATURE_COUNT);
-  /** The built-in embedder's vectors of the last texts (the query of a lookup is embedded once). */
-  private readonly vectors = new Map<string, Float32Array>();
 
   constructor(model: DecisionModel = DECISION_MODEL, guard: HitGuard = new DefaultHitGuard()) {
     checkModel(model);
@@ -382,15 +369,7 @@ export class CacheDecision {
     return s;
   }
 
-  private vectorOf(text: string): Float32Array {
-    let v = this.vectors.get(text);
-    if (!v) {
-      v = this.embedder.embedOne(text);
-      if (this.vectors.size >= MEMO_SIZE) this.vectors.delete(this.vectors.keys().next().value!);
-      this.vectors.set(text, v);
-    }
-    return v;
-  }
+  private readonly vectorOf = boundedMemo<Float32Array>((text) => this.embedder.embedOne(text), 256);
 }
 
 /** The built-in embedder's id whose similarities are the model's cosine feature as they are. */

@@ -27,6 +27,7 @@
  */
 import { isStopWord, stem } from './embedders/builtin.js';
 import type { GuardVerdict, HitGuard } from './types.js';
+import { boundedMemo } from '../util/memo.js';
 
 export interface HitGuardOptions {
   /** Numbers, amounts, percentages, versions and dates must match as sets (default on). */
@@ -232,18 +233,7 @@ function isSpaceCode(c: number, s: string, i: number): boolean {
 }
 
 /** The last analyses (a lookup checks one query against a few candidates). */
-const memo = new Map<string, Analysis>();
-const MEMO_SIZE = 16;
-
-function analyzeMemo(text: string): Analysis {
-  let a = memo.get(text);
-  if (!a) {
-    a = analyze(text);
-    if (memo.size >= MEMO_SIZE) memo.delete(memo.keys().next().value!);
-    memo.set(text, a);
-  }
-  return a;
-}
+const analyzeMemo = boundedMemo<Analysis>(analyze, 16);
 
 function analyze(text: string): Analysis {
   const s = text.normalize('NFKC');
