@@ -221,14 +221,22 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
 
   const counters = config.storage.kind === 'distributed' ? await failover(storage.counters, metrics, log) : storage.counters;
   const rateLimiter = new RateLimiter(counters);
-  // Counters are seeded from the ledger plus what this process's spool still holds (read first:
-  // an event flushed in between is counted twice, never missed); the other processes add theirs.
-  const budgets = new BudgetGuard(counters, {
-    spent: (scope, from, to) => {
-      const spooled = ledger.unflushedSpent(scope, from, to);
-      return storage.ledger.spent(scope, from, to).then((inLedger) => inLedger + spooled);
+  // Counters are seeded from the ledger plus what this process's spool still holds, read once the
+  // ledger has answered (no scan for a read that fails): the events still unconfirmed and those
+  // confirmed since a second before the read began (counted twice rather than missed). The
+  // other processes add theirs (BudgetSeeding).
+  const budgets = new BudgetGuard(
+    counters,
+    {
+      spent: async (scope, from, to) => {
+        const readAt = Date.now();
+        const inLedger = await storage.ledger.spent(scope, from, to);
+        return inLedger + ledger.unflushedSpent(scope, from, to, readAt - 1_000);
+      },
     },
-  });
+    Date.now,
+    config.storage.kind === 'distributed' ? config.storage.postgresQueryTimeoutMs : 5_000,
+  );
   const budgetSeeding = new BudgetSeeding({ bus: storage.bus, counters, writer: ledger, node: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`, log });
   budgetSeeding.start();
   budgets.onSeeded = (seeded) => budgetSeeding.announce(seeded);

@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import type { GatewayError } from '../errors.js';
 import { MemoryCounters } from '../storage/memory/counters.js';
 import { BudgetGuard } from './budgets.js';
@@ -39,5 +39,33 @@ describe('BudgetGuard.refuseIfSpent', () => {
     await expect(other.refuseIfSpent(policy(1))).rejects.toMatchObject({ code: 'budget_exceeded' });
     // A $0 budget allows nothing.
     await expect(other.refuseIfSpent(policy(0))).rejects.toMatchObject({ code: 'budget_exceeded' });
+  });
+});
+
+describe('BudgetGuard: seeding a missing counter from the ledger', () => {
+  it('a ledger that fails or does not answer in time gives 503 budget_unavailable (not a 500), and concurrent requests share one read', async () => {
+    let reads = 0;
+    const failing = new BudgetGuard(new MemoryCounters(), { spent: async () => { reads++; throw new Error('ECONNREFUSED'); } }, () => T0);
+    const results = await Promise.all([1, 2, 3].map(() => failing.reserve(policy(1), 1).catch((e: unknown) => e as GatewayError)));
+    for (const err of results) {
+      expect(err).toMatchObject({ code: 'budget_unavailable', status: 503 });
+      expect((err as GatewayError).message).toContain("daily budget of tenant 'ten_a'");
+    }
+    expect(reads).toBe(1);
+
+    vi.useFakeTimers();
+    try {
+      const stalled = new BudgetGuard(new MemoryCounters(), { spent: () => new Promise<number>(() => undefined) }, () => T0, 500);
+      const pending = stalled.reserve(policy(1), 1).catch((e: unknown) => e as GatewayError);
+      await vi.advanceTimersByTimeAsync(499);
+      let settled = false;
+      void pending.then(() => (settled = true));
+      await Promise.resolve();
+      expect(settled).toBe(false);
+      await vi.advanceTimersByTimeAsync(1);
+      expect(await pending).toMatchObject({ code: 'budget_unavailable', status: 503 });
+    } finally {
+      vi.useRealTimers();
+    }
   });
 });

@@ -84,10 +84,18 @@ export class BudgetGuard {
   /** Told of each counter this process seeded (created) from the ledger. */
   onSeeded: ((seeded: SeededBudget) => void) | undefined;
 
+  /** Seeds under way, by counter key: concurrent requests that find a counter missing share one ledger read. */
+  private readonly seeding = new Map<string, Promise<void>>();
+
+  /**
+   * @param seedTimeoutMs deadline of the ledger read that seeds a missing counter (a request
+   *   waits for it): past it, or when the read fails, the request gets 503 budget_unavailable.
+   */
   constructor(
     private readonly counters: Counters,
     private readonly ledger: Pick<Ledger, 'spent'>,
     private readonly now: () => number = Date.now,
+    private readonly seedTimeoutMs = 5_000,
   ) {}
 
   /** Day and month bounds, kept until the period ends (computing them is most of an item's cost). */
@@ -159,16 +167,34 @@ export class BudgetGuard {
     for (let round = 0; ; round++) {
       const result = await this.counters.reserve(items);
       if (result.ok || result.missing.length === 0 || round >= 3) return result;
-      await Promise.all(
-        items
-          .filter((i) => result.missing.includes(i.key))
-          .map(async (i) => {
-            const readAt = this.now();
-            const epoch = await this.counters.seedBudget(i.key, await this.ledger.spent(i.scope.filter, i.periodStart, i.periodEnd), i.ttlMs);
-            if (epoch !== undefined) this.onSeeded?.({ key: i.key, filter: i.scope.filter, from: i.periodStart, to: i.periodEnd, ttlMs: i.ttlMs, epoch, readAt });
-          }),
+      await Promise.all(items.filter((i) => result.missing.includes(i.key)).map((i) => this.seedShared(i)));
+    }
+  }
+
+  /** Seeds a missing counter from the ledger, once for all the requests that need it now. */
+  private seedShared(i: BudgetItem): Promise<void> {
+    let p = this.seeding.get(i.key);
+    if (!p) {
+      p = this.seed(i).finally(() => this.seeding.delete(i.key));
+      this.seeding.set(i.key, p);
+    }
+    return p;
+  }
+
+  private async seed(i: BudgetItem): Promise<void> {
+    const readAt = this.now();
+    let spent: number;
+    try {
+      spent = await withDeadline(this.ledger.spent(i.scope.filter, i.periodStart, i.periodEnd), this.seedTimeoutMs);
+    } catch (err) {
+      throw new GatewayError(
+        'budget_unavailable',
+        `Budgets cannot be checked right now: the ledger could not be read to restore the ${PERIOD_NAME[i.period]} budget of ${i.scope.scope} '${i.scope.id}' (${err instanceof Error ? err.message : String(err)}). Retry shortly.`,
+        { headers: { 'retry-after': '1' }, cause: err },
       );
     }
+    const epoch = await this.counters.seedBudget(i.key, spent, i.ttlMs);
+    if (epoch !== undefined) this.onSeeded?.({ key: i.key, filter: i.scope.filter, from: i.periodStart, to: i.periodEnd, ttlMs: i.ttlMs, epoch, readAt });
   }
 
   private refusal(item: BudgetItem, used: number, amount: number): GatewayError {
@@ -196,4 +222,16 @@ export class BudgetGuard {
       })),
     );
   }
+}
+
+/** `p`, or a rejection once `ms` have passed (`p` goes on; its late failure is not unhandled). */
+function withDeadline<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  p.catch(() => undefined);
+  return Promise.race([
+    p,
+    new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new Error(`no answer within ${ms} ms`)), ms);
+    }),
+  ]).finally(() => clearTimeout(timer));
 }
