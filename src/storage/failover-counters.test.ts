@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { GatewayError } from '../errors.js';
 import { FailoverCounters } from './failover-counters.js';
 import { MemoryCounters } from './memory/counters.js';
@@ -99,5 +99,25 @@ describe('FailoverCounters: failing fast while the store is down', () => {
     expect(calls).toHaveLength(5);
     await expect(counters.reserve([budget])).rejects.toMatchObject({ code: 'budget_unavailable' });
     expect(calls).toHaveLength(5); // down: failed fast
+  });
+
+  it('settles skipped while it is down are kept and applied once a probe succeeds (not left reserved for the period)', async () => {
+    const { store, calls } = heldStore();
+    let now = 0;
+    const counters = new FailoverCounters(store, new MemoryCounters(), { onFailure: () => undefined, probeMs: 500, failuresToOpen: 1, now: () => now });
+    const first = counters.reserve([budget]);
+    calls[0]!.reject(new Error('no reply within 300 ms'));
+    await first.catch(() => undefined);
+    expect(await counters.settle('b', 1_000, 300, 60_000, 'e1')).toBe(0); // skipped: never reached the store
+    expect(counters.heldSettles).toBe(1);
+    expect(calls).toHaveLength(1);
+    now = 500;
+    const probe = counters.take([bucket]);
+    calls[1]!.resolve({ ok: true, buckets: [] });
+    await probe;
+    await vi.waitFor(() => expect(calls).toHaveLength(3));
+    expect(calls[2]!.op).toBe('settle');
+    calls[2]!.resolve(300);
+    await vi.waitFor(() => expect(counters.heldSettles).toBe(0));
   });
 });

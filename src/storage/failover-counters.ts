@@ -16,6 +16,10 @@
  * most every `probeMs`, still goes to the store as a probe; the first that succeeds brings it
  * back. Without this, every request under a partition waited out the deadline on each of its
  * Redis steps (three for a budgeted request: ~0.9 s at 300 ms, for the whole partition).
+ * A settle skipped that way never reached Redis: it is kept (up to MAX_HELD_SETTLES) and applied
+ * once the store is back, so a blip does not leave worst-case reservations held for the rest of
+ * their period. (A settle that did reach Redis but got no reply in time is not replayed: it may
+ * have applied.)
  */
 import { GatewayError } from '../errors.js';
 import type { BudgetReserve, BucketSpec, BucketTake, Counters, ReserveResult, TakeResult } from './types.js';
@@ -38,7 +42,20 @@ export class CounterStoreDown extends Error {
   }
 }
 
+/** Settles kept while the store is down, at most (the oldest are dropped past it: left reserved). */
+const MAX_HELD_SETTLES = 10_000;
+
+interface HeldSettle {
+  key: string;
+  reserved: number;
+  actual: number;
+  ttlMs: number;
+  epoch: string | undefined;
+}
+
 export class FailoverCounters implements Counters {
+  /** Settles skipped while the store was down, applied once it is back. */
+  private held: HeldSettle[] = [];
   private readonly probeMs: number;
   private readonly failuresToOpen: number;
   private readonly now: () => number;
@@ -75,8 +92,10 @@ export class FailoverCounters implements Counters {
     }
     try {
       const result = await op();
+      const wasDown = this.downSince !== undefined;
       this.downSince = undefined;
       this.failuresInARow = 0;
+      if (wasDown && this.held.length > 0) void this.applyHeld();
       return result;
     } catch (err) {
       if (this.downSince === undefined && ++this.failuresInARow >= this.failuresToOpen) {
@@ -120,7 +139,30 @@ export class FailoverCounters implements Counters {
       return await this.call(() => this.shared.settle(key, reserved, actual, ttlMs, epoch));
     } catch (err) {
       this.opts.onFailure('settle', err);
+      if (err instanceof CounterStoreDown) {
+        if (this.held.length >= MAX_HELD_SETTLES) this.held.shift();
+        this.held.push({ key, reserved, actual, ttlMs, epoch });
+      }
       return 0;
+    }
+  }
+
+  /** Settles kept while the store was down, waiting for it (tests). */
+  get heldSettles(): number {
+    return this.held.length;
+  }
+
+  /** Applies the settles kept while the store was down, in order; stops (keeping the rest) if it fails again. */
+  private async applyHeld(): Promise<void> {
+    while (this.held.length > 0 && this.downSince === undefined) {
+      const s = this.held.shift()!;
+      try {
+        await this.call(() => this.shared.settle(s.key, s.reserved, s.actual, s.ttlMs, s.epoch));
+      } catch (err) {
+        this.opts.onFailure('settle', err);
+        if (err instanceof CounterStoreDown) this.held.unshift(s);
+        return;
+      }
     }
   }
 

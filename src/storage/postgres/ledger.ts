@@ -45,8 +45,6 @@ type Scope = Parameters<Ledger['spent']>[0];
 
 /** First key of the roll-up's advisory lock ('roll'); the second is the schema. */
 export const ROLLUP_LOCK = 0x726f6c6c;
-/** Deadline of one roll-up statement (a batch of `ledger.rollupBatchSize` events), ms. */
-const ROLLUP_STATEMENT_TIMEOUT_MS = 60_000;
 
 export class PostgresLedger implements Ledger {
   readonly #sql: Sql;
@@ -114,7 +112,8 @@ export class PostgresLedger implements Ledger {
     const bound = rollUpBound(before);
     const n = rollUpLimit(limit);
     return this.#sql.begin(async (tx) => {
-      await tx.unsafe(`SET LOCAL statement_timeout = ${ROLLUP_STATEMENT_TIMEOUT_MS}`);
+      // The pool's statement_timeout applies (a batch is a few ms): a longer one of its own would
+      // outlast the connection watchdog (statement timeout + 1 s), which would drop it.
       const [lock] = await tx<{ locked: boolean }[]>`SELECT pg_try_advisory_xact_lock(${ROLLUP_LOCK}, hashtext(current_schema())) AS locked`;
       if (!lock?.locked) return 0;
       const result = await tx`DELETE FROM usage_events WHERE request_id IN (
