@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 /**
  * The `tollgate` command line: start | sim | keys | tenants | kill | usage | flags | experiments |
- * shadow | check-config.
+ * shadow | cache | check-config.
  */
 import { parseArgs } from 'node:util';
 import { ConfigError } from '../config/loader.js';
@@ -32,6 +32,9 @@ Commands:
                                                 A/B experiments (config) and their per-variant results
   shadow report <route> [--from DATE] [--to DATE]
                                                 shadow traffic: agreement, cost and latency of each candidate
+  cache eval --pairs FILE.jsonl [--route NAME] [--precision 0.98 [--hard]] [--json]
+                                                the semantic cache on your labelled pairs {"a","b","duplicate"}:
+                                                reuse and precision by threshold, and the threshold reaching a precision
   check-config [--config FILE]                  validate a config file and exit
 
 Config: --config FILE, else $TOLLGATE_CONFIG, else ./tollgate.yaml if present, else built-in defaults.
@@ -89,10 +92,17 @@ export async function main(argv: string[]): Promise<void> {
       scope: { type: 'string' },
       target: { type: 'string' },
       reason: { type: 'string' },
+      pairs: { type: 'string' },
+      precision: { type: 'string' },
+      hard: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
   const [command, action, ...rest] = positionals;
+  if (values.help && command === 'cache') {
+    process.stdout.write(`${(await import('./cache-eval.js')).CACHE_USAGE}\n`);
+    return;
+  }
   if (values.help || !command || command === 'help') {
     process.stdout.write(HELP);
     return;
@@ -130,6 +140,8 @@ export async function main(argv: string[]): Promise<void> {
       return (await import('./experiments.js')).experimentsCommand(config, action, rest, values);
     case 'shadow':
       return (await import('./shadow.js')).shadowCommand(config, action, rest, values);
+    case 'cache':
+      return (await import('./cache-eval.js')).cacheCommand(config, action, values);
     case 'check-config':
       process.stdout.write(
         `${path ?? '(built-in defaults)'}: OK — ${Object.keys(config.providers).length} provider(s), ${Object.keys(config.models).length} model(s), storage ${config.storage.kind}\n`,
