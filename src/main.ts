@@ -302,6 +302,8 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
     ...(opts.cacheClock ? { now: opts.cacheClock } : {}),
   });
   const cache = await createCache({ config, catalog, exact: await stores.exact(), semanticStore: stores.semantic, log });
+  if (opts.random) cache.verifier.random = opts.random; // verified semantic caching's serve-or-verify draws (tests)
+  metrics.cacheVerification = () => cache.verificationStats();
   const shadow = new ShadowService({
     routes: shadowRoutesOf(config.routes),
     catalog,

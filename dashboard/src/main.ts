@@ -8,8 +8,8 @@ import { ApiError, forgetKey, getJson, readEventStream, storeKey, storedKey } fr
 import { LiveChart, type SeriesSpec } from './charts.js';
 import { count, ms, pct, usd } from './format.js';
 import { RequestLog } from './request-log.js';
-import { byId, renderSignals, renderSummary } from './tables.js';
-import type { DashboardSnapshot, DashboardSummary, Num } from './types.js';
+import { byId, renderCacheVerification, renderSignals, renderSummary } from './tables.js';
+import type { CacheStats, DashboardSnapshot, DashboardSummary, Num } from './types.js';
 
 let key = '';
 let session: AbortController | undefined;
@@ -130,6 +130,7 @@ async function pollSummary(signal: AbortSignal): Promise<void> {
     try {
       renderSummary(await getJson<DashboardSummary>(key, '/admin/v1/dashboard/summary', signal));
       setText('summary-status', `Last 24 hours, updated ${new Date().toLocaleTimeString()}.`);
+      renderCacheVerification((await getJson<CacheStats>(key, '/admin/v1/cache', signal)).verification);
     } catch (err) {
       if (signal.aborted) return;
       setText('summary-status', `Could not load the summary: ${(err as Error).message}`);

@@ -1,6 +1,6 @@
 /** Tables: top spenders, budgets, and the signal tables (drift, alerts, abuse). Text only, never HTML. */
 import { count, pct, usd } from './format.js';
-import type { BudgetUse, DashboardSummary, Signal, UsageRow } from './types.js';
+import type { BudgetUse, CacheVerificationRow, DashboardSummary, Signal, UsageRow } from './types.js';
 
 export type Cell = string | Node;
 
@@ -55,6 +55,25 @@ function renderBudgets(budgets: BudgetUse[]): void {
     return [b.tenant_name || b.tenant_id, b.period, usd(b.used_usd), usd(b.limit_usd), el('span', { class: 'budget' }, meter, ` ${pct(b.used_fraction)}`)];
   });
   fillRows(byId<HTMLTableSectionElement>('budgets-body'), rows, 'No tenant has a budget.');
+}
+
+/** Verified semantic caching per route (GET /admin/v1/cache); an error bound above the route's limit is flagged. */
+export function renderCacheVerification(rows: CacheVerificationRow[] | undefined): void {
+  const share = (v: number) => `${(v * 100).toFixed(2)}%`;
+  fillRows(
+    byId<HTMLTableSectionElement>('cache-verification-body'),
+    (rows ?? []).map((r) => [
+      r.route,
+      share(r.max_error_rate),
+      count(r.candidates),
+      count(r.verified),
+      pct(r.verification_rate),
+      `${share(r.observed_disagreement)} (${count(r.disagreements)})`,
+      share(r.estimated_error),
+      el('span', { class: `state state-${r.error_bound > r.max_error_rate + 1e-9 ? 'firing' : 'ok'}` }, share(r.error_bound)),
+    ]),
+    'No route sets semantic.maxErrorRate.',
+  );
 }
 
 /** A signal table; `undefined` rows: the gateway does not provide this signal. */

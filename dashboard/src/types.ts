@@ -135,3 +135,23 @@ export interface RequestPage {
   has_more: boolean;
   next_cursor: string | null;
 }
+
+/** GET /admin/v1/cache: verified semantic caching, per route with `semantic.maxErrorRate` (this process). */
+export interface CacheVerificationRow {
+  route: string;
+  max_error_rate: number;
+  candidates: number;
+  served: number;
+  verified: number;
+  disagreements: number;
+  feedback_good: number;
+  feedback_bad: number;
+  verification_rate: number;
+  observed_disagreement: number;
+  estimated_error: number;
+  error_bound: number;
+}
+
+export interface CacheStats {
+  verification?: CacheVerificationRow[];
+}

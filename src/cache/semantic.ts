@@ -273,7 +273,11 @@ export class SemanticCache {
   private forgetMeta(id: string): void {
     this.thresholds.delete(id);
     this.strikes.delete(id);
+    this.onForget?.(id);
   }
+
+  /** Told when an entry leaves the index (evicted, removed, invalidated): the service drops its verification state. */
+  onForget: ((id: string) => void) | undefined;
 
   /** Another process changed the store. */
   private apply(change: SemanticChange): void {

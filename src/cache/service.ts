@@ -15,6 +15,7 @@ import type { SemanticCache } from './semantic.js';
 import { SingleFlight } from './singleflight.js';
 import { DEFAULT_DECISION_THRESHOLD, DEFAULT_SEMANTIC_THRESHOLD, STALE_DECISION_THRESHOLD, STALE_SEMANTIC_THRESHOLD } from './tuning.js';
 import type { CacheFilter, ExactStore, SemanticEntry } from './types.js';
+import { DEFAULT_ANSWER_SIMILARITY, DEFAULT_MIN_VERIFY_RATE, type RouteVerificationStats, VerificationTracker, type VerifyDecision, type VerifyPolicy, compareAnswers } from './verify.js';
 
 /** A route's effective cache policy. */
 export interface RoutePolicy {
@@ -24,6 +25,8 @@ export interface RoutePolicy {
   threshold: number;
   staleFallback: boolean;
   staleThreshold: number;
+  /** Verified semantic caching (`semantic.maxErrorRate`); undefined: candidates are served unverified. */
+  verify?: VerifyPolicy;
 }
 
 /** What the cache did for a request, remembered for POST /v1/feedback. */
@@ -34,6 +37,8 @@ export interface ServedRecord {
   semanticId?: string;
   /** Of a semantic (or stale) hit; 1 for the request whose answer was stored. */
   similarity?: number;
+  /** A verdict on this semantic hit already counted in its entry's error estimate (once per request). */
+  counted?: boolean;
 }
 
 export type FeedbackAction = 'removed' | 'demoted' | 'promoted' | 'none';
@@ -60,6 +65,8 @@ export class CacheService {
   private readonly log: Logger;
   /** Writes in progress: answers being stored, hits promoted, served answers remembered. */
   private readonly writes = new Set<Promise<unknown>>();
+  /** Verified semantic caching: per-entry error estimates and per-route figures (src/cache/verify.ts). */
+  readonly verifier: VerificationTracker;
 
   constructor(opts: CacheServiceOptions) {
     this.config = opts.config;
@@ -67,6 +74,13 @@ export class CacheService {
     this.exact = opts.exact;
     this.semantic = opts.semantic;
     this.log = opts.log;
+    this.verifier = new VerificationTracker({ maxEntries: opts.config.semantic.maxEntries });
+    if (this.semantic) this.semantic.onForget = (id) => this.verifier.forget(id);
+    // Routes with a bound are listed (admin API, /metrics) from the start.
+    for (const route of Object.keys(opts.routes)) {
+      const v = this.policy(route).verify;
+      if (v) this.verifier.declare(route, v.maxErrorRate);
+    }
   }
 
   get enabled(): boolean {
@@ -87,6 +101,14 @@ export class CacheService {
         staleFallback: r?.staleFallback ?? this.config.staleFallback,
         staleThreshold: s.staleThreshold ?? (this.semantic?.decision ? STALE_DECISION_THRESHOLD : STALE_SEMANTIC_THRESHOLD),
       };
+      const maxErrorRate = r?.semantic?.maxErrorRate ?? s.maxErrorRate;
+      if (p.semantic && maxErrorRate !== undefined) {
+        p.verify = {
+          maxErrorRate,
+          answerSimilarity: r?.semantic?.verify?.answerSimilarity ?? s.verify.answerSimilarity ?? DEFAULT_ANSWER_SIMILARITY,
+          minRate: r?.semantic?.verify?.minRate ?? s.verify.minRate ?? DEFAULT_MIN_VERIFY_RATE,
+        };
+      }
       this.policies.set(route, p);
     }
     return p;
@@ -179,6 +201,50 @@ export class CacheService {
     this.track(this.exact.set(exactKey, entry.answer, ttlMs).catch((err: unknown) => this.log.warn({ err }, 'cache: could not promote a semantic hit')));
   }
 
+  /** A semantic candidate of a route with a bound: serve it, or verify it (src/cache/verify.ts)? */
+  verifyDecision(route: string, entryId: string): VerifyDecision | undefined {
+    const policy = this.policy(route).verify;
+    return policy ? this.verifier.decide(route, entryId, policy) : undefined;
+  }
+
+  /**
+   * A verification's fresh answer is complete: compares it with the cached entry's, off the
+   * response path (the client already has it), and updates the entry's estimate. Then stores the
+   * fresh answer: under its exact key only when the two agree (the entry stays the one answer of
+   * that meaning), as a new semantic entry of its own when they differ. Returns the new entry's
+   * id, if any, and the verdict.
+   */
+  completeVerification(
+    ident: CacheIdentity,
+    args: { tenantId: string; route: string; deployment: string; request: ChatCompletionRequest; body: ChatCompletion; vector?: Float32Array; cached: SemanticEntry },
+  ): Promise<{ id: string | undefined; agree: boolean | undefined }> {
+    return this.track(this.verifyNow(ident, args));
+  }
+
+  private async verifyNow(
+    ident: CacheIdentity,
+    args: { tenantId: string; route: string; deployment: string; request: ChatCompletionRequest; body: ChatCompletion; vector?: Float32Array; cached: SemanticEntry },
+  ): Promise<{ id: string | undefined; agree: boolean | undefined }> {
+    await new Promise((resolve) => setImmediate(resolve)); // never on the response's path
+    const policy = this.policy(args.route).verify;
+    const cached = parseAnswer(args.cached.answer);
+    if (!policy || !cached || !isCacheable(args.body)) {
+      this.verifier.abandon(args.route);
+      return { id: await this.storeNow(ident, args), agree: undefined };
+    }
+    const { agree, similarity } = compareAnswers(cached.body, args.body, policy.answerSimilarity);
+    this.verifier.record(args.route, args.cached.id, agree, 'verify', policy.maxErrorRate);
+    this.log.debug({ entry: args.cached.id, agree, similarity }, 'cache: verified a semantic candidate');
+    const { vector, cached: _cached, ...rest } = args;
+    const id = await this.storeNow(ident, agree || !vector ? rest : { ...rest, vector });
+    return { id, agree };
+  }
+
+  /** Per-route figures of verified semantic caching. */
+  verificationStats(): RouteVerificationStats[] {
+    return this.verifier.stats();
+  }
+
   /** Remembers what the cache did for a request, for feedback (fire and forget). */
   remember(tenantId: string, requestId: string, record: ServedRecord): void {
     this.track(
@@ -204,6 +270,12 @@ export class CacheService {
       // Never serve this answer again for this exact request (a semantic hit's promoted copy included).
       await this.exact.delete(record.exactKey);
       action = 'removed';
+    }
+    const verify = this.policy(record.route).verify;
+    if (verify && record.outcome === 'semantic' && record.semanticId && !record.counted) {
+      // A verdict on a served candidate is a verification the client made: it feeds the estimate (once per request).
+      this.verifier.record(record.route, record.semanticId, good, 'feedback', verify.maxErrorRate);
+      await this.exact.set(this.feedbackKey(tenantId, requestId), JSON.stringify({ ...record, counted: true }), this.config.feedbackWindowMs);
     }
     if (this.semantic && record.semanticId) {
       if (!good && record.outcome !== 'semantic' && record.outcome !== 'stale') {

@@ -16,6 +16,25 @@ const similarity = z.number().min(0).max(1);
 export const cacheModeSchema = z.enum(['deterministic', 'always', 'off']);
 export type CacheMode = z.infer<typeof cacheModeSchema>;
 
+/**
+ * Verified semantic caching (src/cache/verify.ts): the highest acceptable probability that a
+ * semantic candidate is answered wrongly from the cache. Absent: candidates are served unverified.
+ */
+const maxErrorRateSchema = z
+  .number()
+  .gt(0, { message: 'maxErrorRate must be above 0 (leave it out to turn verification off)' })
+  .lt(1, { message: 'maxErrorRate must be below 1' });
+
+/** How verification compares answers and how often it verifies at least. */
+const verifySchema = z
+  .object({
+    /** Two answers whose built-in cosine similarity reaches this are the same answer (after normalized exact match). */
+    answerSimilarity: similarity.optional(),
+    /** Candidates verified at least this often, however trusted their entry (drift is still seen). */
+    minRate: z.number().min(0).max(0.5).optional(),
+  })
+  .strict();
+
 /** Per-route overrides (`models.<name>.cache`); what is left out comes from the `cache` section. */
 export const routeCacheSchema = z
   .object({
@@ -25,6 +44,8 @@ export const routeCacheSchema = z
       .object({
         enabled: z.boolean().optional(),
         threshold: similarity.optional(),
+        maxErrorRate: maxErrorRateSchema.optional(),
+        verify: verifySchema.optional(),
       })
       .strict()
       .optional(),
@@ -117,6 +138,13 @@ export const cacheSchema = z
         maxEntriesPerTenant: positiveInt.optional(),
         /** Nearest entries examined per lookup (the best one that passes the guard answers). */
         candidates: positiveInt.max(32).default(4),
+        /**
+         * Verified semantic caching (off when absent): the highest acceptable probability of a
+         * wrong answer per semantic candidate, e.g. 0.02. Candidates are then sometimes answered
+         * upstream and compared with the cached answer (src/cache/verify.ts). Per route too.
+         */
+        maxErrorRate: maxErrorRateSchema.optional(),
+        verify: verifySchema.default({}),
         /** Questions longer than this (characters) are not cached by meaning. */
         maxQuestionChars: positiveInt.default(4_000),
         embedder: embedderSchema.default({ kind: 'builtin' }),

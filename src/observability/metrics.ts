@@ -4,6 +4,7 @@
  * configured public model name or `unknown`, never free text from a request.
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { RouteVerificationStats } from '../cache/verify.js';
 import type { BreakerState } from '../resilience/circuit-breaker.js';
 import type { RequestContext } from '../pipeline/context.js';
 import { RequestMetrics } from './request-metrics.js';
@@ -76,6 +77,12 @@ export class GatewayMetrics {
   readonly alertsFiringGauge: Gauge<'rule'>;
   /** The alerts firing now (set by the composition root). */
   alertsFiring: (() => Array<{ rule: string }>) | undefined;
+  /** Verified semantic caching, per route with a bound (src/cache/verify.ts): read at scrape time (in memory). */
+  readonly cacheVerifications: Counter<'route' | 'outcome' | 'source'>;
+  readonly cacheVerifyCandidates: Counter<'route'>;
+  readonly cacheVerifyGauges: Gauge<'route' | 'figure'>;
+  /** Set by the composition root (the cache service's verificationStats). */
+  cacheVerification: (() => RouteVerificationStats[]) | undefined;
 
   private readonly perRequest: RequestMetrics;
   /** Deployments whose breaker series exist (their transition counters are exported from the first sighting). */
@@ -279,6 +286,49 @@ export class GatewayMetrics {
       collect() {
         this.reset();
         for (const p of queue.get() ?? []) this.set({ priority: String(p.priority) }, p.oldestAgeSeconds);
+      },
+    });
+    const verification = () => this.cacheVerification?.() ?? [];
+    this.cacheVerification = undefined;
+    this.cacheVerifications = new Counter({
+      name: 'tollgate_cache_verifications_total',
+      help: "Verified semantic caching: semantic candidates whose cached answer was checked, by route, outcome (agree, disagree) and source (verify: an upstream call compared with the cached answer; feedback: POST /v1/feedback on a served candidate).",
+      labelNames: ['route', 'outcome', 'source'],
+      registers,
+      collect() {
+        this.reset();
+        for (const r of verification()) {
+          this.inc({ route: r.route, outcome: 'agree', source: 'verify' }, r.verified - r.disagreements);
+          this.inc({ route: r.route, outcome: 'disagree', source: 'verify' }, r.disagreements);
+          this.inc({ route: r.route, outcome: 'agree', source: 'feedback' }, r.feedbackGood);
+          this.inc({ route: r.route, outcome: 'disagree', source: 'feedback' }, r.feedbackBad);
+        }
+      },
+    });
+    this.cacheVerifyCandidates = new Counter({
+      name: 'tollgate_cache_semantic_candidates_total',
+      help: 'Verified semantic caching: semantic candidates decided (served from the cache or verified upstream), by route with a maxErrorRate.',
+      labelNames: ['route'],
+      registers,
+      collect() {
+        this.reset();
+        for (const r of verification()) this.inc({ route: r.route }, r.candidates);
+      },
+    });
+    this.cacheVerifyGauges = new Gauge({
+      name: 'tollgate_cache_verification',
+      help: 'Verified semantic caching, by route and figure: max_error_rate (the configured bound), verification_rate (verified / candidates), observed_disagreement (disagreements / verified), estimated_error (expected share of candidates answered wrongly from the cache) and error_bound (its 95% upper bound, kept at or below max_error_rate).',
+      labelNames: ['route', 'figure'],
+      registers,
+      collect() {
+        this.reset();
+        for (const r of verification()) {
+          this.set({ route: r.route, figure: 'max_error_rate' }, r.maxErrorRate);
+          this.set({ route: r.route, figure: 'verification_rate' }, r.verificationRate);
+          this.set({ route: r.route, figure: 'observed_disagreement' }, r.observedDisagreement);
+          this.set({ route: r.route, figure: 'estimated_error' }, r.estimatedError);
+          this.set({ route: r.route, figure: 'error_bound' }, r.errorBound);
+        }
       },
     });
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'tollgate_process_' });

@@ -35,7 +35,7 @@ describe.skipIf(!hasChromium)('the dashboard in a browser', () => {
       httpSimConfig(
         { up: sim },
         {
-          'sim-small': { deployments: [{ provider: 'up' }], price: { input: 1, output: 2 } },
+          'sim-small': { deployments: [{ provider: 'up' }], price: { input: 1, output: 2 }, cache: { semantic: { maxErrorRate: 0.02 } } },
           'sim-large': { deployments: [{ provider: 'up' }], price: { input: 10, output: 30 } },
         },
         {
@@ -132,6 +132,9 @@ describe.skipIf(!hasChromium)('the dashboard in a browser', () => {
       await page.locator('#top-models-body tr', { hasText: 'sim-large' }).waitFor();
       await page.locator('#budgets-body tr', { hasText: 'day' }).waitFor();
       expect(await page.locator('#drift-body').textContent()).toMatch(/not configured|\S/i);
+      // Verified semantic caching: the route with a bound, its limit shown.
+      await page.locator('#cache-verification-body tr', { hasText: 'sim-small' }).waitFor();
+      expect(await page.locator('#cache-verification-body tr', { hasText: 'sim-small' }).textContent()).toContain('2.00%');
       // The key stays in the tab's session storage and never on the page.
       expect(await page.evaluate(() => sessionStorage.getItem('tollgate.adminKey'))).toBe(gw.adminKey);
       expect(await page.content()).not.toContain(gw.adminKey);

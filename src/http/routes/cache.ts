@@ -2,7 +2,9 @@
  * The cache's HTTP surface:
  * - `POST /v1/feedback` (API key): a client's verdict on a request's answer, kept (A/B experiment
  *   results average it per variant). A bad verdict on an answer served from (or stored in) the
- *   cache removes or demotes its entry (src/cache/service.ts).
+ *   cache removes or demotes its entry (src/cache/service.ts). On a route with
+ *   `semantic.maxErrorRate`, a verdict on a semantic hit also feeds its entry's error estimate
+ *   (src/cache/verify.ts), once per request.
  * - `GET /admin/v1/cache` and `POST /admin/v1/cache/invalidate` (admin key, registered under the
  *   admin prefix by admin.ts).
  */
@@ -76,6 +78,21 @@ export async function adminCacheRoutes(app: FastifyInstance, opts: { cache: Cach
       in_flight: s.inFlight,
       guard_rejections: s.guardRejections,
       embedder: s.embedder,
+      // Verified semantic caching (routes with semantic.maxErrorRate; in-memory, this process).
+      verification: opts.cache.verificationStats().map((r) => ({
+        route: r.route,
+        max_error_rate: r.maxErrorRate,
+        candidates: r.candidates,
+        served: r.served,
+        verified: r.verified,
+        disagreements: r.disagreements,
+        feedback_good: r.feedbackGood,
+        feedback_bad: r.feedbackBad,
+        verification_rate: r.verificationRate,
+        observed_disagreement: r.observedDisagreement,
+        estimated_error: r.estimatedError,
+        error_bound: r.errorBound,
+      })),
     };
   });
 

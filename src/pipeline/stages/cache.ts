@@ -20,6 +20,7 @@ import { cacheIdentity, decide, parseDirective } from '../../cache/key.js';
 import type { CacheService } from '../../cache/service.js';
 import { failedCheck } from '../../routing/escalation.js';
 import type { FlightShare } from '../../cache/singleflight.js';
+import type { SemanticEntry } from '../../cache/types.js';
 import { GatewayError, isGatewayError } from '../../errors.js';
 import type { ChatCompletion, ChatCompletionChunk, ChatCompletionRequest } from '../../providers/types.js';
 import type { CacheOutcome } from '../../storage/types.js';
@@ -122,6 +123,8 @@ export function cacheStage(cache: CacheService): Stage {
       }
     }
 
+    /** A semantic candidate this request verifies (verified semantic caching): it is answered upstream, as a miss. */
+    let verifying: SemanticEntry | undefined;
     if (semantic && ident.scope && ident.question !== undefined && ident.question.length <= cache.config.semantic.maxQuestionChars) {
       try {
         const { vector, cost } = await semantic.embed(ident.question, ctx.sink.signal);
@@ -131,10 +134,15 @@ export function cacheStage(cache: CacheService): Stage {
           const hit = await semantic.lookup(ident.scope, ident.question, vector, policy.threshold);
           if (hit) {
             const answer = parseAnswer(hit.entry.answer);
-            if (answer) {
+            const verdict = answer && policy.verify ? cache.verifyDecision(route, hit.entry.id) : undefined;
+            if (answer && verdict?.verify) {
+              verifying = hit.entry;
+              ctx.log.debug({ reqId: ctx.id, entry: hit.entry.id, bound: verdict.bound, serveProbability: verdict.serveProbability }, 'cache: verifying a semantic candidate');
+            } else if (answer) {
               state.entryId = hit.entry.id;
-              // The same question again will be an exact hit (no embedding, no index search).
-              cache.promote(ident.exactKey, hit.entry);
+              // The same question again will be an exact hit (no embedding, no index search);
+              // not on a route with a bound, where every use of an entry by meaning is a candidate.
+              if (!policy.verify) cache.promote(ident.exactKey, hit.entry);
               return serve(ctx, state, answer, 'semantic', hit.similarity);
             }
           }
@@ -149,6 +157,19 @@ export function cacheStage(cache: CacheService): Stage {
     state.leave = flight.attach(ctx.sink.signal);
     ctx.upstreamSignal = flight.signal;
     state.flight = flight;
+    if (verifying) {
+      const cached = verifying;
+      ctx.extraHeaders['x-tollgate-cache'] = 'verify'; // billed and recorded as a miss (it is a real upstream call)
+      flight.onComplete = (answer) => {
+        void cache
+          .completeVerification(ident, { tenantId, route, deployment: ctx.servedBy?.id ?? '', request: body, body: answer, cached, ...(state.vector ? { vector: state.vector } : {}) })
+          .then(({ id }) => {
+            if (id) state.entryId = id;
+            cache.remember(tenantId, ctx.id, { outcome: 'miss', route, exactKey: ident.exactKey, ...(id ? { semanticId: id, similarity: 1 } : {}) });
+          });
+      };
+      return;
+    }
     flight.onComplete = (answer) => {
       void cache
         .store(ident, { tenantId, route, deployment: ctx.servedBy?.id ?? '', request: body, body: answer, ...(state.vector ? { vector: state.vector } : {}) })

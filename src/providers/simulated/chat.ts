@@ -29,6 +29,25 @@ export interface ChoicePlan {
   completionTokens: number;
 }
 
+/**
+ * A scripted answer: a request whose last user message matches `match` (a regular expression, or
+ * a case-insensitive substring) is answered `answer` whatever the rest of its wording, so a class
+ * of questions (paraphrases) gets one answer (tests of answer equivalence). First match wins.
+ */
+export interface ScriptedAnswer {
+  match: RegExp | string;
+  answer: string;
+}
+
+/** The scripted answer for `said`, if a rule matches. */
+export function scriptedAnswer(rules: readonly ScriptedAnswer[], said: string): string | undefined {
+  const lower = said.toLowerCase();
+  for (const r of rules) {
+    if (typeof r.match === 'string' ? lower.includes(r.match.toLowerCase()) : r.match.test(said)) return r.answer;
+  }
+  return undefined;
+}
+
 /** A fully decided answer, before latency and faults are applied. */
 export interface ChatPlan {
   id: string;
@@ -109,8 +128,12 @@ function splitEvery(text: string, size: number): string[] {
   return out.length > 0 ? out : [''];
 }
 
-function planChoice(req: ChatCompletionRequest, model: SimModelConfig, index: number, text: string): ChoicePlan {
+function planChoice(req: ChatCompletionRequest, model: SimModelConfig, index: number, text: string, scripted?: string): ChoicePlan {
   const random = seededRandom(req.model, req.seed ?? null, text, index);
+  if (scripted !== undefined) {
+    const words = scripted.split(/(?<=\S)(?=\s)/); // pieces keep their leading space, like generated ones
+    return { index, pieces: words.length > 0 ? words : [''], argumentPieces: [], finishReason: 'stop', completionTokens: Math.max(1, countTextTokens(scripted)) };
+  }
   const tool = chosenTool(req);
   if (tool) {
     const name = tool.function.name;
@@ -143,11 +166,12 @@ function planChoice(req: ChatCompletionRequest, model: SimModelConfig, index: nu
 }
 
 /** Decides the whole answer. Same model + seed + messages + options: same answer. */
-export function planChat(req: ChatCompletionRequest, model: SimModelConfig, id: string, created: number): ChatPlan {
+export function planChat(req: ChatCompletionRequest, model: SimModelConfig, id: string, created: number, answers: readonly ScriptedAnswer[] = []): ChatPlan {
   const text = conversationText(req.messages as ChatMessage[]);
   const n = req.n ?? 1;
+  const scripted = answers.length > 0 ? scriptedAnswer(answers, lastUserText(req.messages)) : undefined;
   const choices: ChoicePlan[] = [];
-  for (let i = 0; i < n; i++) choices.push(planChoice(req, model, i, text));
+  for (let i = 0; i < n; i++) choices.push(planChoice(req, model, i, text, scripted));
   const promptTokens = countPromptTokens(req.messages, req.tools);
   const completionTokens = choices.reduce((sum, c) => sum + c.completionTokens, 0);
   return {

@@ -53,6 +53,22 @@ describe('SimEngine chat answers', () => {
     expect(a).toMatch(/^[A-Z].*\.$/);
   });
 
+  it('answers a class of questions with its scripted answer (first match wins), others as usual', () => {
+    const e = engine();
+    e.setAnswers([
+      { match: /\breset\b/i, answer: 'Use the reset link.' },
+      { match: 'capital', answer: 'Paris.' },
+    ]);
+    expect(text(answer(e.prepareChat(ask('How do I RESET my password?'), false)))).toBe('Use the reset link.');
+    expect(text(answer(e.prepareChat(ask('Please, how can I reset my password? Thanks'), false)))).toBe('Use the reset link.');
+    expect(text(answer(e.prepareChat(ask('What is the Capital of France?'), false)))).toBe('Paris.');
+    const steps = toStreamSteps(answer(e.prepareChat(ask('reset it'), true)), false);
+    expect(steps.map((s) => s.chunk.choices[0]?.delta.content ?? '').join('')).toBe('Use the reset link.');
+    expect(text(answer(e.prepareChat(ask('Explain routing'), false)))).not.toBe('Paris.');
+    e.reset(); // kept, like the faults
+    expect(text(answer(e.prepareChat(ask('capital?'), false)))).toBe('Paris.');
+  });
+
   it('counts one completion token per word and clips at max_tokens with finish_reason length', () => {
     const e = engine();
     const full = toCompletion(answer(e.prepareChat({ ...ask('hi'), model: 'm-fixed' }, false)));

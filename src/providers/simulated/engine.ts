@@ -9,7 +9,7 @@ import { decode } from 'gpt-tokenizer';
 import type { z } from 'zod';
 import { faultSchema, simModelSchema, type FaultConfig, type SimModelConfig } from '../../config/schema.js';
 import type { EmbeddingRequest, EmbeddingResponse } from '../types.js';
-import { planChat, validateChatRequest, type ChatPlan } from './chat.js';
+import { planChat, validateChatRequest, type ChatPlan, type ScriptedAnswer } from './chat.js';
 import { embedText, toBase64 } from './embeddings.js';
 import { drawOutcome, outcomeError, SimError, type SimOutcome } from './outcomes.js';
 import { sampleLogNormal } from './random.js';
@@ -22,6 +22,8 @@ export interface SimEngineOptions {
   faults: z.input<typeof faultSchema>;
   /** Source of randomness for faults and latency (answers are seeded from the request). */
   random?: () => number;
+  /** Scripted answers: a class of questions -> one answer (see ScriptedAnswer). */
+  answers?: readonly ScriptedAnswer[];
 }
 
 export interface SimStats {
@@ -88,8 +90,10 @@ export class SimEngine {
   private recent: unknown[] = [];
   private reported = { answers: 0, promptTokens: 0, completionTokens: 0 };
   private epoch = 0;
+  private answerRules: ScriptedAnswer[] = [];
 
   constructor(opts: SimEngineOptions) {
+    this.answerRules = [...(opts.answers ?? [])];
     this.models = {};
     for (const [name, m] of Object.entries(opts.models)) this.models[name] = simModelSchema.parse(m);
     this.faultConfig = faultSchema.parse(opts.faults);
@@ -104,6 +108,14 @@ export class SimEngine {
   /** Replaces the fault rates (omitted fields take their defaults). Throws a ZodError when invalid. */
   setFaults(faults: z.input<typeof faultSchema>): void {
     this.faultConfig = faultSchema.parse(faults);
+  }
+
+  /**
+   * Replaces the scripted answers: a chat request whose last user message matches a rule gets its
+   * answer (first match wins); others get the usual generated text. Kept across reset(), like the faults.
+   */
+  setAnswers(answers: readonly ScriptedAnswer[]): void {
+    this.answerRules = [...answers];
   }
 
   /** Queues outcomes that the next requests take, in order, before any random draw. */
@@ -230,7 +242,7 @@ export class SimEngine {
     try {
       const req = validateChatRequest(body);
       const model = this.resolveModel(req.model, 'chat');
-      return this.attempt(stream, model, () => planChat(req, model, this.newId(), Math.floor(Date.now() / 1000)));
+      return this.attempt(stream, model, () => planChat(req, model, this.newId(), Math.floor(Date.now() / 1000), this.answerRules));
     } catch (err) {
       if (err instanceof SimError) return { kind: 'error', error: err };
       throw err;
