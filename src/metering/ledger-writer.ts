@@ -147,9 +147,14 @@ export class LedgerWriter {
     let text = '';
     for (const e of events) text += `${JSON.stringify(e)}\n`;
     try {
-      writeSync(this.fd!, text);
+      // A short write (a full disk, a signal) must not leave a torn line that the next event's
+      // line would be appended to: write until all of it is out, or fail.
+      const bytes = Buffer.from(text);
+      for (let off = 0; off < bytes.length; ) off += writeSync(this.fd!, bytes, off);
     } catch (err) {
-      this.log.error({ err, events: events.length }, 'could not write usage events to the spool; keeping them in memory');
+      // The events still reach the Ledger from memory at the next flush; until then a crash would
+      // lose them (the answers already went out: serving is not held on a failing disk).
+      this.log.error({ err, events: events.length }, 'could not write usage events to the spool; keeping them in memory until the ledger takes them');
     }
     for (const e of events) seg.events.push(e);
     const written = this.onWritten;
