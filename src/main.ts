@@ -240,6 +240,7 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   const budgetSeeding = new BudgetSeeding({ bus: storage.bus, counters, writer: ledger, node: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`, log });
   budgetSeeding.start();
   budgets.onSeeded = (seeded) => budgetSeeding.announce(seeded);
+  budgets.onReserved = (seen, epochs) => budgetSeeding.noticed(seen, epochs);
   // What each tenant may keep stored (files, jobs, feedback), and what work must pass before it is queued.
   const quotas = new StorageQuotas(storage.usage, config.quotas);
   const admission = new QueueAdmission({ tiers: config.tiers, budgets, quotas });

@@ -83,6 +83,8 @@ export class BudgetGuard {
   onRefusal: ((budget: SettledBudget) => void) | undefined;
   /** Told of each counter this process seeded (created) from the ledger. */
   onSeeded: ((seeded: SeededBudget) => void) | undefined;
+  /** Told of the counters' epochs after each reservation (BudgetSeeding notices a reseed it was not told of). */
+  onReserved: ((budgets: Array<{ key: string; filter: ScopeId['filter']; from: number; to: number; ttlMs: number }>, epochs: readonly string[]) => void) | undefined;
 
   /** Seeds under way, by counter key: concurrent requests that find a counter missing share one ledger read. */
   private readonly seeding = new Map<string, Promise<void>>();
@@ -143,7 +145,15 @@ export class BudgetGuard {
     const items = this.items(policy, amount);
     if (items.length === 0) return undefined;
     const result = await this.reserveSeeded(items);
-    if (result.ok) return { items, amount, epochs: result.epochs };
+    if (result.ok) {
+      if (this.onReserved && result.epochs) {
+        this.onReserved(
+          items.map((i) => ({ key: i.key, filter: i.scope.filter, from: i.periodStart, to: i.periodEnd, ttlMs: i.ttlMs })),
+          result.epochs,
+        );
+      }
+      return { items, amount, epochs: result.epochs };
+    }
     const idx = result.refusedIndex ?? 0;
     throw this.refusal(items[idx]!, result.used[idx] ?? 0, amount);
   }
