@@ -305,6 +305,12 @@ export const configSchema = z
         shutdownGraceMs: nonNegInt.default(10_000),
         /** Trust X-Forwarded-* from a proxy in front. */
         trustProxy: z.boolean().default(false),
+        /**
+         * The /readyz checks whose failure (down or slow) makes it answer 503; the others are
+         * reported in its body only (status "degraded"). Absent: every check. [] keeps instances
+         * in rotation through a dependency fault, when they still serve known keys.
+         */
+        readyzRequires: z.array(z.enum(['storage', 'postgres', 'redis'])).optional(),
       })
       .strict()
       .default({}),

@@ -202,6 +202,7 @@ export async function buildApp(s: AppServices): Promise<FastifyInstance> {
     metrics: s.metrics,
     metricsEnabled: s.config.metrics.enabled,
     checks: s.readinessChecks,
+    ...(s.config.server.readyzRequires ? { required: new Set<string>(s.config.server.readyzRequires) } : {}),
     isShuttingDown: s.isShuttingDown,
   });
   return app;

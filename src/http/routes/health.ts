@@ -15,6 +15,8 @@ export interface HealthOptions {
   metricsEnabled: boolean;
   /** Throws when a dependency the gateway needs is not usable. */
   checks: Record<string, ReadinessCheck>;
+  /** The checks that make /readyz 503 when they fail; the others only show in its body (status "degraded"). Absent: all. */
+  required?: ReadonlySet<string>;
   isShuttingDown: () => boolean;
 }
 
@@ -56,15 +58,18 @@ export async function healthRoutes(app: FastifyInstance, opts: HealthOptions): P
   app.get('/readyz', async (_request, reply) => {
     const checks: Record<string, string> = {};
     let ready = !opts.isShuttingDown();
+    let degraded = false;
     if (!ready) checks['server'] = 'shutting down';
     const names = Object.keys(opts.checks);
     const results = await Promise.all(names.map((name) => status(name, opts.checks[name]!)));
     names.forEach((name, i) => {
       checks[name] = results[i]!;
-      if (results[i] !== 'ok') ready = false;
+      if (results[i] === 'ok') return;
+      if (!opts.required || opts.required.has(name)) ready = false;
+      else degraded = true;
     });
     reply.code(ready ? 200 : 503);
-    return { status: ready ? 'ready' : 'not ready', checks };
+    return { status: ready ? (degraded ? 'degraded' : 'ready') : 'not ready', checks };
   });
 
   if (opts.metricsEnabled) {
