@@ -32,6 +32,7 @@ import { Experiments } from './routing/experiments.js';
 import { FlagService } from './routing/flags.js';
 import { ShadowService, shadowRoutesOf } from './routing/shadow.js';
 import { createCache, createEmbedder } from './cache/index.js';
+import { CacheJudge } from './cache/judge.js';
 import { invokeStage } from './pipeline/stages/invoke.js';
 import { killSwitchStage } from './pipeline/stages/kill-switch.js';
 import { routeStage } from './pipeline/stages/route.js';
@@ -305,6 +306,8 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   const cache = await createCache({ config, catalog, exact: await stores.exact(), semanticStore: stores.semantic, log });
   if (opts.random) cache.verifier.random = opts.random; // verified semantic caching's serve-or-verify draws (tests)
   metrics.cacheVerification = () => cache.verificationStats();
+  cache.attachJudge(new CacheJudge({ resolve: (name) => catalog.resolve(name), log })); // borderline semantic candidates (cache.semantic.judge)
+  metrics.cacheJudge = () => cache.judgeStats();
   const shadow = new ShadowService({
     routes: shadowRoutesOf(config.routes),
     catalog,

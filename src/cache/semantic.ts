@@ -16,7 +16,9 @@
  *   embedder's scale; for model embedders whose similarities mean more than shared wording).
  *
  * Either way, with the guard on (`cache.semantic.guard`), a candidate whose numbers, names,
- * negations or opposites differ (guard.ts) is refused whatever its score.
+ * negations or opposites differ (guard.ts) is refused whatever its score. With a judge
+ * (`cache.semantic.judge`, judge.ts), a candidate just below the threshold (within `band`) that
+ * passed the guard is put to a small model when no candidate passes outright.
  *
  * Per-entry thresholds learn from feedback on verified reuse (after vCache). They are on the
  * cosine similarity in both modes: a "bad" report on a semantic hit at similarity s sets the
@@ -38,6 +40,16 @@ export interface SemanticHit {
   similarity: number;
   /** The decision's score (`model` mode). */
   score?: number;
+  /** A borderline candidate the judge accepted (src/cache/judge.ts). */
+  judged?: boolean;
+}
+
+/** The judge for borderline candidates, for one lookup (src/cache/judge.ts). */
+export interface LookupJudge {
+  /** Width of the band below the threshold (the threshold's scale). */
+  band: number;
+  /** Do the question and this cached question need the same answer? Never rejects. */
+  ask(cachedQuestion: string): Promise<boolean>;
 }
 
 export interface SemanticCacheOptions {
@@ -155,17 +167,29 @@ export class SemanticCache {
     return cost ? { vector, cost } : { vector };
   }
 
-  /** The best entry of `scope` that may answer `question`, or undefined. */
-  async lookup(scope: string, question: string, vector: Float32Array, threshold: number): Promise<SemanticHit | undefined> {
+  /**
+   * The best entry of `scope` that may answer `question`, or undefined. With a `judge`, when no
+   * candidate reaches the threshold, the best one within `judge.band` below it (past the guard,
+   * and, in `similarity` mode, without a floor learned from feedback) is put to the judge: one
+   * call per lookup at most.
+   */
+  async lookup(scope: string, question: string, vector: Float32Array, threshold: number, judge?: LookupJudge): Promise<SemanticHit | undefined> {
     const neighbours = this.opts.index.search(scope, vector, this.opts.candidates);
     const decision = this.opts.decision;
-    const minCosine = decision && this.builtinSimilarity ? decision.minCosineAt(threshold) : 0;
+    const lowest = judge ? Math.max(0, threshold - judge.band) : threshold;
+    const minCosine = decision && this.builtinSimilarity ? decision.minCosineAt(lowest) : 0;
+    /** The best borderline candidate seen (highest score, or similarity). */
+    let borderline: { hit: SemanticHit; rank: number } | undefined;
     for (const n of neighbours) {
+      let belowThreshold = false;
       if (decision) {
         if (n.similarity < minCosine) continue;
         const floor = this.thresholds.get(n.id);
         if (floor !== undefined && n.similarity < floor) continue;
-      } else if (n.similarity < this.thresholdOf(n.id, threshold)) continue;
+      } else if (n.similarity < this.thresholdOf(n.id, threshold)) {
+        if (!judge || this.thresholds.has(n.id) || n.similarity < lowest || (borderline && borderline.rank >= n.similarity)) continue;
+        belowThreshold = true;
+      }
       const entry = await this.opts.store.get(n.id);
       if (!entry || entry.scope !== scope) {
         if (!entry) this.opts.index.remove(n.id); // expired or removed elsewhere
@@ -182,13 +206,30 @@ export class SemanticCache {
       if (decision) {
         const { score } = decision.decide(question, entry.question, this.builtinSimilarity ? n.similarity : undefined);
         if (score < threshold) {
+          if (judge && score >= lowest) {
+            if (!borderline || score > borderline.rank) borderline = { hit: { entry, similarity: n.similarity, score }, rank: score };
+            continue;
+          }
           this.decisionRejections++;
           this.opts.log.debug({ entry: entry.id, similarity: n.similarity, score, threshold }, 'semantic cache: near hit refused by the decision');
           continue;
         }
         return { entry, similarity: n.similarity, score };
       }
+      if (belowThreshold) {
+        borderline = { hit: { entry, similarity: n.similarity }, rank: n.similarity };
+        continue;
+      }
       return { entry, similarity: n.similarity };
+    }
+    if (borderline && judge) {
+      const { hit } = borderline;
+      if (await judge.ask(hit.entry.question)) {
+        this.opts.log.debug({ entry: hit.entry.id, similarity: hit.similarity, score: hit.score, threshold }, 'semantic cache: borderline candidate accepted by the judge');
+        return { ...hit, judged: true };
+      }
+      this.decisionRejections++;
+      this.opts.log.debug({ entry: hit.entry.id, similarity: hit.similarity, score: hit.score, threshold }, 'semantic cache: borderline candidate refused by the judge');
     }
     return undefined;
   }

@@ -15,6 +15,7 @@ import type { SemanticCache } from './semantic.js';
 import { SingleFlight } from './singleflight.js';
 import { DEFAULT_DECISION_THRESHOLD, DEFAULT_SEMANTIC_THRESHOLD, STALE_DECISION_THRESHOLD, STALE_SEMANTIC_THRESHOLD } from './tuning.js';
 import type { CacheFilter, ExactStore, SemanticEntry } from './types.js';
+import { type CacheJudge, DEFAULT_JUDGE_BAND, DEFAULT_JUDGE_TIMEOUT_MS, DEFAULT_MAX_CACHED_VERDICTS, type JudgePolicy, type RouteJudgeStats } from './judge.js';
 import { DEFAULT_ANSWER_SIMILARITY, DEFAULT_MIN_VERIFY_RATE, type RouteVerificationStats, VerificationTracker, type VerifyDecision, type VerifyPolicy, compareAnswers } from './verify.js';
 
 /** A route's effective cache policy. */
@@ -27,6 +28,8 @@ export interface RoutePolicy {
   staleThreshold: number;
   /** Verified semantic caching (`semantic.maxErrorRate`); undefined: candidates are served unverified. */
   verify?: VerifyPolicy;
+  /** The judge for borderline candidates (`semantic.judge`, src/cache/judge.ts); undefined: none. */
+  judge?: JudgePolicy;
 }
 
 /** What the cache did for a request, remembered for POST /v1/feedback. */
@@ -67,6 +70,8 @@ export class CacheService {
   private readonly writes = new Set<Promise<unknown>>();
   /** Verified semantic caching: per-entry error estimates and per-route figures (src/cache/verify.ts). */
   readonly verifier: VerificationTracker;
+  /** The judge for borderline candidates (set by the composition root: attachJudge). */
+  private judgeRef: CacheJudge | undefined;
 
   constructor(opts: CacheServiceOptions) {
     this.config = opts.config;
@@ -109,9 +114,45 @@ export class CacheService {
           minRate: r?.semantic?.verify?.minRate ?? s.verify.minRate ?? DEFAULT_MIN_VERIFY_RATE,
         };
       }
+      const judge = r?.semantic?.judge ?? s.judge;
+      if (p.semantic && judge) {
+        p.judge = {
+          model: judge.model,
+          band: judge.band ?? DEFAULT_JUDGE_BAND,
+          timeoutMs: judge.timeoutMs ?? DEFAULT_JUDGE_TIMEOUT_MS,
+          maxCachedVerdicts: judge.maxCachedVerdicts ?? DEFAULT_MAX_CACHED_VERDICTS,
+        };
+      }
       this.policies.set(route, p);
     }
     return p;
+  }
+
+  /**
+   * Attaches the judge for borderline candidates: checks that every configured judge model is a
+   * chat model of the catalog (throws naming the config field otherwise) and declares the routes
+   * that use it (listed from the start in the admin API and /metrics).
+   */
+  attachJudge(judge: CacheJudge): void {
+    const s = this.config.semantic;
+    if (s.judge) judge.check(s.judge.model, 'cache.semantic.judge.model');
+    for (const [route, r] of Object.entries(this.routes)) {
+      const own = r?.semantic?.judge;
+      if (own) judge.check(own.model, `cache.semantic.judge.model of route '${route}'`);
+      const p = this.policy(route).judge;
+      if (p) judge.declare(route, p.model);
+    }
+    this.judgeRef = judge;
+  }
+
+  /** The judge, when one is attached. */
+  get judge(): CacheJudge | undefined {
+    return this.judgeRef;
+  }
+
+  /** Per-route figures of the judge. */
+  judgeStats(): RouteJudgeStats[] {
+    return this.judgeRef?.stats() ?? [];
   }
 
   /** The exact answer for `key`; a store failure is a miss (logged), never an error. */

@@ -35,6 +35,25 @@ const verifySchema = z
   })
   .strict();
 
+/**
+ * The judge for borderline semantic candidates (src/cache/judge.ts): a small chat model of `models`
+ * asked whether two questions need the same answer, for candidates scored in
+ * [threshold - band, threshold). Metered; its verdicts remembered; a timeout counts as a miss.
+ */
+export const judgeSchema = z
+  .object({
+    /** A chat model of `models` (its price meters the calls). */
+    model: z.string().min(1),
+    /** Width of the borderline band below the threshold (score in `model` mode, cosine in `similarity` mode). */
+    band: z.number().gt(0, { message: 'judge.band must be above 0' }).max(1).default(0.1),
+    /** Deadline of a judge call; past it the candidate is a miss. */
+    timeoutMs: positiveInt.max(60_000).default(1_500),
+    /** Verdicts remembered per route, in memory (least recently used forgotten beyond). */
+    maxCachedVerdicts: positiveInt.max(10_000_000).default(10_000),
+  })
+  .strict();
+export type JudgeConfig = z.infer<typeof judgeSchema>;
+
 /** Per-route overrides (`models.<name>.cache`); what is left out comes from the `cache` section. */
 export const routeCacheSchema = z
   .object({
@@ -46,6 +65,8 @@ export const routeCacheSchema = z
         threshold: similarity.optional(),
         maxErrorRate: maxErrorRateSchema.optional(),
         verify: verifySchema.optional(),
+        /** This route's judge (replaces the cache-wide one), or `false`: none on this route. */
+        judge: z.union([judgeSchema, z.literal(false)]).optional(),
       })
       .strict()
       .optional(),
@@ -145,6 +166,8 @@ export const cacheSchema = z
          */
         maxErrorRate: maxErrorRateSchema.optional(),
         verify: verifySchema.default({}),
+        /** A judge model for borderline candidates (off when absent; src/cache/judge.ts). Per route too. */
+        judge: judgeSchema.optional(),
         /** Questions longer than this (characters) are not cached by meaning. */
         maxQuestionChars: positiveInt.default(4_000),
         embedder: embedderSchema.default({ kind: 'builtin' }),

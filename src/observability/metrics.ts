@@ -5,6 +5,7 @@
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { RouteVerificationStats } from '../cache/verify.js';
+import type { RouteJudgeStats } from '../cache/judge.js';
 import type { BreakerState } from '../resilience/circuit-breaker.js';
 import type { RequestContext } from '../pipeline/context.js';
 import { RequestMetrics } from './request-metrics.js';
@@ -83,6 +84,11 @@ export class GatewayMetrics {
   readonly cacheVerifyGauges: Gauge<'route' | 'figure'>;
   /** Set by the composition root (the cache service's verificationStats). */
   cacheVerification: (() => RouteVerificationStats[]) | undefined;
+  /** The judge for borderline semantic candidates (src/cache/judge.ts): read at scrape time (in memory). */
+  readonly cacheJudgeCalls: Counter<'route' | 'verdict'>;
+  readonly cacheJudgeCachedVerdicts: Counter<'route' | 'verdict'>;
+  /** Set by the composition root (the cache service's judgeStats). */
+  cacheJudge: (() => RouteJudgeStats[]) | undefined;
 
   private readonly perRequest: RequestMetrics;
   /** Deployments whose breaker series exist (their transition counters are exported from the first sighting). */
@@ -329,6 +335,28 @@ export class GatewayMetrics {
           this.set({ route: r.route, figure: 'estimated_error' }, r.estimatedError);
           this.set({ route: r.route, figure: 'error_bound' }, r.errorBound);
         }
+      },
+    });
+    const judge = () => this.cacheJudge?.() ?? [];
+    this.cacheJudge = undefined;
+    this.cacheJudgeCalls = new Counter({
+      name: 'tollgate_cache_judge_calls_total',
+      help: 'Judge model calls for borderline semantic candidates (cache.semantic.judge), by route and verdict (yes: served from the cache; no, error, timeout: a miss).',
+      labelNames: ['route', 'verdict'],
+      registers,
+      collect() {
+        this.reset();
+        for (const r of judge()) for (const [verdict, n] of Object.entries(r.calls)) this.inc({ route: r.route, verdict }, n);
+      },
+    });
+    this.cacheJudgeCachedVerdicts = new Counter({
+      name: 'tollgate_cache_judge_cached_verdicts_total',
+      help: 'Borderline semantic candidates decided by a remembered judge verdict (no judge call), by route and verdict.',
+      labelNames: ['route', 'verdict'],
+      registers,
+      collect() {
+        this.reset();
+        for (const r of judge()) for (const [verdict, n] of Object.entries(r.cachedVerdicts)) this.inc({ route: r.route, verdict }, n);
       },
     });
     if (opts.defaultMetrics !== false) collectDefaultMetrics({ register: this.registry, prefix: 'tollgate_process_' });

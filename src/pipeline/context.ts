@@ -152,7 +152,7 @@ export interface CacheState {
   ident?: CacheIdentity;
   /** The question's vector (computed once, for the lookup and the store). */
   vector?: Float32Array;
-  /** Paid to embed the question (deployment embedders), pico-dollars: part of the request's cost. */
+  /** Paid to embed the question (deployment embedders) and to the judge (cache.semantic.judge), pico-dollars: part of the request's cost. */
   embedCostPico?: number;
   /** The answer came from the cache or a shared call: it costs nothing but the embedding. */
   served?: boolean;

@@ -12,6 +12,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Authenticator } from '../../auth/authenticator.js';
 import type { CacheService } from '../../cache/service.js';
 import { GatewayError } from '../../errors.js';
+import { formatUsd } from '../../metering/cost.js';
 import type { KillSwitches } from '../../metering/kill-switches.js';
 import type { FeedbackStore } from '../../routing/types.js';
 import { apiCaller } from './jobs.js';
@@ -92,6 +93,14 @@ export async function adminCacheRoutes(app: FastifyInstance, opts: { cache: Cach
         observed_disagreement: r.observedDisagreement,
         estimated_error: r.estimatedError,
         error_bound: r.errorBound,
+      })),
+      // The judge for borderline candidates (routes with semantic.judge; in-memory, this process).
+      judge: opts.cache.judgeStats().map((r) => ({
+        route: r.route,
+        model: r.model,
+        calls: r.calls,
+        cached_verdicts: r.cachedVerdicts,
+        cost_usd: formatUsd(r.costPico),
       })),
     };
   });

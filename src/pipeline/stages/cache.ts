@@ -11,7 +11,8 @@
  * out to every waiting client), which stores it when complete; when every deployment failed and
  * the route allows it, answers from the semantic cache with the relaxed threshold, marked stale.
  *
- * Served answers cost nothing but the question's embedding: settle bills them 0, records the
+ * Served answers cost nothing but the question's embedding (and a judge call, for a borderline
+ * candidate: src/cache/judge.ts): settle bills them that, records the
  * cost they saved, and gives back their token reservation (a hit is rate-limited by request count
  * only). Cache failures never fail a request: they are logged and treated as misses.
  */
@@ -131,7 +132,24 @@ export function cacheStage(cache: CacheService): Stage {
         state.vector = vector;
         if (cost) state.embedCostPico = cost.costPico;
         if (decision.lookup) {
-          const hit = await semantic.lookup(ident.scope, ident.question, vector, policy.threshold);
+          const question = ident.question;
+          const judgePolicy = policy.judge;
+          const judgeService = cache.judge;
+          // Borderline candidates (just below the threshold) are put to the judge model (src/cache/judge.ts).
+          const judge =
+            judgePolicy && judgeService
+              ? {
+                  band: judgePolicy.band,
+                  ask: async (cachedQuestion: string) => {
+                    const r = await judgeService.judge({ route, tenantId, policy: judgePolicy, query: question, cached: cachedQuestion, signal: ctx.sink.signal });
+                    // The judge's cost is the cache's own spending, billed with the request like the embedding.
+                    if (r.costPico > 0) state.embedCostPico = (state.embedCostPico ?? 0) + r.costPico;
+                    ctx.extraHeaders['x-tollgate-cache-judge'] = r.cached ? `${r.verdict}; cached` : r.verdict;
+                    return r.verdict === 'yes';
+                  },
+                }
+              : undefined;
+          const hit = await semantic.lookup(ident.scope, question, vector, policy.threshold, judge);
           if (hit) {
             const answer = parseAnswer(hit.entry.answer);
             const verdict = answer && policy.verify ? cache.verifyDecision(route, hit.entry.id) : undefined;
