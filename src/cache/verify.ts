@@ -32,6 +32,7 @@
  */
 import type { ChatCompletion } from '../providers/types.js';
 import { BuiltinEmbedder } from './embedders/builtin.js';
+import { regularizedBeta } from '../util/beta.js';
 
 /** A route's verification settings (absent: not verified, today's behaviour). */
 export interface VerifyPolicy {
@@ -56,60 +57,8 @@ const COMPARE_CHARS = 4_000;
 /* Beta distribution                                                                           */
 /* ------------------------------------------------------------------------------------------ */
 
-const LANCZOS = [
-  0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059, 12.507343278686905,
-  -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7,
-];
-
-function lgamma(x: number): number {
-  if (x < 0.5) return Math.log(Math.PI / Math.abs(Math.sin(Math.PI * x))) - lgamma(1 - x);
-  const y = x - 1;
-  let a = LANCZOS[0]!;
-  const t = y + 7.5;
-  for (let i = 1; i < 9; i++) a += LANCZOS[i]! / (y + i);
-  return 0.5 * Math.log(2 * Math.PI) + (y + 0.5) * Math.log(t) - t + Math.log(a);
-}
-
-/** Continued fraction of the incomplete beta function (modified Lentz). */
-function betacf(a: number, b: number, x: number): number {
-  const TINY = 1e-300;
-  const qab = a + b;
-  const qap = a + 1;
-  const qam = a - 1;
-  let c = 1;
-  let d = 1 - (qab * x) / qap;
-  if (Math.abs(d) < TINY) d = TINY;
-  d = 1 / d;
-  let h = d;
-  for (let m = 1; m <= 300; m++) {
-    const m2 = 2 * m;
-    let aa = (m * (b - m) * x) / ((qam + m2) * (a + m2));
-    d = 1 + aa * d;
-    if (Math.abs(d) < TINY) d = TINY;
-    c = 1 + aa / c;
-    if (Math.abs(c) < TINY) c = TINY;
-    d = 1 / d;
-    h *= d * c;
-    aa = (-(a + m) * (qab + m) * x) / ((a + m2) * (qap + m2));
-    d = 1 + aa * d;
-    if (Math.abs(d) < TINY) d = TINY;
-    c = 1 + aa / c;
-    if (Math.abs(c) < TINY) c = TINY;
-    d = 1 / d;
-    const del = d * c;
-    h *= del;
-    if (Math.abs(del - 1) < 1e-14) break;
-  }
-  return h;
-}
-
 /** The regularized incomplete beta function I_x(a, b): P(X ≤ x) for X ~ Beta(a, b). */
-export function betaCdf(x: number, a: number, b: number): number {
-  if (x <= 0) return 0;
-  if (x >= 1) return 1;
-  const front = Math.exp(lgamma(a + b) - lgamma(a) - lgamma(b) + a * Math.log(x) + b * Math.log(1 - x));
-  return x < (a + 1) / (a + b + 2) ? (front * betacf(a, b, x)) / a : 1 - (front * betacf(b, a, 1 - x)) / b;
-}
+export const betaCdf = regularizedBeta;
 
 /** The q-quantile of Beta(a, b), by bisection (1e-9 apart at most; some 30 µs). */
 export function betaQuantile(q: number, a: number, b: number): number {
