@@ -81,16 +81,9 @@ export function readParaphrases(file: string): Array<{ a: string; b: string }> {
 /* Words, folds, hardness                                                                      */
 /* ------------------------------------------------------------------------------------------ */
 
-export function wordSet(s: string): Set<string> {
-  return new Set(s.toLowerCase().normalize('NFKC').split(/[^\p{L}\p{N}]+/u).filter(Boolean));
-}
-
-export function jaccard(x: Set<string>, y: Set<string>): number {
-  let inter = 0;
-  for (const w of x) if (y.has(w)) inter++;
-  const union = x.size + y.size - inter;
-  return union ? inter / union : 0;
-}
+// The word overlap that defines the hardest non-duplicates: the same as `tollgate cache eval`'s.
+export { jaccard, wordSet } from '../src/cache/eval.js';
+import { jaccard, wordSet } from '../src/cache/eval.js';
 
 /** Word Jaccard of each pair. */
 export function overlaps(pairs: ReadonlyArray<{ a: string; b: string }>): number[] {
