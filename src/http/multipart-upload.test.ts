@@ -121,16 +121,21 @@ describe('receiveMultipart', () => {
           },
         }) as AsyncIterable<Buffer>;
       const timedOut = (why: 'idle' | 'total') => new GatewayError('request_timeout', why);
-      /** Moves the clock a second at a time until `p` settles (its cleanup does real file I/O meanwhile). */
+      /**
+       * Moves the clock a second at a time until `p` settles, or past both deadlines (700 s); then
+       * waits for it for real: its clean-up (closing and removing the spool file) is real file I/O,
+       * which no amount of fake time completes.
+       */
       const settle = async (p: Promise<unknown>): Promise<{ value: unknown; ms: number }> => {
         let done = false;
         let value: unknown;
-        void p.then((v) => ((done = true), (value = v)));
+        const tracked = p.then((v) => ((done = true), (value = v)));
         let ms = 0;
-        while (!done && ms < 3_600_000) {
+        while (!done && ms < 700_000) {
           await vi.advanceTimersByTimeAsync(1_000);
           ms += 1_000;
         }
+        await tracked;
         return { value, ms };
       };
       const idle = await settle(receiveMultipart(stalled(false), CT, { ...opts(dir), idleTimeoutMs: 30_000, timeoutMs: 600_000, timedOut }).catch((e: unknown) => e));

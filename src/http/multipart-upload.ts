@@ -260,7 +260,10 @@ export async function receiveMultipart(body: AsyncIterable<Buffer | string>, con
     if (end !== 'done') throw malformed(end === 'preamble' && parts === 0 ? 'no part starts with the boundary' : 'the body ends before the closing boundary');
     return { fields, file, maxBufferedBytes: maxBuffered };
   } catch (err) {
-    out?.destroy();
+    // The file is opened asynchronously: wait for the stream to close (its open done or failed),
+    // or an open that completes after the rm below would leave the file behind.
+    const stream = out;
+    if (stream && !stream.closed) await new Promise<void>((resolve) => stream.once('close', () => resolve()).destroy());
     if (file) await rm(file.path, { force: true });
     throw err;
   }
