@@ -14,8 +14,11 @@
  *  - `pause`: a network partition: connections are accepted and kept, nothing is forwarded in
  *    either direction (bytes wait, like TCP retransmits would) and no close is passed on.
  *  - `drop`: a broken middlebox: connections are accepted and kept, every byte either way is
- *    read and thrown away, and no close is passed on. Bytes dropped are lost for good: after
- *    `pass`, a connection that lost some is desynchronised, as it would be in real life.
+ *    read and thrown away, and no close is passed on. When the mode changes, a connection that
+ *    lost bytes is reset: TCP never delivers a stream with a hole in it, so a real connection
+ *    that lost bytes is one its endpoints can only see reset (resuming it would hand PostgreSQL
+ *    and its client a desynchronised protocol, which no client can survive: replies attributed
+ *    to the wrong queries).
  *
  * Only ever listens on 127.0.0.1.
  */
@@ -43,6 +46,8 @@ interface Pair {
   upstream: Socket;
   /** One side closed while the mode hid it: passed on when the mode is `pass` again. */
   closedWhileHidden: boolean;
+  /** Bytes were thrown away in `drop` mode: the connection is reset when the mode changes. */
+  lostBytes?: boolean;
 }
 
 /**
@@ -68,7 +73,10 @@ export async function startTcpProxy(a: number | string, b?: number | string): Pr
 
   const forward = (p: Pair, from: Socket, to: Socket) => {
     from.on('data', (chunk: Buffer) => {
-      if (mode === 'drop') return; // swallowed
+      if (mode === 'drop') {
+        p.lostBytes = true; // swallowed
+        return;
+      }
       // 'pass' (a 'pause' stops the stream before any data event, see applyMode)
       if (!to.write(chunk)) from.pause();
     });
@@ -125,6 +133,10 @@ export async function startTcpProxy(a: number | string, b?: number | string): Pr
     }
     if (previous === 'refuse' && !server) await listen();
     for (const p of [...pairs]) {
+      if (previous === 'drop' && next !== 'drop' && p.lostBytes) {
+        destroy(p);
+        continue;
+      }
       if (next === 'pause') {
         p.client.pause();
         p.upstream.pause();
