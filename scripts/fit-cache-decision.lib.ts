@@ -18,7 +18,8 @@
  *   folds (IDF table included), score the held-out fold.
  */
 import { readFileSync } from 'node:fs';
-import { BuiltinEmbedder, isStopWord, stem, tokenize } from '../src/cache/embedders/builtin.js';
+import { BuiltinEmbedder } from '../src/cache/embedders/builtin.js';
+import { isStopWord, stem, tokenize } from '../src/cache/words.js';
 import { DefaultHitGuard } from '../src/cache/guard.js';
 import { type DecisionModel, decisionFeatures, FEATURE_COUNT, FEATURE_NAMES, FEATURE_VERSION, type IdfTable, parseIdf, scoreFeatures } from '../src/cache/decision.js';
 

@@ -23,6 +23,7 @@
  */
 import { GatewayError } from '../errors.js';
 import type { ApiKeyRecord, PolicyOverride, Records, Tenant } from '../storage/types.js';
+import type { MergedPolicy } from '../metering/policy.js';
 import { hashKey } from './keys.js';
 import { isoOrNull } from '../util/time.js';
 
@@ -39,6 +40,8 @@ export interface AuthInfo {
   /** The tenant's and the key's overrides of the tier's limits and budgets (src/metering/policy.ts). */
   tenantPolicy: PolicyOverride | null;
   keyPolicy: PolicyOverride | null;
+  /** The tier's, tenant's and key's limits and budgets merged, worked out on first use (src/metering/policy.ts). */
+  mergedPolicy?: MergedPolicy;
 }
 
 interface CacheEntry {
@@ -53,6 +56,8 @@ interface CacheEntry {
 
 export interface AuthenticatorOptions {
   records: Records;
+  /** Told of each invalidation made through this process, to tell the other processes (src/storage/change-bus.ts). */
+  onInvalidate?: ((keyId: string | undefined) => void) | undefined;
   ttlMs: number;
   /** How long a known key may be answered from a state that cannot be re-read (default 10 min). */
   maxStaleMs?: number;
@@ -93,6 +98,7 @@ export class Authenticator {
   private readonly hashById = new Map<string, string>();
 
   constructor(opts: AuthenticatorOptions) {
+    this.onInvalidate = opts.onInvalidate;
     this.records = opts.records;
     this.ttlMs = opts.ttlMs;
     this.maxStaleMs = opts.maxStaleMs ?? 600_000;
@@ -226,7 +232,7 @@ export class Authenticator {
     this.onInvalidate?.(keyId);
   }
 
-  /** Set by the composition root: tells the other processes (src/storage/change-bus.ts). */
+  /** Tells the other processes (AuthenticatorOptions.onInvalidate). */
   onInvalidate: ((keyId: string | undefined) => void) | undefined;
 
   /** Drops cached results in this process only (a change announced by another process). */
@@ -285,7 +291,7 @@ export class Authenticator {
         if (tenant) info = this.describe(key, tenant);
       }
     } catch (err) {
-      // Keys already cached keep working; a key that must be looked up cannot be, for now.
+      // Keys already cached keep working; a key that must be looked up cannot be while the store fails.
       this.failingSince ??= this.now();
       const stale = this.cache.get(hash);
       if (stale && generation === this.generation) stale.failedAt = this.now();

@@ -31,11 +31,12 @@
  * analyses are memoized (the last 256 texts), so a lookup that examines several candidates
  * analyses its query once, and hot entries once.
  */
-import { BuiltinEmbedder, isStopWord, stem, tokenize } from './embedders/builtin.js';
+import { BuiltinEmbedder } from './embedders/builtin.js';
 import { DefaultHitGuard } from './guard.js';
 import { DECISION_MODEL } from './decision-model.js';
 import type { HitGuard } from './types.js';
 import { boundedMemo } from '../util/memo.js';
+import { isStopWord, sameStem, stem, tokenize } from './words.js';
 
 /** Bumped whenever the features change (the shipped model must have been fitted on the same). */
 export const FEATURE_VERSION = 2;
@@ -168,15 +169,6 @@ function analyze(text: string): TextAnalysis {
 /** The last analyses, a lookup's query and the candidates of recent lookups (hot entries are analysed once). */
 const analyzeMemo = boundedMemo<TextAnalysis>(analyze, 256);
 
-/** Two stems match when equal or when they share a long prefix (utilize, utilization). */
-function sameStem(a: string, b: string): boolean {
-  if (a === b) return true;
-  const n = Math.min(a.length, b.length);
-  let k = 0;
-  while (k < n && a.charCodeAt(k) === b.charCodeAt(k)) k++;
-  return k >= 4 && k >= 0.6 * n;
-}
-
 function lcs(x: string[], y: string[]): number {
   if (!x.length || !y.length) return 0;
   const prev = new Array<number>(y.length + 1).fill(0);
@@ -220,6 +212,24 @@ function guardFindings(guard: HitGuard, query: string, cached: string): [number,
   return [0, 0, 0, 0];
 }
 
+/** Of `x`'s content stems: their total IDF weight, the weight and number of those `y` lacks, and the heaviest one `y` lacks. */
+function unmatched(x: string[], y: string[], idfOf: (s: string) => number): { total: number; missing: number; count: number; max: number } {
+  let total = 0;
+  let missing = 0;
+  let count = 0;
+  let max = 0;
+  for (const s of x) {
+    const w = idfOf(s);
+    total += w;
+    if (!y.some((o) => sameStem(s, o))) {
+      missing += w;
+      count++;
+      if (w > max) max = w;
+    }
+  }
+  return { total, missing, count, max };
+}
+
 /**
  * The features of (query, cached question, built-in cosine similarity of the two), in
  * FEATURE_NAMES order. Exported for the fitting script and the evaluation.
@@ -228,31 +238,8 @@ export function decisionFeatures(query: string, cached: string, cosine: number, 
   const q = analyzeMemo(query);
   const c = analyzeMemo(cached);
   const idfOf = (s: string) => idf.get(s) ?? idf.unknown;
-  let totalQ = 0;
-  let missQ = 0;
-  let countQ = 0;
-  let maxMiss = 0;
-  for (const s of q.content) {
-    const w = idfOf(s);
-    totalQ += w;
-    if (!c.content.some((x) => sameStem(s, x))) {
-      missQ += w;
-      countQ++;
-      if (w > maxMiss) maxMiss = w;
-    }
-  }
-  let totalC = 0;
-  let missC = 0;
-  let countC = 0;
-  for (const s of c.content) {
-    const w = idfOf(s);
-    totalC += w;
-    if (!q.content.some((x) => sameStem(s, x))) {
-      missC += w;
-      countC++;
-      if (w > maxMiss) maxMiss = w;
-    }
-  }
+  const uq = unmatched(q.content, c.content, idfOf);
+  const uc = unmatched(c.content, q.content, idfOf);
   const g = guardFindings(guard, query, cached);
   const nq = q.content.length;
   const nc = c.content.length;
@@ -261,11 +248,11 @@ export function decisionFeatures(query: string, cached: string, cosine: number, 
   const firstUnmatched =
     (firstQ !== undefined && !c.content.some((x) => sameStem(firstQ, x))) || (firstC !== undefined && !q.content.some((x) => sameStem(firstC, x))) ? 1 : 0;
   out[0] = cosine;
-  out[1] = totalQ > 0 ? missQ / totalQ : 0;
-  out[2] = totalC > 0 ? missC / totalC : 0;
-  out[3] = maxMiss;
-  out[4] = Math.min(countQ, 8);
-  out[5] = Math.min(countC, 8);
+  out[1] = uq.total > 0 ? uq.missing / uq.total : 0;
+  out[2] = uc.total > 0 ? uc.missing / uc.total : 0;
+  out[3] = Math.max(uq.max, uc.max);
+  out[4] = Math.min(uq.count, 8);
+  out[5] = Math.min(uc.count, 8);
   out[6] = g[0];
   out[7] = g[1];
   out[8] = g[2];
@@ -277,7 +264,7 @@ export function decisionFeatures(query: string, cached: string, cosine: number, 
   out[14] = Math.min(nq, nc, 12);
   out[15] = jaccard(q.words, c.words);
   out[16] = firstUnmatched;
-  out[17] = Math.min(missQ + missC, 40);
+  out[17] = Math.min(uq.missing + uc.missing, 40);
   out[18] = q.persons === c.persons ? 0 : 1;
   out[19] = q.modals === c.modals ? 0 : 1;
   let fd = 0;

@@ -11,6 +11,7 @@ import { CacheDecision } from './decision.js';
 import { createHitGuard } from './guard.js';
 import { SemanticCache } from './semantic.js';
 import { CacheService } from './service.js';
+import type { CacheJudge } from './judge.js';
 import type { Embedder, ExactStore, SemanticStore } from './types.js';
 import { HnswVectorIndex } from './vector-index.js';
 
@@ -46,6 +47,10 @@ export interface CreateCacheOptions {
   /** The backend's semantic store; not opened when the semantic cache is off. */
   semanticStore: () => Promise<SemanticStore>;
   log: Logger;
+  /** The judge for borderline semantic candidates (cache.semantic.judge). */
+  judge?: CacheJudge | undefined;
+  /** Verified semantic caching's serve-or-verify draw (tests: a deterministic one). */
+  random?: (() => number) | undefined;
 }
 
 function semanticWanted(config: Pick<Config, 'cache' | 'models' | 'routes'>): boolean {
@@ -82,5 +87,5 @@ export async function createCache(opts: CreateCacheOptions): Promise<CacheServic
       (err: unknown) => log.error({ err }, 'semantic cache: could not rebuild the index (entries stored before this start are not found until they are stored again)'),
     );
   }
-  return new CacheService({ config: config.cache, routes, exact: opts.exact, semantic, log });
+  return new CacheService({ config: config.cache, routes, exact: opts.exact, semantic, log, judge: opts.judge, random: opts.random });
 }

@@ -1,7 +1,7 @@
 /**
  * The cache service: per-route policy, exact answers, the semantic cache, single flight, feedback
  * and invalidation. The pipeline stage (src/pipeline/stages/cache.ts) and the HTTP routes
- * (/v1/feedback, /admin/v1/cache) use it; src/main.ts builds it.
+ * (/v1/feedback, /admin/v1/cache) use it; src/capabilities/cache.ts builds it.
  */
 import { randomUUID } from 'node:crypto';
 import type { CacheConfig, CacheMode, RouteCacheConfig } from '../config/cache-schema.js';
@@ -53,6 +53,10 @@ export interface CacheServiceOptions {
   exact: ExactStore;
   semantic: SemanticCache | undefined;
   log: Logger;
+  /** The judge for borderline semantic candidates (cache.semantic.judge): see attachJudge. */
+  judge?: CacheJudge | undefined;
+  /** Verified semantic caching's serve-or-verify draw (tests: a deterministic one). */
+  random?: (() => number) | undefined;
 }
 
 /** Route segment of feedback records in the exact store: no URI-encoded model name can be this. */
@@ -70,7 +74,7 @@ export class CacheService {
   private readonly writes = new Set<Promise<unknown>>();
   /** Verified semantic caching: per-entry error estimates and per-route figures (src/cache/verify.ts). */
   readonly verifier: VerificationTracker;
-  /** The judge for borderline candidates (set by the composition root: attachJudge). */
+  /** The judge for borderline candidates (CacheServiceOptions.judge). */
   private judgeRef: CacheJudge | undefined;
 
   constructor(opts: CacheServiceOptions) {
@@ -86,6 +90,8 @@ export class CacheService {
       const v = this.policy(route).verify;
       if (v) this.verifier.declare(route, v.maxErrorRate);
     }
+    if (opts.random) this.verifier.random = opts.random;
+    if (opts.judge) this.attachJudge(opts.judge);
   }
 
   get enabled(): boolean {

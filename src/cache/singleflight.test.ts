@@ -1,16 +1,11 @@
 import { describe, expect, it } from 'vitest';
+// @ts-ignore TS6059: test helpers live outside tsconfig's rootDir (src); the import is type-checked all the same.
+import { chatCompletion } from '../../test/helpers/completions.js';
 import type { ChatCompletion, ChatCompletionChunk } from '../providers/types.js';
 import { replayChunks } from './answer.js';
 import { SingleFlight, type UpstreamStream } from './singleflight.js';
 
-const completion: ChatCompletion = {
-  id: 'c1',
-  object: 'chat.completion',
-  created: 1,
-  model: 'm',
-  choices: [{ index: 0, message: { role: 'assistant', content: 'Hello world, this is a shared answer.' }, finish_reason: 'stop' }],
-  usage: { prompt_tokens: 3, completion_tokens: 8, total_tokens: 11 },
-};
+const completion = chatCompletion('Hello world, this is a shared answer.', { id: 'c1', created: 1, usage: { prompt_tokens: 3, completion_tokens: 8, total_tokens: 11 } });
 
 /** An upstream stream whose chunks are released one by one by `release()`. */
 function controlledStream(chunks: ChatCompletionChunk[]) {

@@ -2,7 +2,7 @@
  * The cache's interfaces: embedders, the false-hit guard, the vector index and the two stores
  * (exact answers; semantic entries). Implementations live beside this file (embedders/,
  * vector-index.ts, guard.ts) and under src/storage/{memory,sqlite,redis}/; the services that use
- * them are exact.ts, semantic.ts and singleflight.ts, and the pipeline stage is
+ * them are service.ts (CacheService), semantic.ts and singleflight.ts, and the pipeline stage is
  * src/pipeline/stages/cache.ts.
  */
 

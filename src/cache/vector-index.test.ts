@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 
 import { HnswVectorIndex, memoryEstimateBytes } from './vector-index.js';
 import { mulberry32 as prng } from '../providers/simulated/random.js';
-
+import { dot } from '../util/vector.js';
 
 function gaussian(rnd: () => number): number {
   const u = rnd() || 1e-12;
@@ -21,12 +21,6 @@ function randomUnit(rnd: () => number, d: number): Float32Array {
   const v = new Float32Array(d);
   for (let i = 0; i < d; i++) v[i] = gaussian(rnd);
   return normalize(v);
-}
-
-function dot(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
-  return s;
 }
 
 /** A unit vector along axis i (orthogonal vectors: similarities are exactly 0 or 1). */

@@ -37,6 +37,7 @@ import { createEmbedder } from '../cache/index.js';
 import { DEFAULT_DECISION_THRESHOLD, DEFAULT_SEMANTIC_THRESHOLD } from '../cache/tuning.js';
 import type { Embedder } from '../cache/types.js';
 import type { ModelCatalog } from '../routing/catalog.js';
+import { dot } from '../util/vector.js';
 import { printTable } from './table.js';
 
 export interface CacheEvalFlags {
@@ -104,12 +105,6 @@ function readPairsFile(file: string): string {
   }
   if (size > DEFAULT_PAIRS_LIMITS.maxBytes) throw new Error(`--pairs ${file}: ${size} bytes, over the limit of ${DEFAULT_PAIRS_LIMITS.maxBytes} (evaluate a sample)`);
   return readFileSync(file, 'utf8');
-}
-
-function dot(x: Float32Array, y: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < x.length; i++) s += x[i]! * y[i]!;
-  return s;
 }
 
 /** The configured embedder, and what embedding cost (deployment embedders). */

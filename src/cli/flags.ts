@@ -88,9 +88,13 @@ export async function flagsCommand(
   try {
     const store = flagStoreOf(storage);
     if (!store) throw new Error('this storage backend has no feature-flag store (storage.flags)');
-    const service = new FlagService({ store, refreshMs: config.flags.refreshMs, ...flagCatalog(config) });
-    // Running gateways of a distributed deployment hear of the change at once; others poll.
-    service.onChange = () => void storage.bus.publish({ kind: 'flags' });
+    const service = new FlagService({
+      store,
+      refreshMs: config.flags.refreshMs,
+      ...flagCatalog(config),
+      // Running gateways of a distributed deployment hear of the change at once; others poll.
+      onChange: () => void storage.bus.publish({ kind: 'flags' }),
+    });
     const delay = `Running gateways apply it within flags.refreshMs (${config.flags.refreshMs} ms).`;
     const print = (text: string) => void process.stdout.write(`${text}\n`);
     const printJson = (value: unknown) => print(JSON.stringify(value, null, 2));

@@ -41,6 +41,32 @@ Config: --config FILE, else $TOLLGATE_CONFIG, else ./tollgate.yaml if present, e
 Add --json to list/create commands for machine-readable output.
 `;
 
+/** `{ name: { type } }` for each name: the options of parseArgs, typed by name. */
+function typed<S extends string, B extends string>(
+  strings: readonly S[],
+  booleans: readonly B[],
+): { [K in S]: { type: 'string' } } & { [K in B]: { type: 'boolean' } } {
+  const out: Record<string, { type: 'string' | 'boolean' }> = {};
+  for (const name of strings) out[name] = { type: 'string' };
+  for (const name of booleans) out[name] = { type: 'boolean' };
+  return out as { [K in S]: { type: 'string' } } & { [K in B]: { type: 'boolean' } };
+}
+
+/** Every option of every command (parseArgs is strict: an unknown option is an error). */
+const OPTIONS = {
+  ...typed(
+    // prettier-ignore
+    ['host', 'latency', 'tps', 'error-rate', 'tenant', 'name', 'tier', 'models', 'user', 'expires-in', 'id', 'route', 'percentage',
+      'tenants', 'keys', 'users', 'tiers', 'description', 'cache-mode', 'limit', 'before-id', 'from', 'to', 'group-by',
+      'key', 'model', 'scope', 'target', 'reason', 'pairs', 'precision'],
+    ['admin', 'all', 'json', 'csv', 'enable', 'disable', 'hard'],
+  ),
+  config: { type: 'string', short: 'c' },
+  port: { type: 'string', short: 'p' },
+  'tier-map': { type: 'string', multiple: true },
+  help: { type: 'boolean', short: 'h' },
+} as const;
+
 function int(v: string | undefined, name: string): number | undefined {
   if (v === undefined) return undefined;
   const n = Number(v);
@@ -53,50 +79,7 @@ export async function main(argv: string[]): Promise<void> {
     args: argv,
     allowPositionals: true,
     strict: true,
-    options: {
-      config: { type: 'string', short: 'c' },
-      host: { type: 'string' },
-      port: { type: 'string', short: 'p' },
-      latency: { type: 'string' },
-      tps: { type: 'string' },
-      'error-rate': { type: 'string' },
-      tenant: { type: 'string' },
-      name: { type: 'string' },
-      tier: { type: 'string' },
-      models: { type: 'string' },
-      user: { type: 'string' },
-      'expires-in': { type: 'string' },
-      admin: { type: 'boolean' },
-      all: { type: 'boolean' },
-      id: { type: 'string' },
-      json: { type: 'boolean' },
-      csv: { type: 'boolean' },
-      route: { type: 'string' },
-      percentage: { type: 'string' },
-      tenants: { type: 'string' },
-      keys: { type: 'string' },
-      users: { type: 'string' },
-      tiers: { type: 'string' },
-      description: { type: 'string' },
-      'cache-mode': { type: 'string' },
-      limit: { type: 'string' },
-      'before-id': { type: 'string' },
-      enable: { type: 'boolean' },
-      disable: { type: 'boolean' },
-      'tier-map': { type: 'string', multiple: true },
-      from: { type: 'string' },
-      to: { type: 'string' },
-      'group-by': { type: 'string' },
-      key: { type: 'string' },
-      model: { type: 'string' },
-      scope: { type: 'string' },
-      target: { type: 'string' },
-      reason: { type: 'string' },
-      pairs: { type: 'string' },
-      precision: { type: 'string' },
-      hard: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    },
+    options: OPTIONS,
   });
   const [command, action, ...rest] = positionals;
   if (values.help && command === 'cache') {

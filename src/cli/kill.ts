@@ -28,9 +28,9 @@ export async function killCommand(config: Config, action: string | undefined, ar
       refreshMs: config.killSwitches.refreshMs,
       resolveModel: modelResolver(config),
       providers: Object.keys(config.providers),
+      // Running gateways of a distributed deployment hear of the change at once; others poll.
+      onChange: () => void storage.bus.publish({ kind: 'kill-switches' }),
     });
-    // Running gateways of a distributed deployment hear of the change at once; others poll.
-    switches.onChange = () => void storage.bus.publish({ kind: 'kill-switches' });
     const delay = `Running gateways apply it within killSwitches.refreshMs (${config.killSwitches.refreshMs} ms).`;
     switch (action) {
       case 'list': {

@@ -6,7 +6,6 @@
 import type { Config } from '../config/schema.js';
 import { shadowRouteReport } from '../http/routes/shadow.js';
 import { shadowRoutesOf } from '../routing/shadow.js';
-import type { ShadowStore } from '../routing/shadow-report.js';
 import { openStorage } from '../storage/index.js';
 import { printTable } from './table.js';
 
@@ -26,11 +25,7 @@ export async function shadowCommand(config: Config, action: string | undefined, 
   const routes = shadowRoutesOf(config.routes);
   const storage = await openStorage(config);
   try {
-    // TODO(lead): `Storage` has no `shadow` member yet; read it through a cast until it is added
-    // (embedded: new SqliteShadowStore(db), distributed: new PostgresShadowStore(sql)).
-    const store = (storage as unknown as { shadow?: ShadowStore }).shadow;
-    if (!store) throw new Error('this storage backend has no shadow store');
-    const report = await shadowRouteReport(store, routes, route, { from: flags.from, to: flags.to }).catch((err: unknown) => {
+    const report = await shadowRouteReport(storage.shadow, routes, route, { from: flags.from, to: flags.to }).catch((err: unknown) => {
       // GatewayErrors (unknown route, bad dates) become plain CLI errors.
       throw err instanceof Error ? new Error(err.message) : err;
     });

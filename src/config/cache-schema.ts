@@ -3,8 +3,8 @@
  * it, is a route). See src/cache/ and docs/CONFIG.md.
  */
 import { z } from 'zod';
+import { positiveInt } from './primitives.js';
 
-const positiveInt = z.number().int().positive();
 const similarity = z.number().min(0).max(1);
 
 /**
@@ -52,7 +52,6 @@ export const judgeSchema = z
     maxCachedVerdicts: positiveInt.max(10_000_000).default(10_000),
   })
   .strict();
-export type JudgeConfig = z.infer<typeof judgeSchema>;
 
 /** Per-route overrides (`models.<name>.cache`); what is left out comes from the `cache` section. */
 export const routeCacheSchema = z

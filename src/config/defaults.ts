@@ -5,36 +5,20 @@
  */
 import type { ModelConfig, ProviderConfig, RawConfig, SimModelConfig, TierConfig } from './schema.js';
 
+/**
+ * A simulated model: its time to first token (median and 95th percentile, ms), its streaming
+ * speed (tokens per second) and the length of its answers (min and max tokens).
+ */
+function simModel(type: SimModelConfig['type'], [median, p95]: [number, number], tokensPerSecond: number, [min, max]: [number, number]): SimModelConfig {
+  return { type, ttftMs: { median, p95 }, tokensPerSecond, outputTokens: { min, max }, dimensions: 256 };
+}
+
 /** The simulator's built-in models: a small, a medium and a large chat model and an embedder. */
 export const DEFAULT_SIM_MODELS: Record<string, SimModelConfig> = {
-  'sim-small': {
-    type: 'chat',
-    ttftMs: { median: 120, p95: 300 },
-    tokensPerSecond: 150,
-    outputTokens: { min: 12, max: 60 },
-    dimensions: 256,
-  },
-  'sim-medium': {
-    type: 'chat',
-    ttftMs: { median: 250, p95: 600 },
-    tokensPerSecond: 90,
-    outputTokens: { min: 24, max: 120 },
-    dimensions: 256,
-  },
-  'sim-large': {
-    type: 'chat',
-    ttftMs: { median: 450, p95: 1200 },
-    tokensPerSecond: 50,
-    outputTokens: { min: 40, max: 200 },
-    dimensions: 256,
-  },
-  'sim-embed': {
-    type: 'embedding',
-    ttftMs: { median: 15, p95: 40 },
-    tokensPerSecond: 0,
-    outputTokens: { min: 0, max: 0 },
-    dimensions: 256,
-  },
+  'sim-small': simModel('chat', [120, 300], 150, [12, 60]),
+  'sim-medium': simModel('chat', [250, 600], 90, [24, 120]),
+  'sim-large': simModel('chat', [450, 1200], 50, [40, 200]),
+  'sim-embed': simModel('embedding', [15, 40], 0, [0, 0]),
 };
 
 /** Prices (USD per million tokens) of the simulator's models, shaped like real small/medium/large models. */

@@ -3,9 +3,7 @@
  * src/jobs/ and docs/CONFIG.md#jobs.
  */
 import { z } from 'zod';
-
-const positiveInt = z.number().int().positive();
-const nonNegInt = z.number().int().nonnegative();
+import { nonNegInt, positiveInt } from './primitives.js';
 
 /** Where job webhooks may be sent. Private and loopback addresses are refused unless allowed. */
 export const webhookPolicySchema = z

@@ -5,8 +5,7 @@
  * until it deletes something or its data expires.
  */
 import { z } from 'zod';
-
-const positiveInt = z.number().int().positive();
+import { positiveInt } from './primitives.js';
 
 export const quotasSchema = z
   .object({

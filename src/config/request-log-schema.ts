@@ -4,8 +4,7 @@
  * docs/CONFIG.md#requestlog.
  */
 import { z } from 'zod';
-
-const positiveInt = z.number().int().positive();
+import { positiveInt } from './primitives.js';
 
 export const requestLogSchema = z
   .object({

@@ -1,292 +1,52 @@
 /**
  * The configuration schema (zod). Every option has a default, so an empty file (or no file) is a
  * working embedded gateway on the built-in simulator. `tollgate.example.yaml` documents each key.
+ * Sections with their own file (*-schema.ts) are assembled here; their schemas and types are
+ * re-exported, so the rest of the gateway imports the config's types from this file.
  */
 import { z } from 'zod';
 import { alertRulesSchema } from './alerts-schema.js';
-import { cacheSchema, routeCacheSchema } from './cache-schema.js';
+import { cacheSchema } from './cache-schema.js';
 import { jobsSchema } from './jobs-schema.js';
-import { quotasSchema } from './quotas-schema.js';
-import { requestLogPolicySchema, requestLogSchema } from './request-log-schema.js';
 import { ledgerSchema } from './ledger-schema.js';
+import { modelSchema, type ModelConfig } from './models-schema.js';
+import { httpUrl as url, nonNegInt, positiveInt } from './primitives.js';
+import { providerSchema, type ProviderConfig } from './providers-schema.js';
+import { quotasSchema } from './quotas-schema.js';
+import { requestLogSchema } from './request-log-schema.js';
+import { resilienceSchema } from './resilience-schema.js';
 import { experimentSchema, routeSchema } from './routing-schema.js';
 import { abuseSchema, driftSchema } from './signals-schema.js';
+import { storageSchema } from './storage-schema.js';
+import { tierSchema, type TierConfig } from './tiers-schema.js';
 import { tracingSchema } from './tracing-schema.js';
 
-const url = (what: string) =>
-  z
-    .string({ required_error: `${what} is required` })
-    .refine((v) => {
-      try {
-        const u = new URL(v);
-        return u.protocol === 'http:' || u.protocol === 'https:';
-      } catch {
-        return false;
-      }
-    }, 'must be a URL (http:// or https://)');
-
-const positiveInt = z.number().int().positive();
-
-/** A URL with one of the given schemes (credentials allowed). */
-const serviceUrl = (protocols: string[], example: string) =>
-  z.string().refine((v) => {
-    try {
-      return protocols.includes(new URL(v).protocol);
-    } catch {
-      return false;
-    }
-  }, `must be a URL like ${example}`);
-const nonNegInt = z.number().int().nonnegative();
-
-/** Latency of a simulated model: a log-normal distribution given by its median and 95th percentile. */
-export const latencySchema = z
-  .object({
-    median: z.number().nonnegative(),
-    p95: z.number().nonnegative(),
-  })
-  .strict()
-  .refine((v) => v.p95 >= v.median, { message: 'p95 must be >= median', path: ['p95'] });
-
-export const faultSchema = z
-  .object({
-    /** Probability of answering with each HTTP status, e.g. { "500": 0.05, "429": 0.02 }. */
-    errorRate: z.record(z.string().regex(/^[45]\d\d$/, 'must be a 4xx or 5xx status'), z.number().min(0).max(1)).default({}),
-    /** Retry-After (seconds) sent with simulated 429 and 503 answers. */
-    retryAfterSeconds: z.number().nonnegative().default(1),
-    /** Probability that a request never answers (the caller's timeout must fire). */
-    hangRate: z.number().min(0).max(1).default(0),
-    /** Probability that the connection is reset before any answer. */
-    resetRate: z.number().min(0).max(1).default(0),
-    /** Probability that a stream breaks after some chunks. */
-    midStreamBreakRate: z.number().min(0).max(1).default(0),
-  })
-  .strict()
-  .refine(
-    (f) => Object.values(f.errorRate).reduce((a, b) => a + b, 0) + f.hangRate + f.resetRate + f.midStreamBreakRate <= 1 + 1e-9,
-    { message: 'the fault rates (errorRate, hangRate, resetRate, midStreamBreakRate) add up to more than 1' },
-  );
-export type FaultConfig = z.infer<typeof faultSchema>;
-
-export const simModelSchema = z
-  .object({
-    type: z.enum(['chat', 'embedding']).default('chat'),
-    /** Time to first token (ms). */
-    ttftMs: latencySchema.default({ median: 0, p95: 0 }),
-    /** Streaming speed once started. 0 = instant. */
-    tokensPerSecond: z.number().nonnegative().default(0),
-    /** Length of generated answers, in tokens, before max_tokens clips it. */
-    outputTokens: z
-      .object({ min: nonNegInt, max: nonNegInt })
-      .strict()
-      .refine((v) => v.max >= v.min, { message: 'max must be >= min', path: ['max'] })
-      .default({ min: 16, max: 96 }),
-    /** Embedding vector size (embedding models). */
-    dimensions: positiveInt.default(256),
-  })
-  .strict();
-export type SimModelConfig = z.infer<typeof simModelSchema>;
-
-const simulatedProviderSchema = z
-  .object({
-    kind: z.literal('simulated'),
-    /** Models this simulator serves. Defaults: sim-small, sim-medium, sim-large, sim-embed. */
-    models: z.record(simModelSchema).optional(),
-    faults: faultSchema.default({}),
-  })
-  .strict();
-
-const openaiCompatibleProviderSchema = z
-  .object({
-    kind: z.literal('openai-compatible'),
-    baseUrl: url('baseUrl'),
-    apiKey: z.string().optional(),
-    /** Extra headers sent with every request (e.g. OpenAI-Organization). */
-    headers: z.record(z.string()).default({}),
-    /** Azure OpenAI style: /openai/deployments/{model}/chat/completions?api-version=... and api-key header. */
-    azure: z.object({ apiVersion: z.string().min(1) }).strict().optional(),
-    /** Sockets kept per origin (keep-alive pool). */
-    maxConnections: positiveInt.default(128),
-    keepAliveTimeoutMs: positiveInt.default(30_000),
-  })
-  .strict();
-
-const anthropicProviderSchema = z
-  .object({
-    kind: z.literal('anthropic'),
-    baseUrl: url('baseUrl').default('https://api.anthropic.com'),
-    apiKey: z.string().optional(),
-    /** anthropic-version header. */
-    version: z.string().default('2023-06-01'),
-    headers: z.record(z.string()).default({}),
-    /** Anthropic requires max_tokens; used when the request gives none. */
-    defaultMaxTokens: positiveInt.default(4096),
-    maxConnections: positiveInt.default(128),
-    keepAliveTimeoutMs: positiveInt.default(30_000),
-  })
-  .strict();
-
-export const providerSchema = z.discriminatedUnion('kind', [
-  simulatedProviderSchema,
-  openaiCompatibleProviderSchema,
-  anthropicProviderSchema,
-]);
-export type ProviderConfig = z.infer<typeof providerSchema>;
-export type SimulatedProviderConfig = z.infer<typeof simulatedProviderSchema>;
-export type OpenAICompatibleProviderConfig = z.infer<typeof openaiCompatibleProviderSchema>;
-export type AnthropicProviderConfig = z.infer<typeof anthropicProviderSchema>;
-
-/** USD per million tokens. */
-export const priceSchema = z
-  .object({
-    input: z.number().nonnegative(),
-    output: z.number().nonnegative().default(0),
-    cachedInput: z.number().nonnegative().optional(),
-    /**
-     * Tokens an image input is billed as, when reserving before the call (upstream's usage is
-     * billed after it): `low` for `detail: "low"`, `high` otherwise. Default 85 / 1,600.
-     */
-    imageTokens: z.object({ low: z.number().int().nonnegative(), high: z.number().int().nonnegative() }).strict().optional(),
-  })
-  .strict();
-
-export const deploymentSchema = z
-  .object({
-    /** A key of `providers`. */
-    provider: z.string().min(1),
-    /** The model name upstream knows; defaults to the public model name. */
-    model: z.string().min(1).optional(),
-    /** Per-attempt timeout for this deployment (overrides resilience.attemptTimeoutMs). */
-    timeoutMs: positiveInt.optional(),
-  })
-  .strict();
-
-export const modelSchema = z
-  .object({
-    type: z.enum(['chat', 'embedding']).default('chat'),
-    /** Ordered fallback chain: the first healthy deployment answers, the next on failure. */
-    deployments: z.array(deploymentSchema).min(1, 'needs at least one deployment'),
-    /** Other names that resolve to this model. */
-    aliases: z.array(z.string().min(1)).default([]),
-    price: priceSchema.optional(),
-    /** Shown by GET /v1/models. */
-    ownedBy: z.string().default('tollgate'),
-    /** Cache policy of this route (overrides the `cache` section). */
-    cache: routeCacheSchema.optional(),
-  })
-  .strict();
-export type ModelConfig = z.infer<typeof modelSchema>;
-
-export const breakerSchema = z
-  .object({
-    /** Consecutive failures that open the breaker. */
-    failureThreshold: positiveInt.default(5),
-    /** How long an open breaker rejects before letting probes through. */
-    cooldownMs: positiveInt.default(15_000),
-    /** Probes admitted at once while half-open. */
-    halfOpenMaxProbes: positiveInt.default(1),
-    /** Successful probes needed to close again. */
-    successesToClose: positiveInt.default(1),
-  })
-  .strict();
-export type BreakerConfig = z.infer<typeof breakerSchema>;
-
-export const retrySchema = z
-  .object({
-    /** Retries on the same deployment after the first attempt (then the next deployment). */
-    maxRetries: nonNegInt.default(1),
-    baseDelayMs: nonNegInt.default(100),
-    maxDelayMs: nonNegInt.default(5_000),
-    /** A Retry-After longer than this skips to the next deployment instead of waiting. */
-    maxRetryAfterMs: nonNegInt.default(10_000),
-  })
-  .strict();
-export type RetryConfig = z.infer<typeof retrySchema>;
-
-export const resilienceSchema = z
-  .object({
-    /** Per attempt: until the full JSON answer, or until the first chunk of a stream. */
-    attemptTimeoutMs: positiveInt.default(60_000),
-    /** Once a stream has started: the longest silence between two chunks. */
-    streamIdleTimeoutMs: positiveInt.default(60_000),
-    /** The whole request, all attempts and waits included. */
-    deadlineMs: positiveInt.default(180_000),
-    retry: retrySchema.default({}),
-    breaker: breakerSchema.default({}),
-  })
-  .strict();
-export type ResilienceConfig = z.infer<typeof resilienceSchema>;
-
-/** Bucket size as a multiple of the per-minute rate (1 = no burst beyond one minute's worth). */
-const burst = z.number().min(1).max(10);
-const usd = z.number().nonnegative();
-
-/** A token-bucket rate limit. Omitted fields: no limit of that kind. */
-export const rateLimitSchema = z
-  .object({
-    tokensPerMinute: positiveInt.optional(),
-    requestsPerMinute: positiveInt.optional(),
-    burst: burst.default(1),
-  })
-  .strict();
-export type RateLimit = z.infer<typeof rateLimitSchema>;
-
-/** Spend caps in USD. Omitted fields: no cap for that period. */
-export const budgetSchema = z
-  .object({
-    dailyUsd: usd.optional(),
-    monthlyUsd: usd.optional(),
-    lifetimeUsd: usd.optional(),
-  })
-  .strict();
-export type Budget = z.infer<typeof budgetSchema>;
-
-/** Limits or budgets for each scope a request belongs to. */
-const perScope = <T extends z.ZodTypeAny>(schema: T) =>
-  z.object({ tenant: schema.optional(), key: schema.optional(), user: schema.optional() }).strict();
-
-/** A tenant's or key's override of a tier's rate limit: a field set wins, `null` removes the tier's limit. */
-export const rateLimitOverrideSchema = z
-  .object({
-    tokensPerMinute: positiveInt.nullable().optional(),
-    requestsPerMinute: positiveInt.nullable().optional(),
-    burst: burst.optional(),
-  })
-  .strict();
-
-/** A tenant's or key's override of a tier's budget: a field set wins, `null` removes the tier's cap. */
-export const budgetOverrideSchema = z
-  .object({
-    dailyUsd: usd.nullable().optional(),
-    monthlyUsd: usd.nullable().optional(),
-    lifetimeUsd: usd.nullable().optional(),
-  })
-  .strict();
-
-/**
- * The `policy` a tenant or a key may carry (admin API `PUT .../policy`): overrides of its tier's
- * `limits` and `budgets`, per scope, merged field by field (src/metering/policy.ts).
- */
-export const policyOverrideSchema = z
-  .object({
-    limits: perScope(rateLimitOverrideSchema).optional(),
-    budgets: perScope(budgetOverrideSchema).optional(),
-    /** Tenants only: whether the request log keeps this tenant's prompt and answer text (redacted). */
-    requestLog: requestLogPolicySchema.optional(),
-  })
-  .strict();
-export type PolicyOverrideInput = z.infer<typeof policyOverrideSchema>;
-
-export const tierSchema = z
-  .object({
-    /** Models (public names) keys of this tier may use; omitted = all. */
-    models: z.array(z.string().min(1)).optional(),
-    /** Rate limits by tokens and requests, for the tenant, each key and each end user. */
-    limits: perScope(rateLimitSchema).default({}),
-    /** Spend caps for the tenant, each key and each end user. */
-    budgets: perScope(budgetSchema).default({}),
-  })
-  .strict();
-export type TierConfig = z.infer<typeof tierSchema>;
+export { deploymentSchema, modelSchema, priceSchema, type ModelConfig } from './models-schema.js';
+export {
+  faultSchema,
+  latencySchema,
+  providerSchema,
+  simModelSchema,
+  type AnthropicProviderConfig,
+  type FaultConfig,
+  type OpenAICompatibleProviderConfig,
+  type ProviderConfig,
+  type SimModelConfig,
+  type SimulatedProviderConfig,
+} from './providers-schema.js';
+export { breakerSchema, resilienceSchema, retrySchema, type BreakerConfig, type ResilienceConfig, type RetryConfig } from './resilience-schema.js';
+export {
+  budgetOverrideSchema,
+  budgetSchema,
+  policyOverrideSchema,
+  rateLimitOverrideSchema,
+  rateLimitSchema,
+  tierSchema,
+  type Budget,
+  type PolicyOverrideInput,
+  type RateLimit,
+  type TierConfig,
+} from './tiers-schema.js';
 
 export const configSchema = z
   .object({
@@ -298,7 +58,7 @@ export const configSchema = z
         bodyLimitBytes: positiveInt.default(4 * 1024 * 1024),
         /**
          * Deepest nesting of objects and arrays accepted in a JSON body (and a batch line); the body
-         * itself is level 1. Deeper: 400 naming where (src/http/json-depth.ts).
+         * itself is level 1. Deeper: 400 naming where (src/wire/json-depth.ts).
          */
         maxJsonDepth: z.number().int().min(4).max(1_000).default(64),
         /** Grace period for in-flight requests on SIGTERM. */
@@ -314,58 +74,7 @@ export const configSchema = z
       })
       .strict()
       .default({}),
-    storage: z
-      .discriminatedUnion('kind', [
-        z
-          .object({
-            kind: z.literal('embedded'),
-            /** Folder of the SQLite file. */
-            dir: z.string().min(1).default('./.tollgate'),
-            /**
-             * How long a write waits for the lock another connection to the file holds (the ledger's
-             * writer thread, a `tollgate` CLI command) before it gives up: 503 storage_unavailable.
-             */
-            busyTimeoutMs: z.number().int().min(0).max(60_000).default(5_000),
-          })
-          .strict(),
-        z
-          .object({
-            kind: z.literal('distributed'),
-            /** Shared counters (rate limits, budgets). */
-            redisUrl: serviceUrl(['redis:', 'rediss:'], 'redis://host:6379'),
-            /** Tenants, keys, ledger. */
-            postgresUrl: serviceUrl(['postgres:', 'postgresql:'], 'postgres://user@host:5432/db'),
-            /** PostgreSQL schema of Tollgate's tables (created if missing). */
-            postgresSchema: z.string().regex(/^[a-z_][a-z0-9_]{0,62}$/, 'must be a lower-case SQL identifier').default('tollgate'),
-            /** Connections per process. */
-            postgresPoolSize: positiveInt.default(10),
-            /**
-             * Deadline of the PostgreSQL reads a request waits for (an API key not in the auth
-             * cache) and of the readiness check: past it the request gets 503 storage_unavailable
-             * and /readyz reports postgres slow.
-             */
-            postgresQueryTimeoutMs: z.number().int().min(10).max(60_000).default(500),
-            /**
-             * Server-side statement_timeout of the gateway's connections (0: none). Also bounds a
-             * silent connection: one owed an answer for this long + 1 s is dropped and reopened.
-             */
-            postgresStatementTimeoutMs: z.number().int().min(0).max(3_600_000).default(5_000),
-            /** Deadline of opening a PostgreSQL connection (TCP connect to ready for queries). */
-            postgresConnectTimeoutMs: z.number().int().min(100).max(60_000).default(2_000),
-            /** Prefix of every Redis key, so several deployments can share one Redis. */
-            redisPrefix: z.string().default('tollgate:'),
-            /**
-             * Deadline of every Redis command. A Redis that is slow, paused or cut off by a partition
-             * (the connection still open, replies never coming) then fails like a dead one: rate
-             * limits fail open, budgets 503 budget_unavailable, the cache misses.
-             */
-            redisCommandTimeoutMs: z.number().int().min(10).max(60_000).default(300),
-            /** Folder for process-local state (the ledger spool that survives a PostgreSQL outage). */
-            dir: z.string().min(1).default('./.tollgate'),
-          })
-          .strict(),
-      ])
-      .default({ kind: 'embedded', dir: './.tollgate' }),
+    storage: storageSchema.default({ kind: 'embedded', dir: './.tollgate' }),
     auth: z
       .object({
         /** How long an authenticated key is cached in memory: a revoked key may work this long. */

@@ -3,8 +3,7 @@
  * and end user (src/observability/drift.ts, abuse.ts). See docs/CONFIG.md#drift and #abuse.
  */
 import { z } from 'zod';
-
-const positiveInt = z.number().int().positive();
+import { positiveInt } from './primitives.js';
 
 export const driftSchema = z
   .object({

@@ -3,17 +3,7 @@
  * default; see src/observability/tracing.ts and docs/CONFIG.md#tracing.
  */
 import { z } from 'zod';
-
-const positiveInt = z.number().int().positive();
-
-const httpUrl = z.string().refine((v) => {
-  try {
-    const u = new URL(v);
-    return u.protocol === 'http:' || u.protocol === 'https:';
-  } catch {
-    return false;
-  }
-}, 'must be a URL (http:// or https://)');
+import { httpUrl, positiveInt } from './primitives.js';
 
 export const tracingSchema = z
   .object({
@@ -31,7 +21,7 @@ export const tracingSchema = z
     otlp: z
       .object({
         /** The collector's OTLP/HTTP traces endpoint (spans are sent as JSON). */
-        url: httpUrl.default('http://127.0.0.1:4318/v1/traces'),
+        url: httpUrl('url').default('http://127.0.0.1:4318/v1/traces'),
         /** Extra headers sent with each export (e.g. an API key of the tracing backend; use ${ENV}). */
         headers: z.record(z.string()).default({}),
         /** One export request's timeout. */

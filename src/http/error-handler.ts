@@ -1,52 +1,13 @@
 /**
  * Renders every error once: OpenAI's envelope on /v1 (and everything else), RFC 7807
  * problem+json on /admin. Fastify's own errors (bad JSON, body too large, schema validation,
- * wrong content type) are translated to GatewayErrors that name the field or the limit. Anything
- * unexpected becomes a 500 with the request id, logged, never a crash.
+ * wrong content type) are translated to GatewayErrors that name the field or the limit (schema
+ * failures by src/wire/validation-error.ts). Anything unexpected becomes a 500 with the request
+ * id, logged, never a crash.
  */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { GatewayError, isGatewayError, toOpenAIErrorBody, toProblemBody } from '../errors.js';
-
-interface AjvError {
-  instancePath: string;
-  keyword: string;
-  message?: string;
-  params: Record<string, unknown>;
-}
-
-/** `/messages/0/role` -> `messages[0].role` */
-export function jsonPointerToParam(pointer: string): string {
-  return pointer
-    .split('/')
-    .slice(1)
-    .map((p) => p.replace(/~1/g, '/').replace(/~0/g, '~'))
-    .reduce((acc, part) => (/^\d+$/.test(part) ? `${acc}[${part}]` : acc ? `${acc}.${part}` : part), '');
-}
-
-export function validationError(errors: AjvError[], bodyLimitBytes: number): GatewayError {
-  // Prefer the most specific error: a missing field or a type error over if/then wrappers.
-  const e = errors.find((x) => x.keyword !== 'if') ?? errors[0];
-  if (!e) return new GatewayError('invalid_request', 'Invalid request body.');
-  let param = jsonPointerToParam(e.instancePath);
-  if (e.keyword === 'required') {
-    const missing = String(e.params['missingProperty']);
-    param = param ? `${param}.${missing}` : missing;
-    return new GatewayError('missing_field', `Missing required parameter: '${param}'.`, { param });
-  }
-  if (param === '' && e.keyword === 'type') {
-    return new GatewayError('invalid_request', 'The request body must be a JSON object.');
-  }
-  if (e.keyword === 'type') {
-    const expected = String(e.params['type']).split(',').filter((t) => t !== 'null').join(' or ');
-    return new GatewayError('invalid_type', `Invalid type for '${param}': expected ${expected}.`, { param });
-  }
-  if (e.keyword === 'enum') {
-    const allowed = (e.params['allowedValues'] as unknown[]).map((v) => `'${String(v)}'`).join(', ');
-    return new GatewayError('invalid_value', `Invalid value for '${param}': must be one of ${allowed}.`, { param });
-  }
-  void bodyLimitBytes;
-  return new GatewayError('invalid_value', `Invalid value for '${param}': ${e.message ?? 'invalid'}.`, { param });
-}
+import { type AjvError, validationError } from '../wire/validation-error.js';
 
 /** Maps Fastify's framework errors to the gateway's error list. */
 export function toGatewayError(err: FastifyError | Error, bodyLimitBytes: number): GatewayError | undefined {

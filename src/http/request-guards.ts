@@ -2,7 +2,7 @@
  * Guards every route gets from the app (src/http/app.ts), whatever its own validation:
  *
  * - JSON bodies nested deeper than `server.maxJsonDepth` are refused before they are parsed
- *   (src/http/json-depth.ts); the others are parsed by Fastify's own parser (same
+ *   (src/wire/json-depth.ts); the others are parsed by Fastify's own parser (same
  *   prototype-poisoning rules);
  * - a query parameter given more than once (`?tenant_id=a&tenant_id=b`, which the query parser
  *   turns into an array that no route expects) is refused with a 400 naming it. No route takes a
@@ -10,7 +10,7 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { GatewayError } from '../errors.js';
-import { findTooDeepInText, jsonTooDeepError } from './json-depth.js';
+import { findTooDeepInText, jsonTooDeepError } from '../wire/json-depth.js';
 
 export function jsonBodyParser(app: FastifyInstance, maxDepth: number): void {
   const parse = app.getDefaultJsonParser('error', 'error');

@@ -27,7 +27,7 @@ declare module 'fastify' {
 /**
  * The SSE answers open on a server, for its shutdown: while one is under way a stream closes its
  * connection when it ends (no keep-alive socket holds the process), and at the grace deadline the
- * streams still open are cut with an in-band error event (src/main.ts, close()).
+ * streams still open are cut with an in-band error event (src/capabilities/api.ts, cutStreams).
  */
 export class OpenStreams {
   private readonly cuts = new Set<(reason: GatewayError) => Promise<void>>();

@@ -8,10 +8,10 @@ import { Ajv, type ValidateFunction } from 'ajv';
 import type { AuthInfo } from '../auth/authenticator.js';
 import type { JobsConfig } from '../config/jobs-schema.js';
 import { GatewayError } from '../errors.js';
-import { validationError } from '../http/error-handler.js';
-import { chatCompletionBodySchema, embeddingsBodySchema } from '../http/schemas.js';
 import type { ModelCatalog } from '../routing/catalog.js';
 import type { Router } from '../routing/router.js';
+import { chatCompletionBodySchema, embeddingsBodySchema } from '../wire/openai-schemas.js';
+import { validationError } from '../wire/validation-error.js';
 import type { JobEvents } from './events.js';
 import type { JobAdmission } from './admission.js';
 import type { JobKind, JobRecord, JobStore, NewJob } from './types.js';
@@ -58,7 +58,7 @@ export class JobService {
   private readonly sizes = new WeakMap<object, number>();
 
   constructor(private readonly opts: JobServiceOptions) {
-    // The same JSON schemas, and options, as the synchronous routes (src/http/app.ts).
+    // The same JSON schemas (src/wire/openai-schemas.ts), and Ajv options, as the synchronous routes (src/http/app.ts).
     const ajv = new Ajv({ coerceTypes: false, allErrors: false, removeAdditional: false, allowUnionTypes: true, strict: false });
     this.validators = { chat: ajv.compile(chatCompletionBodySchema), embeddings: ajv.compile(embeddingsBodySchema) };
     this.now = opts.now ?? Date.now;

@@ -19,7 +19,7 @@
  * - A terminal job (succeeded, failed, cancelled, expired) with a webhook URL has its webhook
  *   outbox entry (`webhook.state = 'pending'`) written in the same transaction as the status.
  * Private to each adapter: schema, SQL, indexes, how the lease is taken (SQLite IMMEDIATE
- * transaction; PostgreSQL FOR UPDATE SKIP LOCKED).
+ * transaction; PostgreSQL a transaction-level advisory lock per schema, src/storage/postgres/job-claim.ts).
  */
 
 export type JobKind = 'chat' | 'embeddings';
@@ -83,24 +83,26 @@ export interface JobRecord {
   webhook: { state: WebhookState; attempts: number; nextAt: number } | null;
 }
 
-export interface NewJob {
-  id: string;
-  tenantId: string;
-  keyId: string;
-  userId: string;
-  kind: JobKind;
-  model: string;
-  body: Record<string, unknown>;
-  priority: number;
-  webhookUrl: string | null;
-  deadlineAt: number | null;
-  metadata: Record<string, string>;
-  idempotencyKey: string | null;
-  batchId: string | null;
-  customId: string | null;
-  maxAttempts: number;
-  createdAt: number;
-}
+/** A job as submitted: the fields of its record that the submission sets (the store sets the rest). */
+export type NewJob = Pick<
+  JobRecord,
+  | 'id'
+  | 'tenantId'
+  | 'keyId'
+  | 'userId'
+  | 'kind'
+  | 'model'
+  | 'body'
+  | 'priority'
+  | 'webhookUrl'
+  | 'deadlineAt'
+  | 'metadata'
+  | 'idempotencyKey'
+  | 'batchId'
+  | 'customId'
+  | 'maxAttempts'
+  | 'createdAt'
+>;
 
 export interface JobListQuery {
   tenantId: string;

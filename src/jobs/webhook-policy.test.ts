@@ -152,13 +152,16 @@ describe('checkResolvedAddress', () => {
 
 describe('classifyAddress', () => {
   it('classifies', () => {
-    expect(classifyAddress('8.8.8.8')).toBe('public');
-    expect(classifyAddress('127.255.0.1')).toBe('loopback');
-    expect(classifyAddress('[::1]')).toBe('loopback');
-    expect(classifyAddress('172.20.1.1')).toBe('private');
-    expect(classifyAddress('fdff:ffff::1')).toBe('private');
-    expect(classifyAddress('ff05::2')).toBe('not_unicast');
-    expect(classifyAddress('hooks.example.com')).toBeUndefined();
+    const cases: Array<[string, ReturnType<typeof classifyAddress>]> = [
+      ['8.8.8.8', 'public'],
+      ['127.255.0.1', 'loopback'],
+      ['[::1]', 'loopback'],
+      ['172.20.1.1', 'private'],
+      ['fdff:ffff::1', 'private'],
+      ['ff05::2', 'not_unicast'],
+      ['hooks.example.com', undefined],
+    ];
+    for (const [address, kind] of cases) expect(classifyAddress(address), address).toBe(kind);
   });
 });
 

@@ -3,175 +3,31 @@
  * store writes a pending entry in its webhook outbox in the same transaction as the status; the
  * {@link WebhookDispatcher} of any process claims due entries (a lease, so one process delivers
  * each attempt), POSTs the event, and records the attempt and the next state (delivered; pending
- * again after a backoff; failed for good).
+ * again after a backoff; failed for good: src/jobs/webhook-events.ts).
  *
  * Each delivery is signed like every Tollgate webhook (src/observability/webhook.ts):
  * `x-tollgate-timestamp` and `x-tollgate-signature: v1=<hex HMAC-SHA256(secret, ts + "." + body)>`,
  * with a per-tenant secret derived from the master key (`jobs.webhooks.signingSecret`, or a
- * random key kept in the storage folder in embedded mode). `webhook-id` is the same on every
- * attempt of one event, so receivers can drop redeliveries (delivery is at least once).
+ * random key kept in the storage folder in embedded mode: src/jobs/webhook-secret.ts).
+ * `webhook-id` is the same on every attempt of one event, so receivers can drop redeliveries
+ * (delivery is at least once).
  *
  * Where deliveries may go is `jobs.webhooks` (src/jobs/webhook-policy.ts), enforced at delivery
  * too: the URL is re-checked, and every address its host resolves to is checked inside the
  * connection's DNS lookup, so the address connected to is the one checked (DNS rebinding).
  * Redirects are never followed.
  */
-import { createHmac, randomBytes } from 'node:crypto';
 import { promises as dns, type LookupAddress } from 'node:dns';
-import { closeSync, linkSync, mkdirSync, openSync, readFileSync, unlinkSync, writeSync, fsyncSync } from 'node:fs';
 import type { LookupFunction } from 'node:net';
-import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { Agent, request } from 'undici';
 import type { Logger } from '../observability/logger.js';
 import { signWebhook } from '../observability/webhook.js';
-import type { JobRecord, JobStatus, JobStore, WebhookDelivery, WebhookState } from './types.js';
+import type { JobRecord, JobStore, WebhookDelivery } from './types.js';
+import { WebhookPolicyError, policyErrorOf, shortError } from './webhook-errors.js';
+import { jobWebhookBody, jobWebhookEvent, jobWebhookId, nextWebhookState, parseRetryAfter } from './webhook-events.js';
 import { checkResolvedAddress, checkWebhookUrl, type WebhookPolicy } from './webhook-policy.js';
-import { jobObject } from './wire.js';
-
-// --- Secrets ---
-
-/** A tenant's signing secret: `whsec_` + hex HMAC-SHA256(master, 'tollgate-webhook:' + tenantId). */
-export function tenantWebhookSecret(master: string, tenantId: string): string {
-  return `whsec_${createHmac('sha256', master).update(`tollgate-webhook:${tenantId}`).digest('hex')}`;
-}
-
-export const MASTER_SECRET_FILE = 'webhook-signing-secret';
-
-/**
- * The master key the tenants' signing secrets derive from: `jobs.webhooks.signingSecret` when set;
- * else, embedded, a random 32-byte hex key kept in `<localDir>/webhook-signing-secret` (created
- * mode 0600 on first use, read afterwards; created atomically, so two processes starting at once
- * agree); else (distributed, none set) an error: every process must sign alike.
- */
-export function resolveMasterSecret(
-  policy: Pick<WebhookPolicy, 'signingSecret'>,
-  localDir: string,
-  distributed: boolean,
-): string {
-  if (policy.signingSecret) return policy.signingSecret;
-  if (distributed) {
-    throw new Error(
-      'jobs.webhooks.signingSecret must be set in distributed mode: every gateway process must sign job webhooks with the same key',
-    );
-  }
-  const file = join(localDir, MASTER_SECRET_FILE);
-  const read = (): string | undefined => {
-    let text: string;
-    try {
-      text = readFileSync(file, 'utf8').trim();
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw err;
-    }
-    if (text.length < 16) throw new Error(`${file}: the webhook signing key is shorter than 16 characters; delete the file to make a new one`);
-    return text;
-  };
-  const existing = read();
-  if (existing !== undefined) return existing;
-
-  // Write a temporary file, then link it into place: link fails if the name exists, so a
-  // process racing us either wins whole or reads the winner's complete file, never a partial one.
-  mkdirSync(localDir, { recursive: true, mode: 0o700 }); // like the database's folder (src/util/private-files.ts)
-  const secret = randomBytes(32).toString('hex');
-  const tmp = `${file}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`;
-  const fd = openSync(tmp, 'wx', 0o600);
-  try {
-    writeSync(fd, `${secret}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  try {
-    linkSync(tmp, file);
-    return secret;
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-    const winner = read();
-    if (winner === undefined) throw err;
-    return winner;
-  } finally {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      /* already gone */
-    }
-  }
-}
-
-// --- Events ---
-
-export type JobWebhookEvent = 'job.succeeded' | 'job.failed' | 'job.cancelled' | 'job.expired';
-
-const EVENT_OF: Partial<Record<JobStatus, JobWebhookEvent>> = {
-  succeeded: 'job.succeeded',
-  failed: 'job.failed',
-  cancelled: 'job.cancelled',
-  expired: 'job.expired',
-};
-
-/** The event a job's status sends; undefined for a job not finished. */
-export function jobWebhookEvent(status: JobStatus): JobWebhookEvent | undefined {
-  return EVENT_OF[status];
-}
-
-/** The stable id of a job's event (`webhook-id` and the body's `id`): the same on every attempt. */
-export function jobWebhookId(jobId: string, event: JobWebhookEvent): string {
-  return `${jobId}:${event}`;
-}
-
-/**
- * The JSON body of a job's webhook. `created` is when the job finished (unix seconds), so every
- * attempt sends the same body.
- */
-export function jobWebhookBody(job: JobRecord, event: JobWebhookEvent, now: number): string {
-  return JSON.stringify({
-    id: jobWebhookId(job.id, event),
-    type: event,
-    created: Math.floor((job.finishedAt ?? now) / 1000),
-    data: jobObject(job),
-  });
-}
-
-// --- Retries ---
-
-/**
- * A receiver's `Retry-After` in ms: delay-seconds or an HTTP date; undefined when absent or
- * unreadable.
- */
-export function parseRetryAfter(value: string | string[] | undefined, now: number): number | undefined {
-  const v = Array.isArray(value) ? value[0] : value;
-  if (v === undefined || v.trim() === '') return undefined;
-  const s = v.trim();
-  if (/^\d+$/.test(s)) return Number(s) * 1000;
-  const at = Date.parse(s);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
-
-/**
- * The state after a delivery attempt: `delivered` on a 2xx; `failed` (given up) on 410 Gone or
- * when `attempt` reached maxAttempts; else `pending` after a full-jitter backoff
- * (random in [0, min(maxDelayMs, baseDelayMs * 2^(attempt-1))]), or the receiver's Retry-After
- * when that is longer (capped at maxDelayMs).
- */
-export function nextWebhookState(a: {
-  attempt: number;
-  statusCode: number | null;
-  retryAfterMs?: number | undefined;
-  policy: Pick<WebhookPolicy, 'maxAttempts' | 'baseDelayMs' | 'maxDelayMs'>;
-  now: number;
-  random: () => number;
-}): { state: WebhookState; nextAt: number } {
-  const { attempt, statusCode, policy, now } = a;
-  if (statusCode !== null && statusCode >= 200 && statusCode < 300) return { state: 'delivered', nextAt: now };
-  if (statusCode === 410 || attempt >= policy.maxAttempts) return { state: 'failed', nextAt: now };
-  const cap = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (attempt - 1));
-  let delay = Math.floor(Math.min(1, Math.max(0, a.random())) * cap);
-  if (a.retryAfterMs !== undefined && a.retryAfterMs > delay) delay = Math.min(a.retryAfterMs, policy.maxDelayMs);
-  return { state: 'pending', nextAt: now + delay };
-}
-
-// --- Dispatcher ---
+import { tenantWebhookSecret } from './webhook-secret.js';
 
 /** Resolves a host name to every address (default: dns.lookup with `all: true`). */
 export type WebhookResolver = (hostname: string) => Promise<LookupAddress[]>;
@@ -196,18 +52,6 @@ export interface WebhookDispatcherOptions {
   resolve?: WebhookResolver;
 }
 
-/** A delivery refused by the policy (the error message is the reason). */
-export class WebhookPolicyError extends Error {
-  override readonly name = 'WebhookPolicyError';
-  /** The refused address, for the operator's log only (never the delivery log a tenant reads). */
-  constructor(
-    message: string,
-    readonly address?: string,
-  ) {
-    super(message);
-  }
-}
-
 interface AttemptOutcome {
   statusCode: number | null;
   /** '' when delivered. */
@@ -219,37 +63,7 @@ interface AttemptOutcome {
   refusedAddress?: string | undefined;
 }
 
-const MAX_ERROR_LENGTH = 200;
 const LEASE_SLACK_MS = 5_000;
-
-function policyErrorOf(err: unknown): WebhookPolicyError | undefined {
-  for (let e: unknown = err, depth = 0; e instanceof Error && depth < 5; e = e.cause, depth++) {
-    if (e instanceof WebhookPolicyError) return e;
-  }
-  return undefined;
-}
-
-/**
- * The error as the delivery log shows it (the tenant reads it): a policy refusal as it is
- * worded, anything else as its code and message with the address connected to left out
- * ("connect ECONNREFUSED 10.0.0.5:443" tells what the name resolved to).
- */
-function shortError(err: unknown): string {
-  const refused = policyErrorOf(err);
-  if (refused) return refused.message.slice(0, MAX_ERROR_LENGTH);
-  const e = err as { code?: unknown; message?: unknown; cause?: { code?: unknown; message?: unknown } };
-  const code = typeof e?.code === 'string' ? e.code : typeof e?.cause?.code === 'string' ? e.cause.code : '';
-  let message = typeof e?.message === 'string' && e.message !== '' ? e.message : String(err);
-  for (let x: unknown = err, depth = 0; x instanceof Error && depth < 5; x = x.cause, depth++) {
-    const address = (x as { address?: unknown }).address;
-    if (typeof address === 'string' && address !== '') {
-      const port = (x as { port?: unknown }).port;
-      message = message.split(port !== undefined ? `${address}:${String(port)}` : address).join('(address withheld)').split(address).join('(address withheld)');
-    }
-  }
-  const text = code && !message.includes(code) ? `${code}: ${message}` : message;
-  return text.slice(0, MAX_ERROR_LENGTH);
-}
 
 function hostOf(url: string): string {
   try {

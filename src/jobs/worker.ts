@@ -5,7 +5,8 @@
  * resilience, metering), and store the outcome.
  *
  * - Concurrency: `jobs.concurrency` runs per process; `jobs.providerConcurrency` per provider
- *   (of the model's first deployment): jobs whose provider is saturated are left in the queue.
+ *   (of the model's first deployment): jobs whose provider is saturated are left in the queue
+ *   (src/jobs/provider-slots.ts).
  * - Leases: each running job's lease is renewed every leaseMs/3. A job whose lease was lost
  *   (cancelled, expired, taken over after this process stalled) is aborted and its result dropped.
  *   A process that dies (SIGKILL) leaves leases that pass: other or restarted processes take the
@@ -26,12 +27,13 @@ import type { Authenticator } from '../auth/authenticator.js';
 import type { JobsConfig } from '../config/jobs-schema.js';
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import type { RequestContext } from '../pipeline/context.js';
+import { type OperationRequest, createContext } from '../pipeline/context.js';
 import type { Pipeline } from '../pipeline/pipeline.js';
 import type { ChatCompletionRequest, EmbeddingRequest } from '../providers/types.js';
 import type { ModelCatalog } from '../routing/catalog.js';
 import type { Router } from '../routing/router.js';
 import type { JobEvents } from './events.js';
+import { ProviderSlots } from './provider-slots.js';
 import { JobSink } from './sink.js';
 import type { JobError, JobRecord, JobStatus, JobStore } from './types.js';
 
@@ -69,9 +71,7 @@ export interface JobWorkerOptions {
 
 export class JobWorker {
   private readonly running = new Map<string, Running>();
-  private readonly perProvider = new Map<string, number>();
-  private readonly modelsByProvider = new Map<string, string[]>();
-  private readonly providerOf = new Map<string, string>();
+  private readonly slots: ProviderSlots;
   private active = false;
   private loopDone: Promise<void> | undefined;
   private wakeUp: (() => void) | undefined;
@@ -83,24 +83,7 @@ export class JobWorker {
   constructor(private readonly opts: JobWorkerOptions) {
     this.now = opts.now ?? Date.now;
     this.random = opts.random ?? Math.random;
-    for (const m of opts.catalog.list()) this.mapModel(m.name, m.deployments[0]?.providerId);
-  }
-
-  private mapModel(model: string, provider: string | undefined): void {
-    if (provider === undefined) return;
-    this.providerOf.set(model, provider);
-    const list = this.modelsByProvider.get(provider) ?? [];
-    list.push(model);
-    this.modelsByProvider.set(provider, list);
-  }
-
-  /** The provider a job's slot counts against: its model's first deployment's. */
-  private provider(model: string): string | undefined {
-    const known = this.providerOf.get(model);
-    if (known !== undefined) return known;
-    const direct = this.opts.catalog.resolve(model)?.deployments[0]?.providerId;
-    if (direct !== undefined) return direct;
-    return this.opts.router?.resolve(model)?.tiers[0]?.deployments[0]?.providerId;
+    this.slots = new ProviderSlots(opts.config, opts.catalog, opts.router);
   }
 
   /** Jobs running in this process. */
@@ -160,12 +143,12 @@ export class JobWorker {
   private async loop(): Promise<void> {
     const { concurrency, pollMs, leaseMs } = this.opts.config;
     while (this.active) {
-      const free = Math.min(concurrency - this.running.size, this.providerHeadroom());
+      const free = Math.min(concurrency - this.running.size, this.slots.headroom());
       this.woken = false;
       if (free > 0) {
         let jobs: JobRecord[] = [];
         try {
-          jobs = await this.opts.store.claim({ owner: this.opts.owner, limit: free, leaseMs, now: this.now(), excludeModels: this.saturatedModels() });
+          jobs = await this.opts.store.claim({ owner: this.opts.owner, limit: free, leaseMs, now: this.now(), excludeModels: this.slots.saturatedModels() });
         } catch (err) {
           this.opts.log.error({ err }, 'could not claim jobs');
         }
@@ -186,37 +169,16 @@ export class JobWorker {
     }
   }
 
-  /**
-   * The most jobs one claim may take so that no provider passes its limit whichever jobs come:
-   * the smallest number of free slots among providers that still have some.
-   */
-  private providerHeadroom(): number {
-    const limit = this.opts.config.providerConcurrency;
-    if (limit === 0) return Infinity;
-    let least = limit;
-    for (const n of this.perProvider.values()) if (n < limit) least = Math.min(least, limit - n);
-    return least;
-  }
-
-  /** Models whose provider has no free slot in this process (left in the queue). */
-  private saturatedModels(): string[] | undefined {
-    const limit = this.opts.config.providerConcurrency;
-    if (limit === 0) return undefined;
-    const out: string[] = [];
-    for (const [provider, n] of this.perProvider) if (n >= limit) out.push(...(this.modelsByProvider.get(provider) ?? []));
-    return out.length ? out : undefined;
-  }
-
   private launch(job: JobRecord): void {
-    const provider = this.provider(job.model);
-    if (provider !== undefined) this.perProvider.set(provider, (this.perProvider.get(provider) ?? 0) + 1);
+    const provider = this.slots.provider(job.model);
+    this.slots.take(provider);
     const entry: Running = { job, controller: new AbortController(), reason: undefined, provider, done: Promise.resolve() };
     this.running.set(job.id, entry);
     entry.done = this.execute(entry)
       .catch((err: unknown) => this.opts.log.error({ err, jobId: job.id }, 'job run failed unexpectedly'))
       .finally(() => {
         this.running.delete(job.id);
-        if (provider !== undefined) this.perProvider.set(provider, (this.perProvider.get(provider) ?? 1) - 1);
+        this.slots.release(provider);
         this.wake();
       });
   }
@@ -271,27 +233,21 @@ export class JobWorker {
       // finished job unbilled.
       let recorded!: () => void;
       const billed = new Promise<void>((resolve) => (recorded = resolve));
-      const ctx: RequestContext = {
+      const ctx = createContext({
+        ...this.request(job),
         id: job.id,
         // Read by settle, after the outcome below is known: the run that ends the job is billed as the job.
-        get eventId() {
-          return eventId;
-        },
-        operation: job.kind,
+        eventId: () => eventId,
         route: job.batchId ? '/v1/batches' : '/v1/jobs',
-        startedAt: performance.now(),
         receivedAt: this.now(),
         headers: {},
-        body: this.requestBody(job),
         sink,
         log,
-        attempts: [],
-        extraHeaders: {},
         auth,
         endUser: job.userId === '' ? null : job.userId,
         onRecorded: () => recorded(),
         deferUsageEvent: true,
-      };
+      });
       await this.opts.pipeline.run(ctx);
 
       const used = { costPico: ctx.costPico ?? 0, promptTokens: ctx.usage?.prompt_tokens ?? 0, completionTokens: ctx.usage?.completion_tokens ?? 0 };
@@ -381,11 +337,11 @@ export class JobWorker {
   }
 
   /** Chat jobs run as streams (their tokens can be followed), except on routes that escalate JSON answers. */
-  private requestBody(job: JobRecord): ChatCompletionRequest | EmbeddingRequest {
-    if (job.kind !== 'chat') return { ...job.body } as unknown as EmbeddingRequest;
+  private request(job: JobRecord): OperationRequest {
+    if (job.kind !== 'chat') return { operation: 'embeddings', body: { ...job.body } as unknown as EmbeddingRequest };
     const route = this.opts.router?.resolve(job.model);
-    if (route?.config.escalate) return { ...job.body, stream: false } as unknown as ChatCompletionRequest;
-    return { ...job.body, stream: true, stream_options: { include_usage: true } } as unknown as ChatCompletionRequest;
+    if (route?.config.escalate) return { operation: 'chat', body: { ...job.body, stream: false } as unknown as ChatCompletionRequest };
+    return { operation: 'chat', body: { ...job.body, stream: true, stream_options: { include_usage: true } } as unknown as ChatCompletionRequest };
   }
 
   private async heartbeat(): Promise<void> {

@@ -1,7 +1,7 @@
 /**
  * Budget counters seeded from the ledger must count the spend the ledger does not hold yet: the
  * usage events still in a spool (a PostgreSQL outage keeps minutes of them there). The seeding
- * process adds its own spool at once (main.ts gives BudgetGuard a ledger view with
+ * process adds its own spool at once (src/capabilities/metering.ts gives BudgetGuard a ledger view with
  * LedgerWriter.unflushedSpent). The other processes' spools are added here: the seeder announces
  * the new counter on the change bus and every other process adds, to that counter (only while it
  * is the same epoch), what its own spool holds in the budget's scope and period, plus what its
@@ -15,10 +15,17 @@
  * per epoch whichever way it learns of it.
  */
 import type { Logger } from '../observability/logger.js';
-import type { ChangeBus } from '../storage/change-bus.js';
+import { type ChangeBus, onMessage } from '../storage/change-bus.js';
 import type { Counters } from '../storage/types.js';
 import type { SeededBudget } from './budgets.js';
 import type { LedgerWriter } from './ledger-writer.js';
+
+/** A process seeded a budget counter from the ledger: the others add the spend still in their spools. */
+interface BudgetSeededMessage extends SeededBudget {
+  kind: 'budget-seeded';
+  node: string;
+  readAt: number;
+}
 
 export interface BudgetSeedingOptions {
   bus: ChangeBus;
@@ -49,18 +56,24 @@ export class BudgetSeeding {
 
   /** Listens for the other processes' seeds. */
   start(): void {
-    this.opts.bus.subscribe((change) => {
-      if (change.kind !== 'budget-seeded' || change.node === this.opts.node) return;
-      if (typeof change.key !== 'string' || typeof change.epoch !== 'string' || !Number.isFinite(change.readAt)) return;
-      this.addShare(change, change.readAt - this.skewMarginMs);
-    });
+    onMessage<BudgetSeededMessage>(
+      this.opts.bus,
+      'budget-seeded',
+      (m) => {
+        if (m.node !== this.opts.node) this.addShare(m, m.readAt - this.skewMarginMs);
+      },
+      (m) => {
+        const c = m as BudgetSeededMessage;
+        return typeof c.key === 'string' && typeof c.epoch === 'string' && Number.isFinite(c.readAt);
+      },
+    );
   }
 
   /** Tells the other processes about a counter this one seeded (BudgetGuard.onSeeded). */
   announce(seeded: SeededBudget): void {
     this.remember(`${seeded.key} ${seeded.epoch}`);
     this.seen.set(seeded.key, seeded.epoch);
-    void this.opts.bus.publish({ kind: 'budget-seeded', node: this.opts.node, ...seeded });
+    void this.opts.bus.publish({ kind: 'budget-seeded', node: this.opts.node, ...seeded } satisfies BudgetSeededMessage);
   }
 
   /** The epochs a reservation was made on (BudgetGuard.onReserved): a new one this process did not create gets its share. */

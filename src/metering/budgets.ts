@@ -8,7 +8,7 @@
  * Counters are caches of the ledger: a counter that does not exist (first use in a period, a
  * restart in embedded mode, an evicted Redis key, a Redis restarted empty) is seeded from the
  * ledger's spend in that period before reserving. "The ledger" here includes what this process
- * still holds in its spool (main.ts passes a view adding LedgerWriter.unflushedSpent), and the
+ * still holds in its spool (src/capabilities/metering.ts passes a view adding LedgerWriter.unflushedSpent), and the
  * other processes add what theirs hold when told of the seed (src/metering/budget-seeding.ts).
  */
 import { GatewayError } from '../errors.js';
@@ -98,7 +98,12 @@ export class BudgetGuard {
     private readonly ledger: Pick<Ledger, 'spent'>,
     private readonly now: () => number = Date.now,
     private readonly seedTimeoutMs = 5_000,
-  ) {}
+    events: Partial<Pick<BudgetGuard, 'onRefusal' | 'onSeeded' | 'onReserved'>> = {},
+  ) {
+    this.onRefusal = events.onRefusal;
+    this.onSeeded = events.onSeeded;
+    this.onReserved = events.onReserved;
+  }
 
   /** Day and month bounds, kept until the period ends (computing them is most of an item's cost). */
   private readonly bounds = new Map<Period, { start: number; end: number; tag: string }>();

@@ -12,7 +12,7 @@
  * model_disabled) run in the kill-switch stage right after authentication; `disabledProvider` is
  * asked by the route stage, which drops that provider's deployments from the chain.
  */
-import { PolledSnapshot } from '../util/polled-snapshot.js';
+import { PolledService } from '../util/polled-snapshot.js';
 import { GatewayError } from '../errors.js';
 import type { KillSwitch, KillSwitchScope, Records } from '../storage/types.js';
 
@@ -30,6 +30,8 @@ export interface KillSwitchesOptions {
   records: Pick<Records, 'listKillSwitches' | 'createKillSwitch' | 'deleteKillSwitch' | 'getTenant' | 'getKey'>;
   /** How often the snapshot is reloaded from the store. */
   refreshMs: number;
+  /** Told of each change made through this process, to tell the other processes to reload (src/storage/change-bus.ts). */
+  onChange?: (() => void) | undefined;
   /** Public name of a model name or alias; undefined when unknown (validates `model` targets). */
   resolveModel: (name: string) => string | undefined;
   /** Configured provider ids (validates `provider` targets). */
@@ -58,57 +60,38 @@ function buildSnapshot(list: readonly KillSwitch[]): Snapshot {
 
 const MAX_REASON = 500;
 
-export class KillSwitches {
+export class KillSwitches extends PolledService<readonly KillSwitch[], Snapshot> {
   readonly #opts: KillSwitchesOptions;
-  readonly #polled: PolledSnapshot<readonly KillSwitch[], Snapshot>;
 
   constructor(opts: KillSwitchesOptions) {
-    this.#opts = opts;
-    this.#polled = new PolledSnapshot<readonly KillSwitch[], Snapshot>(
+    super(
       {
         load: () => opts.records.listKillSwitches(),
         build: buildSnapshot,
         refreshMs: opts.refreshMs,
         what: 'kill switches',
         log: opts.log,
-        onReload: (before, after) => {
-          if (opts.log && signature(before.all) !== signature(after.all)) {
-            opts.log.info({ killSwitches: after.all.map((s) => ({ id: s.id, scope: s.scope, target: s.target, reason: s.reason })) }, 'kill switches changed');
-          }
+        onChange: opts.onChange,
+        logChanges: {
+          signature: (s) => s.all.map((k) => k.id).join(','),
+          fields: (s) => ({ killSwitches: s.all.map((k) => ({ id: k.id, scope: k.scope, target: k.target, reason: k.reason })) }),
         },
       },
       buildSnapshot([]),
     );
-  }
-
-  get #snapshot(): Snapshot {
-    return this.#polled.current;
-  }
-
-  /** Loads, then keeps reloading every `refreshMs` until {@link stop}. */
-  start(): Promise<void> {
-    return this.#polled.start();
-  }
-
-  stop(): void {
-    this.#polled.stop();
-  }
-
-  /** Reloads the snapshot from the store now. */
-  refresh(): Promise<void> {
-    return this.#polled.refresh();
+    this.#opts = opts;
   }
 
   /* ---------------------------------------- hot path ---------------------------------------- */
 
   /** The switches in force in this process (the snapshot). */
   active(): readonly KillSwitch[] {
-    return this.#snapshot.all;
+    return this.snapshot.all;
   }
 
   /** Throws 403 access_disabled when a global, tenant or key switch covers the caller. */
   checkAccess(caller: { tenantId: string; keyId: string }): void {
-    const snap = this.#snapshot;
+    const snap = this.snapshot;
     if (snap.all.length === 0) return;
     if (snap.global) {
       throw new GatewayError('access_disabled', `All requests are disabled by a global kill switch (${snap.global.id}): ${snap.global.reason}`);
@@ -128,19 +111,19 @@ export class KillSwitches {
 
   /** Throws 503 model_disabled when a switch covers the model (its public name). */
   checkModel(model: string): void {
-    const s = this.#snapshot.byScope.model.get(model);
+    const s = this.snapshot.byScope.model.get(model);
     if (s) throw new GatewayError('model_disabled', `The model '${model}' is disabled by a kill switch (${s.id}): ${s.reason}`, { param: 'model' });
   }
 
   /** Whether a model can answer: no switch on it, and some deployment on a provider that is not switched off. */
   modelAvailable(model: { name: string; deployments: ReadonlyArray<{ providerId: string }> }): boolean {
-    if (this.#snapshot.byScope.model.has(model.name)) return false;
+    if (this.snapshot.byScope.model.has(model.name)) return false;
     return model.deployments.length === 0 || model.deployments.some((d) => !this.disabledProvider(d.providerId));
   }
 
   /** The switch that disables a provider, if any. */
   disabledProvider(providerId: string): KillSwitch | undefined {
-    const byProvider = this.#snapshot.byScope.provider;
+    const byProvider = this.snapshot.byScope.provider;
     return byProvider.size === 0 ? undefined : byProvider.get(providerId);
   }
 
@@ -164,27 +147,14 @@ export class KillSwitches {
       throw new GatewayError('invalid_value', `'reason' is longer than ${MAX_REASON} characters.`, { param: 'reason' });
     }
     const created = await this.#opts.records.createKillSwitch({ scope, target, reason, createdBy: input.createdBy ?? null });
-    await this.#refreshAfterChange();
+    await this.refreshAfterChange();
     return created;
   }
 
   /** Removes (lifts) a switch and reloads the snapshot. Throws the store's `RecordNotFound`. */
   async delete(id: string): Promise<void> {
     await this.#opts.records.deleteKillSwitch(id);
-    await this.#refreshAfterChange();
-  }
-
-  /** Set by the composition root: tells the other processes to reload (src/storage/change-bus.ts). */
-  onChange: (() => void) | undefined;
-
-  async #refreshAfterChange(): Promise<void> {
-    this.onChange?.();
-    try {
-      await this.refresh();
-    } catch (err) {
-      // The change is stored; the next tick picks it up.
-      this.#opts.log?.warn({ err }, 'could not reload kill switches after a change');
-    }
+    await this.refreshAfterChange();
   }
 
   async #validate(input: NewKillSwitchInput): Promise<{ scope: KillSwitchScope; target: string }> {
@@ -218,8 +188,4 @@ export class KillSwitches {
         return { scope, target };
     }
   }
-}
-
-function signature(list: readonly KillSwitch[]): string {
-  return list.map((s) => s.id).join(',');
 }

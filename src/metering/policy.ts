@@ -30,8 +30,8 @@ export interface Policy {
   budgets: Array<ScopeId & { budget: Budget }>;
 }
 
-/** What resolvePolicy needs of the caller's identity. */
-export type PolicySubject = Pick<AuthInfo, 'tenantId' | 'keyId' | 'tier' | 'tenantPolicy' | 'keyPolicy'>;
+/** What resolvePolicy needs of the caller's identity (`mergedPolicy`: filled on first use). */
+export type PolicySubject = Pick<AuthInfo, 'tenantId' | 'keyId' | 'tier' | 'tenantPolicy' | 'keyPolicy' | 'mergedPolicy'>;
 
 export function scopesOf(auth: Pick<AuthInfo, 'tenantId' | 'keyId'>, endUser: string | null | undefined): ScopeId[] {
   const scopes: ScopeId[] = [
@@ -90,25 +90,27 @@ export function resolvePolicy(tiers: Record<string, TierConfig>, auth: PolicySub
   return policy;
 }
 
-interface Merged {
+/** A caller's limits and budgets per scope, its three layers merged (see AuthInfo.mergedPolicy). */
+export interface MergedPolicy {
   empty: boolean;
   limits: Partial<Record<Scope, RateLimit>>;
   budgets: Partial<Record<Scope, Budget>>;
 }
 
 /**
- * The merged values per scope, cached per identity object: the Authenticator hands out the same
- * AuthInfo for a key while it is cached, and a new one when the key or its tenant changes.
+ * The merged values per scope, worked out once per identity object and kept on it: the
+ * Authenticator hands out the same AuthInfo for a key while it is cached, and a new one when the
+ * key or its tenant changes.
  */
-const mergedCache = new WeakMap<object, Merged>();
+function mergedFor(tiers: Record<string, TierConfig>, auth: PolicySubject): MergedPolicy {
+  return (auth.mergedPolicy ??= merge(tiers, auth));
+}
 
-function mergedFor(tiers: Record<string, TierConfig>, auth: PolicySubject): Merged {
-  let m = mergedCache.get(auth);
-  if (m) return m;
+function merge(tiers: Record<string, TierConfig>, auth: PolicySubject): MergedPolicy {
   const tier = tiers[auth.tier];
   const tenant = auth.tenantPolicy ?? undefined;
   const key = auth.keyPolicy ?? undefined;
-  m = { empty: true, limits: {}, budgets: {} };
+  const m: MergedPolicy = { empty: true, limits: {}, budgets: {} };
   for (const scope of ['tenant', 'key', 'user'] as const) {
     // A key's policy never reaches its tenant's scope (shared by every key of the tenant).
     const keyLayer = scope === 'tenant' ? undefined : key;
@@ -118,13 +120,7 @@ function mergedFor(tiers: Record<string, TierConfig>, auth: PolicySubject): Merg
     if (budget) m.budgets[scope] = budget;
     if (limit || budget) m.empty = false;
   }
-  mergedCache.set(auth, m);
   return m;
-}
-
-/** Whether any tier limits or budgets anything (tenant and key policies may add more). */
-export function tiersLimitAnything(tiers: Record<string, TierConfig>): boolean {
-  return Object.values(tiers).some((t) => Object.values(t.limits).some(Boolean) || Object.values(t.budgets).some(Boolean));
 }
 
 // The validated input must be storable as it is.

@@ -5,36 +5,17 @@
  * tenant frees room by deleting (files), or waiting for its data to expire (files:
  * jobs.batch.fileTtlMs; finished jobs: jobs.retentionMs).
  *
- * The usage is counted by the database itself (`StorageUsageStore`: table `tenant_storage`, kept
- * by triggers in the transaction of every insert and delete), so a check is one primary-key read
- * and can never drift from the rows. The check and the write are two steps: writes in flight at
+ * The usage is counted by the database itself (`StorageUsageStore`, src/storage/storage-usage.ts:
+ * table `tenant_storage`, kept by triggers in the transaction of every insert and delete), so a
+ * check is one primary-key read and can never drift from the rows. The check and the write are two steps: writes in flight at
  * the same moment may together pass a quota by what they carry (a few requests' worth), never
  * more.
  */
 import type { QuotasConfig } from '../config/quotas-schema.js';
 import { GatewayError } from '../errors.js';
+import type { StorageUsage, StorageUsageStore } from '../storage/storage-usage.js';
 
-/** What one tenant keeps stored. */
-export interface StorageUsage {
-  files: number;
-  fileBytes: number;
-  jobs: number;
-  /** Bytes of the jobs' request bodies (JSON as stored). */
-  jobBytes: number;
-  feedback: number;
-}
-
-/**
- * The usage counters of every tenant (sqlite | postgres; contract in
- * test/contracts/storage-usage.contract.ts). Kept by the database on every insert and delete of
- * files, jobs and feedback, whichever code path makes it; an adapter only reads them.
- */
-export interface StorageUsageStore {
-  /** A tenant's usage (all zero when it stores nothing). */
-  usage(tenantId: string): Promise<StorageUsage>;
-}
-
-export const EMPTY_USAGE: Readonly<StorageUsage> = { files: 0, fileBytes: 0, jobs: 0, jobBytes: 0, feedback: 0 };
+export type { StorageUsage, StorageUsageStore } from '../storage/storage-usage.js';
 
 const count = (n: number): string => n.toLocaleString('en-US');
 

@@ -241,9 +241,10 @@ const NOT_PROMPT = new Set([
 ]);
 
 /** The billable parts of a chat request: every message part, tools and their schemas, response_format, and any other parameter sent upstream. */
-function* tallyChat(body: ChatCompletionRequest, t: Tally, images: ImageTokens): Generator<void, void, void> {
+function* tallyChat(body: object, t: Tally, images: ImageTokens): Generator<void, void, void> {
   t.tokens += PRIMING;
-  for (const m of Array.isArray(body.messages) ? body.messages : []) yield* tallyMessage(m, t, images);
+  const messages = 'messages' in body ? body.messages : undefined;
+  for (const m of Array.isArray(messages) ? messages : []) yield* tallyMessage(m, t, images);
   for (const [k, v] of Object.entries(body)) {
     if (NOT_PROMPT.has(k) || v === undefined || v === null) continue;
     if ((k === 'tools' || k === 'functions') && Array.isArray(v)) t.tokens += PER_TOOL * v.length;
@@ -251,7 +252,7 @@ function* tallyChat(body: ChatCompletionRequest, t: Tally, images: ImageTokens):
   }
 }
 
-function* tallyEmbedding(input: EmbeddingRequest['input'] | undefined, t: Tally): Generator<void, void, void> {
+function* tallyEmbedding(input: unknown, t: Tally): Generator<void, void, void> {
   if (typeof input === 'string') return yield* tallyText(input, t);
   if (!Array.isArray(input)) return;
   for (const item of input as unknown[]) {
@@ -278,8 +279,10 @@ export interface EstimateOptions {
 }
 
 function steps(operation: 'chat' | 'embeddings', body: unknown, t: Tally, opts: EstimateOptions): Generator<void, void, void> {
-  if (operation === 'embeddings') return tallyEmbedding((body as EmbeddingRequest).input, t);
-  return tallyChat(body as ChatCompletionRequest, t, opts.imageTokens ?? DEFAULT_IMAGE_TOKENS);
+  // The body as sent (validated by the route's schema, or a job's stored body): read defensively.
+  const fields = typeof body === 'object' && body !== null ? body : {};
+  if (operation === 'embeddings') return tallyEmbedding('input' in fields ? fields.input : undefined, t);
+  return tallyChat(fields, t, opts.imageTokens ?? DEFAULT_IMAGE_TOKENS);
 }
 
 const turn = () => new Promise<void>((resolve) => setImmediate(resolve));

@@ -16,7 +16,7 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import type { AbuseAction, AbuseConfig } from '../config/signals-schema.js';
 import { GatewayError } from '../errors.js';
 import type { RequestObserver } from '../pipeline/stages/settle.js';
-import { type Fingerprint, hammingDistance, promptOf, simhash } from './prompt-features.js';
+import { type Fingerprint, hammingDistance, simhash } from './prompt-features.js';
 
 export type AbuseKind = 'token_spike' | 'repeated_prompt' | 'long_prompt';
 export const ABUSE_KINDS: readonly AbuseKind[] = ['token_spike', 'repeated_prompt', 'long_prompt'];
@@ -123,7 +123,7 @@ export class AbuseDetector {
     const u = ctx.usage;
     // As the rate limiter counts: a served cache hit uses no tokens.
     const tokens = u && !ctx.cache?.served ? u.prompt_tokens + u.completion_tokens + (ctx.discarded ? ctx.discarded.promptTokens + ctx.discarded.completionTokens : 0) : 0;
-    const prompt = promptOf(ctx);
+    const prompt = ctx.prompt;
     this.record({ tenant: ctx.auth.tenantId, keyId: ctx.auth.keyId, user: ctx.endUser, tokens, promptTokens: prompt.tokens, text: prompt.text });
   };
 

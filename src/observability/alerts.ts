@@ -6,9 +6,9 @@
  * holding (de-duplication), and sends `alert.resolved` once its condition has been gone for
  * `forSeconds`. Deliveries are signed webhooks (src/observability/webhook.ts), in order per alert.
  *
- * In distributed mode only the process holding the alert lease evaluates (src/observability/
- * leader-lease.ts), so an alert is sent once, not once per process; a new leader starts with no
- * state and may send a firing alert again (at least once).
+ * In distributed mode only the process holding the alert lease evaluates (src/storage/redis/
+ * lease.ts, `isLeader`), so an alert is sent once, not once per process; a new leader starts with
+ * no state and may send a firing alert again (at least once).
  */
 import type { AlertRule } from '../config/alerts-schema.js';
 import type { LiveStats } from './live-stats.js';

@@ -3,19 +3,11 @@ import { describe, expect, it } from 'vitest';
 import type { Embedder } from '../cache/types.js';
 import { driftSchema } from '../config/signals-schema.js';
 import type { RequestContext } from '../pipeline/context.js';
+import { mulberry32 } from '../providers/simulated/random.js';
 import { DriftDetector, type DriftSample, psi } from './drift.js';
 
 /** A seeded PRNG, so each run draws the same samples. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 const LATIN = ['hello', 'please', 'summarize', 'the', 'report', 'write', 'an', 'email', 'about', 'sales', 'numbers', 'today'];
 const CYRILLIC = ['привет', 'пожалуйста', 'кратко', 'отчёт', 'напиши', 'письмо', 'о', 'продажах', 'сегодня'];
@@ -142,7 +134,7 @@ describe('DriftDetector', () => {
     const config = driftSchema.parse({ minSamples: 1, embedding: { sampleRate: 1, maxConcurrent: 1 } });
     const drift = new DriftDetector({ config, embedder, now: () => clock.t });
     const ctx = (vector?: Float32Array) =>
-      ({ operation: 'chat', body: { model: 'm', messages: [{ role: 'user', content: 'hello there' }] }, model: { name: 'm' }, usage: { prompt_tokens: 5, completion_tokens: 1, total_tokens: 6 }, ...(vector ? { cache: { outcome: 'miss', vector } } : {}) }) as unknown as RequestContext;
+      ({ operation: 'chat', body: { model: 'm', messages: [{ role: 'user', content: 'hello there' }] }, prompt: { text: 'hello there', tokens: 5 }, model: { name: 'm' }, usage: { prompt_tokens: 5, completion_tokens: 1, total_tokens: 6 }, ...(vector ? { cache: { outcome: 'miss', vector } } : {}) }) as unknown as RequestContext;
     drift.observe(ctx(new Float32Array([1, 0])), { status: 200, latencyMs: 1 });
     expect(calls).toBe(0); // the cache's vector was used
     drift.observe(ctx(), { status: 200, latencyMs: 1 });
@@ -159,7 +151,7 @@ describe('DriftDetector', () => {
   it('does not sample with an upstream (paid) embedder unless told to', () => {
     let calls = 0;
     const embedder: Embedder = { id: 'deployment', dimensions: 2, embed: async () => (calls++, { vectors: [new Float32Array([1, 0])] }), close: async () => {} };
-    const ctx = { operation: 'chat', body: { model: 'm', messages: [{ role: 'user', content: 'hello there' }] }, model: { name: 'm' } } as unknown as RequestContext;
+    const ctx = { operation: 'chat', body: { model: 'm', messages: [{ role: 'user', content: 'hello there' }] }, prompt: { text: 'hello there', tokens: 3 }, model: { name: 'm' } } as unknown as RequestContext;
     for (const sampleUpstream of [false, true]) {
       const config = driftSchema.parse({ embedding: { sampleRate: 1, sampleUpstream } });
       new DriftDetector({ config, embedder, embedderIsUpstream: true }).observe(ctx, { status: 200, latencyMs: 1 });

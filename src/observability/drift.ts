@@ -16,10 +16,9 @@ import type { Embedder } from '../cache/types.js';
 import type { DriftConfig } from '../config/signals-schema.js';
 import type { RequestObserver } from '../pipeline/stages/settle.js';
 import type { Logger } from './logger.js';
-import { LENGTH_BUCKETS, MAX_ANALYSED_CHARS, SCRIPTS, addScriptMix, lengthBucket, promptOf } from './prompt-features.js';
+import { LENGTH_BUCKETS, MAX_ANALYSED_CHARS, SCRIPTS, addScriptMix, lengthBucket } from './prompt-features.js';
 
 export type DriftFeature = 'length' | 'script' | 'embedding';
-export const DRIFT_FEATURES: readonly DriftFeature[] = ['length', 'script', 'embedding'];
 
 /** One route's drift on one feature. */
 export interface DriftScore {
@@ -224,7 +223,7 @@ export class DriftDetector {
   readonly observe: RequestObserver = (ctx) => {
     const route = ctx.model?.name;
     if (!route || !this.opts.config.enabled || !this.watches(route)) return;
-    const { text, tokens } = promptOf(ctx);
+    const { text, tokens } = ctx.prompt;
     const vector = ctx.cache?.vector;
     this.record(route, { promptTokens: tokens, text, ...(vector ? { vector } : {}) });
     if (!vector && text.trim() !== '') this.maybeEmbed(route, text);

@@ -99,17 +99,12 @@ export function addRecord(target: Record<string, number>, from: Record<string, n
   for (const [k, v] of Object.entries(from)) target[k] = (target[k] ?? 0) + v;
 }
 
+/** The number fields of a bucket (totals of the second). */
+const TOTALS = ['requests', 'errors', 'failures', 'refusals', 'fallbacks', 'promptTokens', 'completionTokens', 'costPico', 'savedPico'] as const;
+
 /** Sums `from` into `into` (same or different seconds: the caller decides). */
 export function mergeBucket(into: LiveBucket, from: LiveBucket): void {
-  into.requests += from.requests;
-  into.errors += from.errors;
-  into.failures += from.failures;
-  into.refusals += from.refusals;
-  into.fallbacks += from.fallbacks;
-  into.promptTokens += from.promptTokens;
-  into.completionTokens += from.completionTokens;
-  into.costPico += from.costPico;
-  into.savedPico += from.savedPico;
+  for (const k of TOTALS) into[k] += from[k];
   addRecord(into.cache, from.cache);
   addRecord(into.models, from.models);
   for (const [name, cell] of Object.entries(from.tiers)) {
@@ -135,7 +130,7 @@ export function parseBucket(v: unknown): LiveBucket | undefined {
   const o = v as Record<string, unknown>;
   if (typeof o['t'] !== 'number' || !Number.isInteger(o['t'])) return undefined;
   const b = emptyBucket(o['t']);
-  for (const k of ['requests', 'errors', 'failures', 'refusals', 'fallbacks', 'promptTokens', 'completionTokens', 'costPico', 'savedPico'] as const) b[k] = num(o[k]);
+  for (const k of TOTALS) b[k] = num(o[k]);
   b.cache = counts(o['cache']);
   b.models = counts(o['models']);
   if (o['tiers'] && typeof o['tiers'] === 'object') {

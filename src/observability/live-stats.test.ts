@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { type Change, LocalChangeBus } from '../storage/change-bus.js';
+import { type BusMessage, LocalChangeBus } from '../storage/change-bus.js';
 import { LATENCY_BOUNDS_MS, type LiveSample, LiveStats, histogramQuantile } from './live-stats.js';
 
 const T0 = 1_800_000_000_000;
@@ -147,7 +147,7 @@ describe('LiveStats', () => {
   });
 
   it('publishes the change kind other processes expect', async () => {
-    const seen: Change[] = [];
+    const seen: BusMessage[] = [];
     const bus = new LocalChangeBus();
     bus.subscribe((c) => seen.push(c));
     const a = new LiveStats({ now: () => T0, bus, nodeId: 'a' });

@@ -10,7 +10,14 @@
  * answers for the whole cluster.
  */
 import type { RequestObserver } from '../pipeline/stages/settle.js';
-import type { ChangeBus } from '../storage/change-bus.js';
+import { type ChangeBus, onMessage } from '../storage/change-bus.js';
+
+/** What a process publishes every second on the change bus: its last 5 seconds (checked again on receipt). */
+interface LiveStatsMessage {
+  kind: 'live-stats';
+  node: string;
+  buckets: unknown[];
+}
 import {
   HOUR_SEC,
   type LiveBucket,
@@ -133,12 +140,13 @@ export class LiveStats {
     this.now = opts.now ?? Date.now;
     this.nodeId = opts.nodeId ?? `node-${process.pid}`;
     this.peerTimeoutMs = opts.peerTimeoutMs ?? 10_000;
-    opts.bus?.subscribe((change) => {
-      if (change.kind === 'live-stats' && change.node !== this.nodeId) this.receive(change.node, change.buckets);
-    });
+    if (opts.bus)
+      onMessage<LiveStatsMessage>(opts.bus, 'live-stats', (m) => {
+        if (m.node !== this.nodeId) this.receive(m.node, m.buckets);
+      }, (m) => typeof (m as LiveStatsMessage).node === 'string' && Array.isArray((m as LiveStatsMessage).buckets));
   }
 
-  /** The settle observer (see SettleOptions.observers). */
+  /** The settle observer (the `live stats` settle step, src/pipeline/pipeline.ts). */
   readonly observe: RequestObserver = (ctx, settled) => {
     const u = ctx.usage;
     const served = ctx.servedBy;
@@ -209,7 +217,7 @@ export class LiveStats {
       const b = this.local.at(t);
       if (b) buckets.push(b);
     }
-    await this.opts.bus.publish({ kind: 'live-stats', node: this.nodeId, buckets });
+    await this.opts.bus.publish({ kind: 'live-stats', node: this.nodeId, buckets } satisfies LiveStatsMessage);
   }
 
   /** A peer's buckets: each replaces that peer's copy of the same second. */

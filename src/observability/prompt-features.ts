@@ -1,11 +1,13 @@
 /**
  * Cheap features of a request's prompt, shared by the drift and abuse detectors: the text the
- * end user wrote, its prompt token count, its script mix and a near-duplicate fingerprint
- * (SimHash). Every function is O(text length) with a fixed cap, allocation-light, and pure.
+ * end user wrote, its prompt token count (both read as `ctx.prompt`, worked out once per request
+ * by src/pipeline/context.ts), its script mix and a near-duplicate fingerprint (SimHash). Every
+ * function is O(text length) with a fixed cap, allocation-light, and pure.
  */
 import { countEmbeddingInput, countPromptTokens } from '../metering/tokenizer.js';
-import type { ChatCompletionRequest, ChatMessage, EmbeddingRequest } from '../providers/types.js';
-import type { RequestContext } from '../pipeline/context.js';
+import type { ChatMessage, Usage } from '../providers/types.js';
+import type { OperationRequest, RequestContext } from '../pipeline/context.js';
+import { fmix32 as fmix } from '../util/hash.js';
 
 /** The scripts a prompt's letters are sorted into (the order is the bucket index). */
 export const SCRIPTS = [
@@ -46,9 +48,9 @@ function contentText(m: ChatMessage): string {
  * The text the end user wrote: a chat's last user message (the cache embeds the same text, so
  * its vector can be reused), an embedding request's string input(s). '' when there is none.
  */
-export function promptText(ctx: Pick<RequestContext, 'operation' | 'body'>): string {
+export function promptText(ctx: OperationRequest): string {
   if (ctx.operation === 'embeddings') {
-    const input = (ctx.body as EmbeddingRequest).input;
+    const input = ctx.body.input;
     if (typeof input === 'string') return input;
     let text = '';
     for (const item of input) {
@@ -58,7 +60,7 @@ export function promptText(ctx: Pick<RequestContext, 'operation' | 'body'>): str
     }
     return text;
   }
-  const messages = (ctx.body as ChatCompletionRequest).messages;
+  const messages = ctx.body.messages;
   if (!Array.isArray(messages)) return '';
   for (let i = messages.length - 1; i >= 0; i--) {
     const m = messages[i];
@@ -75,34 +77,33 @@ const OBSERVED_EXACT_CHARS = 16_384;
  * else counted with the tokenizer when it is loaded (bounded: the first 16K characters, the rest
  * by bytes), else estimated from characters (~4 per token).
  */
-export function promptTokens(ctx: Pick<RequestContext, 'operation' | 'body' | 'usage'> & { admission?: RequestContext['admission'] }): number {
+export function promptTokens(ctx: OperationRequest & { usage?: Usage | undefined; admission?: RequestContext['admission'] }): number {
   if (ctx.usage) return ctx.usage.prompt_tokens;
   if (ctx.admission?.promptTokens !== undefined) return ctx.admission.promptTokens;
   try {
-    if (ctx.operation === 'embeddings') return countEmbeddingInput((ctx.body as EmbeddingRequest).input, OBSERVED_EXACT_CHARS);
-    return countPromptTokens((ctx.body as ChatCompletionRequest).messages, OBSERVED_EXACT_CHARS);
+    if (ctx.operation === 'embeddings') return countEmbeddingInput(ctx.body.input, OBSERVED_EXACT_CHARS);
+    return countPromptTokens(ctx.body.messages, OBSERVED_EXACT_CHARS);
   } catch {
     let chars = 0;
     if (ctx.operation === 'embeddings') {
-      const input = (ctx.body as EmbeddingRequest).input;
+      const input = ctx.body.input;
       chars = typeof input === 'string' ? input.length : JSON.stringify(input).length;
     } else {
-      for (const m of (ctx.body as ChatCompletionRequest).messages ?? []) chars += contentText(m).length;
+      for (const m of ctx.body.messages ?? []) chars += contentText(m).length;
     }
     return Math.ceil(chars / 4);
   }
 }
 
-/** The prompt's text and tokens, worked out once per request for every observer that asks. */
-const perRequest = new WeakMap<object, { text: string; tokens: number }>();
+/** The prompt's text and token count, as the drift and abuse detectors read them (`ctx.prompt`). */
+export interface PromptFeatures {
+  text: string;
+  tokens: number;
+}
 
-export function promptOf(ctx: Pick<RequestContext, 'operation' | 'body' | 'usage'>): { text: string; tokens: number } {
-  let f = perRequest.get(ctx);
-  if (!f) {
-    f = { text: promptText(ctx), tokens: promptTokens(ctx) };
-    perRequest.set(ctx, f);
-  }
-  return f;
+/** Works out a request's PromptFeatures (src/pipeline/context.ts memoises them per request, as `ctx.prompt`). */
+export function promptOf(ctx: OperationRequest & { usage?: Usage | undefined; admission?: RequestContext['admission'] }): PromptFeatures {
+  return { text: promptText(ctx), tokens: promptTokens(ctx) };
 }
 
 const LATIN = 0;
@@ -191,15 +192,6 @@ export interface Fingerprint {
 
 /** Characters of a prompt fingerprinted for near-duplicates. */
 export const MAX_FINGERPRINT_CHARS = 2_048;
-
-function fmix(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
 
 /**
  * SimHash of the text's words and neighbouring word pairs (lower-cased; anything that is not a

@@ -21,11 +21,8 @@ describe('redact', () => {
   });
 
   it('replaces phone numbers in common formats', () => {
-    expect(redact('call +1 (555) 123-4567 now')).toBe('call [phone] now');
-    expect(redact('+44 20 7946 0958')).toBe('[phone]');
-    expect(redact('+33612345678')).toBe('[phone]');
-    expect(redact('(555) 123 4567')).toBe('[phone]');
-    expect(redact('555-123-4567 or 555.123.4567')).toBe('[phone] or [phone]');
+    const texts = ['call +1 (555) 123-4567 now', '+44 20 7946 0958', '+33612345678', '(555) 123 4567', '555-123-4567 or 555.123.4567'];
+    expect(texts.map((t) => redact(t))).toEqual(['call [phone] now', '[phone]', '[phone]', '[phone]', '[phone] or [phone]']);
   });
 
   it('keeps dates, versions, amounts, IP addresses and plain numbers', () => {

@@ -20,7 +20,7 @@ import type { Registry } from 'prom-client';
 import type { RequestLogConfig } from '../config/request-log-schema.js';
 import type { RequestContext } from '../pipeline/context.js';
 import type { RequestObserver, SettledRequest } from '../pipeline/stages/settle.js';
-import type { ChatCompletionRequest, ContentPart, EmbeddingRequest } from '../providers/types.js';
+import type { ContentPart } from '../providers/types.js';
 import type { RequestLogEntry, RequestLogStore } from '../storage/types.js';
 import type { Logger } from './logger.js';
 import { redactCapped } from './redact.js';
@@ -42,7 +42,7 @@ export function promptText(ctx: RequestContext, max: number): string {
     if (out.length < max) out += out ? `\n${piece}` : piece;
   };
   if (ctx.operation === 'chat') {
-    for (const m of (ctx.body as ChatCompletionRequest).messages ?? []) {
+    for (const m of ctx.body.messages ?? []) {
       if (out.length >= max) break;
       const content = m.content;
       if (typeof content === 'string') add(`${m.role}: ${content}`);
@@ -50,7 +50,7 @@ export function promptText(ctx: RequestContext, max: number): string {
       else if (m.tool_calls) add(`${m.role}: ${m.tool_calls.map((c) => `${c.function.name}(${c.function.arguments})`).join('\n')}`);
     }
   } else {
-    const input = (ctx.body as EmbeddingRequest).input;
+    const input = ctx.body.input;
     if (typeof input === 'string') add(input);
     else if (Array.isArray(input)) for (const item of input) if (typeof item === 'string') add(item);
   }
@@ -104,7 +104,7 @@ export function requestLogEntry(ctx: RequestContext, settled: SettledRequest, te
     completionTokens: (u?.completion_tokens ?? 0) + (ctx.discarded?.completionTokens ?? 0),
     costPico: ctx.costPico ?? 0,
     // The client's answer was a stream (a job runs as one internally; its client gets JSON).
-    stream: !isJob && (ctx.result?.kind === 'stream' || (ctx.operation === 'chat' && (ctx.body as ChatCompletionRequest).stream === true)),
+    stream: !isJob && (ctx.result?.kind === 'stream' || (ctx.operation === 'chat' && ctx.body.stream === true)),
     traceId: ctx.traceId ?? null,
     jobId: isJob ? ctx.id : null,
     prompt: text ? redactCapped(promptText(ctx, text.maxTextChars + 1), text.maxTextChars) : null,

@@ -7,16 +7,16 @@
  * CLIENT span per upstream attempt `{operation} {upstream model}`. The root span ends after settle,
  * so a stream's root span covers the whole stream.
  *
- * Off by default, and then free: main.ts creates no tracer, the pipeline sees `tracer` undefined
- * and creates nothing per request, and the SDK is never loaded (this file imports only its types;
- * `createTracer` loads it). Each gateway has its own tracer provider and passes parent contexts
+ * Off by default, and then free: no tracer is created (src/capabilities/observability.ts), the
+ * pipeline sees `tracer` undefined and creates nothing per request, and the SDK is never loaded
+ * (this file imports only its types; `createTracer` loads it). Each gateway has its own tracer provider and passes parent contexts
  * explicitly: nothing is registered process-wide (no global provider, propagator or context manager).
  */
 import type * as Api from '@opentelemetry/api';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import type { TracingConfig } from '../config/tracing-schema.js';
 import type { PipelineResult, RequestContext } from '../pipeline/context.js';
-import type { ChatCompletionChunk, ChatCompletionRequest, Provider, UpstreamError } from '../providers/types.js';
+import type { ChatCompletionChunk, Provider, UpstreamError } from '../providers/types.js';
 import type { Deployment } from '../routing/catalog.js';
 import type { Logger } from './logger.js';
 
@@ -24,6 +24,8 @@ import type { Logger } from './logger.js';
 export interface RequestTrace {
   /** Runs one stage in a child span of the root span (the span records the stage's error, if any). */
   stage(name: string, run: (ctx: RequestContext) => void | Promise<void>, ctx: RequestContext): Promise<void>;
+  /** Starts a stage's child span of the root span; it is the running stage's span until it ends. */
+  beginStage(name: string): StageSpan;
   /** Starts the CLIENT span of one upstream attempt, a child of the running stage's span (invoke). */
   attempt(dep: Deployment, operation: RequestContext['operation'], retry: number): AttemptSpan;
   /** A deployment passed over without a call (e.g. its circuit is open): an event on the running stage's span. */
@@ -34,6 +36,11 @@ export interface RequestTrace {
   beginSettle(): void;
   /** Ends the settle span and the root span, with the request's final attributes. Never throws. */
   end(ctx: RequestContext): void;
+}
+
+/** A stage's span: ended once (with the stage's error, if it failed); later calls do nothing. */
+export interface StageSpan {
+  end(err?: unknown): void;
 }
 
 /** The span of one upstream attempt. */
@@ -61,23 +68,6 @@ export interface TracerOptions {
 /** The trace id response header (only for sampled traces). */
 export const TRACE_ID_HEADER = 'x-tollgate-trace-id';
 
-/** Span names of the stages, by their function's name (src/main.ts builds them); others keep their function's name. */
-const STAGE_NAMES: Record<string, string> = {
-  authenticate: 'authenticate',
-  checkKillSwitches: 'kill switch',
-  route: 'route',
-  admit: 'admit',
-  cacheLookup: 'cache',
-  invokeThroughCache: 'invoke',
-  invokeWithEscalation: 'invoke',
-  invoke: 'invoke',
-};
-
-/** The span name of a pipeline stage (a transpiler may suffix a function's name with digits to avoid a clash). */
-export function stageSpanName(stage: { name: string }): string {
-  return STAGE_NAMES[stage.name] ?? STAGE_NAMES[stage.name.replace(/\d+$/, '')] ?? (stage.name || 'stage');
-}
-
 /** `gen_ai.provider.name` of a provider: the wire protocol's flavour (an OpenAI-compatible server speaks `openai`). */
 export function genAiProvider(kind: Provider['kind']): string {
   return kind === 'openai-compatible' ? 'openai' : kind === 'anthropic' ? 'anthropic' : 'tollgate.simulated';
@@ -94,7 +84,7 @@ export function requestAttributes(ctx: RequestContext): Attributes {
     'tollgate.request_id': ctx.id,
   };
   if (ctx.operation === 'chat') {
-    const b = ctx.body as ChatCompletionRequest;
+    const b = ctx.body;
     const maxTokens = b.max_completion_tokens ?? b.max_tokens;
     if (typeof maxTokens === 'number') a['gen_ai.request.max_tokens'] = maxTokens;
     if (typeof b.temperature === 'number') a['gen_ai.request.temperature'] = b.temperature;
@@ -222,17 +212,30 @@ export async function createTracer(config: TracingConfig, opts: TracerOptions): 
     }
 
     async stage(name: string, run: (ctx: RequestContext) => void | Promise<void>, ctx: RequestContext): Promise<void> {
-      const span = tracer.startSpan(name, undefined, this.rootContext);
-      this.parent = api.trace.setSpan(this.rootContext, span);
+      const span = this.beginStage(name);
       try {
         await run(ctx);
       } catch (err) {
-        fail(span, err);
+        span.end(err);
         throw err;
-      } finally {
-        span.end();
-        this.parent = this.rootContext;
       }
+      span.end();
+    }
+
+    beginStage(name: string): StageSpan {
+      const span = tracer.startSpan(name, undefined, this.rootContext);
+      const running = api.trace.setSpan(this.rootContext, span);
+      this.parent = running;
+      let open = true;
+      return {
+        end: (err?: unknown) => {
+          if (!open) return;
+          open = false;
+          if (err !== undefined) fail(span, err);
+          span.end();
+          if (this.parent === running) this.parent = this.rootContext;
+        },
+      };
     }
 
     attempt(dep: Deployment, operation: RequestContext['operation'], retry: number): AttemptSpan {

@@ -1,6 +1,7 @@
 /**
- * Signed webhooks (budget alerts now; job results and alert rules later). Each delivery is a POST
- * of a JSON body with:
+ * Signed webhooks: budget alerts and alert rules are sent by {@link WebhookSender}; job results
+ * (src/jobs/webhooks.ts) are signed with {@link signWebhook}. Each delivery is a POST of a JSON
+ * body with:
  *   x-tollgate-event:      the event type, e.g. `budget.threshold`
  *   x-tollgate-timestamp:  unix seconds when it was signed
  *   x-tollgate-signature:  `v1=` + hex HMAC-SHA256(secret, `${timestamp}.${body}`)

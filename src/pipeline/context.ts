@@ -1,6 +1,8 @@
 /**
- * The request context: everything the stages of one AI request know and decide. Created by the
- * HTTP route (or, later, a job worker) and threaded through src/pipeline/pipeline.ts.
+ * The request context: everything the stages of one AI request know and decide, a union by
+ * operation (`ChatContext` | `EmbeddingsContext`: narrow with `ctx.operation === 'chat'`).
+ * Built in one place, `createContext`, by the HTTP route (src/http/routes/openai.ts) and the job
+ * worker (src/jobs/worker.ts), and threaded through src/pipeline/pipeline.ts.
  */
 import type { AuthInfo } from '../auth/authenticator.js';
 import type { GatewayError } from '../errors.js';
@@ -23,10 +25,11 @@ import type { CacheMode } from '../config/cache-schema.js';
 import type { RouteDecision } from '../routing/router.js';
 import type { ExperimentAssignment } from '../routing/types.js';
 import type { RequestTrace } from '../observability/tracing.js';
+import { type PromptFeatures, promptOf } from '../observability/prompt-features.js';
 
 export type Operation = 'chat' | 'embeddings';
 
-/** Where the response goes: an HTTP reply, or (later) a job's result. */
+/** Where the response goes: an HTTP reply (src/http/sink.ts), or a job's result (src/jobs/sink.ts). */
 export interface ResponseSink {
   /** Aborted when the client goes away before the response is complete. */
   readonly signal: AbortSignal;
@@ -52,9 +55,9 @@ export interface AttemptRecord {
   durationMs: number;
 }
 
-export type PipelineResult =
+/** A chat request's answer: JSON, or a stream. */
+export type ChatResult =
   | { kind: 'chat'; body: ChatCompletion }
-  | { kind: 'embeddings'; body: EmbeddingResponse }
   | {
       kind: 'stream';
       first: ChatCompletionChunk;
@@ -62,8 +65,14 @@ export type PipelineResult =
       /** Restarts the idle timer (each chunk) and frees it (end of stream). */
       idle: { rearm(ms?: number): void; dispose(): void };
     };
+export type EmbeddingsResult = { kind: 'embeddings'; body: EmbeddingResponse };
+export type PipelineResult = ChatResult | EmbeddingsResult;
 
-export interface RequestContext {
+/** An operation with its request body. */
+export type OperationRequest = { operation: 'chat'; body: ChatCompletionRequest } | { operation: 'embeddings'; body: EmbeddingRequest };
+
+/** What every request has, whatever its operation. */
+interface BaseContext {
   /** The request id the client sees (its own x-request-id when it sent a valid one). */
   readonly id: string;
   /**
@@ -71,7 +80,6 @@ export interface RequestContext {
    * x-request-id alone, which a client could reuse to have requests counted once.
    */
   readonly eventId: string;
-  readonly operation: Operation;
   /** The HTTP route, for metrics and logs. */
   readonly route: string;
   /** performance.now() at arrival. */
@@ -79,8 +87,6 @@ export interface RequestContext {
   /** Date.now() at arrival. */
   readonly receivedAt: number;
   readonly headers: Readonly<Record<string, string | string[] | undefined>>;
-  /** The request body; an experiment's variant may replace it (system prompt, parameters). */
-  body: ChatCompletionRequest | EmbeddingRequest;
   readonly sink: ResponseSink;
   readonly log: Logger;
 
@@ -97,7 +103,6 @@ export interface RequestContext {
   attempts: AttemptRecord[];
   /** The deployment that answered. */
   servedBy?: Deployment;
-  result?: PipelineResult;
   usage?: Usage;
   /** Whether `usage` came from upstream (false: counted locally). */
   usageReported?: boolean;
@@ -144,7 +149,24 @@ export interface RequestContext {
   trace?: RequestTrace;
   /** The trace id (32 hex digits) of a sampled trace: the request log links to it. */
   traceId?: string;
+  /** The prompt's text and tokens (drift and abuse detectors), worked out on first read. */
+  readonly prompt: PromptFeatures;
 }
+
+export interface ChatContext extends BaseContext {
+  readonly operation: 'chat';
+  /** The request body; an experiment's variant may replace it (system prompt, parameters). */
+  body: ChatCompletionRequest;
+  result?: ChatResult;
+}
+
+export interface EmbeddingsContext extends BaseContext {
+  readonly operation: 'embeddings';
+  body: EmbeddingRequest;
+  result?: EmbeddingsResult;
+}
+
+export type RequestContext = ChatContext | EmbeddingsContext;
 
 export interface CacheState {
   outcome: CacheOutcome;
@@ -165,6 +187,39 @@ export interface CacheState {
   leave?: () => void;
 }
 
-export function isChat(ctx: RequestContext): ctx is RequestContext & { body: ChatCompletionRequest } {
-  return ctx.operation === 'chat';
+/** What the caller of the pipeline knows at arrival: the operation and its body, who asks, where the answer goes. */
+export type ContextInit = OperationRequest & {
+  id: string;
+  /** The ledger's idempotency key (default `id`); a function when it is decided after the run (a job's). */
+  eventId?: string | (() => string);
+  route: string;
+  headers: BaseContext['headers'];
+  sink: ResponseSink;
+  log: Logger;
+  /** Date.now() at arrival (default: now). */
+  receivedAt?: number;
+  auth?: AuthInfo;
+  endUser?: string | null;
+  onRecorded?: () => void;
+  deferUsageEvent?: boolean;
+};
+
+/** A request's context, at arrival. */
+export function createContext(init: ContextInit): RequestContext {
+  const { eventId = init.id, receivedAt = Date.now(), ...rest } = init;
+  let prompt: PromptFeatures | undefined;
+  const ctx: RequestContext = {
+    ...rest,
+    get eventId() {
+      return typeof eventId === 'string' ? eventId : eventId();
+    },
+    get prompt() {
+      return (prompt ??= promptOf(ctx));
+    },
+    startedAt: performance.now(),
+    receivedAt,
+    attempts: [],
+    extraHeaders: {},
+  };
+  return ctx;
 }

@@ -1,38 +1,108 @@
 /**
- * The request pipeline: the ordered list of stages every AI request flows through. This list is
- * the documentation (docs/ARCHITECTURE.md draws it with the errors each stage can produce); the
- * composition root (src/main.ts) builds the stages in this order.
+ * The request pipeline: the ordered stages every AI request flows through, as data. Capabilities
+ * (src/capabilities/) contribute the stages and settle steps; this file decides their order
+ * (STAGES, SETTLE_STEPS) and runs them. The lifecycle, with each stage's code and errors:
  *
- *   1 authenticate  API key -> tenant, user, tier, allowed models,       401, 503 storage_unavailable
- *                   tenant and key policies
- *     abuse guard   only with an `abuse` kind set to throttle: a key or  429 abuse_throttled
- *                   user under an abuse throttle (in memory, no I/O)
- *   2 kill switch   global, tenant, key, model switches (in-memory       403 access_disabled,
- *                   snapshot, no I/O)                                    503 model_disabled
- *   3 route         model name/alias -> ordered chain of deployments,    404 model_not_found, 403,
- *                   minus those of disabled providers                    503 model_disabled
- *   4 admit         policy (tier -> tenant -> key), token buckets and    429 rate_limit_exceeded,
- *                   budget reservations, all or none                     402 budget_exceeded,
- *                                                                        503 budget_unavailable
- *   5 invoke        breaker, timeout, retries, fallback along the chain  502/503/504/429
- *   6 respond       JSON, or SSE stream passthrough; the usage event
- *                   goes to the local spool before the last byte
- *   7 settle        after the response: reconcile budgets and buckets,   (never fails the request)
- *                   metrics, log, then its observers: request log, live
- *                   stats, drift and abuse detectors
+ *   HTTP route (src/http/routes/openai.ts) or job worker (src/jobs/worker.ts)
+ *     | createContext (./context.ts)
+ *     v
+ *   authenticate  API key -> tenant, user, tier, allowed models,      401, 503 storage_unavailable
+ *                 tenant and key policies               ./stages/authenticate.ts
+ *   abuse guard   a key or user under an abuse throttle   429 abuse_throttled
+ *                 (only with an abuse kind set to throttle; in memory)  ./stages/abuse-guard.ts
+ *   kill switch   global, tenant, key, model switches     403 access_disabled, 503 model_disabled
+ *                 (in-memory snapshot)                  ./stages/kill-switch.ts
+ *   route         model name/alias -> tiers and chain of deployments,
+ *                 flags, experiments                      404 model_not_found, 403, 503 model_disabled
+ *                                                       ./stages/route.ts
+ *   admit         policy (tier -> tenant -> key), token buckets and
+ *                 budget reservations, all or none        429 rate_limit_exceeded, 402 budget_exceeded,
+ *                                                         503 budget_unavailable
+ *                                                       ./stages/admit.ts
+ *   cache         in: exact, in-flight, semantic lookup (a hit ends the way in: ctx.result);
+ *                 out: hands the answer to its flight; all deployments
+ *                 failed -> a stale answer when the route allows it       ./stages/cache.ts
+ *   escalate      out: an answer that fails its tier's check runs invoke
+ *                 again one tier up                      ../routing/escalation.ts
+ *   invoke        breaker, timeout, retries, fallback     502/503/504/429 upstream_*
+ *                 along the chain                        ./stages/invoke.ts
+ *     |
+ *   respond       JSON, or the SSE stream; the usage event goes to the local spool
+ *                 before the last byte                   ./stages/respond.ts
+ *   settle        after the response (never fails the request): the SETTLE_STEPS below, each
+ *                 contributed by its capability; a request counts as in flight until they end
  *
- * Route runs before admit because admission prices the request with the model's price. The cache
- * stage slots in before invoke as it is built; a stage that sets `ctx.result` (a cache hit) ends
- * the list early and respond serves it. With tracing on, each stage (respond and settle too) runs in
- * a span of the request's trace (src/observability/tracing.ts).
+ * A stage is onion middleware (`Middleware`): work before `next()` is the way in, after it the
+ * way out. A stage that returns without calling `next` ends the way in: it has set `ctx.result`
+ * (a cache hit) or thrown a GatewayError, which respond turns into the error answer. With
+ * tracing on, each stage runs in a span of the request's trace; a stage's span covers its own
+ * work (until it calls `next`), except invoke's, which covers escalation's re-runs too.
  */
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import { type GatewayTracer, stageSpanName } from '../observability/tracing.js';
+import type { GatewayTracer, RequestTrace } from '../observability/tracing.js';
 import type { RequestContext } from './context.js';
 import { type RespondOptions, respond, sendError } from './stages/respond.js';
 
+/** A stage that only acts on the way in (most of them): it may set `ctx.result` or throw. */
 export type Stage = (ctx: RequestContext) => void | Promise<void>;
+
+/** Runs the rest of the pipeline (the stages after this one, invoke last); resolves when they have. */
+export type Next = () => Promise<void>;
+
+/**
+ * A stage, onion style: it acts before `next()` (on the way in) and, when it awaits it, after
+ * (on the way out). A stage that returns without calling `next` ends the way in: it has set
+ * `ctx.result` (a cache hit) or thrown a GatewayError. A stage may call `next` again after it
+ * resolved (escalation re-runs invoke on a larger tier).
+ */
+export type Middleware = (ctx: RequestContext, next: Next) => void | Promise<void>;
+
+/** The stages, in the order a request meets them. */
+export const STAGES = ['authenticate', 'abuse guard', 'kill switch', 'route', 'admit', 'cache', 'escalate', 'invoke'] as const;
+export type StageName = (typeof STAGES)[number];
+
+/** Each stage's span name; escalate and invoke share one span, opened by the outer of the two. */
+const SPANS: Record<StageName, { name: string; around?: true }> = {
+  authenticate: { name: 'authenticate' },
+  'abuse guard': { name: 'abuse guard' },
+  'kill switch': { name: 'kill switch' },
+  route: { name: 'route' },
+  admit: { name: 'admit' },
+  cache: { name: 'cache' },
+  escalate: { name: 'invoke', around: true },
+  invoke: { name: 'invoke', around: true },
+};
+
+/** What settle tells each step about a request that has ended. */
+export interface SettledRequest {
+  /** The request's outcome as a status (see outcomeOf). */
+  status: number;
+  /** From arrival to the end of the response. */
+  latencyMs: number;
+}
+
+/**
+ * The settle steps, in order. Budgets and buckets are corrected first (the one asynchronous
+ * step: a shutdown waits for it), the usage event is written before the observers that read it,
+ * the access log line last.
+ */
+export const SETTLE_STEPS = [
+  'reconcile', // metering: budgets and token buckets corrected with what was used
+  'key last used', // auth: the key's last-used time, at most once a minute per key
+  'shadow', // routing: mirrors a sample of answered requests to a shadow candidate
+  'metrics', // observability: the per-request Prometheus series
+  'usage event', // metering: the ledger's event, for requests respond did not record
+  'request log', // observability: one row per request, written in batches
+  'live stats', // observability: per-second statistics (dashboard, alerts)
+  'drift', // signals: input drift per route
+  'abuse', // signals: abuse flags per key and user
+  'access log', // observability: the per-request log line
+] as const;
+export type SettleStepName = (typeof SETTLE_STEPS)[number];
+
+/** A settle step: cheap, never throws on purpose (a throw is logged and the next step still runs). */
+export type SettleStep = (ctx: RequestContext, settled: SettledRequest) => void | Promise<void>;
 
 export interface Pipeline {
   /** Runs the stages, responds, and schedules settle. Never rejects. */
@@ -43,19 +113,75 @@ export interface Pipeline {
   idle(): Promise<void>;
 }
 
-export function createPipeline(opts: {
-  stages: Stage[];
-  settle: Stage;
+export interface PipelineOptions {
+  /** The stages, by name; the ones absent are skipped. */
+  stages: Partial<Record<StageName, Middleware>>;
+  /** The settle steps, by name; the ones absent are skipped. */
+  settle: Partial<Record<SettleStepName, SettleStep>>;
   log: Logger;
   respond: RespondOptions;
   /** Traces (off: undefined, and nothing is created per request). */
   tracer?: GatewayTracer | undefined;
   /** Called after respond, before settle is scheduled (tests: a crash at that point). */
   afterRespond?: ((ctx: RequestContext) => void) | undefined;
-}): Pipeline {
-  const { stages, settle, log, tracer } = opts;
-  const spanNames = stages.map(stageSpanName);
-  const respondStage: Stage = (ctx) => respond(ctx, opts.respond);
+}
+
+/** A `Stage` as middleware: its work, then the rest unless it set a result. */
+export function before(stage: Stage): Middleware {
+  return async (ctx, next) => {
+    await stage(ctx);
+    if (!ctx.result) await next();
+  };
+}
+
+/** Puts the given parts in the order of `order`, refusing names it does not know. */
+function ordered<K extends string, V>(order: readonly K[], parts: Partial<Record<K, V>>, what: string): Array<[K, V]> {
+  for (const name of Object.keys(parts)) if (!order.includes(name as K)) throw new Error(`unknown ${what} '${name}' (known: ${order.join(', ')})`);
+  return order.flatMap((name) => (parts[name] ? [[name, parts[name]] as [K, V]] : []));
+}
+
+const DONE: Next = () => Promise.resolve();
+
+export function createPipeline(opts: PipelineOptions): Pipeline {
+  const { log, tracer } = opts;
+  const stages = ordered(STAGES, opts.stages, 'stage');
+  const steps = ordered(SETTLE_STEPS, opts.settle, 'settle step');
+  // Which stages open a span: each once, except an `around` span already opened by an outer stage.
+  const spanOf = stages.map(([name], i) => {
+    const span = SPANS[name];
+    return span.around && stages.slice(0, i).some(([outer]) => SPANS[outer].name === span.name) ? undefined : span;
+  });
+
+  /** The stages from `i` on, for one request. */
+  function runFrom(i: number, ctx: RequestContext): Promise<void> {
+    const entry = stages[i];
+    if (!entry) return DONE();
+    const next: Next = () => runFrom(i + 1, ctx);
+    const trace = ctx.trace;
+    const span = spanOf[i];
+    if (!trace || !span) return Promise.resolve(entry[1](ctx, next));
+    return traced(trace, span, entry[1], ctx, next);
+  }
+
+  async function traced(trace: RequestTrace, span: { name: string; around?: true }, run: Middleware, ctx: RequestContext, next: Next): Promise<void> {
+    const s = trace.beginStage(span.name);
+    try {
+      await run(
+        ctx,
+        span.around
+          ? next
+          : () => {
+              s.end(); // the stage's own work ends where the rest begins
+              return next();
+            },
+      );
+    } catch (err) {
+      s.end(err);
+      throw err;
+    }
+    s.end();
+  }
+
   let inFlight = 0;
   let idle: Array<() => void> = [];
   const done = () => {
@@ -64,17 +190,30 @@ export function createPipeline(opts: {
       idle = [];
     }
   };
+
+  /** Runs the settle steps in order; resolves once the asynchronous ones have (budgets and buckets corrected). */
+  function settle(ctx: RequestContext): Promise<unknown> | undefined {
+    const settled: SettledRequest = { status: 0, latencyMs: performance.now() - ctx.startedAt };
+    settled.status = outcomeOf(ctx);
+    let pending: Array<Promise<unknown>> | undefined;
+    for (const [name, step] of steps) {
+      try {
+        const p = step(ctx, settled);
+        if (p) (pending ??= []).push(p.catch((err: unknown) => log.error({ err, reqId: ctx.id, step: name }, 'settle step failed')));
+      } catch (err) {
+        log.error({ err, reqId: ctx.id, step: name }, 'settle step failed');
+      }
+    }
+    if (!ctx.usageRecorded) ctx.onRecorded?.(); // nothing was recorded: do not keep a job waiting
+    return pending && Promise.all(pending);
+  }
+
   // A request counts as in flight until settle has finished, its async part included (budgets
   // and buckets corrected), so a shutdown never closes storage under an open reservation.
-  const settled = (ctx: RequestContext) => {
+  const settleAndFinish = (ctx: RequestContext) => {
     const trace = ctx.trace;
     trace?.beginSettle();
-    let pending: void | Promise<void>;
-    try {
-      pending = settle(ctx);
-    } catch {
-      pending = undefined;
-    }
+    const pending = settle(ctx);
     // A traced request's root span ends once settled (a stream's: after its last chunk).
     const finish = trace
       ? () => {
@@ -85,6 +224,8 @@ export function createPipeline(opts: {
     if (pending) pending.then(finish, finish);
     else finish();
   };
+  const respondStage: Stage = (ctx) => respond(ctx, opts.respond);
+
   return {
     drain(timeoutMs) {
       if (inFlight === 0) return Promise.resolve();
@@ -104,12 +245,7 @@ export function createPipeline(opts: {
       inFlight++;
       const trace = tracer ? tracer.start(ctx) : undefined;
       try {
-        for (let i = 0; i < stages.length; i++) {
-          const stage = stages[i] as Stage;
-          if (trace) await trace.stage(spanNames[i] as string, stage, ctx);
-          else await stage(ctx);
-          if (ctx.result) break;
-        }
+        await runFrom(0, ctx);
         if (trace) {
           if (ctx.result?.kind === 'stream') trace.watchStream(ctx.result);
           await trace.stage('respond', respondStage, ctx);
@@ -125,10 +261,22 @@ export function createPipeline(opts: {
         }
       } finally {
         opts.afterRespond?.(ctx);
-        setImmediate(settled, ctx);
+        setImmediate(settleAndFinish, ctx);
       }
     },
   };
+}
+
+/**
+ * The status a request is recorded with (ledger, request log, metrics, live stats): the HTTP
+ * status the client got, except 499 when the client went away first and, for a stream that
+ * failed after its 200 went out (it ended with an SSE error event), the failure's status (502
+ * upstream_error, 504 upstream_timeout, 402 budget cut-off), so reports count it as an error.
+ */
+export function outcomeOf(ctx: RequestContext): number {
+  if (ctx.clientAborted) return 499;
+  if (ctx.streamError) return ctx.streamError.status;
+  return ctx.status ?? 500;
 }
 
 function internalError(err: unknown, ctx: RequestContext, log: Logger): GatewayError {

@@ -90,7 +90,10 @@ export class EmbedBatcher {
   constructor(
     private readonly cfg: EmbedBatchingConfig,
     private readonly timer: BatchTimer = REAL_TIMER,
-  ) {}
+    onBatch?: (size: number) => void,
+  ) {
+    this.onBatch = onBatch;
+  }
 
   /** The input of a request that can be batched: a single string. */
   private static single(req: EmbeddingRequest): string | undefined {

@@ -13,6 +13,11 @@ function attempt(b: CircuitBreaker, ok: boolean, caller?: string): void {
   else b.onFailure(caller);
 }
 
+/** Attempts in order, written `+c` (a success of caller c) or `-c` (a failure of c). */
+function attempts(b: CircuitBreaker, ...steps: string[]): void {
+  for (const step of steps) attempt(b, step.startsWith('+'), step.slice(1));
+}
+
 describe('circuit breaker: failures by caller', () => {
   it('once two tenants have called it, one tenant failing alone never opens it', () => {
     const b = new CircuitBreaker(cfg, () => 0);
@@ -23,9 +28,7 @@ describe('circuit breaker: failures by caller', () => {
 
   it('a streak with failures of two tenants opens it at the threshold', () => {
     const b = new CircuitBreaker(cfg, () => 0);
-    attempt(b, true, 'b');
-    attempt(b, false, 'a');
-    attempt(b, false, 'a');
+    attempts(b, '+b', '-a', '-a');
     expect(b.state).toBe('closed');
     attempt(b, false, 'b');
     expect(b.state).toBe('open');
@@ -42,12 +45,7 @@ describe('circuit breaker: failures by caller', () => {
 
   it('a success ends the streak and its callers', () => {
     const b = new CircuitBreaker(cfg, () => 0);
-    attempt(b, false, 'a');
-    attempt(b, false, 'b');
-    attempt(b, true, 'c');
-    attempt(b, false, 'a');
-    attempt(b, false, 'a');
-    attempt(b, false, 'a');
+    attempts(b, '-a', '-b', '+c', '-a', '-a', '-a');
     expect(b.state).toBe('closed'); // three failures, all of one tenant, after three tenants called
     attempt(b, false, 'c');
     expect(b.state).toBe('open');
@@ -56,9 +54,7 @@ describe('circuit breaker: failures by caller', () => {
   it('the callers seen are forgotten when it closes again', () => {
     let now = 0;
     const b = new CircuitBreaker(cfg, () => now);
-    attempt(b, false, 'a');
-    attempt(b, false, 'b');
-    attempt(b, false, 'a');
+    attempts(b, '-a', '-b', '-a');
     expect(b.state).toBe('open');
     now = 1_000;
     attempt(b, true, 'a'); // the half-open probe closes it

@@ -20,6 +20,12 @@ describe('CircuitBreaker', () => {
     fail(cfg.failureThreshold);
     t += cfg.cooldownMs;
   };
+  /** Half-open: both probe slots (halfOpenMaxProbes) are taken, a third is refused. */
+  const takeBothProbes = () => {
+    expect(breaker.tryAcquire()).toBe(true);
+    expect(breaker.tryAcquire()).toBe(true);
+    expect(breaker.tryAcquire()).toBe(false);
+  };
 
   beforeEach(() => {
     t = 10_000;
@@ -75,9 +81,7 @@ describe('CircuitBreaker', () => {
   it('goes half-open after the cooldown and admits only halfOpenMaxProbes probes', () => {
     openAndCoolDown();
     expect(breaker.retryInMs()).toBe(0);
-    expect(breaker.tryAcquire()).toBe(true);
-    expect(breaker.tryAcquire()).toBe(true);
-    expect(breaker.tryAcquire()).toBe(false);
+    takeBothProbes();
     expect(breaker.state).toBe('half-open');
     expect(changes).toEqual([
       ['closed', 'open'],
@@ -93,9 +97,7 @@ describe('CircuitBreaker', () => {
       ['closed', 'open'],
       ['open', 'half-open'],
     ]);
-    expect(breaker.tryAcquire()).toBe(true);
-    expect(breaker.tryAcquire()).toBe(true);
-    expect(breaker.tryAcquire()).toBe(false);
+    takeBothProbes();
   });
 
   it('closes after successesToClose probe successes', () => {
@@ -118,9 +120,7 @@ describe('CircuitBreaker', () => {
 
   it('a probe success frees its slot', () => {
     openAndCoolDown();
-    expect(breaker.tryAcquire()).toBe(true);
-    expect(breaker.tryAcquire()).toBe(true);
-    expect(breaker.tryAcquire()).toBe(false);
+    takeBothProbes();
     breaker.onSuccess();
     expect(breaker.state).toBe('half-open');
     expect(breaker.tryAcquire()).toBe(true);
@@ -148,9 +148,7 @@ describe('CircuitBreaker', () => {
 
   it('release frees a probe slot without changing state', () => {
     openAndCoolDown();
-    expect(breaker.tryAcquire()).toBe(true);
-    expect(breaker.tryAcquire()).toBe(true);
-    expect(breaker.tryAcquire()).toBe(false);
+    takeBothProbes();
     breaker.release();
     expect(breaker.state).toBe('half-open');
     expect(breaker.tryAcquire()).toBe(true);
@@ -162,9 +160,7 @@ describe('CircuitBreaker', () => {
     openAndCoolDown();
     breaker.release();
     breaker.release();
-    expect(breaker.tryAcquire()).toBe(true);
-    expect(breaker.tryAcquire()).toBe(true);
-    expect(breaker.tryAcquire()).toBe(false);
+    takeBothProbes();
   });
 
   it('release while closed changes nothing', () => {

@@ -142,7 +142,10 @@ export class BreakerRegistry {
   constructor(
     private readonly cfg: BreakerConfig,
     private readonly now: () => number = Date.now,
-  ) {}
+    onStateChange?: (deploymentId: string, from: BreakerState, to: BreakerState) => void,
+  ) {
+    this.onStateChange = onStateChange;
+  }
 
   get(deploymentId: string): CircuitBreaker {
     let breaker = this.breakers.get(deploymentId);

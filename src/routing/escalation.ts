@@ -9,10 +9,12 @@
  * escalated. The discarded answer is still billed (its tokens and cost join the final answer's
  * in the ledger and x-tollgate-cost-usd). If the higher tier fails, the lower tier's answer is
  * served after all.
+ *
+ * The pipeline's escalate stage (`escalation`), between cache and invoke: it runs invoke
+ * (`next`), then again on the next tier up while the answer fails a check.
  */
 import { costPico } from '../metering/cost.js';
-import type { RequestContext } from '../pipeline/context.js';
-import type { Stage } from '../pipeline/pipeline.js';
+import type { Middleware } from '../pipeline/pipeline.js';
 import type { ChatCompletion, ChatCompletionRequest } from '../providers/types.js';
 import type { Router, Tier } from './router.js';
 
@@ -39,12 +41,13 @@ export function failedCheck(body: ChatCompletion, request: ChatCompletionRequest
 /** Time an escalation needs to be worth starting: less than this left before the deadline, the lower answer is served. */
 const MIN_ESCALATION_MS = 250;
 
-export function escalatingInvoke(invoke: Stage, router: Router, deadlineMs = Number.POSITIVE_INFINITY): Stage {
-  return async function invokeWithEscalation(ctx: RequestContext): Promise<void> {
-    await invoke(ctx);
+export function escalation(router: Router, deadlineMs = Number.POSITIVE_INFINITY): Middleware {
+  return async (ctx, invoke) => {
+    await invoke();
+    if (ctx.operation !== 'chat') return;
     const decision = ctx.routing;
     const escalate = decision?.route.config.escalate;
-    const request = ctx.body as ChatCompletionRequest;
+    const request = ctx.body;
     if (!decision || !escalate || request.stream) return;
     for (let step = 0; step < escalate.maxSteps; step++) {
       const result = ctx.result;
@@ -67,7 +70,7 @@ export function escalatingInvoke(invoke: Stage, router: Router, deadlineMs = Num
       ctx.extraHeaders['x-tollgate-tier'] = tier.name;
       ctx.extraHeaders['x-tollgate-escalated'] = failed;
       try {
-        await invoke(ctx);
+        await invoke();
       } catch (err) {
         // The higher tier failed: serve what the lower one gave.
         ctx.log.warn({ reqId: ctx.id, err: (err as Error).message }, 'escalation failed; serving the lower tier answer');

@@ -17,39 +17,19 @@
  *   differ by less than 0.1%. Needs at least 2 values on each side.
  * - Percentiles (p50/p95/p99): linear interpolation between closest ranks (numpy's default).
  * An interval is null when a side has no data (no requests, no feedback, fewer than 2 values).
+ *
+ * The raw rows (`VariantRaw`) come from the storage adapters (src/storage/experiment-rows.ts).
  */
 import type { ExperimentConfig } from '../config/routing-schema.js';
+import { type VariantRaw, emptyRaw } from '../storage/experiment-rows.js';
 import { regularizedBeta } from '../util/beta.js';
+
+export type { ExperimentResultsSource, VariantRaw } from '../storage/experiment-rows.js';
+export { emptyRaw };
 
 /* ------------------------------------------------------------------------------------------ */
 /* Results                                                                                      */
 /* ------------------------------------------------------------------------------------------ */
-
-/** One variant's raw data over a time range, from the ledger (see the storage adapters). */
-export interface VariantRaw {
-  variant: string;
-  requests: number;
-  /** Requests answered with status >= 400 (the ledger's definition of an error). */
-  errors: number;
-  /** Per request, ms (any order). */
-  latencies: number[];
-  /** Per streamed request, ms (any order). */
-  ttfts: number[];
-  promptTokens: number;
-  completionTokens: number;
-  /** Total cost, pico-dollars (1e-12 USD). */
-  costPico: number;
-  /** Per request cost, pico-dollars (any order): for the cost interval. */
-  costs: number[];
-  feedbackGood: number;
-  feedbackBad: number;
-}
-
-/** Where results come from: `SqliteExperimentResults`, `PostgresExperimentResults`. */
-export interface ExperimentResultsSource {
-  /** Per variant (sorted by name) of the events of `experiment` with `from <= ts < to` (epoch ms); only variants with events. */
-  raw(experiment: string, from: number, to: number): Promise<VariantRaw[]>;
-}
 
 export interface Distribution {
   mean: number;
@@ -111,14 +91,6 @@ export interface ExperimentResults {
 export const CONFIDENCE = 0.95;
 /** The normal quantile for 95% two-sided: Φ⁻¹(0.975). */
 export const Z_975 = 1.959963984540054;
-
-/** A variant with no data. */
-export function emptyRaw(variant: string): VariantRaw {
-  return {
-    variant, requests: 0, errors: 0, latencies: [], ttfts: [], promptTokens: 0, completionTokens: 0,
-    costPico: 0, costs: [], feedbackGood: 0, feedbackBad: 0,
-  };
-}
 
 /**
  * The raw rows in the experiment's variant order (the first is the control), with empty rows for

@@ -77,38 +77,85 @@ describe('extractFeatures: sizes and shape', () => {
   });
 });
 
-describe('extractFeatures: code', () => {
-  it.each([
-    ['a fence', 'Why does this fail?\n```\nfoo()\n```'],
-    ['a JS function', 'function add(a, b) { return a + b }'],
-    ['an arrow', 'items.map(x => x * 2)'],
-    ['a Python def', 'def parse(line):\n    return line.split()'],
-    ['a brace block with ;', 'if (x) { y = 1; }'],
-    ['#include', '#include <stdio.h>\nint main() {}'],
-    ['SQL', 'SELECT id, name FROM users WHERE age > 30'],
-    ['SQL (star)', 'select * from orders'],
-    ['a Python traceback', 'Traceback (most recent call last):\n  File "a.py", line 3, in <module>'],
-    ['a JS stack frame', 'Error: boom\n    at main (/app/index.js:10:5)'],
-    ['a typed error', 'I keep getting TypeError: x is not a function'],
-    ['a shell command', '$ npm install\nthen it fails'],
-    ['a git command', 'after git rebase my branch is gone'],
-    ['HTML', 'my <div class="a"> will not center'],
-    ['a request to write code', 'Write a Python function that reverses a string.'],
-    ['a request to implement in a language', "Implement Dijkstra's algorithm in Go"],
-    ['a regex request', 'Give me a regex for US zip codes'],
-  ])('%s', (_name, text) => {
-    expect(ask(text).hasCode).toBe(true);
-  });
+type Signal = 'hasCode' | 'hasMath' | 'asksReasoning' | 'asksStructure';
 
-  it.each([
-    ['plain prose', 'Please select the best option from the list below.'],
-    ['an invitation', 'Would you like to join us on Friday?'],
-    ['an integration question', 'Can you integrate this with my calendar?'],
-    ['a support message', 'Error: I cannot log in to my account'],
-    ['a letter', 'Write a cover letter. I know Excel and SQL.'],
-    ['a prose update', 'Can you update my profile? Set it to private.'],
-  ])('not for %s', (_name, text) => {
-    expect(ask(text).hasCode).toBe(false);
+/** [signal, whether the ask sets it, the last user message, the case's name (default: the message)]. */
+const SIGNAL_CASES: Array<[Signal, boolean, string, string?]> = [
+  ['hasCode', true, 'Why does this fail?\n```\nfoo()\n```', 'a fence'],
+  ['hasCode', true, 'function add(a, b) { return a + b }', 'a JS function'],
+  ['hasCode', true, 'items.map(x => x * 2)', 'an arrow'],
+  ['hasCode', true, 'def parse(line):\n    return line.split()', 'a Python def'],
+  ['hasCode', true, 'if (x) { y = 1; }', 'a brace block with ;'],
+  ['hasCode', true, '#include <stdio.h>\nint main() {}', '#include'],
+  ['hasCode', true, 'SELECT id, name FROM users WHERE age > 30', 'SQL'],
+  ['hasCode', true, 'select * from orders', 'SQL (star)'],
+  ['hasCode', true, 'Traceback (most recent call last):\n  File "a.py", line 3, in <module>', 'a Python traceback'],
+  ['hasCode', true, 'Error: boom\n    at main (/app/index.js:10:5)', 'a JS stack frame'],
+  ['hasCode', true, 'I keep getting TypeError: x is not a function', 'a typed error'],
+  ['hasCode', true, '$ npm install\nthen it fails', 'a shell command'],
+  ['hasCode', true, 'after git rebase my branch is gone', 'a git command'],
+  ['hasCode', true, 'my <div class="a"> will not center', 'HTML'],
+  ['hasCode', true, 'Write a Python function that reverses a string.', 'a request to write code'],
+  ['hasCode', true, "Implement Dijkstra's algorithm in Go", 'a request to implement in a language'],
+  ['hasCode', true, 'Give me a regex for US zip codes', 'a regex request'],
+  ['hasCode', false, 'Please select the best option from the list below.', 'plain prose'],
+  ['hasCode', false, 'Would you like to join us on Friday?', 'an invitation'],
+  ['hasCode', false, 'Can you integrate this with my calendar?', 'an integration question'],
+  ['hasCode', false, 'Error: I cannot log in to my account', 'a support message'],
+  ['hasCode', false, 'Write a cover letter. I know Excel and SQL.', 'a letter'],
+  ['hasCode', false, 'Can you update my profile? Set it to private.', 'a prose update'],
+  ['hasMath', true, 'Simplify $$\\frac{a}{b} + \\frac{c}{d}$$', 'LaTeX'],
+  ['hasMath', true, 'Solve 3x + 7 = 22', 'an equation'],
+  ['hasMath', true, 'Differentiate x^2 + 3x', 'a power'],
+  ['hasMath', true, 'Show that ∑ 1/n² converges', 'symbols'],
+  ['hasMath', true, 'What is the expected value of a die roll?', 'vocabulary'],
+  ['hasMath', true, 'Prove that there are infinitely many primes', 'a proof'],
+  ['hasMath', true, 'Compute P(X < Y) for these variables', 'probability notation'],
+  ['hasMath', true, 'Berechne die Wahrscheinlichkeit, zwei Sechsen zu würfeln', 'German'],
+  ['hasMath', false, 'What is 15% of 80?', 'arithmetic'],
+  ['hasMath', false, 'Trust is an integral part of teamwork', 'an integral part'],
+  ['hasMath', false, 'We built a proof of concept last week', 'a proof of concept'],
+  ['hasMath', false, 'Which Linux distribution should I install?', 'a Linux distribution'],
+  ['asksReasoning', true, 'Explain step by step how TLS works'],
+  ['asksReasoning', true, 'Explain why the sky is blue'],
+  ['asksReasoning', true, 'Why does my bread not rise?'],
+  ['asksReasoning', true, 'Analyze this argument'],
+  ['asksReasoning', true, 'Compare Postgres and MySQL'],
+  ['asksReasoning', true, 'What are the trade-offs of microservices?'],
+  ['asksReasoning', true, 'Design a URL shortener'],
+  ['asksReasoning', true, 'Derive the formula for the area of a circle'],
+  ['asksReasoning', true, 'What is the root cause of this outage?'],
+  ['asksReasoning', true, 'Explica paso a paso cómo funciona un motor'],
+  ['asksReasoning', true, 'Analysez ce texte'],
+  ['asksReasoning', false, 'What is the capital of France?'],
+  ['asksReasoning', false, 'Translate "good night" to Spanish'],
+  ['asksReasoning', false, 'Is this review positive or negative?'],
+  ['asksReasoning', false, 'hi'],
+  ['asksStructure', true, 'Return the result as JSON'],
+  ['asksStructure', true, 'Make a table of the planets'],
+  ['asksStructure', true, 'Give me a list of 10 names'],
+  ['asksStructure', true, 'Export it as CSV'],
+  ['asksStructure', true, 'Top 5 books on Rome?'],
+  ['asksStructure', true, 'Design the database schema'],
+  ['asksStructure', true, 'in YAML please'],
+];
+
+/** Test titles: `math: LaTeX`, `not math: arithmetic`... */
+const TITLES: Record<Signal, [yes: string, no: string]> = {
+  hasCode: ['', 'not for '],
+  hasMath: ['math: ', 'not math: '],
+  asksReasoning: ['reasoning: ', 'no reasoning: '],
+  asksStructure: ['structure: ', 'no structure: '],
+};
+
+/** The cases of `signals` as [title, signal, expected, text]. */
+function signalCases(...signals: Signal[]): Array<[string, Signal, boolean, string]> {
+  return SIGNAL_CASES.filter(([signal]) => signals.includes(signal)).map(([signal, is, text, name]) => [`${TITLES[signal][is ? 0 : 1]}${name ?? text}`, signal, is, text]);
+}
+
+describe('extractFeatures: code', () => {
+  it.each(signalCases('hasCode'))('%s', (_title, signal, is, text) => {
+    expect(ask(text)[signal]).toBe(is);
   });
 
   it('a fence anywhere in the conversation counts; code-like syntax only in the last user message', () => {
@@ -120,54 +167,9 @@ describe('extractFeatures: code', () => {
 });
 
 describe('extractFeatures: math, reasoning, structure', () => {
-  it.each([
-    ['LaTeX', 'Simplify $$\\frac{a}{b} + \\frac{c}{d}$$'],
-    ['an equation', 'Solve 3x + 7 = 22'],
-    ['a power', 'Differentiate x^2 + 3x'],
-    ['symbols', 'Show that ∑ 1/n² converges'],
-    ['vocabulary', 'What is the expected value of a die roll?'],
-    ['a proof', 'Prove that there are infinitely many primes'],
-    ['probability notation', 'Compute P(X < Y) for these variables'],
-    ['German', 'Berechne die Wahrscheinlichkeit, zwei Sechsen zu würfeln'],
-  ])('math: %s', (_name, text) => {
-    expect(ask(text).hasMath).toBe(true);
+  it.each(signalCases('hasMath', 'asksReasoning', 'asksStructure'))('%s', (_title, signal, is, text) => {
+    expect(ask(text)[signal]).toBe(is);
   });
-
-  it.each([
-    ['arithmetic', 'What is 15% of 80?'],
-    ['an integral part', 'Trust is an integral part of teamwork'],
-    ['a proof of concept', 'We built a proof of concept last week'],
-    ['a Linux distribution', 'Which Linux distribution should I install?'],
-  ])('not math: %s', (_name, text) => {
-    expect(ask(text).hasMath).toBe(false);
-  });
-
-  it.each([
-    'Explain step by step how TLS works',
-    'Explain why the sky is blue',
-    'Why does my bread not rise?',
-    'Analyze this argument',
-    'Compare Postgres and MySQL',
-    'What are the trade-offs of microservices?',
-    'Design a URL shortener',
-    'Derive the formula for the area of a circle',
-    'What is the root cause of this outage?',
-    'Explica paso a paso cómo funciona un motor',
-    'Analysez ce texte',
-  ])('reasoning: %s', (text) => {
-    expect(ask(text).asksReasoning).toBe(true);
-  });
-
-  it.each(['What is the capital of France?', 'Translate "good night" to Spanish', 'Is this review positive or negative?', 'hi'])('no reasoning: %s', (text) => {
-    expect(ask(text).asksReasoning).toBe(false);
-  });
-
-  it.each(['Return the result as JSON', 'Make a table of the planets', 'Give me a list of 10 names', 'Export it as CSV', 'Top 5 books on Rome?', 'Design the database schema', 'in YAML please'])(
-    'structure: %s',
-    (text) => {
-      expect(ask(text).asksStructure).toBe(true);
-    },
-  );
 
   it('structure from response_format json (jsonMode) or the system prompt', () => {
     const j = ask('Who won?', { response_format: { type: 'json_object' } });

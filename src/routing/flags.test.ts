@@ -300,9 +300,8 @@ describe('FlagService: snapshot', () => {
   });
 
   it('calls onChange after each change made through it', async () => {
-    const flags = service();
     const onChange = vi.fn();
-    flags.onChange = onChange;
+    const flags = service(undefined, { onChange });
     await flags.create(flag('f'), 'cli');
     await flags.update('f', { enabled: false }, 'cli');
     await flags.delete('f', 'cli');

@@ -11,16 +11,19 @@
  *
  * Evaluation: {@link FlagService.effectsFor} returns the effects of every enabled flag on the
  * route whose targeting matches, ordered by flag name; {@link mergeEffects} folds them into one.
+ * What `create` and `update` take is checked in flag-validation.ts.
  */
-import { PolledSnapshot } from '../util/polled-snapshot.js';
-import { GatewayError } from '../errors.js';
+import { PolledService } from '../util/polled-snapshot.js';
 import type { Logger } from '../observability/logger.js';
 import { RecordNotFound } from '../storage/types.js';
 import { inRollout } from './bucket.js';
+import { dropNulls, invalidType, validDescription, validEffect, validEnabled, validName, validTargeting } from './flag-validation.js';
 import type { Flag, FlagAuditEntry, FlagEffect, FlagStore, FlagTargeting, Requester } from './types.js';
 
 export interface FlagServiceOptions {
   store: FlagStore;
+  /** Told of each change made through this process, to tell the other processes to reload (src/storage/change-bus.ts). */
+  onChange?: (() => void) | undefined;
   /** How often the snapshot is reloaded from the store. */
   refreshMs: number;
   log?: Pick<Logger, 'info' | 'warn'>;
@@ -66,13 +69,6 @@ export interface MergedEffect {
   tiers?: Record<string, string[]>;
   cacheMode?: FlagEffect['cacheMode'];
 }
-
-export const FLAG_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
-export const CACHE_MODES: readonly NonNullable<FlagEffect['cacheMode']>[] = ['deterministic', 'always', 'off'];
-const TARGET_LISTS = ['tenants', 'keys', 'users', 'tiers'] as const;
-const MAX_DESCRIPTION = 500;
-const MAX_LIST = 10_000;
-const MAX_ID = 256;
 
 /* ------------------------------------------------------------------------------------------ */
 /* Evaluation                                                                                  */
@@ -159,51 +155,26 @@ export function mergeEffects(effects: readonly FlagEffect[]): MergedEffect {
 /* The service                                                                                 */
 /* ------------------------------------------------------------------------------------------ */
 
-export class FlagService {
+export class FlagService extends PolledService<readonly Flag[], Snapshot> {
   readonly #opts: FlagServiceOptions;
-  readonly #polled: PolledSnapshot<readonly Flag[], Snapshot>;
-
-  /** Set by the composition root: tells the other processes to reload (publishes `{kind: 'flags'}`). */
-  onChange: (() => void) | undefined;
 
   constructor(opts: FlagServiceOptions) {
-    this.#opts = opts;
-    this.#polled = new PolledSnapshot<readonly Flag[], Snapshot>(
+    super(
       {
         load: () => opts.store.list(),
         build: buildSnapshot,
         refreshMs: opts.refreshMs,
         what: 'feature flags',
         log: opts.log,
-        onReload: (before, after) => {
-          if (opts.log && signature(before.all) !== signature(after.all)) {
-            opts.log.info(
-              { flags: after.all.filter((f) => f.enabled).map((f) => ({ name: f.name, route: f.effect.route, percentage: f.targeting.percentage ?? 100 })) },
-              'feature flags changed',
-            );
-          }
+        onChange: opts.onChange,
+        logChanges: {
+          signature: (s) => s.all.map((f) => `${f.name}@${f.updatedAt}:${f.enabled ? 1 : 0}`).join(','),
+          fields: (s) => ({ flags: s.all.filter((f) => f.enabled).map((f) => ({ name: f.name, route: f.effect.route, percentage: f.targeting.percentage ?? 100 })) }),
         },
       },
       buildSnapshot([]),
     );
-  }
-
-  get #snapshot(): Snapshot {
-    return this.#polled.current;
-  }
-
-  /** Loads, then keeps reloading every `refreshMs` until {@link stop}. */
-  start(): Promise<void> {
-    return this.#polled.start();
-  }
-
-  stop(): void {
-    this.#polled.stop();
-  }
-
-  /** Reloads the snapshot from the store now. */
-  refresh(): Promise<void> {
-    return this.#polled.refresh();
+    this.#opts = opts;
   }
 
   /* ---------------------------------------- hot path ---------------------------------------- */
@@ -214,7 +185,7 @@ export class FlagService {
    * result and its effects are shared and frozen: read them, do not change them.
    */
   effectsFor(route: string, requester: Requester): FlagEffect[] {
-    const flags = this.#snapshot.byRoute.get(route);
+    const flags = this.snapshot.byRoute.get(route);
     if (flags === undefined) return NO_EFFECTS;
     let out: FlagEffect[] | undefined;
     for (const f of flags) {
@@ -225,7 +196,7 @@ export class FlagService {
 
   /** Every flag in this process's snapshot (enabled or not), by name. */
   active(): readonly Flag[] {
-    return this.#snapshot.all;
+    return this.snapshot.all;
   }
 
   /* --------------------------------------- management --------------------------------------- */
@@ -249,22 +220,18 @@ export class FlagService {
    * GatewayErrors naming the field; the store's `RecordConflict` when the name is taken.
    */
   async create(input: FlagInput, actor: string): Promise<Flag> {
-    const name = input?.name;
-    if (typeof name !== 'string' || name === '') throw new GatewayError('missing_field', "A flag needs a 'name'.", { param: 'name' });
-    if (!FLAG_NAME.test(name)) {
-      throw new GatewayError('invalid_value', `Invalid value for 'name': '${clip(name)}' must be 1-64 letters, digits, '_', '.' or '-'.`, { param: 'name' });
-    }
+    const name = validName(input?.name);
     const created = await this.#opts.store.create(
       {
         name,
-        description: this.#description(input.description ?? ''),
-        enabled: this.#enabled(input.enabled ?? true),
-        targeting: this.#targeting(input.targeting ?? {}),
-        effect: this.#effect(input.effect),
+        description: validDescription(input.description ?? ''),
+        enabled: validEnabled(input.enabled ?? true),
+        targeting: validTargeting(input.targeting ?? {}),
+        effect: validEffect(input.effect, this.#opts),
       },
       actor,
     );
-    await this.#refreshAfterChange();
+    await this.refreshAfterChange();
     return created;
   }
 
@@ -273,20 +240,18 @@ export class FlagService {
     const current = await this.#opts.store.get(name);
     if (!current) throw new RecordNotFound('flag', name);
     const changes: Parameters<FlagStore['update']>[1] = {};
-    if (patch.description !== undefined) changes.description = this.#description(patch.description);
-    if (patch.enabled !== undefined) changes.enabled = this.#enabled(patch.enabled);
+    if (patch.description !== undefined) changes.description = validDescription(patch.description);
+    if (patch.enabled !== undefined) changes.enabled = validEnabled(patch.enabled);
     if (patch.targeting !== undefined) {
-      changes.targeting = this.#targeting(patch.targeting === null ? {} : dropNulls({ ...current.targeting, ...patch.targeting }));
+      changes.targeting = validTargeting(patch.targeting === null ? {} : dropNulls({ ...current.targeting, ...patch.targeting }));
     }
     if (patch.effect !== undefined || (patch.enabled === true && !current.enabled)) {
-      if (patch.effect !== undefined && (patch.effect === null || typeof patch.effect !== 'object')) {
-        throw new GatewayError('invalid_type', "Invalid type for 'effect': expected object.", { param: 'effect' });
-      }
+      if (patch.effect !== undefined && (patch.effect === null || typeof patch.effect !== 'object')) throw invalidType('effect', 'object');
       // A flag being enabled must still make sense against the current config (a model may be gone).
-      changes.effect = this.#effect(dropNulls({ ...current.effect, ...(patch.effect ?? {}) }) as FlagEffect);
+      changes.effect = validEffect(dropNulls({ ...current.effect, ...(patch.effect ?? {}) }) as FlagEffect, this.#opts);
     }
     const updated = await this.#opts.store.update(name, changes, actor);
-    await this.#refreshAfterChange();
+    await this.refreshAfterChange();
     return updated;
   }
 
@@ -298,137 +263,6 @@ export class FlagService {
   /** Removes a flag and reloads. Throws the store's `RecordNotFound`. */
   async delete(name: string, actor: string): Promise<void> {
     await this.#opts.store.delete(name, actor);
-    await this.#refreshAfterChange();
+    await this.refreshAfterChange();
   }
-
-  async #refreshAfterChange(): Promise<void> {
-    this.onChange?.();
-    try {
-      await this.refresh();
-    } catch (err) {
-      // The change is stored; the next tick picks it up.
-      this.#opts.log?.warn({ err }, 'could not reload feature flags after a change');
-    }
-  }
-
-  /* --------------------------------------- validation --------------------------------------- */
-
-  #description(value: unknown): string {
-    if (typeof value !== 'string') throw invalidType('description', 'string');
-    if (value.length > MAX_DESCRIPTION) throw invalid('description', `longer than ${MAX_DESCRIPTION} characters`);
-    return value;
-  }
-
-  #enabled(value: unknown): boolean {
-    if (typeof value !== 'boolean') throw invalidType('enabled', 'boolean');
-    return value;
-  }
-
-  /** A clean copy: lists deduplicated, empty lists dropped (no constraint), unknown members left out. */
-  #targeting(value: unknown): FlagTargeting {
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw invalidType('targeting', 'object');
-    const t = value as Record<string, unknown>;
-    const out: FlagTargeting = {};
-    for (const field of TARGET_LISTS) {
-      const list = t[field];
-      if (list === undefined || list === null) continue;
-      const param = `targeting.${field}`;
-      if (!Array.isArray(list)) throw invalidType(param, 'array');
-      if (list.length > MAX_LIST) throw invalid(param, `more than ${MAX_LIST} entries`);
-      list.forEach((id, i) => {
-        if (typeof id !== 'string') throw invalidType(`${param}[${i}]`, 'string');
-        if (id === '' || id.length > MAX_ID) throw invalid(`${param}[${i}]`, `must be 1-${MAX_ID} characters`);
-      });
-      if (list.length > 0) out[field] = [...new Set(list as string[])];
-    }
-    const percentage = t['percentage'];
-    if (percentage !== undefined && percentage !== null) {
-      if (typeof percentage !== 'number') throw invalidType('targeting.percentage', 'number');
-      if (!Number.isFinite(percentage) || percentage < 0 || percentage > 100) throw invalid('targeting.percentage', 'must be between 0 and 100');
-      out.percentage = percentage;
-    }
-    return out;
-  }
-
-  /** A clean copy with canonical names, checked against the config. */
-  #effect(value: unknown): FlagEffect {
-    if (value === undefined || value === null) throw new GatewayError('missing_field', "A flag needs an 'effect'.", { param: 'effect' });
-    if (typeof value !== 'object' || Array.isArray(value)) throw invalidType('effect', 'object');
-    const e = value as Record<string, unknown>;
-    const { knownRoutes, knownModel, tierNamesOf } = this.#opts;
-    const canonical = (name: string) => this.#opts.resolveName?.(name) ?? name;
-
-    if (e['route'] === undefined || e['route'] === null || e['route'] === '') {
-      throw new GatewayError('missing_field', "A flag needs 'effect.route': the route or model whose requests it changes.", { param: 'effect.route' });
-    }
-    if (typeof e['route'] !== 'string') throw invalidType('effect.route', 'string');
-    const given = e['route'];
-    if (!knownRoutes(given) && !knownModel(given)) throw invalid('effect.route', `'${clip(given)}' is not a configured route or model`);
-    const out: FlagEffect = { route: canonical(given) };
-
-    if (e['model'] !== undefined && e['model'] !== null) {
-      if (typeof e['model'] !== 'string') throw invalidType('effect.model', 'string');
-      if (!knownModel(e['model'])) throw invalid('effect.model', `'${clip(e['model'])}' is not a configured model`);
-      out.model = canonical(e['model']);
-    }
-
-    if (e['tiers'] !== undefined && e['tiers'] !== null) {
-      const tiers = e['tiers'];
-      if (typeof tiers !== 'object' || Array.isArray(tiers)) throw invalidType('effect.tiers', 'object');
-      const names = tierNamesOf(out.route);
-      if (!names) throw invalid('effect.tiers', `'${clip(given)}' is a model, not a tiered route: it has no tiers to replace`);
-      const mapping: Record<string, string[]> = {};
-      for (const [tier, models] of Object.entries(tiers as Record<string, unknown>)) {
-        const param = `effect.tiers.${tier}`;
-        if (!names.includes(tier)) throw invalid(param, `'${clip(tier)}' is not a tier of route '${out.route}' (its tiers: ${names.join(', ')})`);
-        if (!Array.isArray(models)) throw invalidType(param, 'array');
-        if (models.length === 0) throw invalid(param, 'needs at least one model');
-        mapping[tier] = models.map((m: unknown, i) => {
-          if (typeof m !== 'string') throw invalidType(`${param}[${i}]`, 'string');
-          if (!knownModel(m)) throw invalid(`${param}[${i}]`, `'${clip(m)}' is not a configured model`);
-          return canonical(m);
-        });
-      }
-      if (Object.keys(mapping).length === 0) throw invalid('effect.tiers', 'needs at least one tier');
-      out.tiers = mapping;
-    }
-
-    const cacheMode = e['cacheMode'];
-    if (cacheMode !== undefined && cacheMode !== null) {
-      if (!CACHE_MODES.includes(cacheMode as never)) {
-        throw invalid('effect.cache_mode', `must be one of ${CACHE_MODES.map((m) => `'${m}'`).join(', ')}`);
-      }
-      out.cacheMode = cacheMode as FlagEffect['cacheMode'];
-    }
-
-    if (out.model === undefined && out.tiers === undefined && out.cacheMode === undefined) {
-      throw invalid('effect', 'a flag must change something: give effect.model, effect.tiers or effect.cache_mode');
-    }
-    return out;
-  }
-}
-
-function invalid(param: string, why: string): GatewayError {
-  return new GatewayError('invalid_value', `Invalid value for '${param}': ${why}.`, { param });
-}
-
-function invalidType(param: string, expected: string): GatewayError {
-  return new GatewayError('invalid_type', `Invalid type for '${param}': expected ${expected}.`, { param });
-}
-
-
-/** A copy without the members set to null (merge-patch removals). */
-function dropNulls<T extends object>(value: T): { [K in keyof T]: Exclude<T[K], null> } {
-  const out: Record<string, unknown> = {};
-  for (const [k, v] of Object.entries(value)) if (v !== null && v !== undefined) out[k] = v;
-  return out as { [K in keyof T]: Exclude<T[K], null> };
-}
-
-/** User input quoted in messages, kept short. */
-function clip(s: string): string {
-  return s.length > 80 ? `${s.slice(0, 77)}...` : s;
-}
-
-function signature(list: readonly Flag[]): string {
-  return list.map((f) => `${f.name}@${f.updatedAt}:${f.enabled ? 1 : 0}`).join(',');
 }

@@ -1,28 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { applyRules, compileRules } from './rules.js';
 import type { RequestFeatures, Requester, Rule } from './types.js';
+// @ts-ignore TS6059: test helpers live outside tsconfig's rootDir (src); the import is type-checked all the same.
+import { requestFeatures } from '../../test/helpers/routing.js';
 
 const TIERS = ['small', 'medium', 'large'];
 
-function features(over: Partial<RequestFeatures> = {}): RequestFeatures {
-  return {
-    promptChars: 400,
-    promptTokens: 100,
-    lastUserChars: 400,
-    messages: 2,
-    userTurns: 1,
-    hasSystem: true,
-    hasCode: false,
-    hasMath: false,
-    asksReasoning: false,
-    asksStructure: false,
-    hasTools: false,
-    jsonMode: false,
-    maxTokens: null,
-    hasImages: false,
-    ...over,
-  };
-}
+/** A two-message request with a system prompt. */
+const features = (over: Partial<RequestFeatures> = {}): RequestFeatures =>
+  requestFeatures({ promptChars: 400, promptTokens: 100, lastUserChars: 400, messages: 2, hasSystem: true, ...over });
 
 const requester = (over: Partial<Requester> = {}): Requester => ({ tenantId: 'acme', tier: 'standard', keyId: 'key_1', userId: 'u1', ...over });
 

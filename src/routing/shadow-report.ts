@@ -1,13 +1,10 @@
 /**
- * Shadow traffic's store and reports: the `ShadowStore` interface its adapters implement
- * (src/storage/{sqlite,postgres}/shadow.ts) and the report derived from what they aggregate.
- * The service that records the pairs is shadow.ts.
+ * Shadow traffic's reports: derived from what the `ShadowStore` adapters aggregate per shadow
+ * model (src/storage/shadow-rows.ts). The service that records the pairs is shadow.ts.
  */
-import type { ShadowPair } from './types.js';
+import type { ShadowAggregate, ShadowStore } from '../storage/shadow-rows.js';
 
-/* ------------------------------------------------------------------------------------------ */
-/* Store                                                                                       */
-/* ------------------------------------------------------------------------------------------ */
+export type { ShadowAggregate, ShadowStore } from '../storage/shadow-rows.js';
 
 /**
  * One candidate's comparison with the primary answers of a route over a period. Latency and cost
@@ -42,39 +39,15 @@ export interface ShadowReport {
   costDeltaPct: number | null;
 }
 
-/**
- * Shadow pairs: sqlite | postgres (table `shadow_pairs`). Part of the contract: `put` is
- * idempotent by requestId (a second pair with the same id is ignored); `report` covers pairs with
- * `from <= ts < to` of one route, one entry per shadow model, sorted by model name.
- */
-export interface ShadowStore {
-  put(pair: ShadowPair): Promise<void>;
-  report(route: string, from: number, to: number, agreementThreshold: number): Promise<ShadowReport[]>;
-}
-
-/** What adapters aggregate per shadow model (SQL); `buildShadowReport` derives the rest. */
-export interface ShadowAggregate {
-  shadowModel: string;
-  pairs: number;
-  failures: number;
-  /** Successful pairs. */
-  ok: number;
-  compared: number;
-  agreeing: number;
-  similaritySum: number;
-  /** Sums over the successful pairs. */
-  primaryLatencySum: number;
-  shadowLatencySum: number;
-  primaryCostSum: number;
-  shadowCostSum: number;
-  /** Nearest-rank medians over the successful pairs (null when there is none). */
-  primaryLatencyP50: number | null;
-  shadowLatencyP50: number | null;
-}
-
-/** The 0-based offset of the nearest-rank median among `n` sorted values. */
-export function medianOffset(n: number): number {
-  return Math.max(0, Math.ceil(n / 2) - 1);
+/** The reports of a route's candidates over `from <= ts < to`, one per shadow model, sorted by model name. */
+export async function shadowReports(
+  store: Pick<ShadowStore, 'aggregate'>,
+  route: string,
+  from: number,
+  to: number,
+  agreementThreshold: number,
+): Promise<ShadowReport[]> {
+  return (await store.aggregate(route, from, to, agreementThreshold)).map(buildShadowReport);
 }
 
 export function buildShadowReport(a: ShadowAggregate): ShadowReport {

@@ -17,6 +17,10 @@
  * its spend appears in usage reports.
  *
  * At most `maxInFlight` (16) shadow calls run per process; more are dropped (`skippedBusy`).
+ *
+ * This file: which requests are mirrored, the calls in flight, and the steps of one mirror; the
+ * call itself is in shadow-call.ts, the budget in shadow-budget.ts, the pair and the ledger event
+ * in shadow-record.ts.
  */
 import type { z } from 'zod';
 import type { Embedder } from '../cache/types.js';
@@ -26,11 +30,13 @@ import type { LedgerWriter } from '../metering/ledger-writer.js';
 import { estimateUsage } from '../metering/tokenizer.js';
 import type { Logger } from '../observability/logger.js';
 import { type ChatCompletion, type ChatCompletionRequest, UpstreamError, type Usage } from '../providers/types.js';
-import type { Counters, UsageEvent } from '../storage/types.js';
+import type { Counters } from '../storage/types.js';
 import { bucketPoint } from './bucket.js';
+import type { ModelCatalog } from './catalog.js';
+import { reserveShadowBudget, shadowBudgetItem } from './shadow-budget.js';
+import { type CallResult, callCandidate, describeFailure, failureStatus, ShadowCallError, toUpstreamError } from './shadow-call.js';
+import { answerSimilarity, type ShadowOutcome, shadowEvent, shadowPair } from './shadow-record.js';
 import type { ShadowStore } from './shadow-report.js';
-import type { Deployment, ModelCatalog } from './catalog.js';
-import type { ShadowPair } from './types.js';
 
 export type ShadowConfig = z.infer<typeof shadowSchema>;
 
@@ -112,44 +118,8 @@ export function completionText(c: Pick<ChatCompletion, 'choices'>): string {
   return text;
 }
 
-const PICO_PER_USD = 1e12;
-const HOUR = 3_600_000;
-const DAY = 24 * HOUR;
-
-/** The status a failed shadow call is recorded with. */
-function failureStatus(err: UpstreamError): number {
-  if (err.kind === 'http') return err.status ?? 502;
-  if (err.kind === 'timeout') return 504;
-  if (err.kind === 'aborted') return 503;
-  return 502;
-}
-
-interface CallResult {
-  completion: ChatCompletion;
-  deployment: Deployment;
-  attempts: number;
-}
-
-class ShadowCallError extends Error {
-  constructor(
-    readonly upstream: UpstreamError,
-    readonly attempts: number,
-    readonly deployment: Deployment | undefined,
-  ) {
-    super(upstream.message);
-  }
-}
-
 export class ShadowService {
-  private readonly routes: Record<string, ShadowConfig>;
-  private readonly catalog: ModelCatalog;
-  private readonly counters: Counters;
-  private readonly store: ShadowStore;
-  private readonly ledger: Pick<LedgerWriter, 'record'>;
-  private readonly embedder: Embedder | undefined;
-  private readonly log: Logger;
   private readonly timeoutMs: number;
-  private readonly random: (() => number) | undefined;
   private readonly maxInFlight: number;
   private readonly defaultMaxOutputTokens: number;
   private readonly now: () => number;
@@ -160,16 +130,8 @@ export class ShadowService {
   private closed = false;
   private readonly counts = { mirrored: 0, skippedBudget: 0, skippedBusy: 0, failed: 0 };
 
-  constructor(opts: ShadowServiceOptions) {
-    this.routes = opts.routes;
-    this.catalog = opts.catalog;
-    this.counters = opts.counters;
-    this.store = opts.store;
-    this.ledger = opts.ledger;
-    this.embedder = opts.embedder;
-    this.log = opts.log;
+  constructor(private readonly opts: ShadowServiceOptions) {
     this.timeoutMs = opts.timeoutMs ?? 30_000;
-    this.random = opts.random;
     this.maxInFlight = opts.maxInFlight ?? 16;
     this.defaultMaxOutputTokens = opts.defaultMaxOutputTokens ?? 4096;
     this.now = opts.now ?? Date.now;
@@ -177,7 +139,7 @@ export class ShadowService {
 
   /** The shadow config of a route, if it has one. */
   configOf(route: string): ShadowConfig | undefined {
-    return Object.hasOwn(this.routes, route) ? this.routes[route] : undefined;
+    return Object.hasOwn(this.opts.routes, route) ? this.opts.routes[route] : undefined;
   }
 
   /** Whether a request of `route` is in the mirrored share (sticky on the request id unless `random` was given). */
@@ -185,7 +147,7 @@ export class ShadowService {
     const cfg = this.configOf(route);
     if (!cfg || cfg.sampleRate <= 0) return false;
     if (cfg.sampleRate >= 1) return true;
-    if (this.random) return this.random() < cfg.sampleRate;
+    if (this.opts.random) return this.opts.random() < cfg.sampleRate;
     return bucketPoint(`shadow:${route}`, requestId) < cfg.sampleRate * 100;
   }
 
@@ -207,12 +169,12 @@ export class ShadowService {
       const run: Promise<void> = this.mirror(cfg, input)
         .catch((err: unknown) => {
           this.counts.failed++;
-          this.log.error({ err, reqId: input.requestId, route: input.route, shadow: cfg.model }, 'shadow call failed unexpectedly');
+          this.opts.log.error({ err, reqId: input.requestId, route: input.route, shadow: cfg.model }, 'shadow call failed unexpectedly');
         })
         .finally(() => this.inFlight.delete(run));
       this.inFlight.add(run);
     } catch (err) {
-      this.log.error({ err, reqId: input.requestId, route: input.route }, 'could not start a shadow call');
+      this.opts.log.error({ err, reqId: input.requestId, route: input.route }, 'could not start a shadow call');
     }
   }
 
@@ -242,12 +204,13 @@ export class ShadowService {
 
   /* ---------------------------------------------------------------------------------------- */
 
+
   private async mirror(cfg: ShadowConfig, input: MirrorInput): Promise<void> {
     const startedAt = this.now();
-    const model = this.catalog.resolve(cfg.model);
+    const model = this.opts.catalog.resolve(cfg.model);
     if (!model || model.type !== 'chat' || model.deployments.length === 0) {
       this.counts.failed++;
-      this.log.warn({ route: input.route, shadow: cfg.model }, 'shadow model is not a chat model of the catalog');
+      this.opts.log.warn({ route: input.route, shadow: cfg.model }, 'shadow model is not a chat model of the catalog');
       await this.putPair(input, cfg.model, startedAt, { latencyMs: 0, usage: undefined, costPico: 0, similarity: null, status: 404, error: `model '${cfg.model}' is not in the catalog` });
       return;
     }
@@ -257,13 +220,13 @@ export class ShadowService {
     const maxOutput = (body.max_completion_tokens ?? body.max_tokens ?? this.defaultMaxOutputTokens) * (body.n ?? 1);
     const price = model.deployments[0]?.price ?? model.price;
     const reserved = price ? costPico({ prompt_tokens: input.primary.promptTokens, completion_tokens: maxOutput }, price) : 0;
-    const budget = this.budgetItem(input.tenantId, cfg, reserved, startedAt);
+    const budget = shadowBudgetItem(input.tenantId, cfg.dailyBudgetUsd, reserved, startedAt);
     let ok: boolean;
     try {
-      ok = await this.reserve(budget);
+      ok = await reserveShadowBudget(this.opts.counters, budget);
     } catch (err) {
       this.counts.failed++;
-      this.log.warn({ err, route: input.route, tenant: input.tenantId }, 'shadow budget unavailable: request not mirrored');
+      this.opts.log.warn({ err, route: input.route, tenant: input.tenantId }, 'shadow budget unavailable: request not mirrored');
       return;
     }
     if (!ok) {
@@ -276,7 +239,7 @@ export class ShadowService {
     let call: CallResult | undefined;
     let failure: ShadowCallError | undefined;
     try {
-      call = await this.call(model.deployments, body, input.requestId);
+      call = await callCandidate(model.deployments, body, input.requestId, { timeoutMs: this.timeoutMs, stopping: this.stopping.signal });
     } catch (err) {
       failure = err instanceof ShadowCallError ? err : new ShadowCallError(toUpstreamError(err), 0, undefined);
     }
@@ -294,19 +257,16 @@ export class ShadowService {
       if (!usage) usage = await estimateUsage(body, text).catch(() => undefined);
       const depPrice = call.deployment.price ?? model.price;
       cost = usage && depPrice ? costPico(usage, depPrice) : 0;
-      if (this.embedder) {
+      if (this.opts.embedder) {
         try {
-          const res = await this.embedder.embed([input.primary.text, text], { signal: AbortSignal.timeout(this.timeoutMs) });
-          const [a, b] = res.vectors;
-          if (a && b) similarity = Math.max(-1, Math.min(1, dot(a, b)));
-          embedCost = res.cost?.costPico ?? 0;
+          ({ similarity, costPico: embedCost } = await answerSimilarity(this.opts.embedder, input.primary.text, text, this.timeoutMs));
         } catch (err) {
-          this.log.warn({ err, reqId: input.requestId, route: input.route }, 'could not embed the shadow answers');
+          this.opts.log.warn({ err, reqId: input.requestId, route: input.route }, 'could not embed the shadow answers');
         }
       }
     } else {
       this.counts.failed++;
-      this.log.warn(
+      this.opts.log.warn(
         { err: failure?.upstream, reqId: input.requestId, route: input.route, shadow: cfg.model },
         'shadow call failed',
       );
@@ -314,155 +274,36 @@ export class ShadowService {
 
     const spent = cost + embedCost;
     try {
-      await this.counters.settle(budget.key, reserved, spent, budget.ttlMs);
+      await this.opts.counters.settle(budget.key, reserved, spent, budget.ttlMs);
     } catch (err) {
-      this.log.warn({ err, tenant: input.tenantId }, 'could not settle the shadow budget');
+      this.opts.log.warn({ err, tenant: input.tenantId }, 'could not settle the shadow budget');
     }
 
     const status = call ? 200 : failureStatus(failure!.upstream);
     const error = call ? '' : describeFailure(failure!.upstream);
     await this.putPair(input, cfg.model, startedAt, { latencyMs, usage, costPico: cost, similarity, status, error });
 
-    const event: UsageEvent = {
-      requestId: `${input.eventId}~shadow`,
-      ts: startedAt,
-      tenantId: input.tenantId,
-      keyId: input.keyId,
-      userId: input.userId,
-      route: 'shadow',
-      requestedModel: cfg.model,
-      servedModel: call ? cfg.model : '',
-      deployment: call ? call.deployment.id : '',
-      promptTokens: usage?.prompt_tokens ?? 0,
-      completionTokens: usage?.completion_tokens ?? 0,
-      cachedTokens: usage?.prompt_tokens_details?.cached_tokens ?? 0,
-      costPico: spent,
-      savedPico: 0,
+    const event = shadowEvent(input, cfg.model, startedAt, {
+      served: call ? { deployment: call.deployment.id } : undefined,
+      usage,
+      usageReported,
+      spentPico: spent,
       latencyMs,
-      ttftMs: null,
-      cache: 'none',
       status,
       attempts: call ? call.attempts : (failure?.attempts ?? 0),
-      usageReported,
-      tier: '',
-      experiment: '',
-      variant: '',
-    };
+    });
     try {
-      this.ledger.record(event);
+      this.opts.ledger.record(event);
     } catch (err) {
-      this.log.error({ err, reqId: input.requestId }, 'could not record the shadow call in the ledger');
+      this.opts.log.error({ err, reqId: input.requestId }, 'could not record the shadow call in the ledger');
     }
   }
 
-  private budgetItem(tenantId: string, cfg: ShadowConfig, amount: number, now: number) {
-    const dayStart = Math.floor(now / DAY) * DAY;
-    const tag = new Date(dayStart).toISOString().slice(0, 10);
-    return {
-      key: `shadow:${tenantId}:${tag}`,
-      limit: Math.round(cfg.dailyBudgetUsd * PICO_PER_USD),
-      amount,
-      ttlMs: dayStart + DAY - now + HOUR,
-    };
-  }
-
-  /** Reserves on the tenant's shadow budget; a missing counter starts at 0. */
-  private async reserve(item: { key: string; limit: number; amount: number; ttlMs: number }): Promise<boolean> {
-    for (let round = 0; round < 3; round++) {
-      const result = await this.counters.reserve([item]);
-      if (result.ok) return true;
-      if (result.missing.length === 0) return false;
-      await this.counters.seedBudget(item.key, 0, item.ttlMs);
-    }
-    return false;
-  }
-
-  /** The candidate's deployments in order, within one deadline; a non-retryable refusal stops. */
-  private async call(deployments: readonly Deployment[], body: ChatCompletionRequest, requestId: string): Promise<CallResult> {
-    const req: ChatCompletionRequest = { ...body, stream: false };
-    delete req.stream_options;
-    const controller = new AbortController();
-    const timer = setTimeout(
-      () => controller.abort(new UpstreamError('timeout', `shadow call timed out after ${this.timeoutMs}ms`)),
-      this.timeoutMs,
-    );
-    timer.unref();
-    const onStop = () => controller.abort(this.stopping.signal.reason);
-    this.stopping.signal.addEventListener('abort', onStop, { once: true });
-    let attempts = 0;
-    let last: UpstreamError | undefined;
-    let lastDep: Deployment | undefined;
+  private async putPair(input: MirrorInput, shadowModel: string, ts: number, r: ShadowOutcome): Promise<void> {
     try {
-      for (const dep of deployments) {
-        if (controller.signal.aborted) break;
-        attempts++;
-        lastDep = dep;
-        try {
-          const completion = await dep.provider.chat(
-            { ...req, model: dep.model },
-            { signal: controller.signal, upstreamModel: dep.upstreamModel, requestId: `${requestId}~shadow` },
-          );
-          return { completion, deployment: dep, attempts };
-        } catch (raw) {
-          last = controller.signal.aborted ? toUpstreamError(controller.signal.reason) : toUpstreamError(raw);
-          if (!last.retryable) break;
-        }
-      }
-      if (controller.signal.aborted) last = toUpstreamError(controller.signal.reason);
-      throw new ShadowCallError(last ?? new UpstreamError('connection', 'no deployment to call'), attempts, lastDep);
-    } finally {
-      clearTimeout(timer);
-      this.stopping.signal.removeEventListener('abort', onStop);
-    }
-  }
-
-  private async putPair(
-    input: MirrorInput,
-    shadowModel: string,
-    ts: number,
-    r: { latencyMs: number; usage: Usage | undefined; costPico: number; similarity: number | null; status: number; error: string },
-  ): Promise<void> {
-    const pair: ShadowPair = {
-      requestId: input.eventId,
-      ts,
-      tenantId: input.tenantId,
-      route: input.route,
-      primaryModel: input.primary.model,
-      shadowModel,
-      primaryLatencyMs: Math.round(input.primary.latencyMs),
-      shadowLatencyMs: r.latencyMs,
-      primaryPromptTokens: input.primary.promptTokens,
-      primaryCompletionTokens: input.primary.completionTokens,
-      shadowPromptTokens: r.usage?.prompt_tokens ?? 0,
-      shadowCompletionTokens: r.usage?.completion_tokens ?? 0,
-      primaryCostPico: input.primary.costPico,
-      shadowCostPico: r.costPico,
-      similarity: r.similarity,
-      shadowStatus: r.status,
-      error: r.error,
-    };
-    try {
-      await this.store.put(pair);
+      await this.opts.store.put(shadowPair(input, shadowModel, ts, r));
     } catch (err) {
-      this.log.error({ err, reqId: input.requestId, route: input.route }, 'could not store the shadow pair');
+      this.opts.log.error({ err, reqId: input.requestId, route: input.route }, 'could not store the shadow pair');
     }
   }
-}
-
-function toUpstreamError(err: unknown): UpstreamError {
-  if (err instanceof UpstreamError) return err;
-  return new UpstreamError('protocol', err instanceof Error ? err.message : String(err), { cause: err });
-}
-
-function describeFailure(err: UpstreamError): string {
-  const text = err.kind === 'http' ? `HTTP ${err.status ?? '?'}: ${err.upstreamMessage ?? err.message}` : `${err.kind}: ${err.message}`;
-  return text.slice(0, 500);
-}
-
-/** Cosine similarity of unit vectors. */
-function dot(a: Float32Array, b: Float32Array): number {
-  const n = Math.min(a.length, b.length);
-  let s = 0;
-  for (let i = 0; i < n; i++) s += (a[i] as number) * (b[i] as number);
-  return s;
 }

@@ -1,48 +1,60 @@
 /**
  * Tells every gateway process about changes made through one of them, so caches drop stale state
- * at once: a key revoked or changed, a tenant's policy changed (the auth cache), a kill switch
- * created or lifted (the kill-switch snapshot). Embedded mode has one process: changes are
- * delivered in process. Distributed mode publishes on a Redis channel that every process
- * subscribes to. Delivery is best effort: the caches' own expiry (auth.cacheTtlMs, the kill
- * switches' refreshMs poll) still bounds staleness when a message is lost or Redis is down.
+ * at once (a key revoked, a kill switch lifted, a flag changed, jobs queued, a budget counter
+ * reseeded...: each feature defines and handles its own messages; the bus carries them as opaque
+ * JSON objects with a `kind`). Embedded mode has one process: messages are delivered in process.
+ * Distributed mode publishes on a Redis channel that every process subscribes to. Delivery is
+ * best effort: each feature's own expiry or poll (auth.cacheTtlMs, the kill switches' refreshMs)
+ * still bounds staleness when a message is lost or Redis is down.
  */
 import type { Redis } from 'ioredis';
 
-export type Change =
-  | { kind: 'auth'; keyId?: string | undefined }
-  | { kind: 'kill-switches' }
-  | { kind: 'flags' }
-  /** Jobs were queued: idle workers look now instead of at their next poll. */
-  | { kind: 'jobs' }
-  /** A job was cancelled: the process running it stops it. */
-  | { kind: 'job-cancelled'; jobId: string }
-  /** A process's last seconds of live statistics (src/observability/live-stats.ts); checked on receipt. */
-  | { kind: 'live-stats'; node: string; buckets: unknown[] }
-  /** A process seeded a budget counter from the ledger: the others add the spend still in their spools (src/metering/budget-seeding.ts). */
-  | { kind: 'budget-seeded'; node: string; key: string; filter: { tenantId?: string; keyId?: string; userId?: string }; from: number; to: number; ttlMs: number; epoch: string; readAt: number };
+/**
+ * A message on the bus: opaque to storage. Each feature defines its own message types (a `kind`
+ * and its fields) next to the code that publishes and handles them, and subscribes with
+ * {@link onMessage}, which hands it only messages of its kind that pass its check.
+ */
+export interface BusMessage {
+  readonly kind: string;
+}
 
 export interface ChangeBus {
-  /** Sends a change to every process, this one included. Never throws. */
-  publish(change: Change): Promise<void>;
-  subscribe(handler: (change: Change) => void): void;
+  /** Sends a message to every process, this one included. Never throws. */
+  publish<T extends BusMessage>(message: T): Promise<void>;
+  subscribe(handler: (message: BusMessage) => void): void;
   close(): Promise<void>;
 }
 
-export class LocalChangeBus implements ChangeBus {
-  protected readonly handlers: Array<(change: Change) => void> = [];
+/**
+ * Subscribes `handler` to the messages of one kind. `accept` checks what another process sent
+ * (a message from Redis is untrusted JSON): one that fails it is dropped.
+ */
+export function onMessage<T extends BusMessage>(
+  bus: Pick<ChangeBus, 'subscribe'>,
+  kind: T['kind'],
+  handler: (message: T) => void,
+  accept: (message: BusMessage) => boolean = () => true,
+): void {
+  bus.subscribe((message) => {
+    if (message.kind === kind && accept(message)) handler(message as T);
+  });
+}
 
-  async publish(change: Change): Promise<void> {
-    this.deliver(change);
+export class LocalChangeBus implements ChangeBus {
+  protected readonly handlers: Array<(message: BusMessage) => void> = [];
+
+  async publish<T extends BusMessage>(message: T): Promise<void> {
+    this.deliver(message);
   }
 
-  subscribe(handler: (change: Change) => void): void {
+  subscribe(handler: (message: BusMessage) => void): void {
     this.handlers.push(handler);
   }
 
-  protected deliver(change: Change): void {
+  protected deliver(message: BusMessage): void {
     for (const h of this.handlers) {
       try {
-        h(change);
+        h(message);
       } catch {
         /* a handler's failure is its own */
       }
@@ -68,7 +80,8 @@ export class RedisChangeBus extends LocalChangeBus {
     subscriber.on('message', (ch: string, message: string) => {
       if (ch !== channel) return;
       try {
-        bus.deliver(JSON.parse(message) as Change);
+        const parsed: unknown = JSON.parse(message);
+        if (typeof parsed === 'object' && parsed !== null && typeof (parsed as BusMessage).kind === 'string') bus.deliver(parsed as BusMessage);
       } catch (err) {
         onError(err);
       }
@@ -77,12 +90,12 @@ export class RedisChangeBus extends LocalChangeBus {
     return bus;
   }
 
-  override async publish(change: Change): Promise<void> {
+  override async publish<T extends BusMessage>(message: T): Promise<void> {
     try {
-      await this.publisher.publish(this.channel, JSON.stringify(change)); // delivered here too, by the subscription
+      await this.publisher.publish(this.channel, JSON.stringify(message)); // delivered here too, by the subscription
     } catch (err) {
       this.onError(err);
-      this.deliver(change); // Redis down: at least this process knows
+      this.deliver(message); // Redis down: at least this process knows
     }
   }
 

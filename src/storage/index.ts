@@ -6,12 +6,12 @@
 import { join } from 'node:path';
 import type { Config } from '../config/schema.js';
 import type { ExactStore, SemanticStore } from '../cache/types.js';
-import type { ExperimentResultsSource } from '../routing/experiment-stats.js';
-import type { ShadowStore } from '../routing/shadow-report.js';
 import type { FeedbackStore, FlagStore } from '../routing/types.js';
 import type { FileStore, JobStore } from '../jobs/types.js';
-import type { StorageUsageStore } from '../metering/storage-quotas.js';
+import type { StorageUsageStore } from './storage-usage.js';
 import type { Counters, IdempotencyStore, Ledger, Records, RequestLogStore } from './types.js';
+import type { ExperimentResultsSource } from './experiment-rows.js';
+import type { ShadowStore } from './shadow-rows.js';
 import { type ChangeBus, LocalChangeBus, RedisChangeBus } from './change-bus.js';
 
 /** The cache stores' bounds (src/config/cache-schema.ts `tenantShares` resolves the per-tenant ones). */
@@ -49,7 +49,7 @@ export interface Storage {
   feedback: FeedbackStore;
   /** Per-variant figures of an A/B experiment, from the ledger and the feedback. */
   experimentResults: ExperimentResultsSource;
-  /** Shadow traffic's answer pairs and their reports. */
+  /** Shadow traffic's answer pairs and their aggregates per candidate. */
   shadow: ShadowStore;
   /** Async jobs: the queue, its leases and the webhook outbox (same database as the records). */
   jobs: JobStore;
@@ -140,7 +140,7 @@ async function openDistributed(cfg: Extract<Config['storage'], { kind: 'distribu
   try {
     await migratePostgres(migrations);
   } catch (err) {
-    throw new Error(`storage.postgresUrl: cannot open PostgreSQL (${redactUrl(cfg.postgresUrl)}): ${(err as Error).message}`, { cause: err });
+    throw startupError('storage.postgresUrl', 'cannot open PostgreSQL', cfg.postgresUrl, err);
   } finally {
     await migrations.end({ timeout: 1 }).catch(() => undefined);
   }
@@ -161,7 +161,7 @@ async function openDistributed(cfg: Extract<Config['storage'], { kind: 'distribu
   } catch (err) {
     redis?.disconnect();
     await sql.end({ timeout: 1 }).catch(() => undefined);
-    throw new Error(`storage.redisUrl: cannot reach Redis (${redactUrl(cfg.redisUrl)}): ${(err as Error).message}`, { cause: err });
+    throw startupError('storage.redisUrl', 'cannot reach Redis', cfg.redisUrl, err);
   }
   const counters = new RedisCounters(countersRedis, {
     prefix: `${cfg.redisPrefix}counters:`,
@@ -175,7 +175,7 @@ async function openDistributed(cfg: Extract<Config['storage'], { kind: 'distribu
     await counters.close().catch(() => undefined);
     redis.disconnect();
     await sql.end({ timeout: 1 }).catch(() => undefined);
-    throw new Error(`storage.redisUrl: cannot subscribe to Redis (${redactUrl(cfg.redisUrl)}): ${(err as Error).message}`, { cause: err });
+    throw startupError('storage.redisUrl', 'cannot subscribe to Redis', cfg.redisUrl, err);
   }
   const records = new PostgresRecords(sql);
   const { PostgresFlagStore } = await import('./postgres/flags.js');
@@ -231,6 +231,11 @@ async function openDistributed(cfg: Extract<Config['storage'], { kind: 'distribu
       await records.close(); // ends the shared pool (the ledger's too)
     },
   };
+}
+
+/** A start-up failure naming the setting and the service (its URL without the password). */
+function startupError(setting: string, what: string, url: string, err: unknown): Error {
+  return new Error(`${setting}: ${what} (${redactUrl(url)}): ${(err as Error).message}`, { cause: err });
 }
 
 /** A service URL without its password, for error messages. */

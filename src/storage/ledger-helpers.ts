@@ -1,10 +1,10 @@
 /**
  * What the SQL `Ledger` adapters share, so SQLite and PostgreSQL cannot drift apart on it: the
- * row shape of `usage_events` and its mapping to UsageEvent, the model expression, the grouping
- * dimensions and the filter columns. Each adapter keeps only its dialect (placeholders, the `day`
- * expression, how it counts errors, how `usage_reported` is stored).
+ * row shape of `usage_events` and its mapping to UsageEvent, the roll-up bounds, and the SQL of
+ * the reports (aggregates and spend). Each adapter keeps only its dialect (`LedgerDialect`:
+ * placeholders, the `day` expression, how it counts errors; and how `usage_reported` is stored).
  */
-import type { CacheOutcome, Ledger, UsageEvent, UsageGroupBy } from './types.js';
+import type { CacheOutcome, Ledger, UsageEvent, UsageGroupBy, UsageQuery, UsageRow } from './types.js';
 
 /** A `usage_events` row; `R` is how the database stores a boolean (SQLite 0/1, PostgreSQL boolean). */
 export interface UsageEventRow<R = number | boolean> {
@@ -42,11 +42,6 @@ export const USAGE_COLUMNS = [
 /** The public model that served a request, or the one asked for when none did. */
 export const MODEL_EXPRESSION = "CASE WHEN served_model = '' THEN requested_model ELSE served_model END";
 
-/** Grouping expressions but `day`, which is dialect-specific. */
-export function dimensions(dayExpression: string): Record<UsageGroupBy, string> {
-  return { tenant: 'tenant_id', user: 'user_id', key: 'key_id', model: MODEL_EXPRESSION, route: 'route', day: dayExpression };
-}
-
 /** A roll-up row's span: one UTC hour. */
 export const HOUR_MS = 3_600_000;
 
@@ -62,37 +57,111 @@ export function rollUpLimit(limit: number): number {
   return limit;
 }
 
-/**
- * The columns reports read, from detail events (`usage_events`, one request each) and from
- * roll-ups (`usage_rollups`, an hour's sums, dated at the hour's start): the two halves of the
- * UNION ALL every aggregate and spend look-up reads. `errors` is the dialect's 0/1 expression for
- * status >= 400; `where` is the same filter for both (the range is on `ts`, `hour` for roll-ups).
- */
-export function usageSources(errors: string, detailWhere: string, rollupWhere: string): string {
+/* Reports: `Ledger.aggregate` and `Ledger.spent` read detail events (`usage_events`, one request
+ * each) and roll-ups (`usage_rollups`, an hour's sums, dated at the hour's start) together, with
+ * one UNION ALL. The SQL is built from a fixed list of expressions (never from caller text);
+ * values are always bound parameters. */
+
+/** What a report's SQL differs in between SQLite and PostgreSQL. */
+export interface LedgerDialect {
+  /** The `day` dimension: YYYY-MM-DD (UTC) of `ts`. */
+  day: string;
+  /** 0/1 for status >= 400. */
+  errors: string;
+  /** The i-th bound value (1-based): `@p1`, `$1`. */
+  placeholder(index: number): string;
+  /** A range bound as the database takes it. */
+  bound(ms: number): number;
+}
+
+type Scope = Parameters<Ledger['spent']>[0];
+
+/** A report's SQL and its values, in placeholder order. */
+export interface LedgerSql {
+  text: string;
+  values: Array<string | number>;
+}
+
+/** A row of `aggregateSql` (drivers may return sums as text). */
+export type AggregateRow = Record<`g_${UsageGroupBy}`, string | undefined> &
+  Record<'requests' | 'errors' | 'prompt_tokens' | 'completion_tokens' | 'cost_pico' | 'saved_pico', number | string>;
+
+/** Over the UNION ALL: a detail event is 1 request, a roll-up row its hour's count. */
+const AGGREGATES = `COALESCE(SUM(requests), 0) AS requests,
+  COALESCE(SUM(errors), 0) AS errors,
+  COALESCE(SUM(prompt_tokens), 0) AS prompt_tokens,
+  COALESCE(SUM(completion_tokens), 0) AS completion_tokens,
+  COALESCE(SUM(cost_pico), 0) AS cost_pico,
+  COALESCE(SUM(saved_pico), 0) AS saved_pico`;
+
+/** The aggregate of a query, one row per group (one row in all without `groupBy`); its dimensions, each once, in the order given. */
+export function aggregateSql(d: LedgerDialect, query: UsageQuery): LedgerSql & { dims: UsageGroupBy[] } {
+  const known: Record<UsageGroupBy, string> = { tenant: 'tenant_id', user: 'user_id', key: 'key_id', model: MODEL_EXPRESSION, route: 'route', day: d.day };
+  for (const g of query.groupBy) {
+    if (!Object.hasOwn(known, g)) throw new Error(`unknown usage dimension '${String(g)}'`);
+  }
+  const dims = [...new Set(query.groupBy)];
+  const { where, rollupWhere, values } = usageWhere(d, query, query.from, query.to);
   const keys = 'tenant_id, key_id, user_id, route, requested_model, served_model';
-  return `SELECT ts, ${keys}, 1 AS requests, ${errors} AS errors, prompt_tokens, completion_tokens, cost_pico, saved_pico
-      FROM usage_events WHERE ${detailWhere}
+  const select = dims.map((g) => `${known[g]} AS g_${g}`);
+  const positions = dims.map((_, i) => String(i + 1)).join(', ');
+  const text = `SELECT ${[...select, AGGREGATES].join(', ')}
+      FROM (SELECT ts, ${keys}, 1 AS requests, ${d.errors} AS errors, prompt_tokens, completion_tokens, cost_pico, saved_pico
+      FROM usage_events WHERE ${where}
     UNION ALL
     SELECT hour AS ts, ${keys}, requests, errors, prompt_tokens, completion_tokens, cost_pico, saved_pico
-      FROM usage_rollups WHERE ${rollupWhere}`;
+      FROM usage_rollups WHERE ${rollupWhere}) usage
+      ${dims.length > 0 ? `GROUP BY ${positions} ORDER BY ${positions}` : ''}`;
+  return { text, values, dims };
 }
 
-/** The requested dimensions, each once, in the order given; refuses unknown ones. */
-export function groupDimensions(groupBy: readonly UsageGroupBy[], known: Record<UsageGroupBy, string>): UsageGroupBy[] {
-  for (const d of groupBy) {
-    if (!Object.hasOwn(known, d)) throw new Error(`unknown usage dimension '${String(d)}'`);
-  }
-  return [...new Set(groupBy)];
+/** The rows of `aggregateSql` as `UsageRow`s (without GROUP BY, the one row of nothing matched is dropped). */
+export function toUsageRows(rows: readonly AggregateRow[], dims: readonly UsageGroupBy[]): UsageRow[] {
+  return rows
+    .filter((row) => Number(row.requests) > 0)
+    .map((row) => ({
+      group: Object.fromEntries(dims.map((g) => [g, row[`g_${g}`] ?? ''])),
+      requests: Number(row.requests),
+      errors: Number(row.errors),
+      promptTokens: Number(row.prompt_tokens),
+      completionTokens: Number(row.completion_tokens),
+      costPico: Number(row.cost_pico),
+      savedPico: Number(row.saved_pico),
+    }));
 }
 
-/** The equality filters a query or a spend look-up asks for, as (expression, value) pairs. */
-export function filterColumns(filter: Parameters<Ledger['spent']>[0] & { model?: string }): Array<[expression: string, value: string]> {
-  const out: Array<[string, string]> = [];
-  if (filter.tenantId !== undefined) out.push(['tenant_id', filter.tenantId]);
-  if (filter.keyId !== undefined) out.push(['key_id', filter.keyId]);
-  if (filter.userId !== undefined) out.push(['user_id', filter.userId]);
-  if (filter.model !== undefined) out.push([MODEL_EXPRESSION, filter.model]);
-  return out;
+/** What a scope spent in `[from, to)`, as one value `spent`. Shadow traffic (route `shadow`) has a budget of its own and is left out. */
+export function spentSql(d: LedgerDialect, scope: Scope, from: number, to: number): LedgerSql {
+  const { where, rollupWhere, values } = usageWhere(d, scope, from, to);
+  const text = `SELECT (SELECT COALESCE(SUM(cost_pico), 0) FROM usage_events WHERE ${where} AND route <> 'shadow')
+      + (SELECT COALESCE(SUM(cost_pico), 0) FROM usage_rollups WHERE ${rollupWhere} AND route <> 'shadow') AS spent`;
+  return { text, values };
+}
+
+/**
+ * `[from, to)` on `ts` for events and on `hour` for roll-ups, plus one equality per filter given
+ * (an empty string is a value: the unknown user); the same values serve both tables.
+ */
+function usageWhere(d: LedgerDialect, filter: Scope & { model?: string }, from: number, to: number): { where: string; rollupWhere: string; values: Array<string | number> } {
+  const values: Array<string | number> = [d.bound(from), d.bound(to)];
+  const equalities: string[] = [];
+  const equal = (expression: string, value: string | undefined) => {
+    if (value === undefined) return;
+    values.push(value);
+    equalities.push(`${expression} = ${d.placeholder(values.length)}`);
+  };
+  equal('tenant_id', filter.tenantId);
+  equal('key_id', filter.keyId);
+  equal('user_id', filter.userId);
+  equal(MODEL_EXPRESSION, filter.model);
+  const on = (time: 'ts' | 'hour') => [`${time} >= ${d.placeholder(1)}`, `${time} < ${d.placeholder(2)}`, ...equalities].join(' AND ');
+  return { where: on('ts'), rollupWhere: on('hour'), values };
+}
+
+/** A range bound as a BIGINT: rounded up; ±Infinity (an open end) clamped to the safe integers. */
+export function wholeMs(bound: number): number {
+  if (Number.isFinite(bound)) return Math.ceil(bound);
+  return bound > 0 ? Number.MAX_SAFE_INTEGER : Number.MIN_SAFE_INTEGER;
 }
 
 export function toUsageRow<R>(e: UsageEvent, reported: (b: boolean) => R): UsageEventRow<R> {

@@ -1,6 +1,7 @@
 /**
- * Small helpers both `Records` adapters share (ids, defaults, JSON copies), so the memory and
- * SQLite adapters cannot drift apart on them. Driver-free on purpose.
+ * Small helpers the `Records` adapters share (ids, defaults, JSON copies, and the SQL adapters'
+ * rows and their mapping), so the memory, SQLite and PostgreSQL adapters cannot drift apart on
+ * them. Driver-free on purpose.
  */
 import { randomBytes } from 'node:crypto';
 import type { ApiKeyRecord, KillSwitch, PolicyOverride, Tenant } from './types.js';

@@ -1,7 +1,7 @@
 /**
  * An in-memory snapshot of something kept in a store, reloaded every `refreshMs` and on demand
- * (a change-bus message). Used by the kill switches and the feature flags: the hot path reads
- * `current` with no I/O.
+ * (a change-bus message). Used by the kill switches and the feature flags (both extend
+ * {@link PolledService}): the hot path reads `current` with no I/O.
  *
  * - Reloads are numbered: an older read finishing late never replaces a newer snapshot.
  * - A slow store does not pile reads up: a tick is skipped while one is in progress.
@@ -16,8 +16,11 @@ export interface PolledSnapshotOptions<T, S> {
   /** What it is, for logs ("kill switches", "feature flags"). */
   what: string;
   log?: { info(obj: object, msg: string): void; warn(obj: object, msg: string): void } | undefined;
-  /** Called after each applied reload with the snapshots before and after (e.g. to log a change). */
-  onReload?: (before: S, after: S) => void;
+  /**
+   * Logs `<what> changed` (info) after a reload whose `signature` differs from the last one's,
+   * with `fields` of the new snapshot.
+   */
+  logChanges?: { signature: (snapshot: S) => string; fields: (snapshot: S) => object };
 }
 
 export class PolledSnapshot<T, S> {
@@ -60,7 +63,10 @@ export class PolledSnapshot<T, S> {
     this.#applied = seq;
     const before = this.#current;
     this.#current = this.opts.build(loaded);
-    this.opts.onReload?.(before, this.#current);
+    const changes = this.opts.logChanges;
+    if (changes && this.opts.log && changes.signature(before) !== changes.signature(this.#current)) {
+      this.opts.log.info(changes.fields(this.#current), `${this.opts.what} changed`);
+    }
   }
 
   #tick(): void {
@@ -78,5 +84,50 @@ export class PolledSnapshot<T, S> {
       .finally(() => {
         this.#ticking = false;
       });
+  }
+}
+
+/**
+ * A service whose hot path reads a {@link PolledSnapshot}: `start`, `stop` and `refresh`, and the
+ * reload after a change made through it, which first tells the other processes (`onChange`, a
+ * change-bus message) so that they reload too.
+ */
+export abstract class PolledService<T, S> {
+  readonly #polled: PolledSnapshot<T, S>;
+  readonly #opts: PolledSnapshotOptions<T, S> & { onChange?: (() => void) | undefined };
+
+  protected constructor(opts: PolledSnapshotOptions<T, S> & { onChange?: (() => void) | undefined }, initial: S) {
+    this.#opts = opts;
+    this.#polled = new PolledSnapshot(opts, initial);
+  }
+
+  /** The snapshot in force in this process. */
+  protected get snapshot(): S {
+    return this.#polled.current;
+  }
+
+  /** Loads, then keeps reloading every `refreshMs` until {@link stop}. */
+  start(): Promise<void> {
+    return this.#polled.start();
+  }
+
+  stop(): void {
+    this.#polled.stop();
+  }
+
+  /** Reloads the snapshot from the store now. */
+  refresh(): Promise<void> {
+    return this.#polled.refresh();
+  }
+
+  /** After a change stored through this service: tells the other processes, then reloads here. */
+  protected async refreshAfterChange(): Promise<void> {
+    this.#opts.onChange?.();
+    try {
+      await this.refresh();
+    } catch (err) {
+      // The change is stored; the next tick picks it up.
+      this.#opts.log?.warn({ err }, `could not reload ${this.#opts.what} after a change`);
+    }
   }
 }

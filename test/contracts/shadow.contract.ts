@@ -4,7 +4,7 @@
  * with a `close` that releases what it opened.
  */
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import type { ShadowReport, ShadowStore } from '../../src/routing/shadow-report.js';
+import { type ShadowReport, type ShadowStore, shadowReports } from '../../src/routing/shadow-report.js';
 import type { ShadowPair } from '../../src/routing/types.js';
 
 const T0 = Date.UTC(2025, 0, 1);
@@ -53,7 +53,7 @@ export function runShadowStoreContract(name: string, factory: () => Promise<Shad
       await subject.close();
     });
 
-    const report = (from = T0 - HOUR, to = T0 + 24 * HOUR, threshold = 0.8, route = 'auto') => store.report(route, from, to, threshold);
+    const report = (from = T0 - HOUR, to = T0 + 24 * HOUR, threshold = 0.8, route = 'auto') => shadowReports(store, route, from, to, threshold);
 
     it('reports nothing for a route without pairs', async () => {
       expect(await report()).toEqual([]);

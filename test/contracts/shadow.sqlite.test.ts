@@ -2,6 +2,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
+import { shadowReports } from '../../src/routing/shadow-report.js';
 import { openDatabase } from '../../src/storage/sqlite/database.js';
 import { SqliteShadowStore } from '../../src/storage/sqlite/shadow.js';
 import { runShadowStoreContract } from './shadow.contract.js';
@@ -33,7 +34,7 @@ describe('SqliteShadowStore on a file', () => {
     dbA.close();
     dbB.close();
     const dbC = openDatabase(file);
-    expect((await new SqliteShadowStore(dbC).report('auto', 0, 2_000, 0.8))[0]).toMatchObject({ pairs: 2, agreementRate: 0 });
+    expect((await shadowReports(new SqliteShadowStore(dbC), 'auto', 0, 2_000, 0.8))[0]).toMatchObject({ pairs: 2, agreementRate: 0 });
     dbC.close();
   });
 });

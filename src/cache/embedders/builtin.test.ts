@@ -1,15 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { BuiltinEmbedder, stem, tokenize } from './builtin.js';
-
-function cosine(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
-  return s;
-}
-
-function norm(v: Float32Array): number {
-  return Math.sqrt(cosine(v, v));
-}
+import { dot as cosine, norm } from '../../util/vector.js';
+import { BuiltinEmbedder } from './builtin.js';
 
 describe('BuiltinEmbedder', () => {
   const embedder = new BuiltinEmbedder();
@@ -109,23 +100,5 @@ describe('BuiltinEmbedder', () => {
     const ac = new AbortController();
     ac.abort();
     await expect(embedder.embed(['hi'], { signal: ac.signal })).rejects.toThrow();
-  });
-});
-
-describe('tokenize and stem', () => {
-  it("splits words, turns n't into not and drops other clitics", () => {
-    expect(tokenize("don't it's we're can't won't")).toEqual(['do', 'not', 'it', 'we', 'can', 'not', 'will', 'not']);
-    expect(tokenize('hello, world! snake_case v2.1')).toEqual(['hello', 'world', 'snake', 'case', 'v2', '1']);
-    expect(tokenize('東京abc')).toEqual(['東', '京', 'abc']);
-    expect(tokenize('')).toEqual([]);
-  });
-
-  it('stems plurals, -ing, -ed and a final e', () => {
-    expect(stem('creates')).toBe(stem('creating'));
-    expect(stem('created')).toBe(stem('create'));
-    expect(stem('running')).toBe('run');
-    expect(stem('policies')).toBe('policy');
-    expect(stem('class')).toBe('class');
-    expect(stem('東京')).toBe('東京');
   });
 });

@@ -28,7 +28,9 @@
  * Changing anything that moves vectors must bump VERSION (part of `id`, hence of every semantic
  * scope), so vectors of two versions are never compared.
  */
+import { FNV_OFFSET, FNV_PRIME, fmix32 as fmix, fnv1a } from '../../util/hash.js';
 import type { Embedder, EmbedResult } from '../types.js';
+import { isStopWord, stem, tokenize } from '../words.js';
 
 const VERSION = 'v1';
 export const BUILTIN_DEFAULT_DIMENSIONS = 256;
@@ -52,27 +54,6 @@ const W_STOP = 0.12;
 const W_COMMON = 0.45;
 
 /**
- * Very common English words (function words, auxiliaries, pronouns, question words and the
- * fillers of requests): they say little about what is asked.
- */
-const STOP_WORDS = new Set(
-  (
-    'a an the this that these those there here of in on at to for from by with about as into onto ' +
-    'over under between through during before after above below up down out off per via ' +
-    'and or but if then else so than too also just only very really quite rather ' +
-    'is are was were be been being am do does did doing done have has had having ' +
-    'can could will would shall should may might must need ' +
-    'i me my mine myself you your yours yourself we us our ours they them their theirs ' +
-    'he him his she her hers it its itself one ones someone something anything ' +
-    'what which who whom whose how why when where whether ' +
-    'any some all each every both either such own same other another more most much many ' +
-    'not no nor ' +
-    'please tell let know explain give show get got thing things way ways ' +
-    'like well even still yet again ever ok okay yes'
-  ).split(' '),
-);
-
-/**
  * Frequent English words beyond the stop words (general verbs, adjectives, adverbs and nouns of
  * everyday English, as in any word-frequency list): an IDF-like prior without a corpus. Matched
  * by stem (use / uses / used / using).
@@ -91,181 +72,6 @@ const COMMON_WORDS =
   'answer reason method option step process result group area world life hand system program ' +
   'information detail details form order number';
 const COMMON_STEMS = new Set<string>();
-
-/** Whether a lower-case word is one of the built-in very common English words. */
-export function isStopWord(w: string): boolean {
-  return STOP_WORDS.has(w);
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Hashing                                                                                     */
-/* ------------------------------------------------------------------------------------------ */
-
-const FNV_OFFSET = 0x811c9dc5;
-const FNV_PRIME = 0x01000193;
-/** Seeds that keep the feature families apart (a word and a character n-gram never share a key). */
-const SEED_WORD = 0x9e3779b1;
-const SEED_CHARS = 0x85ebca77;
-const SEED_PAIR = 0xc2b2ae3d;
-
-function fnvString(s: string, seed: number): number {
-  let h = (FNV_OFFSET ^ seed) | 0;
-  for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), FNV_PRIME);
-  return h;
-}
-
-/** MurmurHash3's 32-bit finalizer: spreads FNV's weak low bits over the whole word. */
-function fmix(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
-}
-
-/* ------------------------------------------------------------------------------------------ */
-/* Tokens                                                                                      */
-/* ------------------------------------------------------------------------------------------ */
-
-/** A letter, digit or combining mark: part of a word. */
-const WORD_CHAR = /[\p{L}\p{N}\p{M}]/u;
-/** Scripts written without spaces between words: one character, one word. */
-const IDEOGRAPH = /[\p{Script=Han}\p{Script=Hiragana}\p{Script=Katakana}]/u;
-const APOSTROPHES = new Set(["'", '\u2019', '\u02bc']);
-
-/** Contractions' first halves before n't whose stem is not just "minus the n". */
-const NT_STEMS: Record<string, string> = { ca: 'can', wo: 'will', sha: 'shall', ai: 'be' };
-
-/**
- * Splits a normalized (NFKC, lower-case) text into words. `n't` becomes a word "not"; other
- * clitics ('s, 're, 've, 'll, 'd, 'm) are dropped.
- */
-export function tokenize(text: string): string[] {
-  const words: string[] = [];
-  const n = text.length;
-  let start = -1; // start of the current word, -1 when between words
-  let i = 0;
-  while (i < n) {
-    const c = text.charCodeAt(i);
-    if (c < 0x80) {
-      if (isAsciiWordChar(c)) {
-        if (start < 0) start = i;
-        i++;
-        continue;
-      }
-      if (c === 0x27 && start >= 0) {
-        const skip = clitic(text, start, i, words);
-        if (skip > 0) {
-          start = -1;
-          i = skip;
-          continue;
-        }
-      }
-      if (start >= 0) words.push(text.slice(start, i));
-      start = -1;
-      i++;
-      continue;
-    }
-    const cp = text.codePointAt(i)!;
-    const size = cp > 0xffff ? 2 : 1;
-    const ch = text.slice(i, i + size);
-    if (WORD_CHAR.test(ch)) {
-      if (cp >= 0x2e80 && IDEOGRAPH.test(ch)) {
-        if (start >= 0) words.push(text.slice(start, i));
-        words.push(ch);
-        start = -1;
-      } else if (start < 0) {
-        start = i;
-      }
-      i += size;
-      continue;
-    }
-    if (APOSTROPHES.has(ch) && start >= 0) {
-      const skip = clitic(text, start, i, words);
-      if (skip > 0) {
-        start = -1;
-        i = skip;
-        continue;
-      }
-    }
-    if (start >= 0) words.push(text.slice(start, i));
-    start = -1;
-    i += size;
-  }
-  if (start >= 0) words.push(text.slice(start));
-  return words;
-}
-
-/**
- * At an apostrophe (index `at`) ending the word that began at `start`: a clitic (n't, 's, 're,
- * 've, 'll, 'd, 'm) is consumed (n't pushes the word's stem and "not"; the others push the word)
- * and the index after it returned; 0 when it is not a clitic.
- */
-function clitic(text: string, start: number, at: number, words: string[]): number {
-  const n = text.length;
-  let j = at + 1;
-  while (j < n && j - at <= 3 && isAsciiLetter(text.charCodeAt(j))) j++;
-  if (j === at + 1 || j - at > 3) return 0;
-  if (j < n && WORD_CHAR.test(text[j]!)) return 0;
-  const tail = text.slice(at + 1, j);
-  const word = text.slice(start, at);
-  if (tail === 't' && word.length > 1 && word.endsWith('n')) {
-    const head = word.slice(0, -1);
-    words.push(NT_STEMS[head] ?? head, 'not');
-    return j;
-  }
-  if (tail === 's' || tail === 're' || tail === 've' || tail === 'll' || tail === 'd' || tail === 'm') {
-    words.push(word);
-    return j;
-  }
-  return 0;
-}
-
-function isAsciiWordChar(c: number): boolean {
-  return (c >= 0x61 && c <= 0x7a) || (c >= 0x30 && c <= 0x39) || (c >= 0x41 && c <= 0x5a);
-}
-
-function isAsciiLetter(c: number): boolean {
-  return (c >= 0x61 && c <= 0x7a) || (c >= 0x41 && c <= 0x5a);
-}
-
-function isVowel(c: string): boolean {
-  return c === 'a' || c === 'e' || c === 'i' || c === 'o' || c === 'u' || c === 'y';
-}
-
-/**
- * A tiny English suffix stemmer (Latin-script words only; anything else is returned as is):
- * plurals (-ies, -es, -s), -ing, -ed, then a final e, so that create / creates / created /
- * creating all become "creat" (and use / used / using "us").
- */
-export function stem(w: string): string {
-  const n = w.length;
-  if (n <= 2 || !isAsciiLetter(w.charCodeAt(n - 1))) return w;
-  let s = w;
-  if (n > 3) {
-    if (s.endsWith('ies') && n > 4) s = `${s.slice(0, -3)}y`;
-    else if (s.endsWith('sses')) s = s.slice(0, -2);
-    else if (s.endsWith('es') && n > 4 && /(?:ch|sh|x|z|ss)es$/.test(s)) s = s.slice(0, -2);
-    else if (s.endsWith('s') && !s.endsWith('ss') && !s.endsWith('us') && !s.endsWith('is')) s = s.slice(0, -1);
-    else if (s.endsWith('ing') && n >= 5 && hasVowel(s, n - 3)) s = undouble(s.slice(0, -3));
-    else if (s.endsWith('ed') && !s.endsWith('eed') && hasVowel(s, n - 2)) s = undouble(s.slice(0, -2));
-  }
-  if (s.length >= 3 && s.endsWith('e')) s = s.slice(0, -1);
-  return s;
-}
-
-function hasVowel(s: string, end: number): boolean {
-  for (let i = 0; i < end; i++) if (isVowel(s[i]!)) return true;
-  return false;
-}
-
-/** running -> runn -> run (but not: fall, miss, buzz). */
-function undouble(s: string): string {
-  const n = s.length;
-  if (n >= 3 && s[n - 1] === s[n - 2] && !'lsz'.includes(s[n - 1]!) && !isVowel(s[n - 1]!)) return s.slice(0, -1);
-  return s;
-}
 
 /**
  * The IDF-like prior of a (non stop) word: short words are common, long ones rare; words with
@@ -288,6 +94,15 @@ function wordPrior(w: string, stemmed: string): number {
 }
 
 for (const w of COMMON_WORDS.split(' ')) COMMON_STEMS.add(stem(w));
+
+/* ------------------------------------------------------------------------------------------ */
+/* Hashing                                                                                     */
+/* ------------------------------------------------------------------------------------------ */
+
+/** Seeds that keep the feature families apart (a word and a character n-gram never share a key). */
+const SEED_WORD = 0x9e3779b1;
+const SEED_CHARS = 0x85ebca77;
+const SEED_PAIR = 0xc2b2ae3d;
 
 interface WordInfo {
   word: string;
@@ -338,9 +153,9 @@ export class BuiltinEmbedder implements Embedder {
     for (const w of words) {
       let info = distinct.get(w);
       if (!info) {
-        const stop = STOP_WORDS.has(w);
+        const stop = isStopWord(w);
         const s = stop ? w : stem(w);
-        info = { word: w, tf: 0, hash: fnvString(s, SEED_WORD) >>> 0, prior: stop ? W_STOP : wordPrior(w, s), stop };
+        info = { word: w, tf: 0, hash: fnv1a(s, FNV_OFFSET ^ SEED_WORD), prior: stop ? W_STOP : wordPrior(w, s), stop };
         distinct.set(w, info);
       }
       info.tf++;

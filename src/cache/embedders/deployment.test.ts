@@ -4,17 +4,20 @@
  * malformed answers.
  */
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+// @ts-ignore TS6059: test helpers live outside tsconfig's rootDir (src); the import is type-checked all the same.
+import { instantModel } from '../../../test/helpers/sim-models.js';
 import { buildConfig } from '../../config/loader.js';
 import type { RawConfig, SimModelConfig } from '../../config/schema.js';
 import { ProviderRegistry } from '../../providers/registry.js';
 import { type SimServer, startSimServer } from '../../providers/simulated/server.js';
 import { type CallOptions, type EmbeddingRequest, type EmbeddingResponse, type Provider, UpstreamError } from '../../providers/types.js';
 import { type CatalogModel, ModelCatalog } from '../../routing/catalog.js';
+import { dot, norm } from '../../util/vector.js';
 import { DeploymentEmbedder, PROBE_TEXT } from './deployment.js';
 
 const SIM_MODELS: Record<string, SimModelConfig> = {
-  'sim-embed': { type: 'embedding', ttftMs: { median: 0, p95: 0 }, tokensPerSecond: 0, outputTokens: { min: 0, max: 0 }, dimensions: 64 },
-  'sim-small': { type: 'chat', ttftMs: { median: 0, p95: 0 }, tokensPerSecond: 0, outputTokens: { min: 8, max: 24 }, dimensions: 64 },
+  'sim-embed': instantModel({ type: 'embedding', outputTokens: { min: 0, max: 0 }, dimensions: 64 }),
+  'sim-small': instantModel({ outputTokens: { min: 8, max: 24 }, dimensions: 64 }),
 };
 const PRICE = { input: 0.02, output: 0 };
 
@@ -22,18 +25,6 @@ async function catalogOf(raw: RawConfig): Promise<{ catalog: ModelCatalog; provi
   const config = buildConfig(raw);
   const providers = await ProviderRegistry.create(config);
   return { catalog: new ModelCatalog(config, providers), providers };
-}
-
-function norm(v: Float32Array): number {
-  let s = 0;
-  for (const x of v) s += x * x;
-  return Math.sqrt(s);
-}
-
-function dot(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
-  return s;
 }
 
 describe('DeploymentEmbedder on the simulator', () => {

@@ -9,6 +9,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { dot, norm } from '../../util/vector.js';
 import { OnnxEmbedder } from './onnx.js';
 
 /*
@@ -36,18 +37,6 @@ async function runtimeAvailable(): Promise<boolean> {
 }
 
 const available = await runtimeAvailable();
-
-function norm(v: Float32Array): number {
-  let s = 0;
-  for (const x of v) s += x * x;
-  return Math.sqrt(s);
-}
-
-function dot(a: Float32Array, b: Float32Array): number {
-  let s = 0;
-  for (let i = 0; i < a.length; i++) s += a[i]! * b[i]!;
-  return s;
-}
 
 const expectSameVector = (a: Float32Array, b: Float32Array) => {
   expect(a.length).toBe(b.length);

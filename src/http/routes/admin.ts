@@ -1,7 +1,7 @@
 /**
- * The management API under /admin/v1 (admin keys only; errors as RFC 7807 problem+json):
- * tenants and API keys, their policies, kill switches, usage. Secrets are returned once, on
- * creation; listings show only prefixes.
+ * The management API under /admin/v1 (admin keys only; errors as RFC 7807 problem+json): the
+ * admin scope every capability's admin routes are registered in, and tenants and API keys with
+ * their policies. Secrets are returned once, on creation; listings show only prefixes.
  */
 import type { FastifyInstance } from 'fastify';
 import type { Authenticator } from '../../auth/authenticator.js';
@@ -10,36 +10,12 @@ import { extractKey, parseDuration } from '../../auth/keys.js';
 import { GatewayError } from '../../errors.js';
 import { DATE_RANGE_TEXT, MAX_DATE_MS, isDateInRange, isoOrNull } from '../../util/time.js';
 import { parsePolicyOverride } from '../../metering/policy.js';
-import type { CacheService } from '../../cache/service.js';
-import { adminCacheRoutes } from './cache.js';
-import { experimentRoutes } from './experiments.js';
-import { flagRoutes } from './flags.js';
-import { shadowRoutes } from './shadow.js';
-import type { Experiments } from '../../routing/experiments.js';
-import type { ExperimentResultsSource } from '../../routing/experiment-stats.js';
-import type { FlagService } from '../../routing/flags.js';
-import type { ShadowConfig, ShadowService } from '../../routing/shadow.js';
-import type { ShadowStore } from '../../routing/shadow-report.js';
-import { type KillSwitchRoutesOptions, killSwitchRoutes } from './kill-switches.js';
-import { type UsageRoutesOptions, usageRoutes } from './usage.js';
-import { type AlertRoutesOptions, alertRoutes } from './alerts.js';
 import { type ApiKeyRecord, RecordConflict, RecordNotFound, type Records, type Tenant } from '../../storage/types.js';
 
-export interface AdminRoutesOptions extends UsageRoutesOptions, KillSwitchRoutesOptions {
-  /** Alert rules and their state (GET /admin/v1/alerts). */
-  alerts?: AlertRoutesOptions | undefined;
+export interface TenantRoutesOptions {
   records: Records;
   keys: KeyService;
   authenticator: Authenticator;
-  cache: CacheService;
-  flags: FlagService;
-  experiments: Experiments;
-  experimentResults: ExperimentResultsSource;
-  shadow: ShadowService;
-  shadowStore: ShadowStore;
-  shadowRoutes: Record<string, ShadowConfig>;
-  /** A tenant's job webhook signing secret (absent: webhooks are off). */
-  webhookSecret?: (tenantId: string) => string;
 }
 
 /** Stored times never fail a listing: out of range is clamped, not a number is null (src/util/time.ts). */
@@ -152,21 +128,21 @@ function storageError(err: unknown): never {
   throw err;
 }
 
-export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions): Promise<void> {
-  const { records, keys, authenticator } = opts;
-
+/**
+ * The admin scope: every route registered inside it (each capability's `adminRoutes`) answers
+ * admin keys only, under /admin/v1.
+ */
+export async function adminScope(app: FastifyInstance, opts: { authenticator: Authenticator; register: (app: FastifyInstance) => Promise<void> }): Promise<void> {
   app.addHook('onRequest', async (request) => {
-    const auth = await authenticator.authenticate(extractKey(request.headers));
+    const auth = await opts.authenticator.authenticate(extractKey(request.headers));
     if (auth.kind !== 'admin') throw new GatewayError('admin_required', 'This endpoint needs an admin key.');
   });
+  await opts.register(app);
+}
 
-  await app.register(usageRoutes, { ledger: opts.ledger, writer: opts.writer });
-  await app.register(killSwitchRoutes, { killSwitches: opts.killSwitches, authenticator });
-  await app.register(adminCacheRoutes, { cache: opts.cache });
-  await app.register(flagRoutes, { flags: opts.flags, authenticator });
-  await app.register(experimentRoutes, { experiments: opts.experiments, results: opts.experimentResults, ledgerFlush: () => opts.writer.flush() });
-  if (opts.alerts) await app.register(alertRoutes, opts.alerts);
-  await app.register(shadowRoutes, { shadow: opts.shadow, store: opts.shadowStore, routes: opts.shadowRoutes });
+/** Tenants and API keys, and their policies. */
+export async function tenantRoutes(app: FastifyInstance, opts: TenantRoutesOptions): Promise<void> {
+  const { records, keys, authenticator } = opts;
 
   app.get('/tenants', async () => ({ object: 'list', data: (await records.listTenants()).map(tenantJson) }));
 
@@ -205,15 +181,6 @@ export async function adminRoutes(app: FastifyInstance, opts: AdminRoutesOptions
 
   // Policies: overrides of the tier's limits and budgets. Every cached key may carry the tenant's
   // policy, so a tenant change drops the whole auth cache, in every process (the change bus).
-  app.get<{ Params: { id: string } }>('/tenants/:id/webhook-secret', { schema: { params: idParams } }, async (request) => {
-    const tenant = await opts.records.getTenant(request.params.id);
-    if (!tenant) throw new GatewayError('not_found', `No tenant with id '${request.params.id}'.`, { param: 'id' });
-    if (!opts.webhookSecret) {
-      throw new GatewayError('conflict', 'Job webhooks are off: set jobs.webhooks.signingSecret (required in distributed mode).');
-    }
-    return { object: 'webhook_secret', tenant_id: tenant.id, secret: opts.webhookSecret(tenant.id) };
-  });
-
   app.put<{ Params: { id: string }; Body: unknown }>('/tenants/:id/policy', { schema: { params: idParams } }, async (request) => {
     const policy = parsePolicyOverride(request.body, 'tenant');
     const t = await records.updateTenant(request.params.id, { policy }).catch(storageError);

@@ -4,9 +4,11 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Authenticator } from '../../auth/authenticator.js';
-import { BATCH_ENDPOINTS, type BatchEndpoint, type BatchService, COMPLETION_WINDOWS, batchObject } from '../../jobs/batches.js';
+import type { BatchService } from '../../jobs/batches.js';
+import { BATCH_ENDPOINTS, type BatchEndpoint, COMPLETION_WINDOWS, batchObject } from '../../jobs/wire.js';
 import type { KillSwitches } from '../../metering/kill-switches.js';
-import { apiCaller, listObject, pageQuery } from './files.js';
+import { apiCaller } from './api-caller.js';
+import { listObject, pageQuery } from './lists.js';
 
 export interface BatchRoutesOptions {
   batches: BatchService;

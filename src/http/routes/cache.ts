@@ -15,7 +15,7 @@ import { GatewayError } from '../../errors.js';
 import { formatUsd } from '../../metering/cost.js';
 import type { KillSwitches } from '../../metering/kill-switches.js';
 import type { FeedbackStore } from '../../routing/types.js';
-import { apiCaller } from './jobs.js';
+import { apiCaller } from './api-caller.js';
 
 export interface CacheRoutesOptions {
   cache: CacheService;

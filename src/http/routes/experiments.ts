@@ -7,8 +7,8 @@
  *                                            from the control (the first variant), 95% intervals
  *
  * `from` / `to`: ISO 8601 dates or epoch ms; default the last 7 days up to now (`from` inclusive,
- * `to` exclusive). The JSON (snake_case) and the statistics are described in
- * src/routing/experiments.ts; `experimentResultsJson` is shared with `tollgate experiments show`.
+ * `to` exclusive). The statistics are described in src/routing/experiment-stats.ts;
+ * `experimentResultsJson` (snake_case) is shared with `tollgate experiments show`.
  */
 import type { FastifyInstance } from 'fastify';
 import { GatewayError } from '../../errors.js';

@@ -17,13 +17,15 @@ import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Authenticator, AuthInfo } from '../../auth/authenticator.js';
-import { extractKey } from '../../auth/keys.js';
 import { GatewayError, isGatewayError } from '../../errors.js';
-import { type BatchService, fileObject, fileTooLarge } from '../../jobs/batches.js';
+import { type BatchService, fileTooLarge } from '../../jobs/batches.js';
 import type { FilePurpose } from '../../jobs/types.js';
 import type { UploadGuard, UploadSlot } from '../../jobs/upload-guard.js';
+import { fileObject } from '../../jobs/wire.js';
 import type { KillSwitches } from '../../metering/kill-switches.js';
 import { type ReceivedUpload, receiveMultipart } from '../multipart-upload.js';
+import { apiCaller } from './api-caller.js';
+import { listObject, pageQuery } from './lists.js';
 
 export interface FileRoutesOptions {
   batches: BatchService;
@@ -44,45 +46,6 @@ export interface FileRoutesOptions {
 const MULTIPART_OVERHEAD = 64 * 1024;
 const MAX_FILENAME = 255;
 const FILE_PURPOSES: readonly FilePurpose[] = ['batch', 'batch_output'];
-
-/** The caller of a /v1 route: an API key (admin keys refused), not switched off. */
-export async function apiCaller(
-  request: FastifyRequest,
-  authenticator: Pick<Authenticator, 'authenticate'>,
-  killSwitches: Pick<KillSwitches, 'checkAccess'>,
-): Promise<AuthInfo> {
-  const auth = await authenticator.authenticate(extractKey(request.headers));
-  if (auth.kind !== 'api') throw new GatewayError('invalid_api_key', 'An admin key cannot call the model API; use an API key.');
-  killSwitches.checkAccess(auth);
-  return auth;
-}
-
-/** A listing's `limit` (1..max) and `after` from the query string; 400 naming the field. */
-export function pageQuery(query: unknown, max = 100, fallback = 20): { after: string | undefined; limit: number } {
-  const q = (query ?? {}) as Record<string, unknown>;
-  let limit = fallback;
-  if (q['limit'] !== undefined) {
-    limit = typeof q['limit'] === 'string' && /^\d+$/.test(q['limit']) ? Number(q['limit']) : NaN;
-    if (!Number.isInteger(limit) || limit < 1 || limit > max) {
-      throw new GatewayError('invalid_value', `Invalid value for 'limit': must be an integer from 1 to ${max}.`, { param: 'limit' });
-    }
-  }
-  const after = q['after'];
-  if (after !== undefined && (typeof after !== 'string' || after === '')) {
-    throw new GatewayError('invalid_value', "Invalid value for 'after': must be an id from a previous page.", { param: 'after' });
-  }
-  return { after: after as string | undefined, limit };
-}
-
-export function listObject<T extends { id: string }>(page: { data: T[]; hasMore: boolean }, render: (item: T) => Record<string, unknown>) {
-  return {
-    object: 'list',
-    data: page.data.map(render),
-    first_id: page.data[0]?.id ?? null,
-    last_id: page.data.at(-1)?.id ?? null,
-    has_more: page.hasMore,
-  };
-}
 
 export async function fileRoutes(app: FastifyInstance, opts: FileRoutesOptions): Promise<void> {
   const { batches, authenticator, killSwitches, maxFileBytes, uploads, spoolDir } = opts;

@@ -17,10 +17,12 @@ import type { Authenticator } from '../../auth/authenticator.js';
 import { extractKey } from '../../auth/keys.js';
 import { GatewayError } from '../../errors.js';
 import { isoOrNull } from '../../util/time.js';
-import { CACHE_MODES, type FlagInput, type FlagService, type FlagUpdate } from '../../routing/flags.js';
+import { CACHE_MODES } from '../../routing/flag-validation.js';
+import type { FlagInput, FlagService, FlagUpdate } from '../../routing/flags.js';
 import type { Flag, FlagAuditEntry, FlagEffect } from '../../routing/types.js';
 import { RecordConflict, RecordNotFound } from '../../storage/types.js';
-import { jsonPointerToParam, toGatewayError } from '../error-handler.js';
+import { toGatewayError } from '../error-handler.js';
+import { jsonPointerToParam } from '../../wire/validation-error.js';
 
 export interface FlagRoutesOptions {
   flags: FlagService;

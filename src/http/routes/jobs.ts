@@ -6,22 +6,26 @@
  * shortcut's answer (`acceptAsync`), used by the OpenAI routes.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { AuthInfo, Authenticator } from '../../auth/authenticator.js';
-import { extractKey } from '../../auth/keys.js';
+import type { Authenticator } from '../../auth/authenticator.js';
 import { GatewayError } from '../../errors.js';
 import type { JobEvent, JobEvents } from '../../jobs/events.js';
 import type { JobOptions, JobService } from '../../jobs/service.js';
 import { TERMINAL_STATUSES, type JobKind, type JobRecord, type JobStatus } from '../../jobs/types.js';
 import { REQUEST_PRIORITIES, type RequestPriority, jobObject } from '../../jobs/wire.js';
 import type { KillSwitches } from '../../metering/kill-switches.js';
+import { apiCaller } from './api-caller.js';
+import { listObject } from './lists.js';
 
 export interface JobRoutesOptions {
   jobs: JobService;
   events: JobEvents;
   authenticator: Authenticator;
   killSwitches: Pick<KillSwitches, 'checkAccess'>;
-  /** Open event streams, ended on shutdown (after the workers stopped). */
-  streams: Set<() => void>;
+  /**
+   * Open event streams, ended on shutdown (after the workers stopped): each reads its job once
+   * more, sends `completed` when it has ended, then ends; resolves once it has.
+   */
+  streams: Set<() => Promise<void>>;
   /** How often an open event stream re-reads the job (a lost pub/sub message never strands a client). */
   pollMs?: number;
 }
@@ -42,14 +46,6 @@ const submitSchema = {
     metadata: { type: 'object', additionalProperties: { type: 'string' } },
   },
 };
-
-/** The caller of a /v1 job route: an API key, not refused by a kill switch. */
-export async function apiCaller(request: FastifyRequest, authenticator: Authenticator, killSwitches: Pick<KillSwitches, 'checkAccess'>): Promise<AuthInfo> {
-  const auth = await authenticator.authenticate(extractKey(request.headers));
-  if (auth.kind !== 'api') throw new GatewayError('invalid_api_key', 'An admin key cannot call the model API; use an API key.');
-  killSwitches.checkAccess(auth);
-  return auth;
-}
 
 function idempotencyKeyOf(request: FastifyRequest): string | null {
   const key = request.headers['idempotency-key'];
@@ -153,13 +149,7 @@ export async function jobRoutes(app: FastifyInstance, opts: JobRoutesOptions): P
       ...(metaKey ? { metadata: { key: metaKey.replace(/^metadata[.[]/, '').replace(/]$/, ''), value: one(metaKey) ?? '' } } : {}),
     });
     reply.header('x-request-id', request.id);
-    return {
-      object: 'list',
-      data: page.data.map(jobObject),
-      first_id: page.data[0]?.id ?? null,
-      last_id: page.data.at(-1)?.id ?? null,
-      has_more: page.hasMore,
-    };
+    return listObject(page, jobObject);
   });
 
   app.get<{ Params: { id: string } }>('/v1/jobs/:id', async (request, reply) => {
@@ -213,7 +203,7 @@ function followJob(
   request: FastifyRequest,
   reply: FastifyReply,
   first: JobRecord,
-  deps: { events: JobEvents; store: JobService['store']; streams: Set<() => void>; pollMs: number },
+  deps: { events: JobEvents; store: JobService['store']; streams: Set<() => Promise<void>>; pollMs: number },
 ): void {
   reply.hijack();
   const res = reply.raw;
@@ -236,7 +226,7 @@ function followJob(
     unsubscribe();
     clearInterval(poll);
     clearInterval(ping);
-    deps.streams.delete(end);
+    deps.streams.delete(close);
     if (!res.destroyed) res.end();
   };
   const finish = (job: JobRecord) => {
@@ -247,6 +237,8 @@ function followJob(
     const job = await deps.store.get(first.id).catch(() => undefined);
     if (job && TERMINAL_STATUSES.includes(job.status)) finish(job);
   };
+  /** Shutdown: the job's last state (its result, when the stopped worker finished it), then the end. */
+  const close = () => check().finally(end);
   if (TERMINAL_STATUSES.includes(first.status)) {
     finish(first);
     return;
@@ -265,7 +257,7 @@ function followJob(
   ping = setInterval(() => !ended && !res.destroyed && res.write(': ping\n\n'), 15_000);
   poll.unref();
   ping.unref();
-  deps.streams.add(end);
+  deps.streams.add(close);
   res.once('close', end);
   void check();
 }

@@ -9,14 +9,15 @@ import { extractKey } from '../../auth/keys.js';
 import { GatewayError } from '../../errors.js';
 import type { KillSwitches } from '../../metering/kill-switches.js';
 import type { Logger } from '../../observability/logger.js';
-import type { Operation, RequestContext } from '../../pipeline/context.js';
+import { type Operation, type OperationRequest, type RequestContext, createContext } from '../../pipeline/context.js';
 import type { Pipeline } from '../../pipeline/pipeline.js';
 import type { ChatCompletionRequest, EmbeddingRequest } from '../../providers/types.js';
 import type { CatalogModel, ModelCatalog } from '../../routing/catalog.js';
-import { chatCompletionBodySchema, embeddingsBodySchema } from '../schemas.js';
+import { chatCompletionBodySchema, embeddingsBodySchema } from '../../wire/openai-schemas.js';
 import { HttpSink, type OpenStreams } from '../sink.js';
 import type { JobService } from '../../jobs/service.js';
-import { apiCaller, asyncOptionsFromHeaders, sendAccepted, wantsAsync } from './jobs.js';
+import { apiCaller } from './api-caller.js';
+import { asyncOptionsFromHeaders, sendAccepted, wantsAsync } from './jobs.js';
 
 export interface OpenAIRoutesOptions {
   pipeline: Pipeline;
@@ -35,23 +36,18 @@ export interface OpenAIRoutesOptions {
 export async function openaiRoutes(app: FastifyInstance, opts: OpenAIRoutesOptions): Promise<void> {
   const { pipeline, authenticator, catalog, log, killSwitches } = opts;
 
-  function context(operation: Operation, route: string, request: FastifyRequest, sink: HttpSink): RequestContext {
+  function context(op: OperationRequest, route: string, request: FastifyRequest, reply: FastifyReply): RequestContext {
     // A gateway-generated id is unique already; a client's may repeat, so it gets a random suffix.
     const fromClient = request.headers['x-request-id'] === request.id;
-    return {
+    return createContext({
+      ...op,
       id: request.id,
       eventId: fromClient ? `${request.id}~${randomBytes(6).toString('hex')}` : request.id,
-      operation,
       route,
-      startedAt: performance.now(),
-      receivedAt: Date.now(),
       headers: request.headers,
-      body: request.body as ChatCompletionRequest | EmbeddingRequest,
-      sink,
+      sink: new HttpSink(reply, opts.streams),
       log,
-      attempts: [],
-      extraHeaders: {},
-    };
+    });
   }
 
   /** `Prefer: respond-async`: the request is queued as a job and answered 202 at once. */
@@ -62,15 +58,16 @@ export async function openaiRoutes(app: FastifyInstance, opts: OpenAIRoutesOptio
     return sendAccepted(reply, request, job, created);
   }
 
-  app.post('/v1/chat/completions', { schema: { body: chatCompletionBodySchema } }, async (request, reply) => {
+  // The bodies' types are what their JSON schemas validated.
+  app.post<{ Body: ChatCompletionRequest }>('/v1/chat/completions', { schema: { body: chatCompletionBodySchema } }, async (request, reply) => {
     if (opts.jobs && wantsAsync(request)) return submitAsync('chat', request, reply);
-    await pipeline.run(context('chat', '/v1/chat/completions', request, new HttpSink(reply, opts.streams)));
+    await pipeline.run(context({ operation: 'chat', body: request.body }, '/v1/chat/completions', request, reply));
     return reply;
   });
 
-  app.post('/v1/embeddings', { schema: { body: embeddingsBodySchema } }, async (request, reply) => {
+  app.post<{ Body: EmbeddingRequest }>('/v1/embeddings', { schema: { body: embeddingsBodySchema } }, async (request, reply) => {
     if (opts.jobs && wantsAsync(request)) return submitAsync('embeddings', request, reply);
-    await pipeline.run(context('embeddings', '/v1/embeddings', request, new HttpSink(reply, opts.streams)));
+    await pipeline.run(context({ operation: 'embeddings', body: request.body }, '/v1/embeddings', request, reply));
     return reply;
   });
 

@@ -10,11 +10,11 @@ import { GatewayError } from '../../errors.js';
 import { formatUsd } from '../../metering/cost.js';
 import { parseUsageQuery } from '../../metering/usage-report.js';
 import type { ShadowConfig, ShadowService } from '../../routing/shadow.js';
-import { type ShadowReport, type ShadowStore, emptyShadowReport } from '../../routing/shadow-report.js';
+import { type ShadowReport, type ShadowStore, emptyShadowReport, shadowReports } from '../../routing/shadow-report.js';
 
 export interface ShadowRoutesOptions {
   shadow: Pick<ShadowService, 'stats'>;
-  store: ShadowStore;
+  store: Pick<ShadowStore, 'aggregate'>;
   routes: Record<string, ShadowConfig>;
 }
 
@@ -59,7 +59,7 @@ export function shadowReportJson(r: ShadowReport) {
  * without shadow traffic configured. Shared by the admin API and `tollgate shadow report`.
  */
 export async function shadowRouteReport(
-  store: ShadowStore,
+  store: Pick<ShadowStore, 'aggregate'>,
   routes: Record<string, ShadowConfig>,
   route: string,
   params: { from?: string | undefined; to?: string | undefined },
@@ -74,7 +74,7 @@ export async function shadowRouteReport(
     );
   }
   const { from, to } = parseUsageQuery({ from: params.from, to: params.to }, now);
-  const reports = await store.report(route, from, to, cfg.agreementThreshold);
+  const reports = await shadowReports(store, route, from, to, cfg.agreementThreshold);
   const configured = reports.find((r) => r.shadowModel === cfg.model) ?? emptyShadowReport(cfg.model);
   const others = reports.filter((r) => r.shadowModel !== cfg.model);
   return {

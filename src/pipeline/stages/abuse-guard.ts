@@ -1,5 +1,5 @@
 /**
- * Stage 1b (optional, right after authenticate): refuses a key or end user that the abuse
+ * The abuse guard stage (optional, right after authenticate): refuses a key or end user that the abuse
  * detector throttles (`abuse.action: throttle`) with 429 abuse_throttled, Retry-After and the
  * reason. An in-memory look-up, no I/O; per process (see src/observability/abuse.ts).
  */

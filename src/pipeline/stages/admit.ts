@@ -1,5 +1,5 @@
 /**
- * Stage 4: admission. Resolves the request's limits and budgets per tenant, key and end user
+ * The admit stage: admission. Resolves the request's limits and budgets per tenant, key and end user
  * (its tier's, overridden by its tenant's and then its key's policy: src/metering/policy.ts),
  * estimates its tokens (prompt counted with the tokenizer + max output tokens) and its
  * worst-case cost, then takes the rate-limit buckets and reserves the budgets, all or none.
@@ -12,7 +12,6 @@ import { costPico } from '../../metering/cost.js';
 import { resolvePolicy } from '../../metering/policy.js';
 import type { RateLimiter } from '../../metering/rate-limiter.js';
 import { estimatePromptTokens } from '../../metering/tokenizer.js';
-import type { ChatCompletionRequest } from '../../providers/types.js';
 import type { RequestContext } from '../context.js';
 
 export interface AdmitOptions {
@@ -31,7 +30,7 @@ export interface AdmitOptions {
 export async function estimateTokens(ctx: RequestContext, defaultMaxOutputTokens: number): Promise<{ prompt: number; maxOutput: number }> {
   const prompt = await estimatePromptTokens(ctx.operation, ctx.body, { imageTokens: ctx.model?.price?.imageTokens });
   if (ctx.operation === 'embeddings') return { prompt, maxOutput: 0 };
-  const body = ctx.body as ChatCompletionRequest;
+  const body = ctx.body;
   const perChoice = body.max_completion_tokens ?? body.max_tokens ?? defaultMaxOutputTokens;
   return { prompt, maxOutput: perChoice * (body.n ?? 1) };
 }
@@ -47,7 +46,7 @@ export function admitStage(opts: AdmitOptions) {
     const price = ctx.model?.price;
     // A route that escalates JSON answers may make 1 + maxSteps upstream calls, all billed: reserve for each.
     const escalate = ctx.routing?.route.config.escalate;
-    const calls = escalate && !(ctx.body as ChatCompletionRequest).stream ? 1 + escalate.maxSteps : 1;
+    const calls = escalate && !(ctx.operation === 'chat' && ctx.body.stream) ? 1 + escalate.maxSteps : 1;
     const worstCase = price ? calls * costPico({ prompt_tokens: prompt, completion_tokens: maxOutput }, price) : 0;
     let budget;
     try {

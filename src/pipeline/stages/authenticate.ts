@@ -1,4 +1,4 @@
-/** Stage 1: API key -> tenant, tier, allowed models, end user. Fails with 401. (Job runs arrive authenticated.) */
+/** The authenticate stage, the first: API key -> tenant, tier, allowed models, end user. Fails with 401. (Job runs arrive authenticated.) */
 import type { Authenticator } from '../../auth/authenticator.js';
 import { extractKey } from '../../auth/keys.js';
 import { GatewayError } from '../../errors.js';

@@ -6,12 +6,13 @@
 import { describe, expect, it } from 'vitest';
 import { resilienceSchema } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
-import { createLogger } from '../../observability/logger.js';
 import { GatewayMetrics } from '../../observability/metrics.js';
 import { type ChatCompletion, LocalRequestError, type Provider, serializeRequest } from '../../providers/types.js';
 import { BreakerRegistry } from '../../resilience/circuit-breaker.js';
 import type { Deployment } from '../../routing/catalog.js';
 import type { RequestContext } from '../context.js';
+// @ts-ignore TS6059: test helpers live outside tsconfig's rootDir (src); the import is type-checked all the same.
+import { chatContext } from '../../../test/helpers/context.js';
 import { invokeStage } from './invoke.js';
 
 const ANSWER = { id: 'c', object: 'chat.completion', created: 0, model: 'm', choices: [] } as unknown as ChatCompletion;
@@ -28,21 +29,7 @@ function serializingProvider(calls: { n: number }, fail?: () => never): Provider
 }
 
 function context(deployments: Deployment[], body: Record<string, unknown>): RequestContext {
-  return {
-    id: 'req_test',
-    eventId: 'req_test',
-    operation: 'chat',
-    route: '/v1/chat/completions',
-    startedAt: performance.now(),
-    receivedAt: Date.now(),
-    headers: {},
-    body: { model: 'm', messages: [{ role: 'user', content: 'hi' }], ...body },
-    sink: { signal: new AbortController().signal, committed: false, sendJson() {}, openStream: () => ({ send: async () => {}, end() {} }) },
-    log: createLogger('silent'),
-    attempts: [],
-    extraHeaders: {},
-    chain: deployments,
-  };
+  return chatContext({ chain: deployments, body });
 }
 
 const deployment = (provider: Provider, id: string): Deployment => ({ id, providerId: provider.id, provider, upstreamModel: 'm', timeoutMs: undefined, model: 'm', price: undefined });

@@ -5,12 +5,13 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { resilienceSchema } from '../../config/schema.js';
 import { GatewayError } from '../../errors.js';
-import { createLogger } from '../../observability/logger.js';
 import { GatewayMetrics } from '../../observability/metrics.js';
 import { type CallOptions, type ChatCompletionChunk, type Provider, UpstreamError } from '../../providers/types.js';
 import { BreakerRegistry } from '../../resilience/circuit-breaker.js';
 import type { Deployment } from '../../routing/catalog.js';
 import type { RequestContext } from '../context.js';
+// @ts-ignore TS6059: test helpers live outside tsconfig's rootDir (src); the import is type-checked all the same.
+import { chatContext } from '../../../test/helpers/context.js';
 import { invokeStage } from './invoke.js';
 
 /** A provider whose calls never answer: they end only when their signal aborts. */
@@ -24,21 +25,7 @@ function hangingProvider(calls: { n: number }): Provider {
 }
 
 function context(deployments: Deployment[], body: Record<string, unknown> = {}): RequestContext {
-  return {
-    id: 'req_test',
-    eventId: 'req_test',
-    operation: 'chat',
-    route: '/v1/chat/completions',
-    startedAt: performance.now(),
-    receivedAt: Date.now(),
-    headers: {},
-    body: { model: 'm', messages: [{ role: 'user', content: 'hi' }], ...body },
-    sink: { signal: new AbortController().signal, committed: false, sendJson() {}, openStream: () => ({ send: async () => {}, end() {} }) },
-    log: createLogger('silent'),
-    attempts: [],
-    extraHeaders: {},
-    chain: deployments,
-  };
+  return chatContext({ chain: deployments, body });
 }
 
 const deployment = (provider: Provider, id = 'm@fake'): Deployment => ({ id, providerId: provider.id, provider, upstreamModel: 'm', timeoutMs: undefined, model: 'm', price: undefined });

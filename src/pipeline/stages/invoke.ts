@@ -1,5 +1,5 @@
 /**
- * Stage 5: call the chain of deployments until one answers.
+ * The invoke stage, the innermost: call the chain of deployments until one answers.
  *
  * Per deployment: the circuit breaker admits or skips it; each attempt has its own timeout (to
  * the full JSON answer, or to the first chunk of a stream) within the request's overall deadline;
@@ -24,7 +24,7 @@ import { GatewayError } from '../../errors.js';
 import { costPico } from '../../metering/cost.js';
 import { estimatePromptTokens } from '../../metering/tokenizer.js';
 import type { GatewayMetrics } from '../../observability/metrics.js';
-import { type ChatCompletionChunk, type ChatCompletionRequest, type EmbeddingRequest, LocalRequestError, UpstreamError } from '../../providers/types.js';
+import { type ChatCompletionChunk, LocalRequestError, UpstreamError } from '../../providers/types.js';
 import type { BreakerRegistry } from '../../resilience/circuit-breaker.js';
 import { decideRetry, sleep } from '../../resilience/retry.js';
 import type { Deployment } from '../../routing/catalog.js';
@@ -130,10 +130,10 @@ export function invokeStage(opts: InvokeOptions) {
   async function attemptOnce(ctx: RequestContext, dep: Deployment, scope: AttemptScope): Promise<PipelineResult> {
     const call = { signal: scope.signal, upstreamModel: dep.upstreamModel, requestId: ctx.id };
     if (ctx.operation === 'embeddings') {
-      const body = ctx.body as EmbeddingRequest;
+      const body = ctx.body;
       return { kind: 'embeddings', body: await (opts.embedBatcher ? opts.embedBatcher.embed(dep, body, call) : dep.provider.embed(body, call)) };
     }
-    const body = ctx.body as ChatCompletionRequest;
+    const body = ctx.body;
     if (!body.stream) return { kind: 'chat', body: await dep.provider.chat(body, call) };
     const stream = await dep.provider.chatStream(body, call);
     const rest = stream[Symbol.asyncIterator]() as AsyncIterator<ChatCompletionChunk>;

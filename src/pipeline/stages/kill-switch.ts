@@ -1,5 +1,5 @@
 /**
- * Stage 2: kill switches, right after authentication and before anything is reserved or called.
+ * The kill switch stage: right after authentication and before anything is reserved or called.
  * Refuses with 403 access_disabled (a global, tenant or key switch) or 503 model_disabled (a
  * switch on the requested model, resolved from a name or alias). Reads the in-memory snapshot of
  * src/metering/kill-switches.ts: no I/O. Provider switches are applied by the route stage.

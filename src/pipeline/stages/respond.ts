@@ -1,5 +1,5 @@
 /**
- * Stage 6: write the result. JSON answers go out whole with Tollgate's headers. Streams are
+ * Respond, after the stages (src/pipeline/pipeline.ts): write the result. JSON answers go out whole with Tollgate's headers. Streams are
  * passed through chunk by chunk as SSE; usage is captured from upstream's last chunk (always
  * requested) and forwarded only when the client asked with stream_options.include_usage. A
  * stream that fails after its first byte ends with an in-band SSE error event and no [DONE], so
@@ -10,8 +10,8 @@
 import { GatewayError, toOpenAIErrorBody } from '../../errors.js';
 import { costPico, formatUsd } from '../../metering/cost.js';
 import { countText, estimatePromptTokens } from '../../metering/tokenizer.js';
-import { type ChatCompletionChunk, type ChatCompletionRequest, RAW_JSON, UpstreamError, type Usage, toJsonText } from '../../providers/types.js';
-import type { PipelineResult, RequestContext } from '../context.js';
+import { type ChatCompletionChunk, RAW_JSON, UpstreamError, type Usage, toJsonText } from '../../providers/types.js';
+import type { ChatResult, RequestContext } from '../context.js';
 
 export function baseHeaders(ctx: RequestContext): Record<string, string> {
   const h: Record<string, string> = { 'x-request-id': ctx.id, ...ctx.extraHeaders };
@@ -75,9 +75,8 @@ function streamFailure(err: unknown): GatewayError {
   return new GatewayError('internal_error', 'The stream failed.');
 }
 
-async function respondStream(ctx: RequestContext, result: Extract<PipelineResult, { kind: 'stream' }>, opts: RespondOptions): Promise<void> {
-  const body = ctx.body as ChatCompletionRequest;
-  const wantUsage = body.stream_options?.include_usage === true;
+async function respondStream(ctx: RequestContext, result: Extract<ChatResult, { kind: 'stream' }>, opts: RespondOptions): Promise<void> {
+  const wantUsage = ctx.operation === 'chat' && ctx.body.stream_options?.include_usage === true;
   const writer = ctx.sink.openStream(baseHeaders(ctx), ['x-tollgate-cost-usd']);
   ctx.status = 200;
   let text = '';
@@ -126,7 +125,7 @@ async function respondStream(ctx: RequestContext, result: Extract<PipelineResult
       const reason: unknown = ctx.sink.signal.reason;
       if (reason instanceof GatewayError) {
         // Cut by the gateway (a shutdown's grace deadline): the sink sent the error event; not a
-        // client that left. Recorded with the error's status (settle.ts, outcomeStatus).
+        // client that left. Recorded with the error's status (outcomeOf, src/pipeline/pipeline.ts).
         ctx.streamError = reason;
         opts.record?.(ctx);
         return;

@@ -1,5 +1,5 @@
 /**
- * Stage 3: the requested model (name or alias) -> the ordered chain of deployments. First an A/B
+ * The route stage: the requested model (name or alias) -> the ordered chain of deployments. First an A/B
  * experiment on the route may assign a variant (its model, system prompt, parameters), then
  * feature flags may switch the model, the tier mapping or the cache mode; a tiered route's
  * router picks the tier (x-tollgate-tier). Deployments
@@ -9,7 +9,6 @@
  */
 import { GatewayError } from '../../errors.js';
 import type { KillSwitches } from '../../metering/kill-switches.js';
-import type { ChatCompletionRequest } from '../../providers/types.js';
 import type { CatalogModel, Deployment, ModelCatalog } from '../../routing/catalog.js';
 import { type Experiments, applyVariant } from '../../routing/experiments.js';
 import { type FlagService, mergeEffects } from '../../routing/flags.js';
@@ -66,7 +65,7 @@ export function routeStage(opts: RouteStageOptions) {
         const a = opts.experiments.assign(experiment.id, requester);
         const variant = experiment.variants[a.index];
         if (variant) {
-          ctx.body = applyVariant(ctx.body as ChatCompletionRequest, variant);
+          ctx.body = applyVariant(ctx.body, variant);
           if (variant.model) requested = variant.model;
           ctx.experiment = { experiment: a.experiment, variant: a.variant };
           ctx.extraHeaders['x-tollgate-experiment'] = `${a.experiment}:${a.variant}`;
@@ -95,7 +94,7 @@ export function routeStage(opts: RouteStageOptions) {
       const tiers = tiersOverride ? router.withTiers(tiered, tiersOverride) : tiered.tiers;
       // A flag's mapping may bring other models: reserve at their worst-case price.
       const routeModel = tiersOverride ? { ...tiered.model, price: maxPrice(tiers.flatMap((t) => t.models)) } : tiered.model;
-      const decision = router.decide(tiered, ctx.body as ChatCompletionRequest, requester ?? { tenantId: '', tier: '', keyId: '', userId: null }, tiers);
+      const decision = router.decide(tiered, ctx.body, requester ?? { tenantId: '', tier: '', keyId: '', userId: null }, tiers);
       ctx.routing = decision;
       ctx.model = routeModel;
       const tier = decision.tiers[decision.tier] as Tier;
@@ -119,7 +118,7 @@ export function routeStage(opts: RouteStageOptions) {
         { param: 'model' },
       );
     }
-    // An experiment's or a flag's model is switched off like an asked-for one (stage 2 saw only what was asked).
+    // An experiment's or a flag's model is switched off like an asked-for one (the kill switch stage saw only what was asked).
     if (requested !== ctx.body.model || ctx.experiment) opts.killSwitches?.checkModel(model.name);
     ctx.model = model;
     ctx.chain = liveChain(model, opts.killSwitches);

@@ -1,61 +1,27 @@
 import { readFileSync } from 'node:fs';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { UpstreamError, type ChatCompletionChunk, type ChatCompletionRequest } from '../types.js';
+import { describe, expect, it } from 'vitest';
+// @ts-ignore TS6059: test helpers live outside tsconfig's rootDir (src); the import is type-checked all the same.
+import { rejection, useFakeUpstream } from '../../../test/helpers/fake-upstream.js';
+import type { ChatCompletionChunk, ChatCompletionRequest } from '../types.js';
 import { AnthropicProvider } from './provider.js';
 
 const recorded = readFileSync(new URL('./fixtures/tool-use-stream.sse', import.meta.url), 'utf8');
 
-interface Seen {
-  url: string;
-  headers: IncomingMessage['headers'];
-  body: Record<string, unknown>;
-}
-
-let server: Server;
-let port: number;
-let handler: (res: ServerResponse, seen: Seen) => void;
-let seen: Seen[] = [];
-const providers: AnthropicProvider[] = [];
-
-beforeAll(async () => {
-  server = createServer((req, res) => {
-    const parts: Buffer[] = [];
-    req.on('data', (c: Buffer) => parts.push(c));
-    req.on('end', () => {
-      const s: Seen = { url: req.url ?? '', headers: req.headers, body: JSON.parse(Buffer.concat(parts).toString('utf8')) };
-      seen.push(s);
-      handler(res, s);
-    });
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  port = (server.address() as AddressInfo).port;
-});
-
-afterEach(async () => {
-  await Promise.all(providers.splice(0).map((p) => p.close()));
-  seen = [];
-});
-
-afterAll(async () => {
-  server.closeAllConnections();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-});
+const upstream = useFakeUpstream();
 
 function provider(): AnthropicProvider {
-  const p = new AnthropicProvider('claude', {
-    kind: 'anthropic',
-    baseUrl: `http://127.0.0.1:${port}`,
-    apiKey: 'sk-ant-test',
-    version: '2023-06-01',
-    headers: { 'anthropic-beta': 'prompt-caching-2024-07-31' },
-    defaultMaxTokens: 1024,
-    maxConnections: 4,
-    keepAliveTimeoutMs: 10_000,
-  });
-  providers.push(p);
-  return p;
+  return upstream.track(
+    new AnthropicProvider('claude', {
+      kind: 'anthropic',
+      baseUrl: upstream.url,
+      apiKey: 'sk-ant-test',
+      version: '2023-06-01',
+      headers: { 'anthropic-beta': 'prompt-caching-2024-07-31' },
+      defaultMaxTokens: 1024,
+      maxConnections: 4,
+      keepAliveTimeoutMs: 10_000,
+    }),
+  );
 }
 
 const opts = () => ({ signal: new AbortController().signal, upstreamModel: 'claude-3-5-haiku-20241022', requestId: 'req-9' });
@@ -69,19 +35,9 @@ const request: ChatCompletionRequest = {
   tools: [{ type: 'function', function: { name: 'get_weather', parameters: { type: 'object', properties: { location: { type: 'string' } } } } }],
 };
 
-async function rejection(p: Promise<unknown>): Promise<UpstreamError> {
-  try {
-    await p;
-  } catch (err) {
-    expect(err).toBeInstanceOf(UpstreamError);
-    return err as UpstreamError;
-  }
-  throw new Error('expected a rejection');
-}
-
 describe('AnthropicProvider against a fake Messages API', () => {
   it('chat: sends a translated request with Anthropic headers and translates the answer', async () => {
-    handler = (res) => {
+    upstream.handler = (_req, res) => {
       res.writeHead(200, { 'content-type': 'application/json' });
       res.end(
         JSON.stringify({
@@ -99,7 +55,7 @@ describe('AnthropicProvider against a fake Messages API', () => {
       );
     };
     const out = await provider().chat(request, opts());
-    const s = seen[0]!;
+    const s = upstream.seen[0]!;
     expect(s.url).toBe('/v1/messages');
     expect(s.headers['x-api-key']).toBe('sk-ant-test');
     expect(s.headers['anthropic-version']).toBe('2023-06-01');
@@ -124,7 +80,7 @@ describe('AnthropicProvider against a fake Messages API', () => {
   });
 
   it('chatStream: streams the recorded event sequence as OpenAI chunks ending in usage', async () => {
-    handler = (res) => {
+    upstream.handler = (_req, res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       // Send in odd-sized pieces so events straddle chunk boundaries.
       const bytes = Buffer.from(recorded);
@@ -140,7 +96,7 @@ describe('AnthropicProvider against a fake Messages API', () => {
     };
     const chunks: ChatCompletionChunk[] = [];
     for await (const c of await provider().chatStream(request, opts())) chunks.push(c);
-    expect(seen[0]!.body.stream).toBe(true);
+    expect(upstream.seen[0]!.body.stream).toBe(true);
     expect(chunks[0]!.choices[0]!.delta.role).toBe('assistant');
     expect(chunks.map((c) => c.choices[0]?.delta.content ?? '').join('')).toBe("Okay, let's check the weather.");
     const args = chunks.flatMap((c) => c.choices[0]?.delta.tool_calls ?? []).map((d) => d.function?.arguments ?? '');
@@ -151,7 +107,7 @@ describe('AnthropicProvider against a fake Messages API', () => {
 
   it('chatStream: a body that ends before message_stop is a stream-phase protocol error', async () => {
     const cut = recorded.slice(0, recorded.indexOf('event: message_delta'));
-    handler = (res) => {
+    upstream.handler = (_req, res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       res.end(cut);
     };
@@ -167,7 +123,7 @@ describe('AnthropicProvider against a fake Messages API', () => {
   });
 
   it('chatStream: an in-stream overloaded error becomes a retryable 529', async () => {
-    handler = (res) => {
+    upstream.handler = (_req, res) => {
       res.writeHead(200, { 'content-type': 'text/event-stream' });
       res.end(
         recorded.slice(0, recorded.indexOf('event: content_block_start')) +
@@ -183,7 +139,7 @@ describe('AnthropicProvider against a fake Messages API', () => {
   });
 
   it('maps an Anthropic error body to an http error with its message', async () => {
-    handler = (res) => {
+    upstream.handler = (_req, res) => {
       res.writeHead(529, { 'content-type': 'application/json', 'retry-after': '2' });
       res.end(JSON.stringify({ type: 'error', error: { type: 'overloaded_error', message: 'Overloaded' } }));
     };
@@ -202,7 +158,7 @@ describe('AnthropicProvider against a fake Messages API', () => {
     const err = await rejection(provider().chat(bad, opts()));
     expect(err.status).toBe(400);
     expect(err.message).toContain('messages[1].tool_calls[0].function.arguments');
-    expect(seen).toHaveLength(0);
+    expect(upstream.seen).toHaveLength(0);
   });
 
   it('does not serve embeddings', async () => {

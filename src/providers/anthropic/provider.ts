@@ -4,43 +4,26 @@
  * translate-stream.ts.
  */
 import type { AnthropicProviderConfig } from '../../config/schema.js';
-import { HttpClient } from '../http/client.js';
-import { cancellable } from '../http/cancellable.js';
+import { HttpProvider } from '../http/http-provider.js';
 import type { SseEvent } from '../http/sse.js';
-import {
-  UpstreamError,
-  type CallOptions,
-  type ChatCompletion,
-  type ChatCompletionChunk,
-  type ChatCompletionRequest,
-  type ChunkStream,
-  type EmbeddingRequest,
-  type EmbeddingResponse,
-  type Provider,
-} from '../types.js';
+import { UpstreamError } from '../types.js';
+import type { CallOptions, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChunkStream, EmbeddingRequest, EmbeddingResponse } from '../types.js';
 import { toAnthropicRequest } from './translate-request.js';
 import { fromAnthropicMessage, isAnthropicMessage } from './translate-response.js';
 import { AnthropicStreamTranslator, isMessageStop } from './translate-stream.js';
 
 const MESSAGES_PATH = '/v1/messages';
 
-export class AnthropicProvider implements Provider {
+export class AnthropicProvider extends HttpProvider {
   readonly kind = 'anthropic' as const;
-  private readonly http: HttpClient;
 
   constructor(
-    readonly id: string,
+    id: string,
     private readonly cfg: AnthropicProviderConfig,
   ) {
-    const headers: Record<string, string> = { 'anthropic-version': cfg.version };
-    if (cfg.apiKey !== undefined && cfg.apiKey !== '') headers['x-api-key'] = cfg.apiKey;
-    for (const [k, v] of Object.entries(cfg.headers ?? {})) headers[k.toLowerCase()] = v;
-    this.http = new HttpClient({
-      baseUrl: cfg.baseUrl,
-      maxConnections: cfg.maxConnections,
-      keepAliveTimeoutMs: cfg.keepAliveTimeoutMs,
-      headers,
-    });
+    const own: Record<string, string> = { 'anthropic-version': cfg.version };
+    if (cfg.apiKey !== undefined && cfg.apiKey !== '') own['x-api-key'] = cfg.apiKey;
+    super(id, cfg, own);
   }
 
   async chat(req: ChatCompletionRequest, opts: CallOptions): Promise<ChatCompletion> {
@@ -55,13 +38,8 @@ export class AnthropicProvider implements Provider {
       ...toAnthropicRequest(req, { model: opts.upstreamModel, defaultMaxTokens: this.cfg.defaultMaxTokens }),
       stream: true,
     };
-    const events = await this.http.postSSE(MESSAGES_PATH, body, {
-      signal: opts.signal,
-      requestId: opts.requestId,
-      isTerminal: isMessageStop,
-    });
     const translator = new AnthropicStreamTranslator({ model: opts.upstreamModel });
-    return cancellable(translate(events, translator), () => void events.return?.());
+    return this.postStream(MESSAGES_PATH, body, opts, isMessageStop, (events) => translate(events, translator));
   }
 
   embed(_req: EmbeddingRequest, _opts: CallOptions): Promise<EmbeddingResponse> {
@@ -69,10 +47,6 @@ export class AnthropicProvider implements Provider {
         status: 400,
         upstreamMessage: 'anthropic does not serve embeddings',
       }));
-  }
-
-  close(): Promise<void> {
-    return this.http.close();
   }
 }
 

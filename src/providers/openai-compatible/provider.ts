@@ -5,46 +5,22 @@
  * relies on, and checks what comes back.
  */
 import type { OpenAICompatibleProviderConfig } from '../../config/schema.js';
-import { HttpClient } from '../http/client.js';
-import { cancellable } from '../http/cancellable.js';
 import { truncateMessage } from '../http/errors.js';
+import { HttpProvider } from '../http/http-provider.js';
 import type { SseEvent } from '../http/sse.js';
-import {
-  RAW_JSON,
-  UpstreamError,
-  type CallOptions,
-  type ChatCompletion,
-  type ChatCompletionChunk,
-  type ChatCompletionRequest,
-  type ChunkStream,
-  type EmbeddingRequest,
-  type EmbeddingResponse,
-  type Provider,
-} from '../types.js';
+import { RAW_JSON, UpstreamError } from '../types.js';
+import type { CallOptions, ChatCompletion, ChatCompletionChunk, ChatCompletionRequest, ChunkStream, EmbeddingRequest, EmbeddingResponse } from '../types.js';
 
 const isDone = (ev: SseEvent): boolean => ev.data === '[DONE]';
 
-export class OpenAICompatibleProvider implements Provider {
+export class OpenAICompatibleProvider extends HttpProvider {
   readonly kind = 'openai-compatible' as const;
-  private readonly http: HttpClient;
 
   constructor(
-    readonly id: string,
+    id: string,
     private readonly cfg: OpenAICompatibleProviderConfig,
   ) {
-    const headers: Record<string, string> = {};
-    if (cfg.apiKey !== undefined && cfg.apiKey !== '') {
-      if (cfg.azure) headers['api-key'] = cfg.apiKey;
-      else headers['authorization'] = `Bearer ${cfg.apiKey}`;
-    }
-    // Configured headers win: they may carry a custom auth scheme (e.g. an Entra ID token).
-    for (const [k, v] of Object.entries(cfg.headers ?? {})) headers[k.toLowerCase()] = v;
-    this.http = new HttpClient({
-      baseUrl: cfg.baseUrl,
-      maxConnections: cfg.maxConnections,
-      keepAliveTimeoutMs: cfg.keepAliveTimeoutMs,
-      headers,
-    });
+    super(id, cfg, authHeaders(cfg));
   }
 
   async chat(req: ChatCompletionRequest, opts: CallOptions): Promise<ChatCompletion> {
@@ -64,12 +40,7 @@ export class OpenAICompatibleProvider implements Provider {
       stream: true,
       stream_options: { ...(req.stream_options ?? {}), include_usage: true },
     };
-    const events = await this.http.postSSE(this.path('chat/completions', opts.upstreamModel), body, {
-      signal: opts.signal,
-      requestId: opts.requestId,
-      isTerminal: isDone,
-    });
-    return cancellable(toChunks(events), () => void events.return?.());
+    return this.postStream(this.path('chat/completions', opts.upstreamModel), body, opts, isDone, toChunks);
   }
 
   async embed(req: EmbeddingRequest, opts: CallOptions): Promise<EmbeddingResponse> {
@@ -81,16 +52,18 @@ export class OpenAICompatibleProvider implements Provider {
     return res as unknown as EmbeddingResponse;
   }
 
-  close(): Promise<void> {
-    return this.http.close();
-  }
-
   /** The path under baseUrl: `/chat/completions`, or Azure's per-deployment route. */
   private path(operation: 'chat/completions' | 'embeddings', upstreamModel: string): string {
     if (!this.cfg.azure) return `/${operation}`;
     const version = encodeURIComponent(this.cfg.azure.apiVersion);
     return `/openai/deployments/${encodeURIComponent(upstreamModel)}/${operation}?api-version=${version}`;
   }
+}
+
+/** `Authorization: Bearer`, or Azure's `api-key` header; none without an API key. */
+function authHeaders(cfg: OpenAICompatibleProviderConfig): Record<string, string> {
+  if (cfg.apiKey === undefined || cfg.apiKey === '') return {};
+  return cfg.azure ? { 'api-key': cfg.apiKey } : { authorization: `Bearer ${cfg.apiKey}` };
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {

@@ -79,7 +79,7 @@ function optionalPositiveInt(body: Record<string, unknown>, field: string, max =
 }
 
 /** Checks the parts of a chat request the simulator relies on; throws a 400 SimError otherwise. */
-export function validateChatRequest(body: unknown): ChatCompletionRequest {
+export function validateChatRequest(body: unknown): asserts body is ChatCompletionRequest {
   if (!body || typeof body !== 'object' || Array.isArray(body)) {
     throw new SimError(400, 'The request body must be a JSON object.', { code: 'invalid_request' });
   }
@@ -104,7 +104,6 @@ export function validateChatRequest(body: unknown): ChatCompletionRequest {
   if (b.tools !== undefined && b.tools !== null && !Array.isArray(b.tools)) {
     throw new SimError(400, "'tools' must be an array.", { param: 'tools', code: 'invalid_type' });
   }
-  return b as ChatCompletionRequest;
 }
 
 function chosenTool(req: ChatCompletionRequest): ToolDefinition | undefined {

@@ -3,7 +3,7 @@
  * and character trigrams, L2-normalised. Texts that share words get close vectors, so a semantic
  * cache in front of the simulator behaves plausibly; unrelated texts are nearly orthogonal.
  */
-import { fnv1a } from './random.js';
+import { fnv1a } from '../../util/hash.js';
 
 const STOPWORDS = new Set(
   (

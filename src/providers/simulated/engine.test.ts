@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+// @ts-ignore TS6059: test helpers live outside tsconfig's rootDir (src); the import is type-checked all the same.
+import { instantModel } from '../../../test/helpers/sim-models.js';
 import type { SimModelConfig } from '../../config/schema.js';
 import type { ChatCompletionRequest, EmbeddingResponse } from '../types.js';
 import { sseSerializer, toCompletion, toStreamSteps, type ChatPlan } from './chat.js';
@@ -6,14 +8,7 @@ import { cosineSimilarity } from './embeddings.js';
 import { SimEngine, type SimAttempt } from './engine.js';
 import { mulberry32, sampleLogNormal } from './random.js';
 
-const chatModel = (over: Partial<SimModelConfig> = {}): SimModelConfig => ({
-  type: 'chat',
-  ttftMs: { median: 0, p95: 0 },
-  tokensPerSecond: 0,
-  outputTokens: { min: 20, max: 60 },
-  dimensions: 64,
-  ...over,
-});
+const chatModel = (over: Partial<SimModelConfig> = {}): SimModelConfig => instantModel({ outputTokens: { min: 20, max: 60 }, dimensions: 64, ...over });
 
 function engine(opts: { faults?: Record<string, unknown>; random?: () => number } = {}): SimEngine {
   return new SimEngine({

@@ -240,7 +240,8 @@ export class SimEngine {
   /** Decides a chat request: invalid (400/404), a fault, or an answer plan with its latency. */
   prepareChat(body: unknown, stream: boolean): SimAttempt<ChatPlan> {
     try {
-      const req = validateChatRequest(body);
+      validateChatRequest(body);
+      const req = body;
       const model = this.resolveModel(req.model, 'chat');
       return this.attempt(stream, model, () => planChat(req, model, this.newId(), Math.floor(Date.now() / 1000), this.answerRules));
     } catch (err) {

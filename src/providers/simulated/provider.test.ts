@@ -1,16 +1,11 @@
 import { afterEach, describe, expect, it, vi } from 'vitest';
+// @ts-ignore TS6059: test helpers live outside tsconfig's rootDir (src); the import is type-checked all the same.
+import { instantModel } from '../../../test/helpers/sim-models.js';
 import type { FaultConfig, SimModelConfig, SimulatedProviderConfig } from '../../config/schema.js';
 import { UpstreamError, type CallOptions, type ChatCompletionChunk, type ChatCompletionRequest, type ChunkStream } from '../types.js';
 import { SimulatedProvider } from './provider.js';
 
-const instant = (over: Partial<SimModelConfig> = {}): SimModelConfig => ({
-  type: 'chat',
-  ttftMs: { median: 0, p95: 0 },
-  tokensPerSecond: 0,
-  outputTokens: { min: 8, max: 8 },
-  dimensions: 16,
-  ...over,
-});
+const instant = (over: Partial<SimModelConfig> = {}): SimModelConfig => instantModel({ outputTokens: { min: 8, max: 8 }, dimensions: 16, ...over });
 
 const NO_FAULTS: FaultConfig = { errorRate: {}, retryAfterSeconds: 1, hangRate: 0, resetRate: 0, midStreamBreakRate: 0 };
 

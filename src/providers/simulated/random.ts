@@ -2,16 +2,7 @@
  * Small, fast, seedable randomness for the simulator. Not cryptographic: the point is that the
  * same model + seed + prompt always produces the same answer, on every machine.
  */
-
-/** 32-bit FNV-1a hash of a string (UTF-16 code units). */
-export function fnv1a(text: string, seed = 0x811c9dc5): number {
-  let h = seed >>> 0;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
+import { fmix32, fnv1a } from '../../util/hash.js';
 
 /** mulberry32: a tiny PRNG with a 32-bit state; returns floats in [0, 1). */
 export function mulberry32(seed: number): () => number {
@@ -23,16 +14,6 @@ export function mulberry32(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
-}
-
-/** murmur3's 32-bit finaliser: spreads FNV's weak high bits so near-identical inputs diverge. */
-function fmix32(h: number): number {
-  h ^= h >>> 16;
-  h = Math.imul(h, 0x85ebca6b);
-  h ^= h >>> 13;
-  h = Math.imul(h, 0xc2b2ae35);
-  h ^= h >>> 16;
-  return h >>> 0;
 }
 
 /** A PRNG seeded from the given parts (joined with a separator no part is likely to contain). */

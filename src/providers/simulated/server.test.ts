@@ -1,16 +1,11 @@
 import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
+// @ts-ignore TS6059: test helpers live outside tsconfig's rootDir (src); the import is type-checked all the same.
+import { instantModel } from '../../../test/helpers/sim-models.js';
 import type { SimModelConfig } from '../../config/schema.js';
 import type { ChatCompletion, ChatCompletionChunk, EmbeddingResponse } from '../types.js';
 import { startSimServer, type SimServer } from './server.js';
 
-const model = (over: Partial<SimModelConfig> = {}): SimModelConfig => ({
-  type: 'chat',
-  ttftMs: { median: 0, p95: 0 },
-  tokensPerSecond: 0,
-  outputTokens: { min: 10, max: 30 },
-  dimensions: 32,
-  ...over,
-});
+const model = (over: Partial<SimModelConfig> = {}): SimModelConfig => instantModel({ outputTokens: { min: 10, max: 30 }, dimensions: 32, ...over });
 
 let sim: SimServer;
 

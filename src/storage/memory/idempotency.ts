@@ -2,12 +2,7 @@
  * `IdempotencyStore` in process memory (single-process tests and tools). Every method runs to
  * completion synchronously, so `begin` is atomic within the process.
  */
-import {
-  DEFAULT_IDEMPOTENCY_LEASE_MS,
-  type IdempotencyBegin,
-  type IdempotencyStore,
-  type StoredResponse,
-} from '../types.js';
+import { DEFAULT_IDEMPOTENCY_LEASE_MS, type IdempotencyBegin, type IdempotencyStore, type StoredResponse } from '../types.js';
 
 interface Entry {
   bodyHash: string;

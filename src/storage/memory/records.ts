@@ -3,28 +3,8 @@
  * contract suite; meant for unit tests of other modules. Every object going in or out is copied,
  * so callers can neither see nor cause changes behind the store's back.
  */
-import {
-  RecordConflict,
-  RecordNotFound,
-  type ApiKeyRecord,
-  type KeyListFilter,
-  type KillSwitch,
-  type NewApiKey,
-  type NewKillSwitch,
-  type NewTenant,
-  type Records,
-  type Tenant,
-} from '../types.js';
-import {
-  DEFAULT_TENANT_TIER,
-  KEY_PATCH_FIELDS,
-  TENANT_PATCH_FIELDS,
-  byCreatedThenId,
-  copyJson,
-  killSwitchConflict,
-  newRecordId,
-  pickDefined,
-} from '../record-helpers.js';
+import { DEFAULT_TENANT_TIER, KEY_PATCH_FIELDS, TENANT_PATCH_FIELDS, byCreatedThenId, copyJson, killSwitchConflict, newRecordId, pickDefined } from '../record-helpers.js';
+import { type ApiKeyRecord, type KeyListFilter, type KillSwitch, type NewApiKey, type NewKillSwitch, type NewTenant, type Records, type Tenant, RecordConflict, RecordNotFound } from '../types.js';
 
 type KeyPatch = Parameters<Records['updateKey']>[1];
 type TenantPatch = Parameters<Records['updateTenant']>[1];
@@ -61,11 +41,7 @@ export class MemoryRecords implements Records {
   }
 
   async updateTenant(id: string, patch: TenantPatch): Promise<Tenant> {
-    const current = this.#tenants.get(id);
-    if (!current) throw new RecordNotFound('tenant', id);
-    const next: Tenant = copyJson({ ...current, ...pickDefined(patch, TENANT_PATCH_FIELDS) });
-    this.#tenants.set(id, next);
-    return copyJson(next);
+    return patchIn(this.#tenants, 'tenant', id, pickDefined(patch, TENANT_PATCH_FIELDS));
   }
 
   async deleteTenant(id: string): Promise<void> {
@@ -121,11 +97,7 @@ export class MemoryRecords implements Records {
   }
 
   async updateKey(id: string, patch: KeyPatch): Promise<ApiKeyRecord> {
-    const current = this.#keys.get(id);
-    if (!current) throw new RecordNotFound('api key', id);
-    const next: ApiKeyRecord = copyJson({ ...current, ...pickDefined(patch, KEY_PATCH_FIELDS) });
-    this.#keys.set(id, next);
-    return copyJson(next);
+    return patchIn(this.#keys, 'api key', id, pickDefined(patch, KEY_PATCH_FIELDS));
   }
 
   async revokeKey(id: string): Promise<ApiKeyRecord> {
@@ -154,14 +126,8 @@ export class MemoryRecords implements Records {
     for (const existing of this.#killSwitches.values()) {
       if (existing.scope === s.scope && existing.target === s.target) throw new RecordConflict(killSwitchConflict(s.scope, s.target));
     }
-    const sw: KillSwitch = {
-      id: newRecordId('ks_'),
-      scope: s.scope,
-      target: s.target,
-      reason: s.reason,
-      createdBy: s.createdBy ?? null,
-      createdAt: Date.now(),
-    };
+    const { scope, target, reason } = s;
+    const sw: KillSwitch = { id: newRecordId('ks_'), scope, target, reason, createdBy: s.createdBy ?? null, createdAt: Date.now() };
     this.#killSwitches.set(sw.id, sw);
     return copyJson(sw);
   }
@@ -175,4 +141,13 @@ export class MemoryRecords implements Records {
   }
 
   async close(): Promise<void> {}
+}
+
+/** Replaces the record `id` of `map` by a copy with `changes` applied; returns another copy. */
+function patchIn<T extends object>(map: Map<string, T>, entity: string, id: string, changes: NoInfer<Partial<T>>): T {
+  const current = map.get(id);
+  if (!current) throw new RecordNotFound(entity, id);
+  const next = copyJson({ ...current, ...changes });
+  map.set(id, next);
+  return copyJson(next);
 }

@@ -4,6 +4,7 @@
  */
 import { createConnection } from 'node:net';
 import postgres from 'postgres';
+import { checkMigrationOrder, migrationFailed, refuseNewerSchema } from '../migration-checks.js';
 import { POSTGRES_MIGRATIONS, type PostgresMigration } from './migrations.js';
 import { WatchGroup, watchSocket } from './watchdog.js';
 
@@ -23,6 +24,19 @@ const int8AsNumber = {
 export type Sql = postgres.Sql<{ int8: number }>;
 /** A pool or a transaction of one: what a query helper needs. */
 export type Queryable = postgres.ISql<{ int8: number }>;
+
+/**
+ * The base of the PostgreSQL adapters: the pool they query, opened by {@link openPostgres} and
+ * migrated by {@link migratePostgres}. The pool is shared by every adapter on it; the adapters
+ * with a `close()` end it (any of them may), the others never do.
+ */
+export abstract class PostgresAdapter {
+  protected readonly sql: Sql;
+
+  constructor(sql: Sql) {
+    this.sql = sql;
+  }
+}
 
 export interface OpenPostgresOptions {
   /**
@@ -132,12 +146,11 @@ export async function migratePostgres(
   sql: Sql,
   migrations: readonly PostgresMigration[] = POSTGRES_MIGRATIONS,
 ): Promise<PostgresMigration[]> {
-  checkOrder(migrations);
+  checkMigrationOrder(migrations);
   const schema = schemaOf.get(sql);
   const lock = (tx: Queryable) =>
     tx`SELECT pg_advisory_xact_lock(${MIGRATION_LOCK}, hashtext(${schema ?? ''}))`;
 
-  const latestKnown = migrations.at(-1)?.version ?? 0;
   const done = await sql.begin(async (tx) => {
     await lock(tx);
     if (schema !== undefined) await tx`CREATE SCHEMA IF NOT EXISTS ${tx(schema)}`;
@@ -149,12 +162,7 @@ export async function migratePostgres(
     const rows = await tx<{ version: number }[]>`SELECT version FROM schema_migrations ORDER BY version`;
     return rows.map((r) => r.version);
   });
-  const latestApplied = done.at(-1);
-  if (latestApplied !== undefined && latestApplied > latestKnown) {
-    throw new Error(
-      `database schema is at version ${latestApplied}, newer than this Tollgate knows (${latestKnown}); upgrade Tollgate`,
-    );
-  }
+  refuseNewerSchema(done.at(-1), migrations);
 
   const applied: PostgresMigration[] = [];
   for (const m of migrations) {
@@ -171,7 +179,7 @@ export async function migratePostgres(
       });
       if (ran) applied.push(m);
     } catch (err) {
-      throw new Error(`migration ${m.version} (${m.name}) failed: ${(err as Error).message}`, { cause: err });
+      throw migrationFailed(m, err);
     }
   }
   return applied;
@@ -182,14 +190,4 @@ export async function appliedPostgresMigrations(sql: Sql): Promise<AppliedPostgr
   const rows = await sql<AppliedPostgresMigration[]>`
     SELECT version, name, applied_at AS "appliedAt" FROM schema_migrations ORDER BY version`;
   return [...rows];
-}
-
-function checkOrder(migrations: readonly PostgresMigration[]): void {
-  let previous = 0;
-  for (const m of migrations) {
-    if (!Number.isInteger(m.version) || m.version <= previous) {
-      throw new Error(`migrations must have strictly increasing positive integer versions (at '${m.name}')`);
-    }
-    previous = m.version;
-  }
 }

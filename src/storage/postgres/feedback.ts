@@ -5,20 +5,13 @@
  * One statement, so concurrent writers of one request settle on the latest verdict.
  */
 import type { FeedbackStore } from '../../routing/types.js';
-import type { Sql } from './database.js';
+import { PostgresAdapter } from './database.js';
 
 type Feedback = Parameters<FeedbackStore['put']>[0];
 
-export class PostgresFeedbackStore implements FeedbackStore {
-  readonly #sql: Sql;
-
-  /** Uses a pool opened by `openPostgres` and migrated by `migratePostgres` (not closed here). */
-  constructor(sql: Sql) {
-    this.#sql = sql;
-  }
-
+export class PostgresFeedbackStore extends PostgresAdapter implements FeedbackStore {
   async put(f: Feedback): Promise<void> {
-    await this.#sql`
+    await this.sql`
       INSERT INTO feedback (tenant_id, request_id, rating, comment, created_at)
       VALUES (${f.tenantId}, ${f.requestId}, ${f.good ? 1 : 0}, ${f.comment}, ${Math.round(f.at)})
       ON CONFLICT (tenant_id, request_id) DO UPDATE SET

@@ -6,55 +6,29 @@
  * Times come from the gateway's clock (`Date.now()`), not the server's.
  */
 import type { Flag, FlagAuditEntry, FlagPatch, FlagStore, NewFlag } from '../../routing/types.js';
+import { type AuditRow as SharedAuditRow, FLAG_PATCH_FIELDS, type FlagRow as SharedFlagRow, auditLimit, rowToAuditEntry, rowToFlag } from '../flag-rows.js';
+import { pickDefined } from '../record-helpers.js';
 import { RecordConflict, RecordNotFound } from '../types.js';
-import type { Queryable, Sql } from './database.js';
+import { PostgresAdapter, type Queryable } from './database.js';
 
 /** JSON columns arrive parsed (postgres.js); int8 as numbers (database.ts). */
-interface FlagRow {
-  name: string;
-  description: string;
-  enabled: boolean;
-  targeting: Flag['targeting'];
-  effect: Flag['effect'];
-  created_at: number;
-  updated_at: number;
-  updated_by: string;
-}
+type FlagRow = SharedFlagRow<unknown>;
+type AuditRow = SharedAuditRow<unknown>;
 
-interface AuditRow {
-  id: number;
-  flag: string;
-  action: FlagAuditEntry['action'];
-  before: Flag | null;
-  after: Flag | null;
-  actor: string;
-  at: number;
-}
-
-/** Entries returned by `audit()` when no limit is given. */
-const DEFAULT_AUDIT_LIMIT = 100;
-
-export class PostgresFlagStore implements FlagStore {
-  readonly #sql: Sql;
-
-  /** Uses a pool opened by `openPostgres` and migrated by `migratePostgres`; does not end it. */
-  constructor(sql: Sql) {
-    this.#sql = sql;
-  }
-
+export class PostgresFlagStore extends PostgresAdapter implements FlagStore {
   async list(): Promise<Flag[]> {
-    const rows = await this.#sql<FlagRow[]>`SELECT * FROM flags ORDER BY name`;
+    const rows = await this.sql<FlagRow[]>`SELECT * FROM flags ORDER BY name`;
     return rows.map(toFlag);
   }
 
   async get(name: string): Promise<Flag | null> {
-    const [row] = await this.#sql<FlagRow[]>`SELECT * FROM flags WHERE name = ${name}`;
+    const [row] = await this.sql<FlagRow[]>`SELECT * FROM flags WHERE name = ${name}`;
     return row ? toFlag(row) : null;
   }
 
   async create(flag: NewFlag, actor: string): Promise<Flag> {
     const now = Date.now();
-    return this.#sql.begin(async (tx) => {
+    return this.sql.begin(async (tx) => {
       // ON CONFLICT DO NOTHING: a second create of the name (even a concurrent one) returns no row.
       const [row] = await tx<FlagRow[]>`
         INSERT INTO flags (name, description, enabled, targeting, effect, created_at, updated_at, updated_by)
@@ -70,11 +44,11 @@ export class PostgresFlagStore implements FlagStore {
   }
 
   async update(name: string, patch: FlagPatch, actor: string): Promise<Flag> {
-    return this.#sql.begin(async (tx) => {
+    return this.sql.begin(async (tx) => {
       const [current] = await tx<FlagRow[]>`SELECT * FROM flags WHERE name = ${name} FOR UPDATE`;
       if (!current) throw new RecordNotFound('flag', name);
       const before = toFlag(current);
-      const next = { ...before, ...definedPatch(patch) };
+      const next = { ...before, ...pickDefined(patch, FLAG_PATCH_FIELDS) };
       const now = Date.now();
       const [row] = await tx<FlagRow[]>`
         UPDATE flags
@@ -89,7 +63,7 @@ export class PostgresFlagStore implements FlagStore {
   }
 
   async delete(name: string, actor: string): Promise<void> {
-    await this.#sql.begin(async (tx) => {
+    await this.sql.begin(async (tx) => {
       const [deleted] = await tx<FlagRow[]>`DELETE FROM flags WHERE name = ${name} RETURNING *`;
       if (!deleted) throw new RecordNotFound('flag', name);
       await this.#audit(tx, { flag: name, action: 'delete', before: toFlag(deleted), after: null, actor, at: Date.now() });
@@ -97,15 +71,14 @@ export class PostgresFlagStore implements FlagStore {
   }
 
   async audit(opts: { flag?: string; limit?: number; beforeId?: number } = {}): Promise<FlagAuditEntry[]> {
-    const sql = this.#sql;
-    const limit = opts.limit === undefined ? DEFAULT_AUDIT_LIMIT : Math.max(0, Math.floor(opts.limit));
+    const sql = this.sql;
     const rows = await sql<AuditRow[]>`
       SELECT * FROM flag_audit
       WHERE TRUE
         ${opts.flag !== undefined ? sql`AND flag = ${opts.flag}` : sql``}
         ${opts.beforeId !== undefined ? sql`AND id < ${opts.beforeId}` : sql``}
       ORDER BY id DESC
-      LIMIT ${limit}`;
+      LIMIT ${auditLimit(opts.limit)}`;
     return rows.map(toAuditEntry);
   }
 
@@ -130,29 +103,7 @@ function nullableJsonText(value: unknown): string | null {
   return value === null ? null : JSON.stringify(value);
 }
 
-/** The patch members that are set (`undefined` leaves a field as it is). */
-function definedPatch(patch: FlagPatch): FlagPatch {
-  const out: FlagPatch = {};
-  if (patch.description !== undefined) out.description = patch.description;
-  if (patch.enabled !== undefined) out.enabled = patch.enabled;
-  if (patch.targeting !== undefined) out.targeting = patch.targeting;
-  if (patch.effect !== undefined) out.effect = patch.effect;
-  return out;
-}
-
-function toFlag(row: FlagRow): Flag {
-  return {
-    name: row.name,
-    description: row.description,
-    enabled: row.enabled,
-    targeting: row.targeting,
-    effect: row.effect,
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    updatedBy: row.updated_by,
-  };
-}
-
-function toAuditEntry(row: AuditRow): FlagAuditEntry {
-  return { id: row.id, flag: row.flag, action: row.action, before: row.before, after: row.after, actor: row.actor, at: row.at };
-}
+/** postgres.js hands JSON columns over parsed. */
+const asIs = (v: unknown): unknown => v;
+const toFlag = (row: FlagRow): Flag => rowToFlag(row, asIs);
+const toAuditEntry = (row: AuditRow): FlagAuditEntry => rowToAuditEntry(row, asIs);

@@ -5,38 +5,21 @@
  * any number of concurrent claims (from any process) win, and the WHERE lets a claim take over
  * only a key whose answer or lease has expired. A losing claim then reads the row to say why.
  */
-import {
-  DEFAULT_IDEMPOTENCY_LEASE_MS,
-  type IdempotencyBegin,
-  type IdempotencyStore,
-  type StoredResponse,
-} from '../types.js';
-import type { Sql } from './database.js';
+import { type IdempotencyRow, beginAgainst, bodyBuffer } from '../idempotency-rows.js';
+import { DEFAULT_IDEMPOTENCY_LEASE_MS, type IdempotencyBegin, type IdempotencyStore, type StoredResponse } from '../types.js';
+import { PostgresAdapter, type Sql } from './database.js';
 
-interface Row {
-  body_hash: string;
-  state: 'in_progress' | 'done';
-  status: number | null;
-  headers: Record<string, string> | null;
-  trailers: Record<string, string> | null;
-  body: Buffer | null;
-}
+/** JSON columns arrive parsed (postgres.js). */
+type Row = IdempotencyRow<unknown>;
 
 type JsonParam = Parameters<Sql['json']>[0];
 
 /** A claim loses and the row it lost to vanishes (released, expired) before it is read: try again, a few times. */
 const MAX_CLAIMS = 5;
 
-export class PostgresIdempotencyStore implements IdempotencyStore {
-  readonly #sql: Sql;
-
-  /** Uses a pool opened by `openPostgres` and migrated by `migratePostgres`; `close()` ends it. */
-  constructor(sql: Sql) {
-    this.#sql = sql;
-  }
-
+export class PostgresIdempotencyStore extends PostgresAdapter implements IdempotencyStore {
   async begin(scope: string, key: string, bodyHash: string, ttlMs: number, leaseMs = DEFAULT_IDEMPOTENCY_LEASE_MS): Promise<IdempotencyBegin> {
-    const sql = this.#sql;
+    const sql = this.sql;
     for (let claim = 0; claim < MAX_CLAIMS; claim++) {
       const now = Date.now();
       const claimed = await sql`
@@ -53,39 +36,32 @@ export class PostgresIdempotencyStore implements IdempotencyStore {
       const [row] = await sql<Row[]>`
         SELECT body_hash, state, status, headers, trailers, body FROM idempotency_keys
         WHERE scope = ${scope} AND idempotency_key = ${key} AND expires_at > ${now}`;
-      if (!row) continue;
-      if (row.body_hash !== bodyHash) return { state: 'mismatch' };
-      if (row.state === 'in_progress') return { state: 'in_progress' };
-      return {
-        state: 'done',
-        response: { status: row.status ?? 0, headers: row.headers ?? {}, body: row.body ?? Buffer.alloc(0), trailers: row.trailers ?? {} },
-      };
+      if (row) return beginAgainst(row, bodyHash, (v) => v);
     }
     throw new Error(`idempotency key '${key}' changed hands ${MAX_CLAIMS} times during one begin`);
   }
 
   async complete(scope: string, key: string, response: StoredResponse): Promise<void> {
-    const sql = this.#sql;
-    const body = Buffer.from(response.body.buffer, response.body.byteOffset, response.body.byteLength);
+    const sql = this.sql;
     await sql`
       UPDATE idempotency_keys
       SET state = 'done', expires_at = created_at + ttl_ms, status = ${response.status},
-          headers = ${sql.json(response.headers as JsonParam)}, trailers = ${sql.json(response.trailers as JsonParam)}, body = ${body}
+          headers = ${sql.json(response.headers as JsonParam)}, trailers = ${sql.json(response.trailers as JsonParam)}, body = ${bodyBuffer(response)}
       WHERE scope = ${scope} AND idempotency_key = ${key} AND state = 'in_progress'`;
   }
 
   async release(scope: string, key: string): Promise<void> {
-    await this.#sql`DELETE FROM idempotency_keys WHERE scope = ${scope} AND idempotency_key = ${key} AND state = 'in_progress'`;
+    await this.sql`DELETE FROM idempotency_keys WHERE scope = ${scope} AND idempotency_key = ${key} AND state = 'in_progress'`;
   }
 
   async purgeExpired(now: number, limit: number): Promise<number> {
-    const deleted = await this.#sql`
+    const deleted = await this.sql`
       DELETE FROM idempotency_keys WHERE ctid IN (
         SELECT ctid FROM idempotency_keys WHERE expires_at <= ${now} LIMIT ${limit})`;
     return deleted.count;
   }
 
   async close(): Promise<void> {
-    await this.#sql.end({ timeout: 5 });
+    await this.sql.end({ timeout: 5 });
   }
 }

@@ -2,20 +2,12 @@
  * `StorageUsageStore` on PostgreSQL: reads table `tenant_storage`, which the statement triggers
  * of migration 9 keep on every insert and delete of files, jobs and feedback.
  */
-import { EMPTY_USAGE, type StorageUsage, type StorageUsageStore } from '../../metering/storage-quotas.js';
-import type { Sql } from './database.js';
+import { type StorageUsage, type StorageUsageStore, USAGE_COLUMNS_SQL, usageFromRow } from '../storage-usage.js';
+import { PostgresAdapter } from './database.js';
 
-export class PostgresStorageUsage implements StorageUsageStore {
-  readonly #sql: Sql;
-
-  /** Uses a pool opened by `openPostgres` and migrated by `migratePostgres` (not closed here). */
-  constructor(sql: Sql) {
-    this.#sql = sql;
-  }
-
+export class PostgresStorageUsage extends PostgresAdapter implements StorageUsageStore {
   async usage(tenantId: string): Promise<StorageUsage> {
-    const [row] = await this.#sql<StorageUsage[]>`
-      SELECT files, file_bytes AS "fileBytes", jobs, job_bytes AS "jobBytes", feedback FROM tenant_storage WHERE tenant_id = ${tenantId}`;
-    return row ? { files: Number(row.files), fileBytes: Number(row.fileBytes), jobs: Number(row.jobs), jobBytes: Number(row.jobBytes), feedback: Number(row.feedback) } : { ...EMPTY_USAGE };
+    const [row] = await this.sql.unsafe<StorageUsage[]>(`SELECT ${USAGE_COLUMNS_SQL} FROM tenant_storage WHERE tenant_id = $1`, [tenantId], { prepare: true });
+    return usageFromRow(row);
   }
 }

@@ -53,6 +53,15 @@ local margin = tonumber(ARGV[3 * n + 1])
 local max_expiry = tonumber(ARGV[3 * n + 2])
 local function cap_of(i) return tonumber(ARGV[3 * i - 2]) end
 local function rate_of(i) return tonumber(ARGV[3 * i - 1]) end
+-- The reply: its head, then each take's remaining tokens and reset time, from the given levels.
+local function reply(res, tokens_by_key)
+  for j = 1, n do
+    local tokens = tokens_by_key[KEYS[j]]
+    res[#res + 1] = fmt(tokens)
+    res[#res + 1] = wait_ms(cap_of(j), rate_of(j), tokens, cap_of(j))
+  end
+  return res
+end
 
 local before = {}
 for i = 1, n do
@@ -66,13 +75,7 @@ for i = 1, n do
   local available = math.min(cap, after[key])
   if amount > available then
     local needed = amount + (before[key] - available)
-    local res = {0, i - 1, wait_ms(cap, rate, math.min(cap, before[key]), needed)}
-    for j = 1, n do
-      local tokens = before[KEYS[j]]
-      res[#res + 1] = fmt(tokens)
-      res[#res + 1] = wait_ms(cap_of(j), rate_of(j), tokens, cap_of(j))
-    end
-    return res
+    return reply({0, i - 1, wait_ms(cap, rate, math.min(cap, before[key]), needed)}, before)
   end
   after[key] = available - amount
 end
@@ -81,13 +84,7 @@ local last = {}
 for i = 1, n do last[KEYS[i]] = i end
 for key, i in pairs(last) do store(key, cap_of(i), rate_of(i), after[key], margin, max_expiry) end
 
-local res = {1, -1, 0}
-for j = 1, n do
-  local tokens = after[KEYS[j]]
-  res[#res + 1] = fmt(tokens)
-  res[#res + 1] = wait_ms(cap_of(j), rate_of(j), tokens, cap_of(j))
-end
-return res
+return reply({1, -1, 0}, after)
 `;
 
 /** KEYS[1]: bucket. ARGV: capacity, refillPerSec, delta, marginMs, maxExpiryMs. */

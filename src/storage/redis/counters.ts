@@ -31,6 +31,7 @@ import {
   checkTakes,
   newEpoch,
 } from '../memory/counters.js';
+import { type ScriptCall, defineScripts } from './commands.js';
 import { ADJUST_LUA, RESERVE_LUA, SEED_LUA, SETTLE_LUA, TAKE_LUA } from './counter-scripts.js';
 
 export interface RedisCountersOptions {
@@ -50,22 +51,20 @@ export class CounterCommandTimeout extends Error {
   }
 }
 
-const COMMANDS = {
-  take: 'tollgateCountersTake',
-  adjust: 'tollgateCountersAdjust',
-  reserve: 'tollgateCountersReserve',
-  settle: 'tollgateCountersSettle',
-  seed: 'tollgateCountersSeed',
-} as const;
-
-/** A script defined without `numberOfKeys`: the key count goes first. */
-type ScriptCall = (numKeys: number, ...keysAndArgs: string[]) => Promise<unknown>;
+const SCRIPTS = {
+  take: { name: 'tollgateCountersTake', lua: TAKE_LUA },
+  adjust: { name: 'tollgateCountersAdjust', lua: ADJUST_LUA },
+  reserve: { name: 'tollgateCountersReserve', lua: RESERVE_LUA },
+  settle: { name: 'tollgateCountersSettle', lua: SETTLE_LUA },
+  seed: { name: 'tollgateCountersSeed', lua: SEED_LUA },
+};
 
 export class RedisCounters implements Counters {
   readonly #redis: Redis;
   readonly #prefix: string;
   readonly #ownsClient: boolean;
   readonly #timeoutMs: number | undefined;
+  readonly #scripts: Record<keyof typeof SCRIPTS, ScriptCall>;
   #closed = false;
 
   constructor(redis: Redis, opts: RedisCountersOptions = {}) {
@@ -73,11 +72,7 @@ export class RedisCounters implements Counters {
     this.#prefix = opts.prefix ?? 'tollgate:counters:';
     this.#ownsClient = opts.ownsClient ?? false;
     this.#timeoutMs = opts.commandTimeoutMs;
-    redis.defineCommand(COMMANDS.take, { lua: TAKE_LUA });
-    redis.defineCommand(COMMANDS.adjust, { lua: ADJUST_LUA });
-    redis.defineCommand(COMMANDS.reserve, { lua: RESERVE_LUA });
-    redis.defineCommand(COMMANDS.settle, { lua: SETTLE_LUA });
-    redis.defineCommand(COMMANDS.seed, { lua: SEED_LUA });
+    this.#scripts = defineScripts(redis, SCRIPTS);
   }
 
   async take(takes: BucketTake[]): Promise<TakeResult> {
@@ -88,7 +83,7 @@ export class RedisCounters implements Counters {
     const args = takes.flatMap((t) => [num(t.spec.capacity), num(t.spec.refillPerSec), num(t.amount)]);
     const reply = (await this.#deadline(
       'take',
-      this.#script(COMMANDS.take)(keys.length, ...keys, ...args, String(BUCKET_EXPIRY_MARGIN_MS), String(BUCKET_MAX_EXPIRY_MS)),
+      this.#scripts.take(keys.length, ...keys, ...args, String(BUCKET_EXPIRY_MARGIN_MS), String(BUCKET_MAX_EXPIRY_MS)),
     )) as unknown[];
     const buckets = takes.map((t, i) => ({
       key: t.key,
@@ -105,7 +100,7 @@ export class RedisCounters implements Counters {
     this.#checkOpen();
     await this.#deadline(
       'adjust',
-      this.#script(COMMANDS.adjust)(
+      this.#scripts.adjust(
         1,
         this.#bucketKey(key),
         num(spec.capacity),
@@ -126,7 +121,7 @@ export class RedisCounters implements Counters {
     const args = items.flatMap((it) => [int(it.limit), int(it.amount), String(Math.ceil(it.ttlMs))]);
     const [ok, refusedIndex, used, missingIdx, epochs] = (await this.#deadline(
       'reserve',
-      this.#script(COMMANDS.reserve)(2 * keys.length, ...keys, ...epochKeys, ...args),
+      this.#scripts.reserve(2 * keys.length, ...keys, ...epochKeys, ...args),
       // Refused by the deadline but made after all: give the reservations back (to the counter they were made on).
       (late) => {
         const reply = late as unknown[];
@@ -134,7 +129,7 @@ export class RedisCounters implements Counters {
         const lateEpochs = (reply[4] as unknown[] | undefined) ?? [];
         for (let i = 0; i < keys.length; i++) {
           const amount = (-BigInt(int(items[i]!.amount))).toString();
-          void this.#script(COMMANDS.settle)(2, keys[i]!, epochKeys[i]!, amount, String(Math.ceil(items[i]!.ttlMs)), String(lateEpochs[i] ?? ''), '0').catch(() => undefined);
+          void this.#scripts.settle(2, keys[i]!, epochKeys[i]!, amount, String(Math.ceil(items[i]!.ttlMs)), String(lateEpochs[i] ?? ''), '0').catch(() => undefined);
         }
       },
     )) as [unknown, unknown, unknown[], unknown[], unknown[] | undefined];
@@ -154,7 +149,7 @@ export class RedisCounters implements Counters {
     const delta = BigInt(actual) - BigInt(reserved);
     const budget = this.#budgetKey(key);
     const ifReseeded = epoch === undefined ? [] : [epoch, int(actual)];
-    return Number(await this.#deadline('settle', this.#script(COMMANDS.settle)(2, budget, epochKey(budget), delta.toString(), String(Math.ceil(ttlMs)), ...ifReseeded)));
+    return Number(await this.#deadline('settle', this.#scripts.settle(2, budget, epochKey(budget), delta.toString(), String(Math.ceil(ttlMs)), ...ifReseeded)));
   }
 
   async seedBudget(key: string, spent: number, ttlMs: number): Promise<string | undefined> {
@@ -162,7 +157,7 @@ export class RedisCounters implements Counters {
     this.#checkOpen();
     const budget = this.#budgetKey(key);
     const epoch = newEpoch();
-    const created = await this.#deadline('seed', this.#script(COMMANDS.seed)(2, budget, epochKey(budget), int(spent), String(Math.ceil(ttlMs)), epoch));
+    const created = await this.#deadline('seed', this.#scripts.seed(2, budget, epochKey(budget), int(spent), String(Math.ceil(ttlMs)), epoch));
     return Number(created) === 1 ? epoch : undefined;
   }
 
@@ -220,11 +215,6 @@ export class RedisCounters implements Counters {
         },
       );
     });
-  }
-
-  #script(name: (typeof COMMANDS)[keyof typeof COMMANDS]): ScriptCall {
-    const redis = this.#redis as unknown as Record<string, ScriptCall>;
-    return (...args) => redis[name]!(...args);
   }
 }
 

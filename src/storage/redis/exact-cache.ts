@@ -22,6 +22,7 @@
 import type { Redis } from 'ioredis';
 import type { CacheFilter, ExactStore } from '../../cache/types.js';
 import { filterPrefix, matchesFilter, tenantOfKey, ttlMillis } from '../memory/exact-cache.js';
+import { type ScriptCall, defineScripts, exec, quit } from './commands.js';
 
 export interface RedisExactStoreOptions {
   redis: Redis;
@@ -80,8 +81,7 @@ if value then
 end
 return value`;
 
-const COMMANDS = { set: 'tollgateExactSet', get: 'tollgateExactGet' } as const;
-type ScriptCall = (numKeys: number, ...keysAndArgs: string[]) => Promise<unknown>;
+const SCRIPTS = { set: { name: 'tollgateExactSet', lua: SET_LUA }, get: { name: 'tollgateExactGet', lua: GET_LUA } };
 
 /** Escapes Redis glob metacharacters (`* ? [ ] \`) so `text` matches literally in MATCH patterns. */
 export function escapeGlob(text: string): string {
@@ -120,6 +120,7 @@ export class RedisExactStore implements ExactStore {
   readonly #sharesNs: string;
   readonly #ownsClient: boolean;
   readonly #share: number;
+  readonly #scripts: Record<keyof typeof SCRIPTS, ScriptCall>;
   #closed = false;
 
   constructor(opts: RedisExactStoreOptions) {
@@ -130,20 +131,19 @@ export class RedisExactStore implements ExactStore {
     this.#sharesNs = `${opts.prefix ?? 'tollgate:'}cxt:`;
     this.#ownsClient = opts.ownsClient ?? false;
     this.#share = share;
-    this.#redis.defineCommand(COMMANDS.set, { lua: SET_LUA });
-    this.#redis.defineCommand(COMMANDS.get, { lua: GET_LUA });
+    this.#scripts = defineScripts(this.#redis, SCRIPTS);
   }
 
   async get(key: string): Promise<string | undefined> {
     this.#checkOpen();
-    const value = await this.#script(COMMANDS.get)(2, this.#ns + key, this.#shareKey(key), key);
+    const value = await this.#scripts.get(2, this.#ns + key, this.#shareKey(key), key);
     return typeof value === 'string' ? value : undefined;
   }
 
   async set(key: string, value: string, ttlMs: number): Promise<void> {
     this.#checkOpen();
     const ttl = ttlMillis(ttlMs);
-    await this.#script(COMMANDS.set)(2, this.#ns + key, this.#shareKey(key), value, String(ttl), key, String(this.#share), this.#ns, String(TRIM_PER_WRITE));
+    await this.#scripts.set(2, this.#ns + key, this.#shareKey(key), value, String(ttl), key, String(this.#share), this.#ns, String(TRIM_PER_WRITE));
   }
 
   async delete(key: string): Promise<void> {
@@ -213,35 +213,4 @@ export class RedisExactStore implements ExactStore {
   #shareKey(key: string): string {
     return this.#sharesNs + tenantOfKey(key);
   }
-
-  #script(name: (typeof COMMANDS)[keyof typeof COMMANDS]): ScriptCall {
-    const redis = this.#redis as unknown as Record<string, ScriptCall>;
-    return (...args) => redis[name]!(...args);
-  }
-}
-
-/** Runs a MULTI or pipeline; throws the first command error; returns the replies. */
-async function exec(batch: { exec(): Promise<Array<[Error | null, unknown]> | null> }): Promise<unknown[]> {
-  const results = await batch.exec();
-  if (results === null) throw new Error('redis transaction aborted');
-  for (const [err] of results) if (err) throw err;
-  return results.map(([, reply]) => reply);
-}
-
-/**
- * QUIT (or, with `hard`, drop the connection at once), falling back to a disconnect; resolves
- * once the connection has ended, or after 2 s (a client between reconnection attempts has no
- * socket to close, and may never say 'end').
- */
-export async function quit(redis: Redis, hard = false): Promise<void> {
-  if (redis.status === 'end') return;
-  let timer: NodeJS.Timeout | undefined;
-  const ended = new Promise<void>((resolve) => {
-    redis.once('end', () => resolve());
-    timer = setTimeout(resolve, 2_000);
-  });
-  if (hard) redis.disconnect();
-  else await redis.quit().catch(() => redis.disconnect());
-  await ended;
-  clearTimeout(timer);
 }

@@ -5,10 +5,16 @@
 import { dirname } from 'node:path';
 import BetterSqlite3 from 'better-sqlite3';
 import { ensurePrivateDir, ensurePrivateFile, tightenFiles } from '../../util/private-files.js';
+import { checkMigrationOrder, migrationFailed, refuseNewerSchema } from '../migration-checks.js';
 import { prepareSpaceReclaim } from './maintenance.js';
 import { MIGRATIONS, type Migration } from './migrations.js';
 
 export type Database = BetterSqlite3.Database;
+
+/** Whether `err` is SQLite's refusal `code` (e.g. `SQLITE_CONSTRAINT_PRIMARYKEY`), for the adapters' conflict errors. */
+export function isConstraint(err: unknown, code: string): boolean {
+  return (err as { code?: unknown } | null)?.code === code;
+}
 
 export interface OpenDatabaseOptions {
   /**
@@ -66,19 +72,13 @@ export interface AppliedMigration {
  * Returns the migrations applied now. Refuses a database migrated by a newer Tollgate.
  */
 export function applyMigrations(db: Database, migrations: readonly Migration[] = MIGRATIONS): Migration[] {
-  checkOrder(migrations);
+  checkMigrationOrder(migrations);
   db.exec(`CREATE TABLE IF NOT EXISTS schema_migrations (
     version     INTEGER PRIMARY KEY,
     name        TEXT NOT NULL,
     applied_at  INTEGER NOT NULL
   )`);
-  const latestKnown = migrations.at(-1)?.version ?? 0;
-  const latestApplied = (db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null }).v;
-  if (latestApplied !== null && latestApplied > latestKnown) {
-    throw new Error(
-      `database schema is at version ${latestApplied}, newer than this Tollgate knows (${latestKnown}); upgrade Tollgate`,
-    );
-  }
+  refuseNewerSchema((db.prepare('SELECT MAX(version) AS v FROM schema_migrations').get() as { v: number | null }).v, migrations);
 
   const isApplied = db.prepare('SELECT 1 FROM schema_migrations WHERE version = ?').pluck();
   const record = db.prepare('INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)');
@@ -94,7 +94,7 @@ export function applyMigrations(db: Database, migrations: readonly Migration[] =
     try {
       if (applyOne.immediate(m)) applied.push(m);
     } catch (err) {
-      throw new Error(`migration ${m.version} (${m.name}) failed: ${(err as Error).message}`, { cause: err });
+      throw migrationFailed(m, err);
     }
   }
   return applied;
@@ -105,14 +105,4 @@ export function appliedMigrations(db: Database): AppliedMigration[] {
   return db
     .prepare('SELECT version, name, applied_at AS appliedAt FROM schema_migrations ORDER BY version')
     .all() as AppliedMigration[];
-}
-
-function checkOrder(migrations: readonly Migration[]): void {
-  let previous = 0;
-  for (const m of migrations) {
-    if (!Number.isInteger(m.version) || m.version <= previous) {
-      throw new Error(`migrations must have strictly increasing positive integer versions (at '${m.name}')`);
-    }
-    previous = m.version;
-  }
 }

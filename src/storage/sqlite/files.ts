@@ -16,45 +16,14 @@ import { copyFile, readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Statement } from 'better-sqlite3';
 import type { BatchRecord, BatchStatus, FileContent, FilePurpose, FileRecord, FileStore } from '../../jobs/types.js';
+import { type BatchPatch, type BatchRow as SharedBatchRow, type FileRow, batchToRow, fileToRow, patchBatch, rowToBatch, rowToFile } from '../file-rows.js';
+import { clampLimit, toPage } from '../paging.js';
 import type { Database } from './database.js';
 
 const FILE_NAME = /^file-[0-9a-f]{24}$/;
 
-interface FileRow {
-  id: string;
-  tenant_id: string;
-  purpose: FilePurpose;
-  filename: string;
-  bytes: number;
-  created_at: number;
-  expires_at: number | null;
-}
-
-interface BatchRow {
-  id: string;
-  tenant_id: string;
-  key_id: string;
-  endpoint: BatchRecord['endpoint'];
-  input_file_id: string;
-  completion_window: string;
-  status: BatchStatus;
-  output_file_id: string | null;
-  error_file_id: string | null;
-  errors: string;
-  request_total: number;
-  request_completed: number;
-  request_failed: number;
-  metadata: string;
-  created_at: number;
-  in_progress_at: number | null;
-  expires_at: number;
-  finalizing_at: number | null;
-  completed_at: number | null;
-  failed_at: number | null;
-  expired_at: number | null;
-  cancelling_at: number | null;
-  cancelled_at: number | null;
-}
+/** JSON columns as text. */
+type BatchRow = SharedBatchRow<string>;
 
 const FILE_COLUMNS = 'id, tenant_id, purpose, filename, bytes, created_at, expires_at';
 const BATCH_COLUMNS = `id, tenant_id, key_id, endpoint, input_file_id, completion_window, status, output_file_id, error_file_id,
@@ -145,15 +114,7 @@ export class SqliteFileStore implements FileStore {
       });
     }
     try {
-      this.#sql.putFile.run({
-        id: f.id,
-        tenant_id: f.tenantId,
-        purpose: f.purpose,
-        filename: f.filename,
-        bytes: f.bytes,
-        created_at: f.createdAt,
-        expires_at: f.expiresAt,
-      });
+      this.#sql.putFile.run(fileToRow(f));
     } catch (err) {
       await rm(path, { force: true });
       throw err;
@@ -162,7 +123,7 @@ export class SqliteFileStore implements FileStore {
 
   async getFile(id: string, tenantId: string): Promise<FileRecord | undefined> {
     const row = this.#sql.getFile.get(id, tenantId);
-    return row ? toFile(row) : undefined;
+    return row ? rowToFile(row) : undefined;
   }
 
   async getContent(id: string, tenantId: string): Promise<Buffer | undefined> {
@@ -180,7 +141,7 @@ export class SqliteFileStore implements FileStore {
   async listFiles(tenantId: string, opts: { purpose?: FilePurpose; after?: string; limit: number }): Promise<{ data: FileRecord[]; hasMore: boolean }> {
     const limit = clampLimit(opts.limit);
     const rows = this.#sql.listFiles.all({ tenant: tenantId, purpose: opts.purpose ?? null, after: opts.after ?? null, limit: limit + 1 });
-    return { data: rows.slice(0, limit).map(toFile), hasMore: rows.length > limit };
+    return toPage(rows, limit, rowToFile);
   }
 
   async deleteFile(id: string, tenantId: string): Promise<boolean> {
@@ -212,7 +173,7 @@ export class SqliteFileStore implements FileStore {
   }
 
   async createBatch(b: BatchRecord): Promise<void> {
-    this.#sql.createBatch.run(toBatchRow(b));
+    this.#sql.createBatch.run(batchToRow(b));
   }
 
   async getBatch(id: string, tenantId?: string): Promise<BatchRecord | undefined> {
@@ -223,19 +184,14 @@ export class SqliteFileStore implements FileStore {
   async listBatches(tenantId: string, opts: { after?: string; limit: number }): Promise<{ data: BatchRecord[]; hasMore: boolean }> {
     const limit = clampLimit(opts.limit);
     const rows = this.#sql.listBatches.all({ tenant: tenantId, after: opts.after ?? null, limit: limit + 1 });
-    return { data: rows.slice(0, limit).map(toBatch), hasMore: rows.length > limit };
+    return toPage(rows, limit, toBatch);
   }
 
-  async updateBatch(
-    id: string,
-    from: readonly BatchStatus[],
-    patch: Partial<Omit<BatchRecord, 'id' | 'tenantId'>>,
-  ): Promise<BatchRecord | undefined> {
+  async updateBatch(id: string, from: readonly BatchStatus[], patch: BatchPatch): Promise<BatchRecord | undefined> {
     return this.#db.transaction(() => {
       const row = this.#sql.getBatch.get(id);
       if (!row || !from.includes(row.status)) return undefined;
-      const next: BatchRecord = { ...toBatch(row), ...definedPatch(patch), id: row.id, tenantId: row.tenant_id };
-      const written = toBatchRow(next);
+      const written = batchToRow(patchBatch(toBatch(row), patch));
       this.#sql.writeBatch.run(written);
       return toBatch(written);
     }).immediate();
@@ -247,77 +203,6 @@ export class SqliteFileStore implements FileStore {
   }
 }
 
-function clampLimit(limit: number): number {
-  return Math.min(100, Math.max(1, Math.floor(limit) || 1));
-}
-
-/** The patch members that are set (`undefined` leaves a field as it is). */
-function definedPatch<T extends object>(patch: T): Partial<T> {
-  return Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)) as Partial<T>;
-}
-
-function toFile(r: FileRow): FileRecord {
-  return {
-    id: r.id,
-    tenantId: r.tenant_id,
-    purpose: r.purpose,
-    filename: r.filename,
-    bytes: r.bytes,
-    createdAt: r.created_at,
-    expiresAt: r.expires_at,
-  };
-}
-
-function toBatchRow(b: BatchRecord): BatchRow {
-  return {
-    id: b.id,
-    tenant_id: b.tenantId,
-    key_id: b.keyId,
-    endpoint: b.endpoint,
-    input_file_id: b.inputFileId,
-    completion_window: b.completionWindow,
-    status: b.status,
-    output_file_id: b.outputFileId,
-    error_file_id: b.errorFileId,
-    errors: JSON.stringify(b.errors),
-    request_total: b.requestCounts.total,
-    request_completed: b.requestCounts.completed,
-    request_failed: b.requestCounts.failed,
-    metadata: JSON.stringify(b.metadata),
-    created_at: b.createdAt,
-    in_progress_at: b.inProgressAt,
-    expires_at: b.expiresAt,
-    finalizing_at: b.finalizingAt,
-    completed_at: b.completedAt,
-    failed_at: b.failedAt,
-    expired_at: b.expiredAt,
-    cancelling_at: b.cancellingAt,
-    cancelled_at: b.cancelledAt,
-  };
-}
-
 function toBatch(r: BatchRow): BatchRecord {
-  return {
-    id: r.id,
-    tenantId: r.tenant_id,
-    keyId: r.key_id,
-    endpoint: r.endpoint,
-    inputFileId: r.input_file_id,
-    completionWindow: r.completion_window,
-    status: r.status,
-    outputFileId: r.output_file_id,
-    errorFileId: r.error_file_id,
-    errors: JSON.parse(r.errors) as BatchRecord['errors'],
-    requestCounts: { total: r.request_total, completed: r.request_completed, failed: r.request_failed },
-    metadata: JSON.parse(r.metadata) as Record<string, string>,
-    createdAt: r.created_at,
-    inProgressAt: r.in_progress_at,
-    expiresAt: r.expires_at,
-    finalizingAt: r.finalizing_at,
-    completedAt: r.completed_at,
-    failedAt: r.failed_at,
-    expiredAt: r.expired_at,
-    cancellingAt: r.cancelling_at,
-    cancelledAt: r.cancelled_at,
-  };
+  return rowToBatch(r, JSON.parse);
 }

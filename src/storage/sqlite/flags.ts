@@ -7,41 +7,14 @@
  */
 import type { Statement } from 'better-sqlite3';
 import type { Flag, FlagAuditEntry, FlagPatch, FlagStore, NewFlag } from '../../routing/types.js';
+import { type AuditRow as SharedAuditRow, FLAG_PATCH_FIELDS, type FlagRow as SharedFlagRow, auditLimit, rowToAuditEntry, rowToFlag } from '../flag-rows.js';
+import { pickDefined } from '../record-helpers.js';
 import { RecordConflict, RecordNotFound } from '../types.js';
-import type { Database } from './database.js';
+import { type Database, isConstraint } from './database.js';
 
-interface FlagRow {
-  name: string;
-  description: string;
-  enabled: number;
-  targeting: string;
-  effect: string;
-  created_at: number;
-  updated_at: number;
-  updated_by: string;
-}
-
-interface AuditRow {
-  id: number;
-  flag: string;
-  action: FlagAuditEntry['action'];
-  before: string | null;
-  after: string | null;
-  actor: string;
-  at: number;
-}
-
-interface AuditInsert {
-  flag: string;
-  action: FlagAuditEntry['action'];
-  before: string | null;
-  after: string | null;
-  actor: string;
-  at: number;
-}
-
-/** Entries returned by `audit()` when no limit is given. */
-const DEFAULT_AUDIT_LIMIT = 100;
+type FlagRow = SharedFlagRow<string>;
+type AuditRow = SharedAuditRow<string>;
+type AuditInsert = Omit<AuditRow, 'id'>;
 
 export class SqliteFlagStore implements FlagStore {
   readonly #db: Database;
@@ -113,7 +86,7 @@ export class SqliteFlagStore implements FlagStore {
       if (!current) throw new RecordNotFound('flag', name);
       const before = toFlag(current);
       const now = Date.now();
-      const row = toRow({ ...before, ...definedPatch(patch), name, updatedAt: now, updatedBy: actor });
+      const row = toRow({ ...before, ...pickDefined(patch, FLAG_PATCH_FIELDS), name, updatedAt: now, updatedBy: actor });
       this.#sql.update.run(row);
       const after = toFlag(row);
       this.#sql.insertAudit.run({ flag: name, action: 'update', before: JSON.stringify(before), after: JSON.stringify(after), actor, at: now });
@@ -137,58 +110,12 @@ export class SqliteFlagStore implements FlagStore {
   }
 }
 
-/** The patch members that are set (`undefined` leaves a field as it is). */
-function definedPatch(patch: FlagPatch): FlagPatch {
-  const out: FlagPatch = {};
-  if (patch.description !== undefined) out.description = patch.description;
-  if (patch.enabled !== undefined) out.enabled = patch.enabled;
-  if (patch.targeting !== undefined) out.targeting = patch.targeting;
-  if (patch.effect !== undefined) out.effect = patch.effect;
-  return out;
-}
-
-function auditLimit(limit: number | undefined): number {
-  return limit === undefined ? DEFAULT_AUDIT_LIMIT : Math.max(0, Math.floor(limit));
-}
-
+/** A flag as its row: JSON as text, `enabled` as 0/1. */
 function toRow(f: Flag): FlagRow {
-  return {
-    name: f.name,
-    description: f.description,
-    enabled: f.enabled ? 1 : 0,
-    targeting: JSON.stringify(f.targeting),
-    effect: JSON.stringify(f.effect),
-    created_at: f.createdAt,
-    updated_at: f.updatedAt,
-    updated_by: f.updatedBy,
-  };
+  const { name, description, createdAt: created_at, updatedAt: updated_at, updatedBy: updated_by } = f;
+  return { name, description, enabled: f.enabled ? 1 : 0, targeting: JSON.stringify(f.targeting), effect: JSON.stringify(f.effect), created_at, updated_at, updated_by };
 }
 
-function toFlag(row: FlagRow): Flag {
-  return {
-    name: row.name,
-    description: row.description,
-    enabled: row.enabled === 1,
-    targeting: JSON.parse(row.targeting) as Flag['targeting'],
-    effect: JSON.parse(row.effect) as Flag['effect'],
-    createdAt: row.created_at,
-    updatedAt: row.updated_at,
-    updatedBy: row.updated_by,
-  };
-}
-
-function toAuditEntry(row: AuditRow): FlagAuditEntry {
-  return {
-    id: row.id,
-    flag: row.flag,
-    action: row.action,
-    before: row.before === null ? null : (JSON.parse(row.before) as Flag),
-    after: row.after === null ? null : (JSON.parse(row.after) as Flag),
-    actor: row.actor,
-    at: row.at,
-  };
-}
-
-function isConstraint(err: unknown, code: string): boolean {
-  return (err as { code?: unknown } | null)?.code === code;
-}
+const decodeJson = (text: string): unknown => JSON.parse(text);
+const toFlag = (row: FlagRow): Flag => rowToFlag(row, decodeJson);
+const toAuditEntry = (row: AuditRow): FlagAuditEntry => rowToAuditEntry(row, decodeJson);

@@ -4,23 +4,12 @@
  * transaction, so it is atomic across processes that open the same file, not only within one.
  */
 import type { Statement, Transaction } from 'better-sqlite3';
-import {
-  DEFAULT_IDEMPOTENCY_LEASE_MS,
-  type IdempotencyBegin,
-  type IdempotencyStore,
-  type StoredResponse,
-} from '../types.js';
+import { type IdempotencyRow, beginAgainst, bodyBuffer } from '../idempotency-rows.js';
+import { DEFAULT_IDEMPOTENCY_LEASE_MS, type IdempotencyBegin, type IdempotencyStore, type StoredResponse } from '../types.js';
 import type { Database } from './database.js';
 
-interface Row {
-  body_hash: string;
-  state: 'in_progress' | 'done';
-  expires_at: number;
-  status: number | null;
-  headers: string | null;
-  trailers: string | null;
-  body: Buffer | null;
-}
+/** JSON columns as text. */
+type Row = IdempotencyRow<string> & { expires_at: number };
 
 type Begin = (scope: string, key: string, bodyHash: string, ttlMs: number, leaseMs: number, now: number) => IdempotencyBegin;
 
@@ -52,17 +41,7 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
         claim.run(scope, key, bodyHash, now, ttlMs, now + leaseMs);
         return { state: 'new' };
       }
-      if (row.body_hash !== bodyHash) return { state: 'mismatch' };
-      if (row.state === 'in_progress') return { state: 'in_progress' };
-      return {
-        state: 'done',
-        response: {
-          status: row.status ?? 0,
-          headers: JSON.parse(row.headers ?? '{}') as Record<string, string>,
-          body: row.body ?? Buffer.alloc(0),
-          trailers: JSON.parse(row.trailers ?? '{}') as Record<string, string>,
-        },
-      };
+      return beginAgainst(row, bodyHash, (text) => JSON.parse(text));
     });
     this.#complete = db.prepare<[number, string, string, Buffer, string, string]>(
       `UPDATE idempotency_keys
@@ -80,8 +59,7 @@ export class SqliteIdempotencyStore implements IdempotencyStore {
   }
 
   async complete(scope: string, key: string, response: StoredResponse): Promise<void> {
-    const body = Buffer.from(response.body.buffer, response.body.byteOffset, response.body.byteLength);
-    this.#complete.run(response.status, JSON.stringify(response.headers), JSON.stringify(response.trailers), body, scope, key);
+    this.#complete.run(response.status, JSON.stringify(response.headers), JSON.stringify(response.trailers), bodyBuffer(response), scope, key);
   }
 
   async release(scope: string, key: string): Promise<void> {

@@ -4,99 +4,22 @@
  * settled promise. Statements are prepared once, in the constructor (listings: once per filter
  * combination), because claim and complete run per job.
  *
- * Writes that read first (enqueue with an idempotency key, claim, recordDelivery) run in one
- * IMMEDIATE transaction: several processes may share the file, and SQLite lets one writer in at a
- * time, so two claims can never hand out the same job.
- *
- * How a claim finds its job without reading the whole queue (100k queued jobs, or 10k tenants):
- * the best job is the smallest (priority, running jobs of its tenant, seq). Tenants with no
- * running job ("free" tenants) all count 0, so their best job is simply the first claimable one in
- * (priority, seq) order; tenants with running jobs ("busy", few: at most the workers' total
- * concurrency) are looked at one by one, their head through `jobs_queued_by_tenant`. The first
- * free job is searched among the first FRONT_SCAN queued jobs (index `jobs_queued`); only when
- * that window is full of busy tenants' (or backed-off) jobs does it fall back to visiting every
- * queued tenant (a loose index scan: one seek per tenant). Leases that passed are claimable too.
- * A claim of several jobs repeats the pick, so a job claimed earlier in the call counts as
- * running for its tenant.
+ * Writes that read first (enqueue with an idempotency key, claim, the webhook outbox's writes)
+ * run in one IMMEDIATE transaction: several processes may share the file, and SQLite lets one
+ * writer in at a time, so two claims can never hand out the same job. The claim's fair pick is in
+ * job-claim.ts, the webhook outbox in webhook-outbox.ts; rows map to records as in the PostgreSQL
+ * adapter (src/storage/job-rows.ts).
  */
 import type { Statement } from 'better-sqlite3';
-import type {
-  JobError,
-  JobListQuery,
-  JobOutcome,
-  JobRecord,
-  JobStatus,
-  JobStore,
-  NewJob,
-  QueueStats,
-  WebhookDelivery,
-  WebhookState,
-} from '../../jobs/types.js';
+import type { JobListQuery, JobOutcome, JobRecord, JobStatus, JobStore, NewJob, QueueStats, WebhookDelivery, WebhookState } from '../../jobs/types.js';
+import { DEADLINE_ERROR, type JobFailure, type JobInsertRow, type JobRow as SharedJobRow, rowToJob, toJobInsertRow, toQueueStats, toStatusCounts } from '../job-rows.js';
+import { clampLimit, toPage } from '../paging.js';
 import type { Database } from './database.js';
+import { SqliteJobClaim } from './job-claim.js';
+import { OUTBOX, SqliteWebhookOutbox } from './webhook-outbox.js';
 
-interface JobRow {
-  seq: number;
-  id: string;
-  tenant_id: string;
-  key_id: string;
-  user_id: string;
-  kind: JobRecord['kind'];
-  model: string;
-  body: string;
-  priority: number;
-  status: JobStatus;
-  webhook_url: string | null;
-  deadline_at: number | null;
-  metadata: string;
-  idempotency_key: string | null;
-  batch_id: string | null;
-  custom_id: string | null;
-  attempts: number;
-  max_attempts: number;
-  result: string | null;
-  error: string | null;
-  dead_lettered: number;
-  cost_pico: number;
-  prompt_tokens: number;
-  completion_tokens: number;
-  created_at: number;
-  started_at: number | null;
-  finished_at: number | null;
-  run_after: number;
-  lease_owner: string | null;
-  lease_until: number | null;
-  webhook_state: WebhookState | null;
-  webhook_attempts: number;
-  webhook_next_at: number | null;
-}
-
-interface InsertRow {
-  id: string;
-  tenant_id: string;
-  key_id: string;
-  user_id: string;
-  kind: string;
-  model: string;
-  body: string;
-  priority: number;
-  webhook_url: string | null;
-  deadline_at: number | null;
-  metadata: string;
-  idempotency_key: string | null;
-  batch_id: string | null;
-  custom_id: string | null;
-  max_attempts: number;
-  created_at: number;
-}
-
-interface DeliveryRow {
-  job_id: string;
-  attempt: number;
-  at: number;
-  status_code: number | null;
-  error: string;
-  duration_ms: number;
-}
+/** JSON columns arrive as text. */
+type JobRow = SharedJobRow<string>;
 
 interface FailParams {
   id: string;
@@ -110,74 +33,18 @@ interface FailParams {
   completion: number;
 }
 
-/** Queued jobs a claim reads in (priority, seq) order looking for a free tenant's job before visiting every tenant. */
-const FRONT_SCAN = 256;
-/** Jobs with a passed lease weighed per pick (more wait for the next picks). */
-const DEAD_SCAN = 64;
-
-/** The error of a job ended by `expire`. */
-const DEADLINE_ERROR: JobError = { code: 'deadline_exceeded', message: 'The job did not finish before its deadline.', status: 408 };
-
-/** A terminal transition's webhook outbox entry (same statement as the status). */
-const OUTBOX = `webhook_state = CASE WHEN webhook_url IS NULL THEN NULL ELSE 'pending' END,
-  webhook_attempts = 0,
-  webhook_next_at = CASE WHEN webhook_url IS NULL THEN NULL ELSE @now END`;
-
-/** The best claimable job (see the header): its seq, or no row. */
-const PICK = `
-WITH RECURSIVE
-excluded(model) AS (SELECT value FROM json_each(@excluded)),
-busy(tenant_id, n) AS (
-  SELECT tenant_id, COUNT(*) FROM jobs INDEXED BY jobs_running WHERE status = 'running' AND lease_until >= @now GROUP BY tenant_id
-),
-front AS MATERIALIZED (
-  SELECT seq, priority, tenant_id, run_after, model FROM jobs INDEXED BY jobs_queued
-  WHERE status = 'queued' ORDER BY priority, seq LIMIT ${FRONT_SCAN}
-),
-free_front(seq, priority, tenant_id) AS (
-  SELECT seq, priority, tenant_id FROM front
-  WHERE run_after <= @now AND model NOT IN excluded AND tenant_id NOT IN (SELECT tenant_id FROM busy)
-  ORDER BY priority, seq LIMIT 1
-),
-tenants(tenant_id) AS (
-  SELECT (SELECT tenant_id FROM jobs INDEXED BY jobs_queued_by_tenant WHERE status = 'queued' ORDER BY tenant_id LIMIT 1)
-  WHERE NOT EXISTS (SELECT 1 FROM free_front) AND (SELECT COUNT(*) FROM front) >= ${FRONT_SCAN}
-  UNION ALL
-  SELECT (SELECT j.tenant_id FROM jobs j INDEXED BY jobs_queued_by_tenant WHERE j.status = 'queued' AND j.tenant_id > t.tenant_id ORDER BY j.tenant_id LIMIT 1)
-  FROM tenants t WHERE t.tenant_id IS NOT NULL
-),
-heads(seq) AS (
-  SELECT (SELECT h.seq FROM jobs h INDEXED BY jobs_queued_by_tenant
-          WHERE h.status = 'queued' AND h.tenant_id = x.tenant_id AND h.run_after <= @now AND h.model NOT IN excluded
-          ORDER BY h.priority, h.seq LIMIT 1)
-  FROM (SELECT tenant_id FROM tenants WHERE tenant_id IS NOT NULL UNION SELECT tenant_id FROM busy) x
-),
-candidates(seq, priority, tenant_id) AS (
-  SELECT seq, priority, tenant_id FROM free_front
-  UNION ALL
-  SELECT j.seq, j.priority, j.tenant_id FROM heads JOIN jobs j ON j.seq = heads.seq
-  UNION ALL
-  SELECT * FROM (
-    SELECT seq, priority, tenant_id FROM jobs INDEXED BY jobs_running
-    WHERE status = 'running' AND lease_until < @now AND model NOT IN excluded
-    ORDER BY priority, seq LIMIT ${DEAD_SCAN})
-)
-SELECT c.seq FROM candidates c LEFT JOIN busy b ON b.tenant_id = c.tenant_id
-ORDER BY c.priority, COALESCE(b.n, 0), c.seq
-LIMIT 1`;
-
 export class SqliteJobStore implements JobStore {
   readonly #db: Database;
+  readonly #claim: SqliteJobClaim;
+  readonly #outbox: SqliteWebhookOutbox;
   readonly #lists = new Map<string, Statement<[Record<string, string | number>], JobRow>>();
   readonly #sql: {
-    insert: Statement<[InsertRow], JobRow>;
-    insertPlain: Statement<[InsertRow]>;
+    insert: Statement<[JobInsertRow], JobRow>;
+    insertPlain: Statement<[JobInsertRow]>;
     byIdempotencyKey: Statement<[string, string], JobRow>;
     get: Statement<[string], JobRow>;
     cancel: Statement<[{ id: string; tenant: string; now: number }], JobRow>;
     cancelBatch: Statement<[{ batch: string; now: number }]>;
-    pick: Statement<[{ now: number; excluded: string }], number>;
-    claimOne: Statement<[{ seq: number; owner: string; until: number; now: number }], JobRow>;
     heartbeat: Statement<[{ ids: string; owner: string; until: number }], string>;
     complete: Statement<[{ id: string; owner: string; now: number; result: string; cost: number; prompt: number; completion: number }]>;
     fail: Statement<[FailParams]>;
@@ -187,11 +54,6 @@ export class SqliteJobStore implements JobStore {
     statsRunning: Statement<[], { priority: number; running: number }>;
     batchCounts: Statement<[string], { status: JobStatus; n: number }>;
     batchJobs: Statement<[string], JobRow>;
-    dueWebhooks: Statement<[{ now: number; limit: number }], number>;
-    leaseWebhook: Statement<[{ seq: number; until: number }], JobRow>;
-    insertDelivery: Statement<[DeliveryRow]>;
-    updateWebhook: Statement<[{ id: string; state: WebhookState; attempts: number; nextAt: number }]>;
-    deliveries: Statement<[string], DeliveryRow>;
     finished: Statement<[{ before: number; limit: number }], string>;
     deleteJob: Statement<[string]>;
     deleteDeliveries: Statement<[string]>;
@@ -200,6 +62,8 @@ export class SqliteJobStore implements JobStore {
   /** Uses a database opened (and migrated) by `openDatabase`; does not close it. */
   constructor(db: Database) {
     this.#db = db;
+    this.#claim = new SqliteJobClaim(db);
+    this.#outbox = new SqliteWebhookOutbox(db);
     const insert = `INSERT INTO jobs (id, tenant_id, key_id, user_id, kind, model, body, priority, status, webhook_url,
         deadline_at, metadata, idempotency_key, batch_id, custom_id, max_attempts, created_at, run_after)
       VALUES (@id, @tenant_id, @key_id, @user_id, @kind, @model, @body, @priority, 'queued', @webhook_url,
@@ -218,13 +82,6 @@ export class SqliteJobStore implements JobStore {
       cancelBatch: db.prepare(
         `UPDATE jobs SET status = 'cancelled', finished_at = @now, lease_owner = NULL, lease_until = NULL, ${OUTBOX}
          WHERE batch_id = @batch AND status IN ('queued', 'running')`,
-      ),
-      pick: db.prepare(PICK).pluck() as Statement<[{ now: number; excluded: string }], number>,
-      claimOne: db.prepare(
-        `UPDATE jobs SET status = 'running', lease_owner = @owner, lease_until = @until, attempts = attempts + 1,
-                         started_at = COALESCE(started_at, @now)
-         WHERE seq = @seq
-         RETURNING *`,
       ),
       heartbeat: db
         .prepare(
@@ -267,23 +124,6 @@ export class SqliteJobStore implements JobStore {
       statsRunning: db.prepare(`SELECT priority, COUNT(*) AS running FROM jobs WHERE status = 'running' GROUP BY priority`),
       batchCounts: db.prepare('SELECT status, COUNT(*) AS n FROM jobs WHERE batch_id = ? GROUP BY status'),
       batchJobs: db.prepare('SELECT * FROM jobs WHERE batch_id = ? ORDER BY seq'),
-      dueWebhooks: db
-        .prepare(
-          `SELECT seq FROM jobs WHERE webhook_state = 'pending' AND webhook_next_at <= @now
-           ORDER BY webhook_next_at, seq LIMIT @limit`,
-        )
-        .pluck() as Statement<[{ now: number; limit: number }], number>,
-      leaseWebhook: db.prepare('UPDATE jobs SET webhook_next_at = @until WHERE seq = @seq RETURNING *'),
-      insertDelivery: db.prepare(
-        `INSERT INTO webhook_deliveries (job_id, attempt, at, status_code, error, duration_ms)
-         VALUES (@job_id, @attempt, @at, @status_code, @error, @duration_ms)`,
-      ),
-      updateWebhook: db.prepare(
-        'UPDATE jobs SET webhook_state = @state, webhook_attempts = @attempts, webhook_next_at = @nextAt WHERE id = @id',
-      ),
-      deliveries: db.prepare(
-        'SELECT job_id, attempt, at, status_code, error, duration_ms FROM webhook_deliveries WHERE job_id = ? ORDER BY id',
-      ),
       finished: db
         .prepare(
           `SELECT id FROM jobs
@@ -298,7 +138,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   async enqueue(job: NewJob): Promise<{ job: JobRecord; created: boolean }> {
-    const row = toInsertRow(job);
+    const row = toJobInsertRow(job);
     return this.#db.transaction(() => {
       if (job.idempotencyKey !== null) {
         const existing = this.#sql.byIdempotencyKey.get(job.tenantId, job.idempotencyKey);
@@ -309,7 +149,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   async enqueueMany(jobs: NewJob[]): Promise<void> {
-    const rows = jobs.map(toInsertRow);
+    const rows = jobs.map(toJobInsertRow);
     this.#db.transaction(() => {
       for (const row of rows) this.#sql.insertPlain.run(row);
     }).immediate();
@@ -340,8 +180,7 @@ export class SqliteJobStore implements JobStore {
     const text = `SELECT * FROM jobs WHERE ${where.join(' AND ')} ORDER BY seq DESC LIMIT @limit`;
     let stmt = this.#lists.get(text);
     if (!stmt) this.#lists.set(text, (stmt = this.#db.prepare(text)));
-    const rows = stmt.all(params);
-    return { data: rows.slice(0, limit).map(toJob), hasMore: rows.length > limit };
+    return toPage(stmt.all(params), limit, toJob);
   }
 
   async cancel(id: string, tenantId: string, now: number): Promise<JobRecord | undefined> {
@@ -354,18 +193,7 @@ export class SqliteJobStore implements JobStore {
   }
 
   async claim(opts: { owner: string; limit: number; leaseMs: number; now: number; excludeModels?: readonly string[] }): Promise<JobRecord[]> {
-    const { owner, now } = opts;
-    const pick = { now, excluded: JSON.stringify(opts.excludeModels ?? []) };
-    const until = now + opts.leaseMs;
-    return this.#db.transaction(() => {
-      const claimed: JobRecord[] = [];
-      while (claimed.length < opts.limit) {
-        const seq = this.#sql.pick.get(pick);
-        if (seq === undefined) break;
-        claimed.push(toJob(this.#sql.claimOne.get({ seq, owner, until, now })!));
-      }
-      return claimed;
-    }).immediate();
+    return this.#claim.claim(opts).map(toJob);
   }
 
   async heartbeat(owner: string, ids: readonly string[], leaseMs: number, now: number): Promise<string[]> {
@@ -375,25 +203,10 @@ export class SqliteJobStore implements JobStore {
   }
 
   async complete(id: string, owner: string, outcome: JobOutcome, now: number): Promise<boolean> {
-    return (
-      this.#sql.complete.run({
-        id,
-        owner,
-        now,
-        result: JSON.stringify(outcome.result),
-        cost: outcome.costPico,
-        prompt: outcome.promptTokens,
-        completion: outcome.completionTokens,
-      }).changes === 1
-    );
+    return this.#sql.complete.run({ id, owner, now, result: JSON.stringify(outcome.result), ...usage(outcome) }).changes === 1;
   }
 
-  async fail(
-    id: string,
-    owner: string,
-    failure: { error: JobError; retryAt?: number; status?: 'failed' | 'expired'; costPico?: number; promptTokens?: number; completionTokens?: number },
-    now: number,
-  ): Promise<boolean> {
+  async fail(id: string, owner: string, failure: JobFailure, now: number): Promise<boolean> {
     return (
       this.#sql.fail.run({
         id,
@@ -402,9 +215,7 @@ export class SqliteJobStore implements JobStore {
         retry_at: failure.retryAt ?? null,
         terminal: failure.status ?? 'failed',
         error: JSON.stringify(failure.error),
-        cost: failure.costPico ?? 0,
-        prompt: failure.promptTokens ?? 0,
-        completion: failure.completionTokens ?? 0,
+        ...usage(failure),
       }).changes === 1
     );
   }
@@ -418,21 +229,11 @@ export class SqliteJobStore implements JobStore {
   }
 
   async stats(_now: number): Promise<QueueStats> {
-    const byPriority = new Map<number, QueueStats['byPriority'][number]>();
-    const entry = (priority: number) => {
-      let e = byPriority.get(priority);
-      if (!e) byPriority.set(priority, (e = { priority, queued: 0, oldestCreatedAt: null, running: 0 }));
-      return e;
-    };
-    for (const r of this.#sql.statsQueued.all()) Object.assign(entry(r.priority), { queued: r.queued, oldestCreatedAt: r.oldest });
-    for (const r of this.#sql.statsRunning.all()) entry(r.priority).running = r.running;
-    return { byPriority: [...byPriority.values()].sort((a, b) => a.priority - b.priority) };
+    return toQueueStats(this.#sql.statsQueued.all(), this.#sql.statsRunning.all());
   }
 
   async batchCounts(batchId: string): Promise<Partial<Record<JobStatus, number>>> {
-    const out: Partial<Record<JobStatus, number>> = {};
-    for (const r of this.#sql.batchCounts.all(batchId)) out[r.status] = r.n;
-    return out;
+    return toStatusCounts(this.#sql.batchCounts.all(batchId));
   }
 
   async batchJobs(batchId: string): Promise<JobRecord[]> {
@@ -452,102 +253,26 @@ export class SqliteJobStore implements JobStore {
   }
 
   async claimWebhooks(opts: { owner: string; limit: number; leaseMs: number; now: number }): Promise<JobRecord[]> {
-    if (opts.limit <= 0) return [];
-    const until = opts.now + opts.leaseMs;
-    return this.#db.transaction(() =>
-      this.#sql.dueWebhooks.all({ now: opts.now, limit: opts.limit }).map((seq) => toJob(this.#sql.leaseWebhook.get({ seq, until })!)),
-    ).immediate();
+    return this.#outbox.claim(opts).map(toJob);
   }
 
   async recordDelivery(d: WebhookDelivery, next: { state: WebhookState; nextAt: number }): Promise<void> {
-    this.#db.transaction(() => {
-      this.#sql.insertDelivery.run({
-        job_id: d.jobId,
-        attempt: d.attempt,
-        at: d.at,
-        status_code: d.statusCode,
-        error: d.error,
-        duration_ms: Math.round(d.durationMs),
-      });
-      this.#sql.updateWebhook.run({ id: d.jobId, state: next.state, attempts: d.attempt, nextAt: next.nextAt });
-    }).immediate();
+    this.#outbox.record(d, next);
   }
 
   async deliveries(jobId: string): Promise<WebhookDelivery[]> {
-    return this.#sql.deliveries.all(jobId).map((r) => ({
-      jobId: r.job_id,
-      attempt: r.attempt,
-      at: r.at,
-      statusCode: r.status_code,
-      error: r.error,
-      durationMs: r.duration_ms,
-    }));
+    return this.#outbox.deliveries(jobId);
   }
 
   /** The database is shared with the other stores: closing it is the storage's job. */
   async close(): Promise<void> {}
 }
 
-function clampLimit(limit: number): number {
-  return Math.min(100, Math.max(1, Math.floor(limit) || 1));
-}
-
-function toInsertRow(j: NewJob): InsertRow {
-  return {
-    id: j.id,
-    tenant_id: j.tenantId,
-    key_id: j.keyId,
-    user_id: j.userId,
-    kind: j.kind,
-    model: j.model,
-    body: JSON.stringify(j.body),
-    priority: j.priority,
-    webhook_url: j.webhookUrl,
-    deadline_at: j.deadlineAt,
-    metadata: JSON.stringify(j.metadata),
-    idempotency_key: j.idempotencyKey,
-    batch_id: j.batchId,
-    custom_id: j.customId,
-    max_attempts: j.maxAttempts,
-    created_at: j.createdAt,
-  };
+/** The cost and token counts a run adds to its job (parameters of `complete` and `fail`). */
+function usage(run: { costPico?: number; promptTokens?: number; completionTokens?: number }) {
+  return { cost: run.costPico ?? 0, prompt: run.promptTokens ?? 0, completion: run.completionTokens ?? 0 };
 }
 
 function toJob(r: JobRow): JobRecord {
-  return {
-    id: r.id,
-    seq: r.seq,
-    tenantId: r.tenant_id,
-    keyId: r.key_id,
-    userId: r.user_id,
-    kind: r.kind,
-    model: r.model,
-    body: JSON.parse(r.body) as Record<string, unknown>,
-    priority: r.priority,
-    status: r.status,
-    webhookUrl: r.webhook_url,
-    deadlineAt: r.deadline_at,
-    metadata: JSON.parse(r.metadata) as Record<string, string>,
-    idempotencyKey: r.idempotency_key,
-    batchId: r.batch_id,
-    customId: r.custom_id,
-    attempts: r.attempts,
-    maxAttempts: r.max_attempts,
-    result: r.result === null ? null : (JSON.parse(r.result) as Record<string, unknown>),
-    error: r.error === null ? null : (JSON.parse(r.error) as JobError),
-    deadLettered: r.dead_lettered === 1,
-    costPico: r.cost_pico,
-    promptTokens: r.prompt_tokens,
-    completionTokens: r.completion_tokens,
-    createdAt: r.created_at,
-    startedAt: r.started_at,
-    finishedAt: r.finished_at,
-    runAfter: r.run_after,
-    leaseOwner: r.lease_owner,
-    leaseUntil: r.lease_until,
-    webhook:
-      r.webhook_state === null || r.webhook_url === null
-        ? null
-        : { state: r.webhook_state, attempts: r.webhook_attempts, nextAt: r.webhook_next_at ?? 0 },
-  };
+  return rowToJob(r, JSON.parse);
 }

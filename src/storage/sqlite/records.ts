@@ -8,34 +8,9 @@
  * at once with SQLITE_BUSY ("database is locked"), whatever the busy timeout.
  */
 import type { Statement } from 'better-sqlite3';
-import {
-  RecordConflict,
-  RecordNotFound,
-  type ApiKeyRecord,
-  type KeyListFilter,
-  type KillSwitch,
-  type NewApiKey,
-  type NewKillSwitch,
-  type NewTenant,
-  type PolicyOverride,
-  type Records,
-  type Tenant,
-} from '../types.js';
-import {
-  DEFAULT_TENANT_TIER,
-  KEY_PATCH_FIELDS,
-  TENANT_PATCH_FIELDS,
-  killSwitchConflict,
-  newRecordId,
-  pickDefined,
-  type KeyRow as SharedKeyRow,
-  type KillSwitchRow,
-  type TenantRow as SharedTenantRow,
-  rowToKey,
-  rowToKillSwitch,
-  rowToTenant,
-} from '../record-helpers.js';
-import type { Database } from './database.js';
+import { type KeyRow as SharedKeyRow, type KillSwitchRow, type TenantRow as SharedTenantRow, DEFAULT_TENANT_TIER, KEY_PATCH_FIELDS, TENANT_PATCH_FIELDS, killSwitchConflict, newRecordId, pickDefined, rowToKey, rowToKillSwitch, rowToTenant } from '../record-helpers.js';
+import { type ApiKeyRecord, type KeyListFilter, type KillSwitch, type NewApiKey, type NewKillSwitch, type NewTenant, type PolicyOverride, type Records, type Tenant, RecordConflict, RecordNotFound } from '../types.js';
+import { type Database, isConstraint } from './database.js';
 
 type TenantRow = SharedTenantRow<string>;
 type KeyRow = SharedKeyRow<string>;
@@ -271,9 +246,4 @@ const toKillSwitch = rowToKillSwitch;
 
 function policyText(policy: PolicyOverride | null | undefined): string | null {
   return policy == null ? null : JSON.stringify(policy);
-}
-
-function isConstraint(err: unknown, code: string): boolean {
-  const c = (err as { code?: unknown } | null)?.code;
-  return c === code;
 }

@@ -3,7 +3,7 @@
  * triggers of migration 9 keep on every insert and delete of files, jobs and feedback.
  */
 import type { Statement } from 'better-sqlite3';
-import { EMPTY_USAGE, type StorageUsage, type StorageUsageStore } from '../../metering/storage-quotas.js';
+import { type StorageUsage, type StorageUsageStore, USAGE_COLUMNS_SQL, usageFromRow } from '../storage-usage.js';
 import type { Database } from './database.js';
 
 export class SqliteStorageUsage implements StorageUsageStore {
@@ -11,12 +11,10 @@ export class SqliteStorageUsage implements StorageUsageStore {
 
   /** Uses a database opened (and migrated) by `openDatabase`; does not close it. */
   constructor(db: Database) {
-    this.#get = db.prepare(
-      `SELECT files, file_bytes AS fileBytes, jobs, job_bytes AS jobBytes, feedback FROM tenant_storage WHERE tenant_id = ?`,
-    );
+    this.#get = db.prepare(`SELECT ${USAGE_COLUMNS_SQL} FROM tenant_storage WHERE tenant_id = ?`);
   }
 
   async usage(tenantId: string): Promise<StorageUsage> {
-    return this.#get.get(tenantId) ?? { ...EMPTY_USAGE };
+    return usageFromRow(this.#get.get(tenantId));
   }
 }

@@ -1,7 +1,7 @@
 /**
  * One bound on how deeply JSON may nest (`server.maxJsonDepth`), checked on the text before it is
  * parsed: by the app's `application/json` parser for every JSON body (src/http/request-guards.ts)
- * and for each line of a batch input file (src/jobs/batches.ts).
+ * and for each line of a batch input file (src/jobs/batch-input.ts).
  *
  * Why: much of what follows parsing recurses (JSON.stringify when a body is logged or forwarded
  * upstream, the cache key's canonical hashing, schema walks). A body nested 10,000 deep (60 KB)

@@ -1,5 +1,7 @@
 /**
- * JSON schemas for the hot-path routes, compiled once by Fastify's validator. Plain JSON schema
+ * The OpenAI wire format of requests: the JSON schemas of chat completion and embeddings bodies,
+ * compiled once by Fastify's validator for the synchronous routes (src/http/routes/openai.ts)
+ * and by JobService for jobs and batch lines (src/jobs/service.ts). Plain JSON schema
  * with `type: [x, 'null']` (rather than anyOf unions) keeps validation fast and its messages
  * short enough to name the field: "Invalid type for 'max_tokens': expected integer".
  * Unknown fields pass through to the provider, as OpenAI adds parameters often.
