@@ -29,7 +29,7 @@ import type { JobWorker } from './jobs/worker.js';
 import type { AbuseDetector } from './observability/abuse.js';
 import type { DriftDetector } from './observability/drift.js';
 import type { LiveStats } from './observability/live-stats.js';
-import { createPipeline } from './pipeline/pipeline.js';
+import { createPipeline, mergeParts } from './pipeline/pipeline.js';
 
 export type { GatewayOptions } from './capabilities/core.js';
 
@@ -72,8 +72,8 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
   const observability = await observabilityCapability(core, { authenticator });
   const request: Capability[] = [auth, kill, routing, metering, cache, shadow, invoke, signals, observability];
   const pipeline = createPipeline({
-    stages: Object.assign({}, ...request.map((c) => c.stages)),
-    settle: Object.assign({}, ...request.map((c) => c.settle)),
+    stages: mergeParts(request.map((c) => c.stages), 'stage'),
+    settle: mergeParts(request.map((c) => c.settle), 'settle step'),
     respond: { streamOverBudget: config.metering.streamOverBudget, record: metering.record },
     tracer: observability.tracer,
     afterRespond: opts.afterRespond,
@@ -121,11 +121,11 @@ export async function createGateway(config: Config, opts: GatewayOptions = {}): 
         // the grace deadline, streams still open end with an SSE error event and the sockets go.
         app.server.closeIdleConnections?.();
         const appClosed = app.close();
-        const drained = Promise.all(capabilities.map((c) => c.drain?.(grace))); // their grace timers first: job streams end before sockets are cut
+        const drained = Promise.allSettled(capabilities.map((c) => c.drain?.(grace))); // their grace timers first: job streams end before sockets are cut
         const timer = setTimeout(() => void api.cutStreams().finally(() => app.server.closeAllConnections?.()), grace);
         timer.unref();
         try {
-          await drained;
+          for (const r of await drained) if (r.status === 'rejected') core.log.error({ err: r.reason }, 'drain failed');
           await appClosed;
         } finally {
           clearTimeout(timer);

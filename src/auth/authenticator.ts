@@ -330,6 +330,7 @@ export class Authenticator {
       userId: key.userId,
       tenantPolicy: tenant.policy ?? null,
       keyPolicy: key.policy ?? null,
+      mergedPolicy: undefined, // filled on first use (resolvePolicy): declared here so every AuthInfo has one shape
     };
   }
 }

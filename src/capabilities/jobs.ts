@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { Authenticator } from '../auth/authenticator.js';
 import { batchRoutes } from '../http/routes/batches.js';
 import { fileRoutes } from '../http/routes/files.js';
-import { jobRoutes } from '../http/routes/jobs.js';
+import { type JobStream, jobRoutes } from '../http/routes/jobs.js';
 import { webhookSecretRoutes } from '../http/routes/webhook-secret.js';
 import { QueueAdmission } from '../jobs/admission.js';
 import { BatchService } from '../jobs/batches.js';
@@ -159,11 +159,9 @@ export async function jobsCapability(
     quotas: deps.quotas,
     ...(opts.uploadObserver ? { observer: opts.uploadObserver } : {}),
   });
-  const streams = new Set<() => Promise<void>>(); // open job event streams
-  const endStreams = () => Promise.all([...streams].map((close) => close()));
+  const streams = new Set<JobStream>(); // open job event streams
   const batchCfg = config.jobs.batch;
   const batchApi = { batches, authenticator, killSwitches };
-  let graceTimer: NodeJS.Timeout | undefined;
   return {
     name: 'jobs',
     jobs,
@@ -198,13 +196,21 @@ export async function jobsCapability(
       batches.start();
     },
     async drain(graceMs) {
-      graceTimer = setTimeout(() => void endStreams(), graceMs); // cleanly, before their sockets are cut
+      // At the grace deadline the streams still open end cleanly, before their sockets are cut.
+      let graceOver = () => {};
+      const deadline = new Promise<void>((resolve) => (graceOver = resolve));
+      const graceTimer = setTimeout(() => {
+        for (const s of [...streams]) s.end();
+        graceOver();
+      }, graceMs);
       graceTimer.unref();
       // Running jobs finish (or go back to the queue) and webhooks in flight are delivered, then
-      // the job event streams still open send their job's last state (read from the store) and end.
+      // the job event streams still open send their job's last state (read from the store) and end,
+      // within what is left of the grace period.
       await Promise.all([worker?.stop(graceMs), webhooks?.stop(graceMs)]);
+      await Promise.race([Promise.all([...streams].map((s) => s.finish())), deadline]);
       clearTimeout(graceTimer);
-      await endStreams();
+      for (const s of [...streams]) s.end();
     },
     async close() {
       await events.close();

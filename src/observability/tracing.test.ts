@@ -11,7 +11,6 @@ import { tracingSchema } from '../config/tracing-schema.js';
 import { GatewayError } from '../errors.js';
 import type { PipelineResult, RequestContext } from '../pipeline/context.js';
 // @ts-ignore TS6059: test helpers live outside tsconfig's rootDir (src); the import is type-checked all the same.
-// @ts-ignore TS6059: test helpers live outside tsconfig's rootDir (src); the import is type-checked all the same.
 import { chatContext } from '../../test/helpers/context.js';
 // @ts-ignore TS6059: test helpers live outside tsconfig's rootDir (src); the import is type-checked all the same.
 import { chatCompletion } from '../../test/helpers/completions.js';
@@ -111,6 +110,56 @@ describe('tracing', () => {
       'tollgate.attempts': 2,
       'tollgate.status': 200,
     });
+    await tracer.shutdown();
+  });
+
+  it('onion stages: the cache span covers its lookup; one invoke span covers escalation, invoke and a stale answer served on the way out', async () => {
+    const exporter = new InMemorySpanExporter();
+    const tracer = await tracerWith(exporter);
+    const calls: string[] = [];
+    const p = createPipeline({
+      stages: {
+        cache: async (ctx, next) => {
+          calls.push('lookup');
+          try {
+            await next();
+          } catch {
+            calls.push('stale');
+            ctx.result = { kind: 'chat', body: answer }; // every deployment failed: a stale answer
+          }
+        },
+        escalate: async (_ctx, next) => {
+          await next();
+          calls.push('escalate again');
+          await next(); // one tier up, inside the same invoke span
+        },
+        invoke: (ctx) => {
+          calls.push('invoke');
+          const attempt = ctx.trace?.attempt(dep, ctx.operation, 0);
+          if (calls.filter((c) => c === 'invoke').length === 2) {
+            attempt?.failed('http_503', new UpstreamError('http', 'down', { status: 503 }));
+            throw new GatewayError('upstream_unavailable', 'every deployment failed');
+          }
+          attempt?.ok({ kind: 'chat', body: answer });
+        },
+      },
+      settle: {},
+      log,
+      respond: { streamOverBudget: 'finish' },
+      tracer,
+    });
+    await p.run(context());
+    await p.idle();
+    await until(() => exporter.getFinishedSpans().some((s) => s.kind === SpanKind.SERVER));
+    expect(calls).toEqual(['lookup', 'invoke', 'escalate again', 'invoke', 'stale']);
+    const spans = exporter.getFinishedSpans();
+    const root = spans.find((s) => s.kind === SpanKind.SERVER)!;
+    const children = spans.filter((s) => s.parentSpanContext?.spanId === root.spanContext().spanId);
+    expect(children.map((s) => s.name).sort()).toEqual(['cache', 'invoke', 'respond', 'settle']);
+    const [cache, invoke] = [children.find((s) => s.name === 'cache')!, children.find((s) => s.name === 'invoke')!];
+    expect(invoke.status.code).not.toBe(SpanStatusCode.ERROR); // the request was answered (stale)
+    expect(spans.filter((s) => s.parentSpanContext?.spanId === invoke.spanContext().spanId)).toHaveLength(2); // both attempts
+    expect(spans.filter((s) => s.parentSpanContext?.spanId === cache.spanContext().spanId)).toHaveLength(0); // the lookup only
     await tracer.shutdown();
   });
 

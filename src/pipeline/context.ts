@@ -204,22 +204,56 @@ export type ContextInit = OperationRequest & {
   deferUsageEvent?: boolean;
 };
 
+/**
+ * A request's context. A class rather than an object literal: a spread with getters costs ~4 µs
+ * per request, this ~0.1 µs (the fields are assigned in one order, so every context has one shape).
+ */
+class Context {
+  readonly id: string;
+  readonly operation: RequestContext['operation'];
+  body: RequestContext['body'];
+  readonly route: string;
+  readonly headers: BaseContext['headers'];
+  readonly sink: ResponseSink;
+  readonly log: Logger;
+  readonly startedAt = performance.now();
+  readonly receivedAt: number;
+  readonly attempts: AttemptRecord[] = [];
+  readonly extraHeaders: Record<string, string> = {};
+  auth: AuthInfo | undefined;
+  endUser: string | null | undefined;
+  readonly onRecorded: (() => void) | undefined;
+  readonly deferUsageEvent: boolean | undefined;
+  readonly #eventId: string | (() => string);
+  #prompt: PromptFeatures | undefined;
+
+  constructor(init: ContextInit) {
+    this.id = init.id;
+    this.operation = init.operation;
+    this.body = init.body;
+    this.route = init.route;
+    this.headers = init.headers;
+    this.sink = init.sink;
+    this.log = init.log;
+    this.receivedAt = init.receivedAt ?? Date.now();
+    this.auth = init.auth;
+    this.endUser = init.endUser;
+    this.onRecorded = init.onRecorded;
+    this.deferUsageEvent = init.deferUsageEvent;
+    this.#eventId = init.eventId ?? init.id;
+  }
+
+  get eventId(): string {
+    const e = this.#eventId;
+    return typeof e === 'string' ? e : e();
+  }
+
+  get prompt(): PromptFeatures {
+    return (this.#prompt ??= promptOf(this as unknown as RequestContext));
+  }
+}
+
 /** A request's context, at arrival. */
 export function createContext(init: ContextInit): RequestContext {
-  const { eventId = init.id, receivedAt = Date.now(), ...rest } = init;
-  let prompt: PromptFeatures | undefined;
-  const ctx: RequestContext = {
-    ...rest,
-    get eventId() {
-      return typeof eventId === 'string' ? eventId : eventId();
-    },
-    get prompt() {
-      return (prompt ??= promptOf(ctx));
-    },
-    startedAt: performance.now(),
-    receivedAt,
-    attempts: [],
-    extraHeaders: {},
-  };
-  return ctx;
+  return new Context(init) as unknown as RequestContext;
 }

@@ -40,7 +40,7 @@
  */
 import { GatewayError, isGatewayError } from '../errors.js';
 import type { Logger } from '../observability/logger.js';
-import type { GatewayTracer, RequestTrace } from '../observability/tracing.js';
+import type { GatewayTracer, RequestTrace, StageSpan } from '../observability/tracing.js';
 import type { RequestContext } from './context.js';
 import { type RespondOptions, respond, sendError } from './stages/respond.js';
 
@@ -62,16 +62,26 @@ export type Middleware = (ctx: RequestContext, next: Next) => void | Promise<voi
 export const STAGES = ['authenticate', 'abuse guard', 'kill switch', 'route', 'admit', 'cache', 'escalate', 'invoke'] as const;
 export type StageName = (typeof STAGES)[number];
 
-/** Each stage's span name; escalate and invoke share one span, opened by the outer of the two. */
-const SPANS: Record<StageName, { name: string; around?: true }> = {
+/**
+ * Each stage's span: `name` covers its work on the way in (until it calls `next`); `then` names
+ * the span that covers the rest of its call (the stages after it and its way out). The cache's
+ * lookup is `cache`; from its `next` on, everything up to the answer it hands to its flight (or
+ * the stale answer it serves) is one `invoke` span, which escalate and invoke then share. Without
+ * a cache stage, escalate (or else invoke) opens `invoke` itself.
+ */
+interface SpanSpec {
+  name: string;
+  then?: string;
+}
+const SPANS: Record<StageName, SpanSpec> = {
   authenticate: { name: 'authenticate' },
-  'abuse guard': { name: 'abuse guard' },
+  'abuse guard': { name: 'abuseGuard' },
   'kill switch': { name: 'kill switch' },
   route: { name: 'route' },
   admit: { name: 'admit' },
-  cache: { name: 'cache' },
-  escalate: { name: 'invoke', around: true },
-  invoke: { name: 'invoke', around: true },
+  cache: { name: 'cache', then: 'invoke' },
+  escalate: { name: 'invoke', then: 'invoke' },
+  invoke: { name: 'invoke', then: 'invoke' },
 };
 
 /** What settle tells each step about a request that has ended. */
@@ -126,12 +136,31 @@ export interface PipelineOptions {
   afterRespond?: ((ctx: RequestContext) => void) | undefined;
 }
 
-/** A `Stage` as middleware: its work, then the rest unless it set a result. */
+const BEFORE = Symbol('before');
+type BeforeMiddleware = Middleware & { [BEFORE]: Stage };
+
+/** A `Stage` as middleware: its work, then the rest unless it set a result (the pipeline runs these in a plain loop). */
 export function before(stage: Stage): Middleware {
-  return async (ctx, next) => {
-    await stage(ctx);
-    if (!ctx.result) await next();
-  };
+  const m: BeforeMiddleware = Object.assign(
+    async (ctx: RequestContext, next: Next) => {
+      await stage(ctx);
+      if (!ctx.result) await next();
+    },
+    { [BEFORE]: stage },
+  );
+  return m;
+}
+
+/** Merges the capabilities' stages (or settle steps) by name, refusing a name given twice. */
+export function mergeParts<K extends string, V>(parts: ReadonlyArray<Partial<Record<K, V>> | undefined>, what: string): Partial<Record<K, V>> {
+  const out: Partial<Record<K, V>> = {};
+  for (const p of parts) {
+    for (const [name, v] of Object.entries(p ?? {}) as Array<[K, V]>) {
+      if (name in out) throw new Error(`${what} '${name}' is contributed twice`);
+      out[name] = v;
+    }
+  }
+  return out;
 }
 
 /** Puts the given parts in the order of `order`, refusing names it does not know. */
@@ -140,45 +169,59 @@ function ordered<K extends string, V>(order: readonly K[], parts: Partial<Record
   return order.flatMap((name) => (parts[name] ? [[name, parts[name]] as [K, V]] : []));
 }
 
-const DONE: Next = () => Promise.resolve();
 
 export function createPipeline(opts: PipelineOptions): Pipeline {
   const { log, tracer } = opts;
   const stages = ordered(STAGES, opts.stages, 'stage');
   const steps = ordered(SETTLE_STEPS, opts.settle, 'settle step');
   // Which stages open a span: each once, except an `around` span already opened by an outer stage.
-  const spanOf = stages.map(([name], i) => {
+  // A stage's spans: none where an outer stage's `then` span already covers it.
+  const spanOf = stages.map(([name], i): SpanSpec | undefined => {
     const span = SPANS[name];
-    return span.around && stages.slice(0, i).some(([outer]) => SPANS[outer].name === span.name) ? undefined : span;
+    return stages.slice(0, i).some(([outer]) => SPANS[outer].then === span.name) ? undefined : span;
   });
+  const plain = stages.map(([, run]) => (run as Partial<BeforeMiddleware>)[BEFORE]);
 
-  /** The stages from `i` on, for one request. */
-  function runFrom(i: number, ctx: RequestContext): Promise<void> {
+  /** The stages from `i` on, for one request: "before" stages in a plain loop, the others onion style. */
+  async function runFrom(i: number, ctx: RequestContext): Promise<void> {
+    for (; i < stages.length; i++) {
+      const stage = plain[i];
+      if (!stage) break;
+      const span = ctx.trace ? spanOf[i] : undefined;
+      if (span && ctx.trace) await ctx.trace.stage(span.name, stage, ctx);
+      else {
+        const pending = stage(ctx);
+        if (pending) await pending;
+      }
+      if (ctx.result) return;
+    }
     const entry = stages[i];
-    if (!entry) return DONE();
-    const next: Next = () => runFrom(i + 1, ctx);
+    if (!entry) return;
+    const j = i;
+    const next: Next = () => runFrom(j + 1, ctx);
     const trace = ctx.trace;
-    const span = spanOf[i];
-    if (!trace || !span) return Promise.resolve(entry[1](ctx, next));
+    const span = trace ? spanOf[i] : undefined;
+    if (!trace || !span) return entry[1](ctx, next);
     return traced(trace, span, entry[1], ctx, next);
   }
 
-  async function traced(trace: RequestTrace, span: { name: string; around?: true }, run: Middleware, ctx: RequestContext, next: Next): Promise<void> {
+  async function traced(trace: RequestTrace, span: SpanSpec, run: Middleware, ctx: RequestContext, next: Next): Promise<void> {
     const s = trace.beginStage(span.name);
+    let rest: StageSpan | undefined; // the `then` span, from the stage's `next` to its return
     try {
-      await run(
-        ctx,
-        span.around
-          ? next
-          : () => {
-              s.end(); // the stage's own work ends where the rest begins
-              return next();
-            },
-      );
+      await run(ctx, () => {
+        if (span.then && span.then !== span.name && !rest) {
+          s.end(); // the stage's own work ends where the rest begins
+          rest = trace.beginStage(span.then);
+        } else if (!span.then) s.end();
+        return next();
+      });
     } catch (err) {
-      s.end(err);
+      (rest ?? s).end(err);
+      s.end();
       throw err;
     }
+    (rest ?? s).end();
     s.end();
   }
 

@@ -16,16 +16,21 @@ import type { KillSwitches } from '../../metering/kill-switches.js';
 import { apiCaller } from './api-caller.js';
 import { listObject } from './lists.js';
 
+/** An open job event stream, as a shutdown sees it. */
+export interface JobStream {
+  /** Reads the job once more, sends `completed` when it has ended, then ends the stream. */
+  finish(): Promise<void>;
+  /** Ends the stream now. */
+  end(): void;
+}
+
 export interface JobRoutesOptions {
   jobs: JobService;
   events: JobEvents;
   authenticator: Authenticator;
   killSwitches: Pick<KillSwitches, 'checkAccess'>;
-  /**
-   * Open event streams, ended on shutdown (after the workers stopped): each reads its job once
-   * more, sends `completed` when it has ended, then ends; resolves once it has.
-   */
-  streams: Set<() => Promise<void>>;
+  /** Open event streams, ended on shutdown (after the workers stopped). */
+  streams: Set<JobStream>;
   /** How often an open event stream re-reads the job (a lost pub/sub message never strands a client). */
   pollMs?: number;
 }
@@ -203,7 +208,7 @@ function followJob(
   request: FastifyRequest,
   reply: FastifyReply,
   first: JobRecord,
-  deps: { events: JobEvents; store: JobService['store']; streams: Set<() => Promise<void>>; pollMs: number },
+  deps: { events: JobEvents; store: JobService['store']; streams: Set<JobStream>; pollMs: number },
 ): void {
   reply.hijack();
   const res = reply.raw;
@@ -226,7 +231,7 @@ function followJob(
     unsubscribe();
     clearInterval(poll);
     clearInterval(ping);
-    deps.streams.delete(close);
+    deps.streams.delete(stream);
     if (!res.destroyed) res.end();
   };
   const finish = (job: JobRecord) => {
@@ -238,7 +243,7 @@ function followJob(
     if (job && TERMINAL_STATUSES.includes(job.status)) finish(job);
   };
   /** Shutdown: the job's last state (its result, when the stopped worker finished it), then the end. */
-  const close = () => check().finally(end);
+  const stream: JobStream = { finish: () => check().finally(end), end };
   if (TERMINAL_STATUSES.includes(first.status)) {
     finish(first);
     return;
@@ -257,7 +262,7 @@ function followJob(
   ping = setInterval(() => !ended && !res.destroyed && res.write(': ping\n\n'), 15_000);
   poll.unref();
   ping.unref();
-  deps.streams.add(close);
+  deps.streams.add(stream);
   res.once('close', end);
   void check();
 }
