@@ -52,8 +52,9 @@ import {
   TARGET_PRECISION,
 } from '../scripts/fit-cache-decision.lib.js';
 import { existsSync } from 'node:fs';
+import { median } from './lib/compare.js';
+import { heading, list, table, text, toMarkdown, toText, type Block } from './lib/report.js';
 import { REPO_ROOT, writeRawResults, writeResultsSection } from './lib/results.js';
-import { markdownTable, textTable } from './lib/table.js';
 
 /** Nearest entries examined per lookup (the config's `cache.semantic.candidates` default). */
 const CANDIDATES = 4;
@@ -66,9 +67,8 @@ const MAX_WRONG_SHARE = 0.02;
  * project is judged on data it does not have, where the curve sits a little higher or lower.
  */
 const HEADROOM = 0.003;
-const SWEEP_FROM = 0.3;
-const SWEEP_TO = 0.95;
-const SWEEP_STEP = 0.025;
+/** The similarity thresholds of the sweep. */
+const SWEEP = { from: 0.3, to: 0.95, step: 0.025 };
 
 interface Pair {
   a: string;
@@ -126,12 +126,6 @@ function dot(x: Float32Array, y: Float32Array): number {
   return s;
 }
 
-function median(xs: number[]): number {
-  const s = [...xs].sort((p, q) => p - q);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
-}
-
 function pct(n: number, d: number, decimals = 1): string {
   return d ? `${((100 * n) / d).toFixed(decimals)}%` : 'n/a';
 }
@@ -139,7 +133,7 @@ function pct(n: number, d: number, decimals = 1): string {
 /** Thresholds of the sweep, rounded to 3 decimals (plus the default's, when off the grid). */
 function sweepThresholds(): number[] {
   const out: number[] = [];
-  for (let t = SWEEP_FROM; t <= SWEEP_TO + 1e-9; t += SWEEP_STEP) out.push(Math.round(t * 1000) / 1000);
+  for (let t = SWEEP.from; t <= SWEEP.to + 1e-9; t += SWEEP.step) out.push(Math.round(t * 1000) / 1000);
   if (!out.includes(DEFAULT_SEMANTIC_THRESHOLD)) out.push(DEFAULT_SEMANTIC_THRESHOLD);
   if (!out.includes(STALE_SEMANTIC_THRESHOLD)) out.push(STALE_SEMANTIC_THRESHOLD);
   return out.sort((p, q) => p - q);
@@ -150,8 +144,7 @@ const DECISION_REPORT = [0.3, 0.4, 0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.82, 0.84, 0
 const COSINE_REPORT = [0.5, 0.6, 0.65, 0.7, 0.75, 0.8, 0.85, 0.9, 0.95, 0.98];
 
 interface QqpReport {
-  text: string[];
-  md: string[];
+  blocks: Block[];
   raw: unknown;
 }
 
@@ -235,53 +228,21 @@ function evalQqp(qqpFile: string, paraphraseFile: string): QqpReport {
   const genLine = `Paraphrases (${para.length} positives of ${relative(REPO_ROOT, paraphraseFile)}, ${negs.length} mined look-alike negatives: for each a, the 3 b of other pairs sharing the most words; never trained on): at the default ${p1(genAt.reuseDup)} reused, ${p2(genAt.wrongAll)} of the negatives served. These are mostly heavy rewordings that a lexical decision does not recognise (a model embedder with \`decision: similarity\` may, measured on your traffic).`;
   const speedLine = `Decision speed: median ${speed.medianUs.toFixed(1)} µs per (query, candidate) (p99 ${speed.p99Us.toFixed(1)} µs), both texts new (no memoized analysis; a lookup analyses its query once for all candidates).`;
 
-  const text = [
-    'Part 1: the decision on labelled question pairs',
-    ...method.map((m) => `- ${m}`),
-    '',
-    textTable(decHeader, decRows),
-    '',
-    chosen,
-    pointLine,
-    prefilterLine,
-    baseLine,
-    '',
-    textTable(cosHeader, cosRows),
-    '',
-    genLine,
-    textTable(genHeader, genRows),
-    speedLine,
-    '',
-  ];
-  const md = [
-    '### Part 1: the decision on labelled question pairs (qqp-dev, cross-validated)',
-    '',
-    ...method.map((m) => `- ${m}`),
-    '',
-    'Held-out curve of the decision (mean of the folds):',
-    '',
-    markdownTable(decHeader, decRows),
-    '',
-    `**${chosen}**`,
-    '',
-    pointLine,
-    '',
-    prefilterLine,
-    '',
-    baseLine,
-    '',
-    'The cosine threshold alone (built-in embedder, guard on), same pairs:',
-    '',
-    markdownTable(cosHeader, cosRows),
-    '',
-    genLine,
-    '',
-    markdownTable(genHeader, genRows),
-    '',
-    speedLine,
-    '',
-    '### Part 2: the `similarity` mode on paraphrases',
-    '',
+  const blocks = [
+    heading('Part 1: the decision on labelled question pairs (qqp-dev, cross-validated)'),
+    list(method),
+    text('Held-out curve of the decision (mean of the folds):'),
+    table(decHeader, decRows),
+    text(`**${chosen}**`),
+    text(pointLine),
+    text(prefilterLine),
+    text(baseLine),
+    text('The cosine threshold alone (built-in embedder, guard on), same pairs:'),
+    table(cosHeader, cosRows),
+    text(genLine),
+    table(genHeader, genRows),
+    text(speedLine),
+    heading('Part 2: the `similarity` mode on paraphrases'),
   ];
   const raw = {
     data: qqpFile,
@@ -297,7 +258,7 @@ function evalQqp(qqpFile: string, paraphraseFile: string): QqpReport {
     paraphrases: { positives: para.length, negatives: negs.length, curve: genCurve },
     speed,
   };
-  return { text, md, raw };
+  return { blocks, raw };
 }
 
 
@@ -496,34 +457,25 @@ async function main(): Promise<number> {
   const staleLine = `STALE_SEMANTIC_THRESHOLD = ${STALE_SEMANTIC_THRESHOLD} (last resort): hit rate ${pct(atStale.positiveCorrect, atStale.positives)}, positive wrong ${pct(atStale.positiveWrong, atStale.positives)}, hard negatives wrong / served ${pct(atStale.pairWrong, atStale.pairServed, 2)}, alone ${pct(atStale.aloneWrong, atStale.negatives, 2)}.`;
   const speedLine = `Embedding speed: median ${speed.medianUs.toFixed(1)} µs per question (p99 ${speed.p99Us.toFixed(1)} µs; median ${speed.medianWords} words), one at a time; guard: median ${guardUs.toFixed(1)} µs per check (a b against its a, both analysed).`;
 
+  const doc = {
+    title: 'Semantic cache evaluation (`npm run eval:cache`)',
+    context: [`Date: ${date.toISOString()}`],
+    blocks: [
+      ...(qqp ? qqp.blocks : []),
+      list(method),
+      table(header, tableRows.map((r) => mark(r, toCells(r)))),
+      text(`**Operating point**: ${bestLine}.`),
+      ...(dipLine ? [text(dipLine)] : []),
+      text(defaultLine),
+      text(staleLine),
+      text(speedLine),
+    ],
+  };
   const out = process.stdout;
-  out.write(`Semantic cache evaluation (${date.toISOString()})\n\n`);
-  if (qqp) out.write(`${qqp.text.join('\n')}\nPart 2: the similarity mode on paraphrases\n`);
-  for (const m of method) out.write(`- ${m}\n`);
-  out.write(`\n${textTable(header, tableRows.map((r) => mark(r, toCells(r))))}\n\n`);
-  out.write(`Operating point: ${bestLine}\n${dipLine ? `${dipLine}\n` : ''}${defaultLine}\n${staleLine}\n${speedLine}\n`);
+  out.write(`${toText(doc)}\n`);
 
   if (write) {
-    const md = [
-      '## Semantic cache evaluation (`npm run eval:cache`)',
-      '',
-      `Date: ${date.toISOString()}`,
-      '',
-      ...(qqp ? qqp.md : []),
-      ...method.map((m) => `- ${m}`),
-      '',
-      markdownTable(header, tableRows.map((r) => mark(r, toCells(r)))),
-      '',
-      `**Operating point**: ${bestLine}.`,
-      '',
-      ...(dipLine ? [dipLine, ''] : []),
-      defaultLine,
-      '',
-      staleLine,
-      '',
-      speedLine,
-    ].join('\n');
-    writeResultsSection('eval-cache', md);
+    writeResultsSection('eval-cache', toMarkdown(doc));
     const rawFile = writeRawResults('eval-cache', date, {
       date: date.toISOString(),
       data: file,

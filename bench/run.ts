@@ -22,8 +22,9 @@
 import { parseArgs } from 'node:util';
 import { acquireBenchLock } from './lib/lock.js';
 import { stopAll, waitForQuietMachine } from './lib/process.js';
-import { REPO_ROOT, writeRawResults, writeResultsSection } from './lib/results.js';
-import type { BenchSettings, Scenario } from './lib/scenario.js';
+import { toMarkdown, toText } from './lib/report.js';
+import { machineInfo, REPO_ROOT, writeRawResults, writeResultsSection } from './lib/results.js';
+import { positiveNumber, type BenchSettings, type Scenario } from './lib/scenario.js';
 import { cacheScenario } from './scenarios/cache.js';
 import { cacheHelpersScenario } from './scenarios/cache-helpers.js';
 import { coreScenario } from './scenarios/core.js';
@@ -49,14 +50,7 @@ Options:
   --warmup N    warm-up per target (default $BENCH_WARMUP_SECONDS or 2)
 `;
 
-function positive(value: string | undefined, what: string, dflt: number): number {
-  if (value === undefined || value === '') return dflt;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${what} must be a positive number, got '${value}'`);
-  return n;
-}
-
-function parse(argv: string[]): { scenarios: Scenario[]; settings: Omit<BenchSettings, 'log'> } {
+function parse(argv: string[]): { scenarios: Scenario[]; settings: Pick<BenchSettings, 'seconds' | 'warmupSeconds' | 'root'> } {
   const { values, positionals } = parseArgs({
     args: argv,
     allowPositionals: true,
@@ -71,8 +65,8 @@ function parse(argv: string[]): { scenarios: Scenario[]; settings: Omit<BenchSet
   return {
     scenarios: positionals.length ? SCENARIOS.filter((s) => positionals.includes(s.name)) : SCENARIOS,
     settings: {
-      seconds: positive(values.seconds ?? process.env.BENCH_SECONDS, '--seconds / BENCH_SECONDS', 10),
-      warmupSeconds: positive(values.warmup ?? process.env.BENCH_WARMUP_SECONDS, '--warmup / BENCH_WARMUP_SECONDS', 2),
+      seconds: positiveNumber(values.seconds ?? process.env.BENCH_SECONDS, '--seconds / BENCH_SECONDS', 10),
+      warmupSeconds: positiveNumber(values.warmup ?? process.env.BENCH_WARMUP_SECONDS, '--warmup / BENCH_WARMUP_SECONDS', 2),
       root: REPO_ROOT,
     },
   };
@@ -98,7 +92,7 @@ async function main(): Promise<number> {
 
   let release: () => void;
   try {
-    release = await acquireBenchLock(positive(process.env.BENCH_LOCK_WAIT_SECONDS, 'BENCH_LOCK_WAIT_SECONDS', 900) * 1000, (l) => process.stdout.write(`${l}\n`));
+    release = await acquireBenchLock(positiveNumber(process.env.BENCH_LOCK_WAIT_SECONDS, 'BENCH_LOCK_WAIT_SECONDS', 900) * 1000, (l) => process.stdout.write(`${l}\n`));
   } catch (err) {
     process.stderr.write(`${err instanceof Error ? err.message : String(err)}\n`);
     return 1;
@@ -116,15 +110,15 @@ async function main(): Promise<number> {
   let failed = 0;
   for (const scenario of scenarios) {
     const log = (line: string) => process.stdout.write(`[${scenario.name}] ${line}\n`);
-    const started = Date.now();
+    const date = new Date();
     log(`${scenario.description} (${settings.seconds} s per run)`);
     try {
-      const report = await scenario.run({ ...settings, log });
-      const file = writeRawResults(scenario.name, new Date(started), report.raw);
-      writeResultsSection(scenario.name, report.markdown);
+      const report = await scenario.run({ ...settings, date, machine: machineInfo(), log });
+      const file = writeRawResults(scenario.name, date, report.raw);
+      writeResultsSection(scenario.name, toMarkdown(report.doc));
       const misses = report.verdicts.filter((v) => !v.pass).length;
-      process.stdout.write(`\n${report.summary}\n\n`);
-      log(`${report.verdicts.length - misses}/${report.verdicts.length} targets met; raw results: ${file}; summary: bench/RESULTS.md (${((Date.now() - started) / 1000).toFixed(0)} s)`);
+      process.stdout.write(`\n${toText(report.doc)}\n\n`);
+      log(`${report.verdicts.length - misses}/${report.verdicts.length} targets met; raw results: ${file}; summary: bench/RESULTS.md (${((Date.now() - date.getTime()) / 1000).toFixed(0)} s)`);
     } catch (err) {
       failed++;
       log(`FAILED: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);

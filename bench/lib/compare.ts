@@ -1,7 +1,8 @@
 /**
  * Comparing targets measured in turns: differences of percentiles over all samples, and the
  * median over rounds of the same difference taken slice by slice (slice i of each target ran in
- * round i), which a burst of outside load hitting a few rounds barely moves.
+ * round i), which a burst of outside load hitting a few rounds barely moves; the spread of those
+ * per-round differences is the run's own noise.
  */
 import { isClean, problems, type LoadResult } from './load.js';
 
@@ -42,4 +43,45 @@ export function issuesOf(loads: Record<string, LoadResult | undefined>): string 
     .map(([name, l]) => (l === undefined ? `${name}: no run` : isClean(l) ? '' : `${name}: ${problems(l)}`))
     .filter(Boolean)
     .join('; ');
+}
+
+/** How one target's run differs from another's, both measured in the same rounds. */
+export interface Difference {
+  p50: number;
+  p90: number;
+  p99: number;
+  /** Median over rounds of the per-slice difference. */
+  perRound: { p50: number; p99: number };
+  /** a - b of each round's p50, in round order. */
+  roundDiffsP50: number[];
+  /** Interquartile range of `roundDiffsP50` (quartiles by linear interpolation): the round-to-round noise. */
+  iqrP50: number;
+  /** Rounds in which a's p50 was above b's. */
+  roundsSlower: number;
+  /** a's CPU per request minus b's, µs (of the process the load hits). */
+  cpuUsPerReq: number;
+  /** What went wrong in either run ("" when both are clean). */
+  issues: string;
+}
+
+interface NamedRun {
+  name: string;
+  load: LoadResult;
+  cpu: { targetUsPerReq: number };
+}
+
+/** a - b: percentiles over all samples, per-round medians and spread, CPU per request. */
+export function difference(a: NamedRun, b: NamedRun): Difference {
+  const diffs = pairedDiffs(a.load, b.load, 'p50');
+  return {
+    p50: a.load.latencyMs.p50 - b.load.latencyMs.p50,
+    p90: a.load.latencyMs.p90 - b.load.latencyMs.p90,
+    p99: a.load.latencyMs.p99 - b.load.latencyMs.p99,
+    perRound: { p50: pairedMedian(a.load, b.load, 'p50'), p99: pairedMedian(a.load, b.load, 'p99') },
+    roundDiffsP50: diffs,
+    iqrP50: quantile(diffs, 0.75) - quantile(diffs, 0.25),
+    roundsSlower: diffs.filter((d) => d > 0).length,
+    cpuUsPerReq: a.cpu.targetUsPerReq - b.cpu.targetUsPerReq,
+    issues: issuesOf({ [a.name]: a.load, [b.name]: b.load }),
+  };
 }

@@ -7,6 +7,7 @@
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { blocksToText, table, text, type Block } from './report.js';
 
 interface CallFrame {
   functionName: string;
@@ -134,23 +135,18 @@ export function summarizeCpuProfile(file: string, n = 20): ProfileSummary {
   };
 }
 
-export function formatProfile(s: ProfileSummary, table: (header: string[], rows: string[][]) => string): string {
+/** The summary as report blocks: the busy time, then a table each of self time by area, by function, and Tollgate's functions with callees. */
+export function profileBlocks(s: ProfileSummary): Block[] {
   const rows = (list: ProfileEntry[]) => list.map((e) => [e.name, e.ms.toFixed(0), `${e.pct.toFixed(1)}%`]);
   return [
-    `Profile ${s.file}: ${(s.busyMs / 1000).toFixed(1)} s busy of ${(s.totalMs / 1000).toFixed(1)} s sampled.`,
-    '',
-    'Self time by area (package, Tollgate file, node internals, GC):',
-    '',
+    text(`Profile ${s.file}: ${(s.busyMs / 1000).toFixed(1)} s busy of ${(s.totalMs / 1000).toFixed(1)} s sampled.`),
+    text('Self time by area (package, Tollgate file, node internals, GC):'),
     table(['area', 'ms', '% of busy'], rows(s.byArea)),
-    '',
-    'Self time by function:',
-    '',
+    text('Self time by function:'),
     table(['function', 'ms', '% of busy'], rows(s.selfByFunction)),
-    '',
-    "Tollgate's own functions, callees included:",
-    '',
+    text("Tollgate's own functions, callees included:"),
     table(['function', 'ms', '% of busy'], rows(s.inclusiveTollgate)),
-  ].join('\n');
+  ];
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
@@ -159,8 +155,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     process.stderr.write('usage: npx tsx bench/lib/cpuprofile.ts <file.cpuprofile> [top]\n');
     process.exit(2);
   }
-  const { textTable } = await import('./table.js');
-  process.stdout.write(`${formatProfile(summarizeCpuProfile(file, Number(process.argv[3] ?? 25)), textTable)}\n`);
+  process.stdout.write(`${blocksToText(profileBlocks(summarizeCpuProfile(file, Number(process.argv[3] ?? 25))))}\n`);
 }
 
 /**

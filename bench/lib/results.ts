@@ -45,9 +45,21 @@ export function describeMachine(m: MachineInfo): string {
   return `${m.cpuModel}, ${m.cores} cores, ${m.memoryGB} GB RAM, Node ${m.node} (${m.platform}); load average at start ${m.loadAvg1}`;
 }
 
+/** What every raw results file starts with: the scenario, when it ran, on what. */
+export function rawHeader(scenario: string, at: { date: Date; machine: MachineInfo }): { scenario: string; date: string; machine: MachineInfo } {
+  return { scenario, date: at.date.toISOString(), machine: at.machine };
+}
+
 /** A file-name-safe ISO timestamp: 2025-01-31T12-34-56Z. */
 export function fileStamp(d: Date): string {
   return d.toISOString().replace(/\.\d{3}Z$/, 'Z').replace(/:/g, '-');
+}
+
+/** A new folder for a run's CPU profiles: bench/results/profiles/<scenario>-<stamp>[/<sub>] (git-ignored). */
+export function profileDir(scenario: string, date: Date, sub?: string): string {
+  const dir = join(RESULTS_DIR, 'profiles', `${scenario}-${fileStamp(date)}`, ...(sub === undefined ? [] : [sub]));
+  mkdirSync(dir, { recursive: true });
+  return dir;
 }
 
 /** Writes bench/results/<scenario>-<stamp>.json and returns its path. */

@@ -39,7 +39,8 @@ import { createLogger } from '../../src/observability/logger.js';
 import { openDatabase } from '../../src/storage/sqlite/database.js';
 import { SqliteSemanticStore } from '../../src/storage/sqlite/semantic-cache.js';
 import { cpuTimeMs, machineBusyMs } from './process.js';
-import { MAX_QUESTIONS, nextQuery, prng, question, QUERY_MIX, type QueryKind } from './questions.js';
+import { MAX_QUESTIONS, nextQuery, question, QUERY_MIX, type QueryKind } from './questions.js';
+import { prng } from './random.js';
 import { Samples, summarize, type LatencySummary } from './stats.js';
 
 /** TOLLGATE_BENCH_DECISION=similarity: the `similarity` mode (cosine threshold + guard) for comparison. */

@@ -1,11 +1,12 @@
 /**
  * The Redis and PostgreSQL a distributed-mode benchmark runs against: reachability, a unique
- * PostgreSQL schema and Redis key prefix per run, what Tollgate left there, and their removal.
- * Connections are short-lived and every call is bounded.
+ * PostgreSQL schema and Redis key prefix per run (removed even when the run is cut short), what
+ * Tollgate left there, and their removal. Connections are short-lived and every call is bounded.
  */
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import postgres from 'postgres';
+import { onCleanup } from './process.js';
 import { fileStamp } from './results.js';
 
 export const DEFAULT_REDIS_URL = 'redis://127.0.0.1:6379';
@@ -55,18 +56,32 @@ async function withRedis<T>(url: string, fn: (redis: Redis) => Promise<T>): Prom
   }
 }
 
-/** Throws, naming the service and its (redacted) URL, unless both answer. */
-export async function checkStores(redisUrl: string, postgresUrl: string): Promise<void> {
+/** Throws, naming the service and its (redacted) URL, unless both answer; `skip` says how to run without them. */
+export async function checkStores(redisUrl: string, postgresUrl: string, skip?: string): Promise<void> {
+  const or = skip ? `, or ${skip}` : '';
   try {
     await withRedis(redisUrl, (r) => r.ping());
   } catch (err) {
-    throw new Error(`Redis at ${redact(redisUrl)} does not answer (${(err as Error).message}); set BENCH_REDIS_URL, or BENCH_METERING_DISTRIBUTED=0 to skip the distributed target`);
+    throw new Error(`Redis at ${redact(redisUrl)} does not answer (${(err as Error).message}); set BENCH_REDIS_URL${or}`);
   }
   try {
     await withPostgres(postgresUrl, (sql) => sql`select 1`);
   } catch (err) {
-    throw new Error(`PostgreSQL at ${redact(postgresUrl)} does not answer (${(err as Error).message}); set BENCH_POSTGRES_URL, or BENCH_METERING_DISTRIBUTED=0 to skip the distributed target`);
+    throw new Error(`PostgreSQL at ${redact(postgresUrl)} does not answer (${(err as Error).message}); set BENCH_POSTGRES_URL${or}`);
   }
+}
+
+/**
+ * Checks both stores answer (`checkStores`), and has the run's key prefix and schemas removed
+ * should the run be cut short (Ctrl-C, a failure: `onCleanup`). Returns the function that
+ * unregisters that removal, for when the scenario has cleaned up by itself.
+ */
+export async function reserveStores(o: { redisUrl: string; postgresUrl: string; redisPrefix: string; schemas: string[]; skip?: string }): Promise<() => void> {
+  await checkStores(o.redisUrl, o.postgresUrl, o.skip);
+  return onCleanup(async () => {
+    await deleteRedisKeys(o.redisUrl, o.redisPrefix).catch(() => undefined);
+    for (const schema of o.schemas) await dropSchema(o.postgresUrl, schema).catch(() => undefined);
+  });
 }
 
 /** Rows of `table` in `schema` (undefined when the table is not there). */

@@ -1,15 +1,15 @@
 /**
  * Tollgate processes for benchmarks: the simulator upstream (`tollgate sim`), gateways
- * (`tollgate start` with a generated config), a tenant and API key made with the CLI, and the
- * chat request every scenario sends.
+ * (`tollgate start` with a generated config; `launchGateway` sets one up whole), a tenant and API
+ * key made with the CLI, and the chat request every scenario sends.
  *
  * Everything is started with lib/process.ts, so it is stopped whatever happens.
  */
-import { existsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import type { HttpRequestSpec } from './load.js';
-import { freePort, runCommand, startProcess, waitForHttp, type ManagedProcess } from './process.js';
+import { freePort, memoryMB, runCommand, startProcess, waitForHttp, type ManagedProcess } from './process.js';
 
 export type Mode = 'json' | 'stream';
 
@@ -152,6 +152,57 @@ export async function startGateway(opts: {
   const origin = `http://127.0.0.1:${opts.port}`;
   await waitForHttp(`${origin}/healthz`, proc, 60_000);
   return { origin, proc };
+}
+
+/** A gateway `launchGateway` started, with what the scenario needs to talk to it. */
+export interface Gateway extends HttpTarget {
+  name: string;
+  dir: string;
+  configFile: string;
+  /** The tenant's API key ('' with `keys: 'none'`). */
+  apiKey: string;
+  /** With `keys: 'api+admin'`. */
+  adminKey?: string;
+  /** RSS right after start-up. */
+  idleRss: { rssMB: number; peakRssMB: number };
+}
+
+/**
+ * A gateway of its own in `dir`: its config (`gatewayConfig`; embedded storage in `dir`/state
+ * unless `storage` says otherwise) written to `dir`/tollgate.yaml, tenant `default` and an API key
+ * (and an admin key) made with the CLI, then `tollgate start`, waited for.
+ */
+export async function launchGateway(o: {
+  name: string;
+  root: string;
+  dir: string;
+  simOrigin: string;
+  log(line: string): void;
+  storage?: Record<string, unknown>;
+  extra?: Record<string, unknown>;
+  /** Which keys to make (default 'api'; 'none': a further process sharing another's storage). */
+  keys?: 'api' | 'api+admin' | 'none';
+  /** Said after "creating tenant and API key", e.g. where the storage is. */
+  note?: string;
+  cpuProfileDir?: string | undefined;
+  cpus?: string;
+}): Promise<Gateway> {
+  const cli = tollgateCli(o.root);
+  mkdirSync(o.dir, { recursive: true });
+  const port = await freePort();
+  const storage = o.storage ?? { kind: 'embedded', dir: join(o.dir, 'state') };
+  const configFile = writeGatewayConfig(join(o.dir, 'tollgate.yaml'), gatewayConfig({ port, simOrigin: o.simOrigin, storage, ...(o.extra ? { extra: o.extra } : {}) }));
+  const keys = o.keys ?? 'api';
+  let apiKey = '';
+  let adminKey: string | undefined;
+  if (keys !== 'none') {
+    o.log(`${o.name}: creating ${keys === 'api+admin' ? 'tenant, API key and admin key' : 'tenant and API key'}${o.note ?? ''}`);
+    apiKey = await createTenantAndKey(cli, configFile, o.dir);
+    if (keys === 'api+admin') adminKey = await createAdminKey(cli, configFile, o.dir);
+  }
+  o.log(`starting ${o.name} on :${port}${o.cpuProfileDir ? ' (with --cpu-prof)' : ''}`);
+  const g = await startGateway({ name: o.name, cli, configFile, port, cwd: o.dir, env: childEnv(), cpuProfileDir: o.cpuProfileDir, ...(o.cpus !== undefined ? { cpus: o.cpus } : {}) });
+  return { ...g, name: o.name, dir: o.dir, configFile, apiKey, ...(adminKey ? { adminKey } : {}), idleRss: memoryMB(g.proc.pid) };
 }
 
 /**

@@ -1,12 +1,15 @@
 /**
  * Measuring targets in turns on a shared machine: a measurement is cut into rounds, and in each
- * round every target runs one slice, one after the other, never at once. A burst of outside load
- * then lands on every target alike. A `TurnMeter` collects one target's slices and charges to it
- * the CPU time used while they ran (and while it settled after each), the simulator calls they
- * caused, and the CPU everything else on the machine used meanwhile ("other load").
+ * round every target runs one slice, one after the other, never at once (`runRounds`). A burst of
+ * outside load then lands on every target alike. A `TurnMeter` collects one target's slices and
+ * charges to it the CPU time used while they ran (and while it settled after each), the simulator
+ * calls they caused, and the CPU everything else on the machine used meanwhile ("other load").
+ * `pacedTurns` is the common case: every target at the same evenly paced rate. Also the warm-ups
+ * before measuring, and the wait for the targets to settle after them.
  */
 import { runAutocannon } from './autocannon.js';
 import { combine, isClean, problems, type HttpRequestSpec, type LoadResult, type LoadSlice } from './load.js';
+import { PacedSession } from './paced.js';
 import { cpuTimeMs, cpuTimesMs, machineBusyMs, waitForIdle } from './process.js';
 import { fmt } from './table.js';
 import { simTotal } from './tollgate.js';
@@ -37,6 +40,26 @@ export interface TurnCpu {
    * request (µs). They may serve others too: an upper bound. Only when `related` was given.
    */
   relatedUsPerReq?: number;
+}
+
+/** What one target's slices measured, pooled. */
+export interface MeasuredRun {
+  load: LoadResult;
+  cpu: TurnCpu;
+  /** Simulator requests per answered request. */
+  upstreamCallsPerRequest: number;
+  /** Simulator requests during the slices; requests sent and answered (lead-in included). */
+  upstream: { calls: number; sent: number; answered: number };
+}
+
+/** Who goes first in a round: the next target each round (none always follows the same one), or the given order every round. */
+export type RoundOrder = 'rotating' | 'fixed';
+
+/** `count` rounds; in each, `turn(i, round)` for every target index i, one after the other. */
+export async function runRounds(targets: number, count: number, turn: (index: number, round: number) => Promise<unknown>, order: RoundOrder = 'rotating'): Promise<void> {
+  for (let round = 0; round < count; round++) {
+    for (let k = 0; k < targets; k++) await turn(order === 'rotating' ? (round + k) % targets : k, round);
+  }
 }
 
 export interface TurnMeterOptions {
@@ -111,6 +134,66 @@ export class TurnMeter {
   upstream(load: LoadResult = this.load()): { calls: number; sent: number; answered: number } {
     return { calls: this.simCalls, sent: load.sent, answered: load.answered };
   }
+
+  /** Everything above, for the report. */
+  result(): MeasuredRun {
+    const load = this.load();
+    const upstream = this.upstream(load);
+    return { load, cpu: this.cpu(load), upstreamCallsPerRequest: upstream.calls / Math.max(1, load.answered), upstream };
+  }
+}
+
+export interface PacedTurnsOptions {
+  /** Starts each target's log line (e.g. the request mode). */
+  label: string;
+  log(line: string): void;
+  sim: { origin: string; pid: number };
+  /** See TurnMeterOptions.related. */
+  related?: () => number[];
+  rate: number;
+  connections: number;
+  rounds: { count: number; sliceS: number };
+  /** Unmeasured lead-in before each target's first slice, s. */
+  leadInS: number;
+  order?: RoundOrder;
+  /** Runs inside each slice after its load, charged to it (e.g. a wait for batched background work). */
+  afterLoad?: () => Promise<void>;
+  /** Wraps each turn (e.g. to read counters before and after it). */
+  aroundTurn?: (index: number, turn: () => Promise<void>) => Promise<void>;
+}
+
+/**
+ * Every target at the same evenly paced rate, in rounds of one slice each (`runRounds`), each with
+ * its own keep-alive connections. Logs and returns what each target's slices measured.
+ */
+export async function pacedTurns(targets: { name: string; pid: number; request: HttpRequestSpec }[], o: PacedTurnsOptions): Promise<MeasuredRun[]> {
+  const meters = targets.map((t) => new TurnMeter({ targetPid: t.pid, sim: o.sim, ...(o.related ? { related: o.related } : {}) }));
+  const sessions = targets.map((t) => new PacedSession(t.request, o.connections));
+  try {
+    await runRounds(
+      targets.length,
+      o.rounds.count,
+      async (i, round) => {
+        const turn = async () => {
+          await (meters[i] as TurnMeter).measure(async () => {
+            const slice = await (sessions[i] as PacedSession).run(o.rate, o.rounds.sliceS, round === 0 ? o.leadInS : 0);
+            await o.afterLoad?.();
+            return slice;
+          });
+        };
+        await (o.aroundTurn ? o.aroundTurn(i, turn) : turn());
+      },
+      o.order,
+    );
+  } finally {
+    await Promise.all(sessions.map((x) => x.close()));
+  }
+  const width = Math.max(...targets.map((t) => t.name.length));
+  return meters.map((m, i) => {
+    const r = m.result();
+    o.log(`${o.label.padEnd(6)} ${(targets[i]?.name ?? '').padEnd(width)} ${describeLoad(r.load, r.cpu)}  sim calls/req ${fmt(r.upstreamCallsPerRequest, 3)}`);
+    return r;
+  });
 }
 
 /** "  998 req/s  p50 0.57  p90 2.28  p99 22.01 ms  cpu 252 µs/req  other load 0.85 cores  !! 3 errors" */
@@ -122,6 +205,37 @@ export function describeLoad(load: LoadResult, cpu: TurnCpu): string {
     `cpu ${fmt(cpu.targetUsPerReq, 0)} µs/req  other load ${fmt(cpu.foreignCores)} cores` +
     (issues ? `  !! ${issues}` : '')
   );
+}
+
+/**
+ * Warms a target up at the rate it is measured at (e.g. where a closed loop would overflow a
+ * bounded queue the measured runs never fill): `seconds` shared by `requests`, one after the other.
+ * Logs what went wrong, if anything; returns the requests sent.
+ */
+export async function pacedWarmUp(o: { name: string; requests: HttpRequestSpec[]; rate: number; connections: number; seconds: number; log(line: string): void }): Promise<number> {
+  o.log(`warm-up ${o.name}: ${o.seconds} s at ${o.rate} req/s`);
+  let sent = 0;
+  for (const request of o.requests) {
+    const session = new PacedSession(request, o.connections);
+    try {
+      const w = combine([await session.run(o.rate, o.seconds / o.requests.length)]);
+      sent += w.sent;
+      if (!isClean(w)) o.log(`  warm-up of ${o.name}: ${problems(w)}`);
+    } finally {
+      await session.close();
+    }
+  }
+  return sent;
+}
+
+/**
+ * After the warm-ups, waits (up to 15 s) for every process to go idle: the first requests leave
+ * one-off work behind (Tollgate loads its tokenizer, ~0.4 s of blocking CPU, the first time it
+ * needs it) that must not land in a measured slice.
+ */
+export async function settleTargets(pids: number[], log: (line: string) => void, what = 'targets'): Promise<void> {
+  const waited = await waitForIdle(pids, { maxMs: 15_000, windowMs: 250, threshold: 0.05 });
+  log(`${what} idle after ${waited} ms`);
 }
 
 /**

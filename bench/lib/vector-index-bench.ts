@@ -14,6 +14,7 @@
 import { fileURLToPath } from 'node:url';
 
 import { HnswVectorIndex, memoryEstimateBytes } from '../../src/cache/vector-index.js';
+import { prng } from './random.js';
 
 export interface VectorIndexBenchOptions {
   entries: number;
@@ -41,15 +42,6 @@ const WARMUP_QUERIES = 50;
 const CLUSTER_NOISE = 1.0;
 const QUERY_NOISE = 0.35;
 
-function prng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Writes into out[o..o+d) `base` (or zero) plus gaussian noise of norm ~`noise`, normalized. */
 function noisyUnit(rnd: () => number, out: Float32Array, o: number, d: number, base: Float32Array | undefined, bo: number, noise: number): void {

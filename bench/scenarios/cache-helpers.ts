@@ -21,10 +21,10 @@ import { BuiltinEmbedder } from '../../src/cache/embedders/builtin.js';
 import { CacheDecision } from '../../src/cache/decision.js';
 import { DefaultHitGuard } from '../../src/cache/guard.js';
 import { machineBusyMs } from '../lib/process.js';
-import { describeMachine, machineInfo } from '../lib/results.js';
-import type { BenchSettings, Scenario, ScenarioReport, Verdict } from '../lib/scenario.js';
+import { column, dateAndMachine, tableOf, text, verdictTable } from '../lib/report.js';
+import { scenarioResult, type BenchSettings, type Scenario, type ScenarioReport, type Verdict } from '../lib/scenario.js';
 import { type LatencySummary, Samples, summarize } from '../lib/stats.js';
-import { fmt, markdownTable, textTable } from '../lib/table.js';
+import { fmt } from '../lib/table.js';
 
 /** Calls per timed batch. */
 const BATCH = 1_000;
@@ -98,52 +98,45 @@ export const cacheHelpersScenario: Scenario = {
   name: 'cache-helpers',
   description: 'in process: µs per call of the built-in embedder (embedOne), the semantic cache hit guard (check) and the decision (decide)',
   async run(s: BenchSettings): Promise<ScenarioReport> {
-    const date = new Date();
-    const machine = machineInfo();
     const embedder = new BuiltinEmbedder();
     const guard = new DefaultHitGuard();
     const half = (x: number) => Math.max(0.5, x / 2);
+    const timed = (name: string, what: string, targetUs: number, call: (i: number) => number) => {
+      s.log(`${name.split(' ')[0]}: ${half(s.seconds)} s of batches of ${BATCH} after ${half(s.warmupSeconds)} s of warm-up`);
+      return measure(name, what, targetUs, half(s.warmupSeconds), half(s.seconds), call);
+    };
 
-    s.log(`BuiltinEmbedder.embedOne: ${half(s.seconds)} s of batches of ${BATCH} after ${half(s.warmupSeconds)} s of warm-up`);
-    const embed = measure('BuiltinEmbedder.embedOne (typical question)', `embedOne of a ${QUESTION.length + 2}-character question`, TARGETS.embedUs, half(s.warmupSeconds), half(s.seconds), (i) => embedder.embedOne(`${QUESTION} ${i % 10}`).length);
-    s.log(`DefaultHitGuard.check: ${half(s.seconds)} s of batches of ${BATCH} after ${half(s.warmupSeconds)} s of warm-up`);
-    const check = measure('DefaultHitGuard.check (paraphrase pair)', 'check of a question against its paraphrase (same numbers and names: passes)', TARGETS.guardUs, half(s.warmupSeconds), half(s.seconds), (i) =>
+    const embed = timed('BuiltinEmbedder.embedOne (typical question)', `embedOne of a ${QUESTION.length + 2}-character question`, TARGETS.embedUs, (i) => embedder.embedOne(`${QUESTION} ${i % 10}`).length);
+    const check = timed('DefaultHitGuard.check (paraphrase pair)', 'check of a question against its paraphrase (same numbers and names: passes)', TARGETS.guardUs, (i) =>
       guard.check(`${GUARD_QUERY} ${i}`, `${GUARD_CANDIDATE} ${i}`).ok ? 1 : 0,
     );
     const decision = new CacheDecision();
-    s.log(`CacheDecision.decide: ${half(s.seconds)} s of batches of ${BATCH} after ${half(s.warmupSeconds)} s of warm-up`);
     // The built-in embedder's path: the lookup hands the decision the similarity it has (another
     // embedder's lookup also embeds both texts with the built-in one: + 2 embedOne).
-    const decide = measure('CacheDecision.decide (new query and candidate)', 'decide of a question against its paraphrase given their similarity, both new texts each call (no memoized analysis)', TARGETS.decisionUs, half(s.warmupSeconds), half(s.seconds), (i) =>
+    const decide = timed('CacheDecision.decide (new query and candidate)', 'decide of a question against its paraphrase given their similarity, both new texts each call (no memoized analysis)', TARGETS.decisionUs, (i) =>
       decision.decide(`${GUARD_QUERY} ${i}`, `${GUARD_CANDIDATE} ${i}`, 0.9).score,
     );
     const runs = [embed, check, decide];
     const verdicts = runs.map(verdict);
-
-    const header = ['helper', 'calls', 'µs/call p50', 'p90', 'p99', 'min', 'max', 'other load (cores)'];
-    const rows = runs.map((r) => [r.name, r.calls.toLocaleString('en-US'), fmt(r.perCallUs.p50, 2), fmt(r.perCallUs.p90, 2), fmt(r.perCallUs.p99, 2), fmt(r.perCallUs.min, 2), fmt(r.perCallUs.max, 2), fmt(r.otherLoadCores)]);
-    const vHeader = ['target', 'goal', 'measured', 'verdict'];
-    const vRows = verdicts.map((v) => [v.name, v.target, v.actual, `${v.pass ? 'PASS' : 'MISS'}${v.note ? ` (${v.note})` : ''}`]);
-    const method = `In process, after ${half(s.warmupSeconds)} s of warm-up per helper: ${half(s.seconds)} s of batches of ${BATCH} calls, each batch timed with process.hrtime.bigint(); a figure is one batch's time / ${BATCH} (percentiles over batches). Inputs: ${runs.map((r) => r.what).join('; ')}.`;
-
-    const markdown = [
-      '## Cache helpers (`npm run bench -- cache-helpers`)',
-      '',
-      `Date: ${date.toISOString()}  `,
-      `Machine: ${describeMachine(machine)}`,
-      '',
-      method,
-      '',
-      markdownTable(header, rows),
-      '',
-      markdownTable(vHeader, vRows),
-    ].join('\n');
-    const summary = [`Machine: ${describeMachine(machine)}`, '', textTable(header, rows), '', 'Targets:', textTable(vHeader, vRows)].join('\n');
-    return {
-      summary,
-      markdown,
-      verdicts,
-      raw: { scenario: 'cache-helpers', date: date.toISOString(), machine, settings: { seconds: s.seconds, warmupSeconds: s.warmupSeconds, batch: BATCH }, targets: TARGETS, runs, verdicts },
+    const us = (p: keyof LatencySummary) => (r: HelperRun) => fmt(r.perCallUs[p], 2);
+    const doc = {
+      title: 'Cache helpers (`npm run bench -- cache-helpers`)',
+      context: dateAndMachine(s),
+      blocks: [
+        text(`In process, after ${half(s.warmupSeconds)} s of warm-up per helper: ${half(s.seconds)} s of batches of ${BATCH} calls, each batch timed with process.hrtime.bigint(); a figure is one batch's time / ${BATCH} (percentiles over batches). Inputs: ${runs.map((r) => r.what).join('; ')}.`),
+        tableOf(runs, [
+          column('helper', (r) => r.name),
+          column('calls', (r) => r.calls.toLocaleString('en-US')),
+          column('µs/call p50', us('p50')),
+          column('p90', us('p90')),
+          column('p99', us('p99')),
+          column('min', us('min')),
+          column('max', us('max')),
+          column('other load (cores)', (r) => fmt(r.otherLoadCores)),
+        ]),
+        verdictTable(verdicts),
+      ],
     };
+    return scenarioResult('cache-helpers', s, { doc, verdicts }, { settings: { seconds: s.seconds, warmupSeconds: s.warmupSeconds, batch: BATCH }, targets: TARGETS, runs, verdicts });
   },
 };

@@ -1,15 +1,17 @@
 /**
  * The cache scenario's report: exact-hit throughput and latency per connection count, semantic
  * lookup latency and memory per size, verdicts, checks, caveats, an optional CPU profile, and the
- * tables for the console and bench/RESULTS.md.
+ * report document (lib/report.ts).
  */
-import { formatProfile, type ProfileSummary } from '../lib/cpuprofile.js';
+import { median } from '../lib/compare.js';
+import { profileBlocks, type ProfileSummary } from '../lib/cpuprofile.js';
 import type { Stretch } from '../lib/cpuprofile-stretches.js';
 import { problems, type LoadResult } from '../lib/load.js';
-import { describeMachine, type MachineInfo } from '../lib/results.js';
-import type { BenchSettings, Verdict } from '../lib/scenario.js';
+import { closing, column, list, methodDoc, section, tableOf, text, type Block } from '../lib/report.js';
+import { otherLoadCaveat, runColumns as col } from '../lib/run-report.js';
+import type { BenchSettings, BuiltReport, Verdict } from '../lib/scenario.js';
 import type { SemanticBenchResult } from '../lib/semantic-cache-bench.js';
-import { fmt, markdownTable, textTable } from '../lib/table.js';
+import { fmt } from '../lib/table.js';
 import type { Mode } from '../lib/tollgate.js';
 import type { TurnCpu } from '../lib/turns.js';
 
@@ -94,13 +96,6 @@ export interface Derived {
   /** The JSON run the exact-hit verdicts judge. */
   chosen?: string;
   memory: MemoryDerived[];
-}
-
-function median(values: number[]): number {
-  const v = [...values].sort((a, b) => a - b);
-  if (v.length === 0) return Number.NaN;
-  const m = Math.floor(v.length / 2);
-  return v.length % 2 ? (v[m] as number) : ((v[m - 1] as number) + (v[m] as number)) / 2;
 }
 
 /** Per-slice throughput and p99: min, median, max over the slices (how much the machine moved during the run). */
@@ -204,10 +199,12 @@ function verdicts(runs: HitRun[], semantic: SemanticRun[], derived: Derived): Ve
 
 function caveats(runs: HitRun[], semantic: SemanticRun[], derived: Derived, gw: GatewayInfo, pre: Preflight, c: CacheSettings): string[] {
   const out: string[] = [];
-  const noisiest = runs.reduce((x, r) => Math.max(x, r.cpu.foreignCores), 0);
-  if (noisiest > 0.25) {
-    out.push(`Other processes used up to ${fmt(noisiest)} of the 2 cores during the HTTP runs (column "other load"): with the gateway and autocannon each needing about one core, throughput and p99 suffer directly; CPU µs/req resists it best.`);
-  }
+  const noisy = otherLoadCaveat(
+    runs.map((r) => r.cpu.foreignCores),
+    'with the gateway and autocannon each needing about one core, throughput and p99 suffer directly; CPU µs/req resists it best.',
+    'the HTTP runs',
+  );
+  if (noisy) out.push(noisy);
   const spread = runs.filter((r) => r.load.perSlice.length > 1).map((r) => ({ r, s: sliceSpread(r) }));
   const wide = spread.filter((x) => x.s.rps[0] < x.s.rps[2] * 0.8);
   if (wide.length) {
@@ -264,248 +261,142 @@ export interface ReportInput {
   cache: CacheSettings;
   settings: BenchSettings;
   rounds: { count: number; sliceS: number };
-  date: Date;
-  machine: MachineInfo;
   maxTokens: number;
   profile?: CacheProfile | undefined;
   profileDir?: string | undefined;
 }
 
-export interface CacheReport {
-  summary: string;
-  markdown: string;
-  verdicts: Verdict[];
-  derived: Derived;
-  caveats: string[];
+const ms = (us: number, d = 3) => fmt(us / 1000, d);
+const pair = (a: string, b: string) => `${a} / ${b}`;
+
+function hitTable(runs: HitRun[], derived: Derived): Block {
+  const rows = runs.map((r, i) => ({ ...r, d: derived.hits[i] as HitDerived }));
+  return tableOf(rows, [
+    column('request', (r) => `${r.mode}${r.variant === derived.chosen ? ' (judged)' : ''}`),
+    column('connections', (r) => String(r.connections)),
+    col.rps,
+    column('req/s per slice: min / median / max', (r) => sliceSpread(r).rps.map((x) => fmt(x, 0)).join(' / ')),
+    ...col.latency,
+    column('mean ms (Little: conn./rate)', (r) => `${fmt(r.load.latencyMs.mean)} (${fmt(r.d.littleMeanMs)})`),
+    column('hits', (r) => `${fmt(r.d.hitShare * 100, 2)}%`),
+    column('upstream calls', (r) => String(r.upstream.calls)),
+    column('CPU µs/req (gateway)', (r) => fmt(r.cpu.targetUsPerReq, 0)),
+    column('gateway cores', (r) => fmt(r.d.gatewayCores)),
+    column('CPU µs/req (autocannon)', (r) => fmt(r.cpu.loadGenUsPerReq, 0)),
+    column('autocannon cores', (r) => fmt(r.d.autocannonCores)),
+    col.otherLoad,
+    col.errors,
+  ]);
 }
 
-const ms = (us: number, d = 3) => fmt(us / 1000, d);
-
-export function buildReport(input: ReportInput): CacheReport {
-  const { runs, semantic, gateway: gw, preflight: pre, cache: c, settings: s, rounds, date, machine } = input;
-  const derived = derive(runs, semantic);
-  const vs = verdicts(runs, semantic, derived);
-  const notes = caveats(runs, semantic, derived, gw, pre, c);
-
-  const hitTable = {
-    header: [
-      'request',
-      'connections',
-      'req/s',
-      'req/s per slice: min / median / max',
-      'p50 ms',
-      'p90 ms',
-      'p99 ms',
-      'p99.9 ms',
-      'max ms',
-      'mean ms (Little: conn./rate)',
-      'hits',
-      'upstream calls',
-      'CPU µs/req (gateway)',
-      'gateway cores',
-      'CPU µs/req (autocannon)',
-      'autocannon cores',
-      'other load (cores)',
-      'errors',
-    ],
-    rows: runs.map((r, i) => {
-      const d = derived.hits[i] as HitDerived;
-      return [
-        `${r.mode}${r.variant === derived.chosen ? ' (judged)' : ''}`,
-        String(r.connections),
-        fmt(r.load.rps, 0),
-        sliceSpread(r).rps.map((x) => fmt(x, 0)).join(' / '),
-        fmt(r.load.latencyMs.p50),
-        fmt(r.load.latencyMs.p90),
-        fmt(r.load.latencyMs.p99),
-        fmt(r.load.latencyMs.p999),
-        fmt(r.load.latencyMs.max),
-        `${fmt(r.load.latencyMs.mean)} (${fmt(d.littleMeanMs)})`,
-        `${fmt(d.hitShare * 100, 2)}%`,
-        String(r.upstream.calls),
-        fmt(r.cpu.targetUsPerReq, 0),
-        fmt(d.gatewayCores),
-        fmt(r.cpu.loadGenUsPerReq, 0),
-        fmt(d.autocannonCores),
-        fmt(r.cpu.foreignCores),
-        problems(r.load) || 'ok',
-      ];
-    }),
-  };
-
-  const semTable = {
-    header: ['entries in the scope', 'lookups', 'embed p50 / p99 ms', 'index search p50 / p99 ms', 'rest of lookup p50 / p99 ms', 'total p50 ms', 'total p90 ms', 'total p99 ms', 'total p99.9 ms', 'total max ms', 'store reads / lookup', 'guard refusals / lookup', 'other load (cores)'],
-    rows: semantic.map(({ result: x }) => {
-      const l = x.lookups;
-      return [
-        x.entries.toLocaleString('en-US'),
-        String(l.count),
-        `${ms(l.embedUs.p50)} / ${ms(l.embedUs.p99)}`,
-        `${ms(l.searchUs.p50)} / ${ms(l.searchUs.p99)}`,
-        `${ms(l.restUs.p50)} / ${ms(l.restUs.p99)}`,
-        ms(l.totalUs.p50),
-        ms(l.totalUs.p90),
-        ms(l.totalUs.p99),
-        ms(l.totalUs.p999),
-        ms(l.totalUs.max),
-        fmt(l.storeReadsPerLookup),
-        fmt(l.guardRejectionsPerLookup),
-        fmt(l.otherLoadCores),
-      ];
-    }),
-  };
+/** The semantic runs' tables: lookup latency, by query kind, the fill, memory. */
+function semanticTables(semantic: SemanticRun[], derived: Derived): Record<'lookups' | 'kinds' | 'fill' | 'memory', Block> {
+  const results = semantic.map((x, i) => ({ ...x.result, m: derived.memory[i] as MemoryDerived }));
+  const entries = column<SemanticBenchResult>('entries', (x) => x.entries.toLocaleString('en-US'));
   const kinds = ['exact', 'paraphrase', 'near-miss', 'unrelated'] as const;
-  const kindTable = {
-    header: ['entries', 'query kind', 'share of queries', 'queries', 'served an entry', 'served its source', 'total p50 ms', 'total p99 ms'],
-    rows: semantic.flatMap(({ result: x }) =>
-      kinds.map((k) => {
-        const r = x.lookups.byKind[k];
-        const pct = (n: number) => (r.queries ? `${fmt((n / r.queries) * 100, 1)}%` : 'n/a');
-        return [x.entries.toLocaleString('en-US'), k, `${fmt(x.lookups.mix[k] * 100, 0)}%`, String(r.queries), pct(r.served), k === 'unrelated' ? '—' : pct(r.servedSource), fmt(r.totalMs.p50, 3), fmt(r.totalMs.p99, 3)];
-      }),
-    ),
-  };
-  const fillTable = {
-    header: ['entries', 'fill s', 'entries/s', 'of which embed s', 'SQLite put s', 'index add s', 'index add p50 / p99 / max ms', 'avg question chars', 'avg answer bytes'],
-    rows: semantic.map(({ result: x }) => [
-      x.entries.toLocaleString('en-US'),
-      fmt(x.fill.ms / 1000, 1),
-      fmt(x.fill.entriesPerS, 0),
-      fmt(x.fill.embedMs / 1000, 1),
-      fmt(x.fill.storeMs / 1000, 1),
-      fmt(x.fill.indexAddMs / 1000, 1),
-      `${ms(x.fill.indexAddUs.p50)} / ${ms(x.fill.indexAddUs.p99)} / ${ms(x.fill.indexAddUs.max, 1)}`,
-      fmt(x.fill.avgQuestionChars, 0),
-      fmt(x.fill.avgAnswerBytes, 0),
+  const byKind = results.flatMap((x) => kinds.map((k) => ({ x, k, r: x.lookups.byKind[k] })));
+  const pctOf = (n: number, of: number) => (of ? `${fmt((n / of) * 100, 1)}%` : 'n/a');
+  const mb = (bytes: number) => fmt(bytes / 1_048_576, 1);
+  return {
+    lookups: tableOf(results, [
+      column('entries in the scope', (x) => x.entries.toLocaleString('en-US')),
+      column('lookups', (x) => String(x.lookups.count)),
+      column('embed p50 / p99 ms', (x) => pair(ms(x.lookups.embedUs.p50), ms(x.lookups.embedUs.p99))),
+      column('index search p50 / p99 ms', (x) => pair(ms(x.lookups.searchUs.p50), ms(x.lookups.searchUs.p99))),
+      column('rest of lookup p50 / p99 ms', (x) => pair(ms(x.lookups.restUs.p50), ms(x.lookups.restUs.p99))),
+      ...(['p50', 'p90', 'p99', 'p999', 'max'] as const).map((p) => column<SemanticBenchResult>(`total ${p === 'p999' ? 'p99.9' : p} ms`, (x) => ms(x.lookups.totalUs[p]))),
+      column('store reads / lookup', (x) => fmt(x.lookups.storeReadsPerLookup)),
+      column('guard refusals / lookup', (x) => fmt(x.lookups.guardRejectionsPerLookup)),
+      column('other load (cores)', (x) => fmt(x.lookups.otherLoadCores)),
+    ]),
+    kinds: tableOf(byKind, [
+      column('entries', (y) => y.x.entries.toLocaleString('en-US')),
+      column('query kind', (y) => y.k),
+      column('share of queries', (y) => `${fmt(y.x.lookups.mix[y.k] * 100, 0)}%`),
+      column('queries', (y) => String(y.r.queries)),
+      column('served an entry', (y) => pctOf(y.r.served, y.r.queries)),
+      column('served its source', (y) => (y.k === 'unrelated' ? '—' : pctOf(y.r.servedSource, y.r.queries))),
+      column('total p50 ms', (y) => fmt(y.r.totalMs.p50, 3)),
+      column('total p99 ms', (y) => fmt(y.r.totalMs.p99, 3)),
+    ]),
+    fill: tableOf(results, [
+      entries,
+      column('fill s', (x) => fmt(x.fill.ms / 1000, 1)),
+      column('entries/s', (x) => fmt(x.fill.entriesPerS, 0)),
+      column('of which embed s', (x) => fmt(x.fill.embedMs / 1000, 1)),
+      column('SQLite put s', (x) => fmt(x.fill.storeMs / 1000, 1)),
+      column('index add s', (x) => fmt(x.fill.indexAddMs / 1000, 1)),
+      column('index add p50 / p99 / max ms', (x) => `${ms(x.fill.indexAddUs.p50)} / ${ms(x.fill.indexAddUs.p99)} / ${ms(x.fill.indexAddUs.max, 1)}`),
+      column('avg question chars', (x) => fmt(x.fill.avgQuestionChars, 0)),
+      column('avg answer bytes', (x) => fmt(x.fill.avgAnswerBytes, 0)),
+    ]),
+    memory: tableOf(results, [
+      entries,
+      column('RSS before → after fill (MB)', (x) => `${fmt(x.memory.beforeFill.rssMB, 1)} → ${fmt(x.memory.afterFill.rssMB, 1)}`),
+      column('RSS Δ (MB)', (x) => fmt(x.memory.delta.rssMB, 1)),
+      column('V8 heap used / held Δ (MB)', (x) => pair(fmt(x.memory.delta.heapUsedMB, 1), fmt(x.memory.delta.heapTotalMB, 1))),
+      column('external Δ (MB)', (x) => fmt(x.memory.delta.externalMB, 1)),
+      column('index estimate (MB)', (x) => mb(x.memory.index.bytes)),
+      column('graph capacity', (x) => x.memory.index.graphCapacity.toLocaleString('en-US')),
+      column('SQLite file (MB)', (x) => mb(x.memory.sqliteBytes)),
+      column('per 100k: RSS Δ / index est. / SQLite (MB)', (x) => `${x.entries === 100_000 ? '' : '~'}${fmt(x.m.per100k.rssMB, 0)} / ${fmt(x.m.per100k.indexEstimateMB, 0)} / ${fmt(x.m.per100k.sqliteMB, 0)}`),
+      column('per entry: RSS Δ / index est. / SQLite (bytes)', (x) => `${fmt(x.m.bytesPerEntry.rss, 0)} / ${fmt(x.m.bytesPerEntry.indexEstimate, 0)} / ${fmt(x.m.bytesPerEntry.sqlite, 0)}`),
     ]),
   };
-  const memTable = {
-    header: ['entries', 'RSS before → after fill (MB)', 'RSS Δ (MB)', 'V8 heap used / held Δ (MB)', 'external Δ (MB)', 'index estimate (MB)', 'graph capacity', 'SQLite file (MB)', 'per 100k: RSS Δ / index est. / SQLite (MB)', 'per entry: RSS Δ / index est. / SQLite (bytes)'],
-    rows: semantic.map(({ result: x }, i) => {
-      const m = derived.memory[i] as MemoryDerived;
-      return [
-        x.entries.toLocaleString('en-US'),
-        `${fmt(x.memory.beforeFill.rssMB, 1)} → ${fmt(x.memory.afterFill.rssMB, 1)}`,
-        fmt(x.memory.delta.rssMB, 1),
-        `${fmt(x.memory.delta.heapUsedMB, 1)} / ${fmt(x.memory.delta.heapTotalMB, 1)}`,
-        fmt(x.memory.delta.externalMB, 1),
-        fmt(x.memory.index.bytes / 1_048_576, 1),
-        x.memory.index.graphCapacity.toLocaleString('en-US'),
-        fmt(x.memory.sqliteBytes / 1_048_576, 1),
-        `${x.entries === 100_000 ? '' : '~'}${fmt(m.per100k.rssMB, 0)} / ${fmt(m.per100k.indexEstimateMB, 0)} / ${fmt(m.per100k.sqliteMB, 0)}`,
-        `${fmt(m.bytesPerEntry.rss, 0)} / ${fmt(m.bytesPerEntry.indexEstimate, 0)} / ${fmt(m.bytesPerEntry.sqlite, 0)}`,
-      ];
-    }),
-  };
-  const verdictTable = {
-    header: ['target', 'goal', 'measured', 'verdict'],
-    rows: vs.map((v) => [v.name, v.target, v.actual, `${v.pass ? 'PASS' : 'MISS'}${v.note ? ` (${v.note})` : ''}`]),
-  };
+}
 
+function checkLines(runs: HitRun[], semantic: SemanticRun[], gw: GatewayInfo, pre: Preflight): string[] {
   const totalHits = runs.reduce((n, r) => n + (r.cacheHeader.hit ?? 0), 0);
   const totalAnswers = runs.reduce((n, r) => n + Object.values(r.cacheHeader).reduce((a, b) => a + b, 0), 0);
   const upstreamDuring = runs.reduce((n, r) => n + r.upstream.calls, 0);
-  const checkLines = [
-    `- Pre-flight: the first request answered \`x-tollgate-cache: ${pre.first}\`, the next \`${pre.second}\`, the stream request \`${pre.stream}\` (${pre.upstreamCalls} upstream call${pre.upstreamCalls === 1 ? '' : 's'} in all).`,
-    `- Measured runs: ${totalHits.toLocaleString('en-US')} of ${totalAnswers.toLocaleString('en-US')} answers said \`hit\` (${fmt((totalHits / Math.max(1, totalAnswers)) * 100, 3)}%); the simulator saw ${upstreamDuring} request${upstreamDuring === 1 ? '' : 's'} during them and ${gw.warmupUpstreamCalls ?? 'n/a'} during the warm-up.`,
-    `- Gateway memory: RSS ${fmt(gw.idleRss.rssMB, 1)} MB after start-up, ${fmt(gw.rssAfter?.rssMB, 1)} MB after the runs (peak ${fmt(gw.rssAfter?.peakRssMB, 1)} MB); ${gw.requestsSent.toLocaleString('en-US')} requests sent to it in all.`,
-    ...semantic.map(({ result: x, wallS }) => `- Semantic ${x.entries.toLocaleString('en-US')}: the index held ${x.memory.index.entries.toLocaleString('en-US')} entries in ${x.memory.index.scopes} scope (${x.memory.index.graphScopes} graph); exact repeats found their own entry ${x.lookups.byKind.exact.servedSource} / ${x.lookups.byKind.exact.queries} times${x.lookups.byKind.exact.servedSource < x.lookups.byKind.exact.queries ? ` (${fmt((x.lookups.byKind.exact.servedSource / Math.max(1, x.lookups.byKind.exact.queries)) * 100, 2)}%: the HNSW search is approximate, efSearch 64, and these questions have many near-identical neighbours)` : ''}; unrelated questions served ${x.lookups.byKind.unrelated.served} / ${x.lookups.byKind.unrelated.queries}; child process ${fmt(wallS, 0)} s in all${x.gcAvailable ? '' : ' (no global.gc: memory figures less steady)'}.`),
+  return [
+    `Pre-flight: the first request answered \`x-tollgate-cache: ${pre.first}\`, the next \`${pre.second}\`, the stream request \`${pre.stream}\` (${pre.upstreamCalls} upstream call${pre.upstreamCalls === 1 ? '' : 's'} in all).`,
+    `Measured runs: ${totalHits.toLocaleString('en-US')} of ${totalAnswers.toLocaleString('en-US')} answers said \`hit\` (${fmt((totalHits / Math.max(1, totalAnswers)) * 100, 3)}%); the simulator saw ${upstreamDuring} request${upstreamDuring === 1 ? '' : 's'} during them and ${gw.warmupUpstreamCalls ?? 'n/a'} during the warm-up.`,
+    `Gateway memory: RSS ${fmt(gw.idleRss.rssMB, 1)} MB after start-up, ${fmt(gw.rssAfter?.rssMB, 1)} MB after the runs (peak ${fmt(gw.rssAfter?.peakRssMB, 1)} MB); ${gw.requestsSent.toLocaleString('en-US')} requests sent to it in all.`,
+    ...semantic.map(({ result: x, wallS }) => {
+      const exact = x.lookups.byKind.exact;
+      const missed = exact.servedSource < exact.queries ? ` (${fmt((exact.servedSource / Math.max(1, exact.queries)) * 100, 2)}%: the HNSW search is approximate, efSearch 64, and these questions have many near-identical neighbours)` : '';
+      return `Semantic ${x.entries.toLocaleString('en-US')}: the index held ${x.memory.index.entries.toLocaleString('en-US')} entries in ${x.memory.index.scopes} scope (${x.memory.index.graphScopes} graph); exact repeats found their own entry ${exact.servedSource} / ${exact.queries} times${missed}; unrelated questions served ${x.lookups.byKind.unrelated.served} / ${x.lookups.byKind.unrelated.queries}; child process ${fmt(wallS, 0)} s in all${x.gcAvailable ? '' : ' (no global.gc: memory figures less steady)'}.`;
+    }),
   ];
-
-  const stream = runs.some((r) => r.mode === 'stream');
-  const setup = [
-    `- **Exact hits, over HTTP.** \`tollgate start\` (embedded storage, the default \`cache\` config: on, mode \`deterministic\`, semantic on with the built-in embedder; one openai-compatible provider, API-key auth, \`logging.level: info\` with stdout to /dev/null, metrics on${c.profile ? '; **under --cpu-prof**' : ''}) in front of \`tollgate sim --latency 0 --tps 0\`. Request: \`POST /v1/chat/completions\`, model sim-small, one short user message, \`max_tokens: ${input.maxTokens}\`, \`temperature: ${c.temperature}\`; one request stores it, the next must answer \`x-tollgate-cache: hit\`, and every measured request is that same one${stream ? ` (the stream row: with \`stream: true\`, the cached completion replayed as SSE)` : ''}.`,
-    `- Load: autocannon in the bench process, closed loop (each connection sends its next request when the answer ends), pipelining 1, on the same 2 cores as the gateway ("autocannon included"). ${rounds.count} rounds of ${rounds.sliceS} s per row (${s.seconds} s each), the rows taking turns in each round, starting with a different one each round; warm-up ${s.warmupSeconds} s first (${c.warmupConnections} connections${stream ? ', JSON and SSE alternating' : ''}). In a closed loop latency follows from throughput (Little's law: mean latency = connections / throughput, shown next to the measured mean), so the goals are judged at the connection count that best meets both (the smallest ratio to its goal is the largest); every count is shown.`,
-    '- Latency: client side, from writing the request to the last byte of the answer, µs precision (autocannon\'s per-response hrtime, not its integer-ms histogram), 2xx only. Hits: every answer\'s `x-tollgate-cache` header, counted as autocannon parses it; upstream calls: the simulator\'s request count (`/_sim/stats`) over the slices. CPU µs/req: the process\'s CPU time (user + system, /proc) per request sent; cores: the same over the measured time. Other load: everything else on the machine, in cores.',
-    `- **Semantic lookups, in process** (bench/lib/semantic-cache-bench.ts, one child process per size, run after the gateway stopped): \`SemanticCache\` over \`HnswVectorIndex\` (M 16, efConstruction 100, efSearch 64, flat up to 1,024 entries), the built-in embedder (256 dimensions), \`createHitGuard()\`, ${semantic[0]?.result.candidates ?? 4} candidates, threshold ${semantic[0]?.result.threshold ?? 'n/a'}, and a \`SqliteSemanticStore\` on a temporary file opened with \`openDatabase\` (WAL, every migration) — the embedded gateway's path. Filled through \`SemanticCache.put\` with N generated questions in ONE scope (templates and word lists, seeded, unique: how-to, "difference between", troubleshooting, writing, explanation), each with a ~150-token serialized answer. Then, for ${s.seconds} s after ${semantic[0]?.result.lookups.warmup ?? 0} warm-up lookups, per query: \`embed(question)\` then \`lookup(scope, question, vector, threshold)\`, timed apart (the index search timed inside lookup; "rest": store reads of candidates at or above the threshold, and guard checks). Query mix: exact repeats 10%, paraphrases (another phrasing of a stored question's slots) 50%, near misses (a stored how-to question with another version number: the guard must refuse it) 15%, unrelated questions (families never stored) 25%.`,
-    '- **Memory**: in the same child, `process.memoryUsage()` after `global.gc()` (node --expose-gc) with the cache built but empty, and after the fill; the index\'s own estimate (`HnswVectorIndex.stats().bytes`); the SQLite file after a TRUNCATE checkpoint. The answers and the questions live in SQLite, not in the process: the RSS delta is the index (vectors, graph, id map), the SQLite page cache and allocator slack.',
-  ].join('\n');
-
-  const stretchTable = input.profile
-    ? {
-        header: ['function (callees included)', 'longest stretch ms', 'stretches >= 10 ms', 'stretches >= 5 ms'],
-        rows: input.profile.stretches.map((x) => [x.name, fmt(x.longestMs, 1), String(x.over10ms), String(x.over5ms)]),
-      }
-    : undefined;
-  const profileMd = input.profile
-    ? [
-        '',
-        "### Where the gateway's CPU goes (--cpu-prof over its whole life, warm-up included)",
-        '',
-        `${fmt((input.profile.summary.busyMs * 1000) / Math.max(1, gw.requestsSent), 0)} µs of busy main-thread time per request sent (${gw.requestsSent.toLocaleString('en-US')} requests; start-up included). Profile directory: \`${input.profileDir}\`.`,
-        '',
-        formatProfile(input.profile.summary, markdownTable),
-        '',
-        'What holds the main thread longest at a time (consecutive ~1 ms samples with the function on the stack, after the first 3 s; shutdown included; two calls closer than a sample apart read as one): the latency tail (p99.9, max) is made of these.',
-        '',
-        markdownTable(stretchTable!.header, stretchTable!.rows),
-      ]
-    : [];
-
-  const markdown = [
-    '## Cache (`npm run bench -- cache`)',
-    '',
-    `Date: ${date.toISOString()}  `,
-    `Machine: ${describeMachine(machine)}`,
-    '',
-    setup,
-    '',
-    '### Exact hits over HTTP (closed loop)',
-    '',
-    markdownTable(hitTable.header, hitTable.rows),
-    '',
-    '### Semantic lookup latency (in process, one scope)',
-    '',
-    markdownTable(semTable.header, semTable.rows),
-    '',
-    'By query kind:',
-    '',
-    markdownTable(kindTable.header, kindTable.rows),
-    '',
-    'Fill (through `SemanticCache.put`: SQLite row, then index add):',
-    '',
-    markdownTable(fillTable.header, fillTable.rows),
-    '',
-    '### Memory per 100k entries',
-    '',
-    markdownTable(memTable.header, memTable.rows),
-    '',
-    '### Targets',
-    '',
-    markdownTable(verdictTable.header, verdictTable.rows),
-    '',
-    '### Checks',
-    '',
-    ...checkLines,
-    ...(notes.length ? ['', '### Caveats', '', ...notes.map((n) => `- ${n}`)] : []),
-    ...profileMd,
-  ].join('\n');
-
-  const summary = [
-    `Machine: ${describeMachine(machine)}`,
-    '',
-    `Exact hits over HTTP (autocannon, closed loop, ${s.seconds} s per row):`,
-    textTable(hitTable.header, hitTable.rows),
-    '',
-    'Semantic lookups (in process, one scope):',
-    textTable(semTable.header, semTable.rows),
-    '',
-    textTable(kindTable.header, kindTable.rows),
-    '',
-    textTable(fillTable.header, fillTable.rows),
-    '',
-    'Memory:',
-    textTable(memTable.header, memTable.rows),
-    '',
-    'Targets:',
-    textTable(verdictTable.header, verdictTable.rows),
-    '',
-    'Checks:',
-    ...checkLines,
-    ...(notes.length ? ['', 'Caveats:', ...notes.map((n) => `- ${n}`)] : []),
-    ...(input.profile ? ['', formatProfile(input.profile.summary, textTable), '', 'Longest main-thread stretches (after start-up):', textTable(stretchTable!.header, stretchTable!.rows)] : []),
-  ].join('\n');
-
-  return { summary, markdown, verdicts: vs, derived, caveats: notes };
 }
 
+function profileSection(p: CacheProfile, gw: GatewayInfo, dir: string | undefined): Block[] {
+  return section(
+    "Where the gateway's CPU goes (--cpu-prof over its whole life, warm-up included)",
+    text(`${fmt((p.summary.busyMs * 1000) / Math.max(1, gw.requestsSent), 0)} µs of busy main-thread time per request sent (${gw.requestsSent.toLocaleString('en-US')} requests; start-up included). Profile directory: \`${dir}\`.`),
+    ...profileBlocks(p.summary),
+    text('What holds the main thread longest at a time (consecutive ~1 ms samples with the function on the stack, after the first 3 s; shutdown included; two calls closer than a sample apart read as one): the latency tail (p99.9, max) is made of these.'),
+    tableOf(p.stretches, [
+      column('function (callees included)', (x) => x.name),
+      column('longest stretch ms', (x) => fmt(x.longestMs, 1)),
+      column('stretches >= 10 ms', (x) => String(x.over10ms)),
+      column('stretches >= 5 ms', (x) => String(x.over5ms)),
+    ]),
+  );
+}
+
+export function buildReport(input: ReportInput): BuiltReport<Derived> {
+  const { runs, semantic, gateway: gw, preflight: pre, cache: c, settings: s, rounds } = input;
+  const derived = derive(runs, semantic);
+  const vs = verdicts(runs, semantic, derived);
+  const notes = caveats(runs, semantic, derived, gw, pre, c);
+  const sem = semanticTables(semantic, derived);
+  const stream = runs.some((r) => r.mode === 'stream');
+  const setup = [
+    `**Exact hits, over HTTP.** \`tollgate start\` (embedded storage, the default \`cache\` config: on, mode \`deterministic\`, semantic on with the built-in embedder; one openai-compatible provider, API-key auth, \`logging.level: info\` with stdout to /dev/null, metrics on${c.profile ? '; **under --cpu-prof**' : ''}) in front of \`tollgate sim --latency 0 --tps 0\`. Request: \`POST /v1/chat/completions\`, model sim-small, one short user message, \`max_tokens: ${input.maxTokens}\`, \`temperature: ${c.temperature}\`; one request stores it, the next must answer \`x-tollgate-cache: hit\`, and every measured request is that same one${stream ? ` (the stream row: with \`stream: true\`, the cached completion replayed as SSE)` : ''}.`,
+    `Load: autocannon in the bench process, closed loop (each connection sends its next request when the answer ends), pipelining 1, on the same 2 cores as the gateway ("autocannon included"). ${rounds.count} rounds of ${rounds.sliceS} s per row (${s.seconds} s each), the rows taking turns in each round, starting with a different one each round; warm-up ${s.warmupSeconds} s first (${c.warmupConnections} connections${stream ? ', JSON and SSE alternating' : ''}). In a closed loop latency follows from throughput (Little's law: mean latency = connections / throughput, shown next to the measured mean), so the goals are judged at the connection count that best meets both (the smallest ratio to its goal is the largest); every count is shown.`,
+    "Latency: client side, from writing the request to the last byte of the answer, µs precision (autocannon's per-response hrtime, not its integer-ms histogram), 2xx only. Hits: every answer's `x-tollgate-cache` header, counted as autocannon parses it; upstream calls: the simulator's request count (`/_sim/stats`) over the slices. CPU µs/req: the process's CPU time (user + system, /proc) per request sent; cores: the same over the measured time. Other load: everything else on the machine, in cores.",
+    `**Semantic lookups, in process** (bench/lib/semantic-cache-bench.ts, one child process per size, run after the gateway stopped): \`SemanticCache\` over \`HnswVectorIndex\` (M 16, efConstruction 100, efSearch 64, flat up to 1,024 entries), the built-in embedder (256 dimensions), \`createHitGuard()\`, ${semantic[0]?.result.candidates ?? 4} candidates, threshold ${semantic[0]?.result.threshold ?? 'n/a'}, and a \`SqliteSemanticStore\` on a temporary file opened with \`openDatabase\` (WAL, every migration) — the embedded gateway's path. Filled through \`SemanticCache.put\` with N generated questions in ONE scope (templates and word lists, seeded, unique: how-to, "difference between", troubleshooting, writing, explanation), each with a ~150-token serialized answer. Then, for ${s.seconds} s after ${semantic[0]?.result.lookups.warmup ?? 0} warm-up lookups, per query: \`embed(question)\` then \`lookup(scope, question, vector, threshold)\`, timed apart (the index search timed inside lookup; "rest": store reads of candidates at or above the threshold, and guard checks). Query mix: exact repeats 10%, paraphrases (another phrasing of a stored question's slots) 50%, near misses (a stored how-to question with another version number: the guard must refuse it) 15%, unrelated questions (families never stored) 25%.`,
+    "**Memory**: in the same child, `process.memoryUsage()` after `global.gc()` (node --expose-gc) with the cache built but empty, and after the fill; the index's own estimate (`HnswVectorIndex.stats().bytes`); the SQLite file after a TRUNCATE checkpoint. The answers and the questions live in SQLite, not in the process: the RSS delta is the index (vectors, graph, id map), the SQLite page cache and allocator slack.",
+  ];
+
+  const doc = methodDoc('Cache (`npm run bench -- cache`)', s, setup, [
+    ...section('Exact hits over HTTP (closed loop)', hitTable(runs, derived)),
+    ...section('Semantic lookup latency (in process, one scope)', sem.lookups, text('By query kind:'), sem.kinds, text('Fill (through `SemanticCache.put`: SQLite row, then index add):'), sem.fill),
+    ...section('Memory per 100k entries', sem.memory),
+    ...closing({ verdicts: vs, checks: [list(checkLines(runs, semantic, gw, pre))], caveats: notes }),
+    ...(input.profile ? profileSection(input.profile, gw, input.profileDir) : []),
+  ]);
+  return { doc, verdicts: vs, derived, caveats: notes };
+}

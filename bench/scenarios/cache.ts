@@ -24,35 +24,20 @@
  * stream row), BENCH_CACHE_SEMANTIC_ENTRIES (10000,100000; 0 skips the semantic runs), BENCH_PROFILE (1: the gateway under
  * --cpu-prof, and a "where the CPU goes" section).
  */
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runAutocannon } from '../lib/autocannon.js';
 import { mainThreadProfile, summarizeCpuProfile } from '../lib/cpuprofile.js';
 import { longStretches } from '../lib/cpuprofile-stretches.js';
 import type { HttpRequestSpec } from '../lib/load.js';
-import { freePort, machineBusyMs, memoryMB, startProcess, waitForIdle } from '../lib/process.js';
-import { BENCH_DIR, fileStamp, machineInfo } from '../lib/results.js';
-import type { BenchSettings, Scenario, ScenarioReport } from '../lib/scenario.js';
+import { machineBusyMs, memoryMB, startProcess } from '../lib/process.js';
+import { BENCH_DIR, profileDir } from '../lib/results.js';
+import { reportFields, scenarioResult, type BenchSettings, type Scenario, type ScenarioReport } from '../lib/scenario.js';
 import type { SemanticBenchResult } from '../lib/semantic-cache-bench.js';
 import { fmt } from '../lib/table.js';
-import {
-  chatRequest,
-  checkRequest,
-  childEnv,
-  createTenantAndKey,
-  gatewayConfig,
-  MAX_TOKENS,
-  PROMPT,
-  simTotal,
-  startGateway,
-  startSimulator,
-  tollgateCli,
-  writeGatewayConfig,
-  type HttpTarget,
-  type Mode,
-} from '../lib/tollgate.js';
-import { describeLoad, TurnMeter, warmUp } from '../lib/turns.js';
+import { chatRequest, checkRequest, childEnv, launchGateway, MAX_TOKENS, PROMPT, simTotal, startSimulator, tollgateCli, type Gateway, type HttpTarget, type Mode } from '../lib/tollgate.js';
+import { describeLoad, runRounds, settleTargets, TurnMeter, warmUp } from '../lib/turns.js';
 import { buildReport, TARGETS, type CacheProfile, type CacheSettings, type GatewayInfo, type HitRun, type Preflight, type SemanticRun } from './cache-report.js';
 
 const CACHE_HEADER = 'x-tollgate-cache';
@@ -158,9 +143,6 @@ export const cacheScenario: Scenario = {
   description: 'Exact-hit throughput and latency over HTTP; semantic lookup latency at 10k and 100k entries in one scope; memory per 100k entries',
   async run(s: BenchSettings): Promise<ScenarioReport> {
     const c = cacheSettings();
-    const date = new Date();
-    const stamp = fileStamp(date);
-    const machine = machineInfo();
     const tmp = mkdtempSync(join(tmpdir(), 'tollgate-bench-cache-'));
     const variants: Variant[] = [
       ...c.connections.map((n) => ({ name: `json, ${n} connections`, mode: 'json' as Mode, connections: n })),
@@ -172,28 +154,18 @@ export const cacheScenario: Scenario = {
     const runs: HitRun[] = [];
     const semantic: SemanticRun[] = [];
     let sim: HttpTarget | undefined;
-    let gateway: HttpTarget | undefined;
+    let gateway: Gateway | undefined;
     let info: GatewayInfo | undefined;
     let pre: Preflight | undefined;
-    let profileDir: string | undefined;
+    const profiles = c.profile ? profileDir('cache', s.date) : undefined;
     try {
-      const cli = tollgateCli(s.root);
-      const env = childEnv();
       s.log('starting simulator');
-      sim = await startSimulator({ cli, cwd: tmp, env });
+      sim = await startSimulator({ cli: tollgateCli(s.root), cwd: tmp, env: childEnv() });
       const simT = sim;
-      const port = await freePort();
-      const configFile = writeGatewayConfig(join(tmp, 'tollgate.yaml'), gatewayConfig({ port, simOrigin: simT.origin, storage: { kind: 'embedded', dir: join(tmp, 'state') } }));
-      s.log('creating tenant and API key');
-      const apiKey = await createTenantAndKey(cli, configFile, tmp);
-      if (c.profile) {
-        profileDir = join(BENCH_DIR, 'results', 'profiles', `cache-${stamp}`);
-        mkdirSync(profileDir, { recursive: true });
-      }
-      s.log(`starting tollgate on :${port}${c.profile ? ' (with --cpu-prof)' : ''}`);
-      gateway = await startGateway({ name: 'tollgate', cli, configFile, port, cwd: tmp, env, cpuProfileDir: profileDir });
+      gateway = await launchGateway({ name: 'tollgate', root: s.root, dir: tmp, simOrigin: simT.origin, log: s.log, cpuProfileDir: profiles });
       const g = gateway;
-      info = { idleRss: memoryMB(g.proc.pid), requestsSent: 0 };
+      const { apiKey } = g;
+      info = { idleRss: g.idleRss, requestsSent: 0 };
       const gi = info;
 
       pre = await preflight(g, apiKey, c, simT);
@@ -211,31 +183,22 @@ export const cacheScenario: Scenario = {
       });
       gi.requestsSent += w.sent;
       gi.warmupUpstreamCalls = (await simTotal(simT.origin)) - simBeforeWarmup;
-      const waited = await waitForIdle([simT.proc.pid, g.proc.pid], { maxMs: 15_000, windowMs: 250, threshold: 0.05 });
-      s.log(`targets idle after ${waited} ms`);
+      await settleTargets([simT.proc.pid, g.proc.pid], s.log);
 
       s.log(`exact hits: ${rounds.count} rounds of ${rounds.sliceS} s per variant (${variants.map((v) => v.name).join('; ')})`);
       const meters = variants.map(() => new TurnMeter({ targetPid: g.proc.pid, sim: { origin: simT.origin, pid: simT.proc.pid } }));
       const counters = variants.map(() => headerCounter());
-      for (let round = 0; round < rounds.count; round++) {
-        // A different variant first in each round: none always follows the same one.
-        for (let k = 0; k < variants.length; k++) {
-          const i = (round + k) % variants.length;
-          const v = variants[i] as Variant;
-          const counter = counters[i] as ReturnType<typeof headerCounter>;
-          await (meters[i] as TurnMeter).measure(() =>
-            runAutocannon({ request: hitRequest(g, v.mode, apiKey, c), connections: v.connections, durationS: rounds.sliceS, onHeaders: counter.onHeaders }),
-          );
-        }
-      }
+      await runRounds(variants.length, rounds.count, (i) => {
+        const v = variants[i] as Variant;
+        const request = hitRequest(g, v.mode, apiKey, c);
+        return (meters[i] as TurnMeter).measure(() => runAutocannon({ request, connections: v.connections, durationS: rounds.sliceS, onHeaders: (counters[i] as ReturnType<typeof headerCounter>).onHeaders }));
+      });
       for (const [i, v] of variants.entries()) {
-        const meter = meters[i] as TurnMeter;
-        const load = meter.load();
-        const upstream = meter.upstream(load);
-        const run: HitRun = { variant: v.name, mode: v.mode, connections: v.connections, load, cpu: meter.cpu(load), upstream, cacheHeader: (counters[i] as ReturnType<typeof headerCounter>).counts };
+        const { load, cpu, upstream } = (meters[i] as TurnMeter).result();
+        const run: HitRun = { variant: v.name, mode: v.mode, connections: v.connections, load, cpu, upstream, cacheHeader: (counters[i] as ReturnType<typeof headerCounter>).counts };
         gi.requestsSent += load.sent;
         runs.push(run);
-        s.log(`${v.name.padEnd(24)} ${describeLoad(load, run.cpu)}  hits ${fmt(hitShare(run) * 100, 2)}%  upstream calls ${upstream.calls}`);
+        s.log(`${v.name.padEnd(24)} ${describeLoad(load, cpu)}  hits ${fmt(hitShare(run) * 100, 2)}%  upstream calls ${upstream.calls}`);
       }
       gi.rssAfter = memoryMB(g.proc.pid);
     } finally {
@@ -259,30 +222,20 @@ export const cacheScenario: Scenario = {
       rmSync(tmp, { recursive: true, force: true });
     }
 
-    const profile = profileDir ? readProfile(profileDir, s.log) : undefined;
+    const profile = profiles ? readProfile(profiles, s.log) : undefined;
     if (!info || !pre) throw new Error('cache: the gateway did not start');
-    const report = buildReport({ runs, semantic, gateway: info, preflight: pre, cache: c, settings: s, rounds, date, machine, maxTokens: MAX_TOKENS, profile, profileDir });
-    return {
-      summary: report.summary,
-      markdown: report.markdown,
-      verdicts: report.verdicts,
-      raw: {
-        scenario: 'cache',
-        date: date.toISOString(),
-        machine,
-        settings: { ...c, seconds: s.seconds, warmupSeconds: s.warmupSeconds, rounds, maxTokens: MAX_TOKENS, prompt: PROMPT },
-        goals: TARGETS,
-        preflight: pre,
-        gateway: info,
-        exactHits: runs,
-        semantic,
-        derived: report.derived,
-        verdicts: report.verdicts,
-        caveats: report.caveats,
-        ...(profileDir ? { profileDir } : {}),
-        ...(profile ? { profile } : {}),
-      },
-    };
+    const report = buildReport({ runs, semantic, gateway: info, preflight: pre, cache: c, settings: s, rounds, maxTokens: MAX_TOKENS, profile, profileDir: profiles });
+    return scenarioResult('cache', s, report, {
+      settings: { ...c, seconds: s.seconds, warmupSeconds: s.warmupSeconds, rounds, maxTokens: MAX_TOKENS, prompt: PROMPT },
+      goals: TARGETS,
+      preflight: pre,
+      gateway: info,
+      exactHits: runs,
+      semantic,
+      ...reportFields(report),
+      ...(profiles ? { profileDir: profiles } : {}),
+      ...(profile ? { profile } : {}),
+    });
   },
 };
 

@@ -1,14 +1,17 @@
 /**
- * The core scenario's report: derived figures (Tollgate's added latency, saturation share),
- * verdicts against the targets, caveats, and the tables for the console and bench/RESULTS.md.
+ * The core scenario's report: derived figures (Tollgate's added latency, saturation share; with
+ * BENCH_BASELINE_ROOT, the current build against a baseline build), verdicts against the targets,
+ * caveats, and the report document (lib/report.ts).
  */
 import { join } from 'node:path';
-import { formatProfile, mainThreadProfile, summarizeCpuProfile, type ProfileSummary } from '../lib/cpuprofile.js';
-import { issuesOf, pairedMedian } from '../lib/compare.js';
-import { problems, rateShortfall, type LoadResult } from '../lib/load.js';
-import { describeMachine, type MachineInfo } from '../lib/results.js';
-import type { BenchSettings, Verdict } from '../lib/scenario.js';
-import { fmt, fmtDelta, markdownTable, textTable } from '../lib/table.js';
+import { issuesOf, median, pairedMedian } from '../lib/compare.js';
+import { mainThreadProfile, profileBlocks, summarizeCpuProfile, type ProfileSummary } from '../lib/cpuprofile.js';
+import { type LoadResult } from '../lib/load.js';
+import { closing, column, list, methodDoc, section, tableOf, text, type Block } from '../lib/report.js';
+import { addedColumns, otherLoadCaveat, runColumns as col, runTable, shortfallCaveats, upstreamCaveat } from '../lib/run-report.js';
+import type { BenchSettings, BuiltReport, Verdict } from '../lib/scenario.js';
+import { fmt, fmtDelta } from '../lib/table.js';
+import type { TurnCpu } from '../lib/turns.js';
 
 export const TARGETS = { addedP50Ms: 1, addedP99Ms: 3, saturationPctOfFloor: 60, rssMB: 150 } as const;
 
@@ -25,31 +28,33 @@ export interface CoreSettings {
    * Tollgate's GC and libuv threads the second core they have in production.
    */
   pin: boolean;
+  /** BENCH_BASELINE_ROOT: a build of another commit measured next to this one as target `baseline`. */
+  baseline?: BaselineBuild;
+}
+
+/** The baseline build: its repository root and, when that is a git checkout, its commit. */
+export interface BaselineBuild {
+  root: string;
+  commit?: string;
+  /** The checkout has uncommitted changes to tracked files. */
+  dirty?: boolean;
 }
 
 export type { Mode } from '../lib/tollgate.js';
 import type { Mode } from '../lib/tollgate.js';
-export type TargetName = 'direct' | 'floor' | 'tollgate';
+/** `baseline` runs only with BENCH_BASELINE_ROOT and appears only in its own section. */
+export type TargetName = 'direct' | 'floor' | 'tollgate' | 'baseline';
 export const MODES: Mode[] = ['json', 'stream'];
 export const TARGET_NAMES: TargetName[] = ['direct', 'floor', 'tollgate'];
-
-export interface CpuUse {
-  /** CPU time of the process the load hits, per request (µs). For direct: the simulator. */
-  targetUsPerReq: number;
-  /** The simulator's CPU per request (µs). */
-  simUsPerReq: number;
-  /** The load generator's (this process's) CPU per request (µs). */
-  loadGenUsPerReq: number;
-  /** CPU used by everything else on the machine during the run, in cores: noise. */
-  foreignCores: number;
-}
+const isCoreTarget = (r: RunRecord) => TARGET_NAMES.includes(r.target);
 
 export interface RunRecord {
   kind: 'rate' | 'saturation';
   mode: Mode;
   target: TargetName;
   load: LoadResult;
-  cpu: CpuUse;
+  /** For direct: the simulator's CPU is the target's. */
+  cpu: TurnCpu;
   /** Simulator requests per answered request (expect 1: no retries, no cache hits). */
   upstreamCallsPerRequest?: number;
   /** Simulator requests during the run; requests sent and answered (lead-in included). */
@@ -71,6 +76,25 @@ export interface Derived {
     }
   >;
   saturation: Record<Mode, { tollgateRps: number; floorRps: number; directRps: number; pctOfFloor: number; issues: string }>;
+  /** With a baseline build: the current build (tollgate) against it. */
+  beforeAfter?: Record<Mode, BeforeAfter>;
+}
+
+/** Per mode: the current build (`tollgate`) and the baseline build, measured in the same rounds. */
+export interface BeforeAfter {
+  /** Median over rounds of each saturation slice's req/s. */
+  saturationRps: { tollgate: number; baseline: number };
+  /** tollgate / baseline of those medians. */
+  saturationRatio: number;
+  /** tollgate / baseline of each round's saturation slice, in round order. */
+  roundRatios: number[];
+  /** At the fixed rate, over all samples. */
+  rateMs: { tollgate: { p50: number; p99: number }; baseline: { p50: number; p99: number } };
+  /** tollgate - baseline at the fixed rate: median over rounds of the per-slice difference. */
+  rateDiffPerRound: { p50: number; p99: number };
+  /** CPU µs per request of the gateway process, at the fixed rate and at saturation. */
+  cpuUsPerReq: { rate: { tollgate: number; baseline: number }; saturation: { tollgate: number; baseline: number } };
+  issues: string;
 }
 
 function find(runs: RunRecord[], kind: RunRecord['kind'], mode: Mode, target: TargetName): RunRecord | undefined {
@@ -100,7 +124,35 @@ function derive(runs: RunRecord[]): Derived {
       issues: issuesOf({ floor: sf, tollgate: st }),
     };
   }
-  return { overhead, saturation };
+  const beforeAfter = runs.some((r) => r.target === 'baseline') ? deriveBeforeAfter(runs) : undefined;
+  return { overhead, saturation, ...(beforeAfter ? { beforeAfter } : {}) };
+}
+
+function deriveBeforeAfter(runs: RunRecord[]): Record<Mode, BeforeAfter> {
+  const out = {} as Record<Mode, BeforeAfter>;
+  for (const mode of MODES) {
+    const [rt, rb, st, sb] = [find(runs, 'rate', mode, 'tollgate'), find(runs, 'rate', mode, 'baseline'), find(runs, 'saturation', mode, 'tollgate'), find(runs, 'saturation', mode, 'baseline')];
+    const satRps = (r: RunRecord | undefined) => median(r?.load.perSlice.map((x) => x.rps) ?? []);
+    const tRounds = st?.load.perSlice ?? [];
+    const bRounds = sb?.load.perSlice ?? [];
+    const saturationRps = { tollgate: satRps(st), baseline: satRps(sb) };
+    out[mode] = {
+      saturationRps,
+      saturationRatio: saturationRps.tollgate / saturationRps.baseline,
+      roundRatios: tRounds.slice(0, bRounds.length).map((x, i) => x.rps / (bRounds[i]?.rps ?? NaN)),
+      rateMs: {
+        tollgate: { p50: rt?.load.latencyMs.p50 ?? NaN, p99: rt?.load.latencyMs.p99 ?? NaN },
+        baseline: { p50: rb?.load.latencyMs.p50 ?? NaN, p99: rb?.load.latencyMs.p99 ?? NaN },
+      },
+      rateDiffPerRound: { p50: pairedMedian(rt?.load, rb?.load, 'p50'), p99: pairedMedian(rt?.load, rb?.load, 'p99') },
+      cpuUsPerReq: {
+        rate: { tollgate: rt?.cpu.targetUsPerReq ?? NaN, baseline: rb?.cpu.targetUsPerReq ?? NaN },
+        saturation: { tollgate: st?.cpu.targetUsPerReq ?? NaN, baseline: sb?.cpu.targetUsPerReq ?? NaN },
+      },
+      issues: issuesOf({ 'tollgate (rate)': rt?.load, 'baseline (rate)': rb?.load, 'tollgate (saturation)': st?.load, 'baseline (saturation)': sb?.load }),
+    };
+  }
+  return out;
 }
 
 function verdicts(derived: Derived, rss: { rssMB: number } | undefined, rate: number): Verdict[] {
@@ -139,101 +191,50 @@ function verdicts(derived: Derived, rss: { rssMB: number } | undefined, rate: nu
 
 /** Caveats the numbers themselves call for. */
 function notes(runs: RunRecord[], rate: number): string[] {
-  const out: string[] = [];
-  const noisiest = runs.reduce((m, r) => Math.max(m, r.cpu.foreignCores), 0);
-  if (noisiest > 0.25) {
-    out.push(
-      `Other processes used up to ${fmt(noisiest)} of the 2 cores during the runs (column "other load"): latencies, p99 above all, are inflated by that much contention; compare targets within a table (they took turns) rather than across runs.`,
-    );
-  }
-  for (const r of runs.filter((x) => x.kind === 'rate' && rateShortfall(x.load))) {
-    out.push(`${r.target} (${r.mode}) could not sustain ${rate} req/s here (${fmt(r.load.rps, 0)} req/s): its latency at that rate is time spent queueing, not per-request overhead.`);
-  }
-  // Requests still in flight when a slice stops may or may not have reached the simulator.
-  for (const r of runs) {
-    const u = r.upstream;
-    if (!u) continue;
-    if (u.calls > u.sent * 1.01 + 1) out.push(`${r.target} (${r.mode}, ${r.kind}) made ${u.calls} upstream calls for ${u.sent} requests: retries?`);
-    else if (u.calls < u.answered * 0.99) out.push(`${r.target} (${r.mode}, ${r.kind}) answered ${u.answered} requests with ${u.calls} upstream calls: cache hits? (the core bench means to measure the proxy path)`);
-  }
-  return out;
+  const label = (r: RunRecord) => `${r.target} (${r.mode}, ${r.kind})`;
+  return [
+    otherLoadCaveat(
+      runs.map((r) => r.cpu.foreignCores),
+      'latencies, p99 above all, are inflated by that much contention; compare targets within a table (they took turns) rather than across runs.',
+    ),
+    ...shortfallCaveats(
+      runs.filter((r) => r.kind === 'rate').map((r) => ({ label: `${r.target} (${r.mode})`, load: r.load })),
+      rate,
+      true,
+    ),
+    ...runs.map((r) => r.upstream && upstreamCaveat(label(r), r.upstream, ' (the core bench means to measure the proxy path)')),
+  ].filter((n): n is string => n !== undefined);
 }
 
-interface Tables {
-  rate: { header: string[]; rows: string[][] };
-  overhead: { header: string[]; rows: string[][] };
-  saturation: { header: string[]; rows: string[][] };
-  memory: { header: string[]; rows: string[][] };
-  verdicts: { header: string[]; rows: string[][] };
-}
-
-function tables(runs: RunRecord[], derived: Derived, memory: Record<TargetName, { rssMB: number; peakRssMB: number } | undefined>, idle: { rssMB: number }, vs: Verdict[]): Tables {
-  const status = (r: RunRecord) => problems(r.load) || 'ok';
-  const upstream = (r: RunRecord) => (r.upstreamCallsPerRequest === undefined ? '—' : fmt(r.upstreamCallsPerRequest));
-  const rateRuns = runs.filter((r) => r.kind === 'rate');
-  const satRuns = runs.filter((r) => r.kind === 'saturation');
+function tables(runs: RunRecord[], derived: Derived, memory: Record<TargetName, MemoryUse | undefined>, idle: { rssMB: number }): Record<'rate' | 'overhead' | 'saturation' | 'memory', Block> {
+  const perRequest = [col.cpu('target'), col.simCpu, col.upstream('upstream calls/req')];
+  const pctOfFloor = column<RunRecord>('% of floor', (r) => `${fmt((r.load.rps / (find(runs, 'saturation', r.mode, 'floor')?.load.rps ?? NaN)) * 100, 1)}%`);
   return {
-    rate: {
-      header: ['mode', 'target', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'TTFB p50 ms', 'CPU µs/req (target)', 'CPU µs/req (sim)', 'upstream calls/req', 'other load (cores)', 'errors'],
-      rows: rateRuns.map((r) => [
-        r.mode,
-        r.target,
-        fmt(r.load.rps, 0),
-        fmt(r.load.latencyMs.p50),
-        fmt(r.load.latencyMs.p90),
-        fmt(r.load.latencyMs.p99),
-        fmt(r.load.latencyMs.p999),
-        fmt(r.load.latencyMs.max),
-        fmt(r.load.ttfbMs?.p50),
-        fmt(r.cpu.targetUsPerReq, 0),
-        fmt(r.cpu.simUsPerReq, 0),
-        upstream(r),
-        fmt(r.cpu.foreignCores),
-        status(r),
-      ]),
-    },
-    overhead: {
-      header: ['mode', 'vs', 'added p50', 'added p99', 'per-round median: added p50', 'added p99'],
-      rows: MODES.flatMap((m) => {
-        const o = derived.overhead[m];
-        const ms = (v: number) => `${fmtDelta(v)} ms`;
+    rate: runTable(
+      runs.filter((r) => r.kind === 'rate' && isCoreTarget(r)),
+      [col.mode, col.target],
+      [col.ttfb, ...perRequest],
+    ),
+    overhead: tableOf(
+      MODES.flatMap((mode) => {
+        const o = derived.overhead[mode];
         return [
-          [m, 'direct', ms(o.vsDirect.p50), ms(o.vsDirect.p99), ms(o.perRound.vsDirect.p50), ms(o.perRound.vsDirect.p99)],
-          [m, 'floor', ms(o.vsFloor.p50), ms(o.vsFloor.p99), ms(o.perRound.vsFloor.p50), ms(o.perRound.vsFloor.p99)],
+          { mode, vs: 'direct', ...o.vsDirect, perRound: o.perRound.vsDirect },
+          { mode, vs: 'floor', ...o.vsFloor, perRound: o.perRound.vsFloor },
         ];
       }),
-    },
-    saturation: {
-      header: ['mode', 'target', 'req/s', '% of floor', 'p50 ms', 'p90 ms', 'p99 ms', 'CPU µs/req (target)', 'CPU µs/req (sim)', 'upstream calls/req', 'other load (cores)', 'errors'],
-      rows: satRuns.map((r) => [
-        r.mode,
-        r.target,
-        fmt(r.load.rps, 0),
-        `${fmt((r.load.rps / (find(runs, 'saturation', r.mode, 'floor')?.load.rps ?? NaN)) * 100, 1)}%`,
-        fmt(r.load.latencyMs.p50),
-        fmt(r.load.latencyMs.p90),
-        fmt(r.load.latencyMs.p99),
-        fmt(r.cpu.targetUsPerReq, 0),
-        fmt(r.cpu.simUsPerReq, 0),
-        upstream(r),
-        fmt(r.cpu.foreignCores),
-        status(r),
-      ]),
-    },
-    memory: {
-      header: ['process', 'RSS after runs (MB)', 'peak RSS (MB)'],
-      rows: [
-        ['tollgate (idle, after start-up)', fmt(idle.rssMB, 1), ''],
-        ...TARGET_NAMES.map((n) => [n === 'direct' ? 'simulator' : n, fmt(memory[n]?.rssMB, 1), fmt(memory[n]?.peakRssMB, 1)]),
-      ],
-    },
-    verdicts: {
-      header: ['target', 'goal', 'measured', 'verdict'],
-      rows: vs.map((v) => [v.name, v.target, v.actual, `${v.pass ? 'PASS' : 'MISS'}${v.note ? ` (${v.note})` : ''}`]),
-    },
+      [col.mode, column('vs', (x) => x.vs), addedColumns.p50, addedColumns.p99, addedColumns.roundP50, addedColumns.roundP99],
+    ),
+    saturation: tableOf(
+      runs.filter((r) => r.kind === 'saturation' && isCoreTarget(r)),
+      [col.mode, col.target, col.rps, pctOfFloor, ...col.latency.slice(0, 3), ...perRequest, col.otherLoad, col.errors],
+    ),
+    memory: tableOf(
+      [{ name: 'tollgate (idle, after start-up)', rss: idle.rssMB, peak: '' }, ...TARGET_NAMES.map((n) => ({ name: n === 'direct' ? 'simulator' : n, rss: memory[n]?.rssMB, peak: fmt(memory[n]?.peakRssMB, 1) }))],
+      [column('process', (x) => x.name), column('RSS after runs (MB)', (x) => fmt(x.rss, 1)), column('peak RSS (MB)', (x) => x.peak)],
+    ),
   };
 }
-
 
 /** Placement when pinned (BENCH_PIN=1). */
 export const LOAD_CPU = '0';
@@ -245,27 +246,22 @@ export interface ReportInput {
   runs: RunRecord[];
   memory: Record<TargetName, MemoryUse | undefined>;
   tollgateIdleRss: MemoryUse;
+  /** With a baseline build (core.baseline): its RSS right after start-up. */
+  baselineIdleRss?: MemoryUse | undefined;
   core: CoreSettings;
   settings: BenchSettings;
   rate: { count: number; sliceS: number };
   sat: { count: number; sliceS: number };
-  date: Date;
-  machine: MachineInfo;
   maxTokens: number;
   profileDir?: string | undefined;
 }
 
-export interface CoreReport {
-  summary: string;
-  markdown: string;
-  verdicts: Verdict[];
-  derived: Derived;
-  caveats: string[];
+export interface CoreReport extends BuiltReport<Derived> {
   profile?: ProfileSummary;
 }
 
 export function buildReport(input: ReportInput): CoreReport {
-  const { runs, memory, core: c, settings: s, rate, sat, date, machine } = input;
+  const { runs, memory, core: c, settings: s, rate, sat } = input;
   const derived = derive(runs);
   const vs = verdicts(derived, memory.tollgate, c.rate);
   const caveats = notes(runs, c.rate);
@@ -275,71 +271,60 @@ export function buildReport(input: ReportInput): CoreReport {
     if (file) profile = summarizeCpuProfile(join(input.profileDir, file), 25);
     else caveats.push(`Tollgate wrote no .cpuprofile to ${input.profileDir} (did it exit cleanly on SIGTERM?).`);
   }
-  const tb = tables(runs, derived, memory, input.tollgateIdleRss, vs);
+  const tb = tables(runs, derived, memory, input.tollgateIdleRss);
   const R = c.rate.toLocaleString('en-US');
   const rateLabel =
     c.rateDriver === 'paced'
       ? `evenly paced, open loop (request i leaves at start + i/rate whatever the earlier ones are doing), ${R} req/s, up to ${c.rateConnections} connections (undici Pool), ${c.leadInS} s unmeasured lead-in`
       : `autocannon overallRate ${R} req/s, ${c.rateConnections} connections (bursty: each connection sends its share at the start of every second)`;
   const setup = [
-    `- Upstream: \`tollgate sim --latency 0 --tps 0\` (instant answers). Floor: \`bench/floor-proxy.mjs\` (node:http + undici Pool, no features). Tollgate: \`tollgate start\` with one openai-compatible provider pointing at the simulator; API-key auth, \`logging.level: info\` (stdout to /dev/null), metrics on${c.profile ? ', **run under --cpu-prof (numbers are slower than normal)**' : ''}.`,
-    `- Request: \`POST /v1/chat/completions\`, model sim-small, one short user message, \`max_tokens: ${input.maxTokens}\`; \`stream: true\` for the stream rows. Same bytes to every target.`,
-    `- Latency: client side, from writing the request to the last byte of the answer, µs precision (hrtime), 2xx only. TTFB: to the first body byte. Added latency: Tollgate's percentile minus the other target's, over all samples (the verdicts use these); "per-round median": the median over rounds of the same difference taken slice by slice within each round, which a burst of outside load in a few rounds barely moves.`,
-    `- Fixed rate: ${rateLabel}; ${s.seconds} s per target, as ${rate.count} rounds of ${fmt(rate.sliceS)} s. Saturation: autocannon, ${c.saturationConnections} connections, ${s.seconds} s per target as ${sat.count} rounds of ${fmt(sat.sliceS)} s. In each round the targets take turns (direct, floor, tollgate), never at once, so outside load falls on all of them alike. Warm-up: ${s.warmupSeconds} s per target first.${c.pin ? ` Pinned: load generator and simulator on CPU ${LOAD_CPU}, floor and Tollgate on CPU ${PROXY_CPU}.` : ''}`,
-    `- CPU µs/req: CPU time (user + system, from /proc) of the process the load hits (for direct: the simulator), per request; the load generator's own is in the raw JSON. Upstream calls/req: simulator requests per answered request (1.00 = no retries, no cache hits). Other load: CPU used by every other process on the machine during the runs, in cores (2 cores, shared: noise).`,
-  ].join('\n');
+    `Upstream: \`tollgate sim --latency 0 --tps 0\` (instant answers). Floor: \`bench/floor-proxy.mjs\` (node:http + undici Pool, no features). Tollgate: \`tollgate start\` with one openai-compatible provider pointing at the simulator; API-key auth, \`logging.level: info\` (stdout to /dev/null), metrics on${c.profile ? ', **run under --cpu-prof (numbers are slower than normal)**' : ''}.`,
+    `Request: \`POST /v1/chat/completions\`, model sim-small, one short user message, \`max_tokens: ${input.maxTokens}\`; \`stream: true\` for the stream rows. Same bytes to every target.`,
+    `Latency: client side, from writing the request to the last byte of the answer, µs precision (hrtime), 2xx only. TTFB: to the first body byte. Added latency: Tollgate's percentile minus the other target's, over all samples (the verdicts use these); "per-round median": the median over rounds of the same difference taken slice by slice within each round, which a burst of outside load in a few rounds barely moves.`,
+    `Fixed rate: ${rateLabel}; ${s.seconds} s per target, as ${rate.count} rounds of ${fmt(rate.sliceS)} s. Saturation: autocannon, ${c.saturationConnections} connections, ${s.seconds} s per target as ${sat.count} rounds of ${fmt(sat.sliceS)} s. In each round the targets take turns (direct, floor, tollgate${c.baseline ? ', baseline' : ''}), never at once, so outside load falls on all of them alike. Warm-up: ${s.warmupSeconds} s per target first.${c.pin ? ` Pinned: load generator and simulator on CPU ${LOAD_CPU}, floor and Tollgate on CPU ${PROXY_CPU}.` : ''}`,
+    `CPU µs/req: CPU time (user + system, from /proc) of the process the load hits (for direct: the simulator), per request; the load generator's own is in the raw JSON. Upstream calls/req: simulator requests per answered request (1.00 = no retries, no cache hits). Other load: CPU used by every other process on the machine during the runs, in cores (2 cores, shared: noise).`,
+  ];
+  const doc = methodDoc('Core gateway overhead (`npm run bench -- core`)', s, setup, [
+    ...section(`Fixed rate: ${R} req/s`, tb.rate),
+    ...section(`Tollgate's added latency at ${R} req/s`, tb.overhead),
+    ...section(`Saturation: ${c.saturationConnections} connections`, tb.saturation),
+    ...section('Memory', tb.memory),
+    ...(c.baseline && derived.beforeAfter ? beforeAfterSection(c.baseline, derived.beforeAfter, memory, input, R) : []),
+    ...closing({ verdicts: vs, caveats }),
+    ...(profile ? section("Where Tollgate's CPU goes (--cpu-prof over the whole run)", ...profileBlocks(profile)) : []),
+  ]);
+  return { doc, verdicts: vs, derived, caveats, ...(profile ? { profile } : {}) };
+}
 
-  const md = [
-    '## Core gateway overhead (`npm run bench -- core`)',
-    '',
-    `Date: ${date.toISOString()}  `,
-    `Machine: ${describeMachine(machine)}`,
-    '',
-    setup,
-    '',
-    `### Fixed rate: ${c.rate.toLocaleString('en-US')} req/s`,
-    '',
-    markdownTable(tb.rate.header, tb.rate.rows),
-    '',
-    `### Tollgate's added latency at ${c.rate.toLocaleString('en-US')} req/s`,
-    '',
-    markdownTable(tb.overhead.header, tb.overhead.rows),
-    '',
-    `### Saturation: ${c.saturationConnections} connections`,
-    '',
-    markdownTable(tb.saturation.header, tb.saturation.rows),
-    '',
-    '### Memory',
-    '',
-    markdownTable(tb.memory.header, tb.memory.rows),
-    '',
-    '### Targets',
-    '',
-    markdownTable(tb.verdicts.header, tb.verdicts.rows),
-    ...(caveats.length ? ['', '### Caveats', '', ...caveats.map((n) => `- ${n}`)] : []),
-    ...(profile ? ['', "### Where Tollgate's CPU goes (--cpu-prof over the whole run)", '', formatProfile(profile, markdownTable)] : []),
-  ].join('\n');
-
-  const summary = [
-    `Machine: ${describeMachine(machine)}`,
-    '',
-    `Fixed rate (${c.rateDriver}, ${c.rate} req/s, ${s.seconds} s):`,
-    textTable(tb.rate.header, tb.rate.rows),
-    '',
-    `Tollgate's added latency at ${c.rate} req/s:`,
-    textTable(tb.overhead.header, tb.overhead.rows),
-    '',
-    `Saturation (${c.saturationConnections} connections, ${s.seconds} s):`,
-    textTable(tb.saturation.header, tb.saturation.rows),
-    '',
-    'Memory:',
-    textTable(tb.memory.header, tb.memory.rows),
-    '',
-    'Targets:',
-    textTable(tb.verdicts.header, tb.verdicts.rows),
-    ...(caveats.length ? ['', 'Caveats:', ...caveats.map((n) => `- ${n}`)] : []),
-    ...(profile ? ['', formatProfile(profile, textTable)] : []),
-  ].join('\n');
-
-  return { summary, markdown: md, verdicts: vs, derived, caveats, ...(profile ? { profile } : {}) };
+/** "Before and after": the current build against the baseline build, per mode, then memory. */
+function beforeAfterSection(b: BaselineBuild, ba: Record<Mode, BeforeAfter>, memory: Record<TargetName, MemoryUse | undefined>, input: ReportInput, R: string): Block[] {
+  const build = (name: 'tollgate' | 'baseline') => (name === 'tollgate' ? 'tollgate (this build)' : `baseline${b.commit ? ` (${b.commit})` : ''}`);
+  const rows = MODES.flatMap((mode) => (['tollgate', 'baseline'] as const).map((name) => ({ mode, name, x: ba[mode] })));
+  const pct = (v: number) => `${fmt(v * 100, 1)}%`;
+  const title = `Before and after (baseline: ${b.root}${b.commit ? `, commit ${b.commit}${b.dirty ? ' with uncommitted changes' : ''}` : ''})`;
+  const rss = (name: 'tollgate' | 'baseline', idle: MemoryUse | undefined) =>
+    `${name}: ${fmt(idle?.rssMB, 1)} MB after start-up, ${fmt(memory[name]?.rssMB, 1)} MB after the runs (peak ${fmt(memory[name]?.peakRssMB, 1)} MB)`;
+  return section(
+    title,
+    text(
+      `\`baseline\` is \`tollgate start\` from ${b.root}/dist with the same config, simulator and key setup as \`tollgate\` (a tenant, key and embedded state of its own), measured in the same rounds, right after \`tollgate\`. Saturation req/s: median over rounds of each slice's req/s; "tollgate / baseline" is the ratio of those medians (above 100%: this build serves more). Latency at ${R} req/s over all samples; CPU µs/req of the gateway process.`,
+    ),
+    tableOf(rows, [
+      column('mode', (r) => r.mode),
+      column('build', (r) => build(r.name)),
+      column('saturation req/s (median of rounds)', (r) => fmt(r.x.saturationRps[r.name], 0)),
+      column('tollgate / baseline', (r) => (r.name === 'tollgate' ? pct(r.x.saturationRatio) : '')),
+      column(`p50 ms at ${R} req/s`, (r) => fmt(r.x.rateMs[r.name].p50)),
+      column('p99 ms', (r) => fmt(r.x.rateMs[r.name].p99)),
+      column(`CPU µs/req at ${R} req/s`, (r) => fmt(r.x.cpuUsPerReq.rate[r.name], 0)),
+      column('CPU µs/req at saturation', (r) => fmt(r.x.cpuUsPerReq.saturation[r.name], 0)),
+    ]),
+    list([
+      ...MODES.map((mode) => {
+        const x = ba[mode];
+        return `${mode}: tollgate / baseline saturation req/s per round (in round order): ${x.roundRatios.map(pct).join(', ')}; tollgate - baseline at ${R} req/s, per-round median: p50 ${fmtDelta(x.rateDiffPerRound.p50)} ms, p99 ${fmtDelta(x.rateDiffPerRound.p99)} ms${x.issues ? `; issues: ${x.issues}` : ''}`;
+      }),
+      `RSS: ${rss('tollgate', input.tollgateIdleRss)}; ${rss('baseline', input.baselineIdleRss)}`,
+    ]),
+  );
 }

@@ -1,16 +1,16 @@
 /**
  * The jobs scenario's report: job throughput per target (submit latency, submits/s, completion
  * jobs/s, upstream calls per job, CPU per job), the embeddings micro-batcher's upstream request
- * reduction and added latency at a paced rate, verdicts, caveats, and the tables for the console
- * and bench/RESULTS.md.
+ * reduction and added latency at a paced rate, verdicts, caveats, and the report document
+ * (lib/report.ts).
  */
-import { issuesOf, median, pairedMedian } from '../lib/compare.js';
-import { problems, rateShortfall, type LoadResult } from '../lib/load.js';
-import { describeMachine, type MachineInfo } from '../lib/results.js';
-import type { BenchSettings, Verdict } from '../lib/scenario.js';
+import { difference, median } from '../lib/compare.js';
+import { closing, column, heading, list, methodDoc, section, tableOf } from '../lib/report.js';
+import { addedColumns, otherLoadCaveat, runColumns as col, runTable, shortfallCaveats } from '../lib/run-report.js';
+import type { BenchSettings, BuiltReport, Verdict } from '../lib/scenario.js';
 import type { LatencySummary } from '../lib/stats.js';
-import { fmt, fmtDelta, markdownTable, textTable } from '../lib/table.js';
-import type { TurnCpu } from '../lib/turns.js';
+import { fmt, fmtDelta } from '../lib/table.js';
+import type { MeasuredRun } from '../lib/turns.js';
 
 export type ThroughputTargetName = 'embedded' | 'distributed-1' | 'distributed-2';
 export type EmbedTargetName = 'batching-off' | 'batching-on';
@@ -116,13 +116,9 @@ export interface EmbedTargetInfo {
   batchedRequests?: number;
 }
 
-export interface EmbedRun {
+/** One embeddings target's paced run (simulator requests per answered client request: 1 off). */
+export interface EmbedRun extends MeasuredRun {
   target: EmbedTargetName;
-  load: LoadResult;
-  cpu: TurnCpu;
-  upstream: { calls: number; sent: number; answered: number };
-  /** Simulator requests per answered client request (off: 1). */
-  upstreamCallsPerRequest: number;
 }
 
 export interface JobsChecks {
@@ -197,18 +193,13 @@ function deriveEmbed(runs: EmbedRun[]): EmbedDerived | undefined {
   const on = find(runs, EMBED_BATCHED);
   const off = find(runs, EMBED_BASELINE);
   if (!on || !off) return undefined;
+  const d = difference({ name: EMBED_BATCHED, ...on }, { name: EMBED_BASELINE, ...off });
   return {
     requestsPerCallOn: 1 / on.upstreamCallsPerRequest,
     requestsPerCallOff: 1 / off.upstreamCallsPerRequest,
     reduction: off.upstreamCallsPerRequest / on.upstreamCallsPerRequest,
-    added: {
-      p50: on.load.latencyMs.p50 - off.load.latencyMs.p50,
-      p90: on.load.latencyMs.p90 - off.load.latencyMs.p90,
-      p99: on.load.latencyMs.p99 - off.load.latencyMs.p99,
-      perRound: { p50: pairedMedian(on.load, off.load, 'p50'), p99: pairedMedian(on.load, off.load, 'p99') },
-      cpuUsPerReq: on.cpu.targetUsPerReq - off.cpu.targetUsPerReq,
-    },
-    issues: issuesOf({ [EMBED_BATCHED]: on.load, [EMBED_BASELINE]: off.load }),
+    added: { p50: d.p50, p90: d.p90, p99: d.p99, perRound: d.perRound, cpuUsPerReq: d.cpuUsPerReq },
+    issues: d.issues,
   };
 }
 
@@ -250,11 +241,9 @@ function verdicts(derived: Derived, js: JobsSettings): Verdict[] {
 }
 
 function notes(runs: ThroughputRun[], embedRuns: EmbedRun[], checks: JobsChecks, js: JobsSettings): string[] {
-  const out: string[] = [];
-  const noisy = Math.max(0, ...runs.map((r) => r.cpu.otherCores), ...embedRuns.map((r) => r.cpu.foreignCores));
-  if (noisy > 0.25) {
-    out.push(`Other processes used up to ${fmt(noisy)} of the 2 cores during the runs (column "other load"): throughput and latency suffer by that much contention.`);
-  }
+  const out: (string | undefined)[] = [
+    otherLoadCaveat([...runs.map((r) => r.cpu.otherCores), ...embedRuns.map((r) => r.cpu.foreignCores)], 'throughput and latency suffer by that much contention.'),
+  ];
   for (const r of runs) {
     if (!r.drained) out.push(`${r.target} run ${r.repeat + 1}: ${r.finished} of ${r.jobs} jobs finished within ${js.timeoutS} s.`);
     if (r.submitErrors > 0) out.push(`${r.target} run ${r.repeat + 1}: ${r.submitErrors} submits were not answered 202.`);
@@ -272,11 +261,9 @@ function notes(runs: ThroughputRun[], embedRuns: EmbedRun[], checks: JobsChecks,
       `${target}: a gateway process used >= 0.85 of a core over a run (column "gateway cores"): it was CPU-bound (Node runs the JS of one process on one core), so its throughput is that process's limit on this machine.`,
     );
   }
-  for (const r of embedRuns.filter((x) => rateShortfall(x.load))) {
-    out.push(`${r.target} could not sustain ${js.embedRate} req/s here (${fmt(r.load.rps, 0)} req/s): its latency at that rate is time spent queueing.`);
-  }
-  for (const e of checks.errors) out.push(e);
-  return out;
+  out.push(...shortfallCaveats(embedRuns.map((r) => ({ label: r.target, load: r.load })), js.embedRate));
+  out.push(...checks.errors);
+  return out.filter((n): n is string => n !== undefined);
 }
 
 export interface ReportInput {
@@ -289,22 +276,12 @@ export interface ReportInput {
   jobs: JobsSettings;
   settings: BenchSettings;
   embedRounds: { count: number; sliceS: number };
-  date: Date;
-  machine: MachineInfo;
   prompt: string;
   maxTokens: number;
 }
 
-export interface JobsBenchReport {
-  summary: string;
-  markdown: string;
-  verdicts: Verdict[];
-  derived: Derived;
-  caveats: string[];
-}
-
-export function buildReport(input: ReportInput): JobsBenchReport {
-  const { runs, throughputTargets, embedRuns, embedTargets, checks, jobs: js, settings: s, embedRounds, date, machine } = input;
+export function buildReport(input: ReportInput): BuiltReport<Derived> {
+  const { runs, throughputTargets, embedRuns, embedTargets, checks, jobs: js, settings: s, embedRounds } = input;
   const derived: Derived = {
     throughput: throughputTargets
       .map((t) => t.name)
@@ -317,160 +294,96 @@ export function buildReport(input: ReportInput): JobsBenchReport {
   const caveats = notes(runs, embedRuns, checks, js);
   const N = js.jobs.toLocaleString('en-US');
   const R = js.embedRate.toLocaleString('en-US');
-  const ms = (v: number) => `${fmtDelta(v)} ms`;
+  const joined = (values: number[], f: (v: number) => string) => values.map(f).join(' + ');
 
-  const summaryTable = {
-    header: ['target', 'runs drained', 'submits/s', 'submit p50 ms', 'submit p99 ms', 'completed jobs/s', 'mean queue wait ms', 'upstream calls/job', 'CPU µs/job (gateways)', 'gateway CPU (cores)', 'CPU µs/job (Redis+PG)', 'other load (cores)'],
-    rows: derived.throughput.map((t) => [
-      t.target,
-      `${t.drainedRuns}/${t.runs}`,
-      fmt(t.submitsPerS, 0),
-      fmt(t.submitP50),
-      fmt(t.submitP99),
-      fmt(t.jobsPerS, 0),
-      fmt(t.meanQueueWaitMs, 1),
-      fmt(t.upstreamCallsPerJob, 3),
-      fmt(t.gatewayUsPerJob, 0),
-      fmt(t.gatewayCores),
-      t.storesUsPerJob === undefined ? '—' : fmt(t.storesUsPerJob, 0),
-      fmt(t.otherCores),
-    ]),
-  };
-  const runsTable = {
-    header: ['target', 'run', 'accepted', 'submit s', 'submits/s', 'submit p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'finished at last submit', 'drained in s', 'jobs/s', 'succeeded', 'upstream calls', 'gateway CPU ms (per process)', 'gateway cores (per process)'],
-    rows: runs.map((r) => [
-      r.target,
-      String(r.repeat + 1),
-      `${r.accepted}/${r.jobs}`,
-      fmt(r.submitS),
-      fmt(r.submitsPerS, 0),
-      fmt(r.submitLatencyMs.p50),
-      fmt(r.submitLatencyMs.p90),
-      fmt(r.submitLatencyMs.p99),
-      fmt(r.submitLatencyMs.max),
-      String(r.finishedAtSubmitEnd),
-      r.drained ? fmt(r.drainS) : `> ${js.timeoutS}`,
-      r.drained ? fmt(r.jobsPerS, 0) : 'n/a',
-      String(r.succeeded),
-      String(r.upstreamCalls),
-      r.cpu.perProcessMs.map((v) => fmt(v, 0)).join(' + '),
-      r.cpu.gatewayCores.map((v) => fmt(v)).join(' + '),
-    ]),
-  };
-  const embedTable = {
-    header: ['target', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'upstream calls', 'upstream calls/req', 'requests per upstream call', 'CPU µs/req (gateway)', 'CPU µs/req (sim)', 'other load (cores)', 'errors'],
-    rows: embedRuns.map((r) => [
-      r.target,
-      fmt(r.load.rps, 0),
-      fmt(r.load.latencyMs.p50),
-      fmt(r.load.latencyMs.p90),
-      fmt(r.load.latencyMs.p99),
-      fmt(r.load.latencyMs.p999),
-      fmt(r.load.latencyMs.max),
-      String(r.upstream.calls),
-      fmt(r.upstreamCallsPerRequest, 3),
-      fmt(1 / r.upstreamCallsPerRequest),
-      fmt(r.cpu.targetUsPerReq, 0),
-      fmt(r.cpu.simUsPerReq, 0),
-      fmt(r.cpu.foreignCores),
-      problems(r.load) || 'ok',
-    ]),
-  };
-  const embedAddedTable = e
-    ? {
-        header: ['upstream request reduction', 'added p50', 'added p90', 'added p99', 'per-round median: added p50', 'added p99', 'added CPU µs/req (gateway)'],
-        rows: [[`${fmt(e.reduction)}x`, ms(e.added.p50), ms(e.added.p90), ms(e.added.p99), ms(e.added.perRound.p50), ms(e.added.perRound.p99), fmtDelta(e.added.cpuUsPerReq, 0)]],
-      }
-    : undefined;
-  const verdictTable = {
-    header: ['target', 'goal', 'measured', 'verdict'],
-    rows: vs.map((v) => [v.name, v.target, v.actual, `${v.pass ? 'PASS' : 'MISS'}${v.note ? ` (${v.note})` : ''}`]),
-  };
-  const targetTable = {
-    header: ['target', 'what', 'RSS idle (MB)', 'RSS after (MB)', 'peak RSS (MB)'],
-    rows: [
-      ...throughputTargets.map((t) => [
-        t.name,
-        t.description,
-        t.idleRss.map((m) => fmt(m.rssMB, 1)).join(' + '),
-        t.rssAfter ? t.rssAfter.map((m) => fmt(m.rssMB, 1)).join(' + ') : 'n/a',
-        t.rssAfter ? t.rssAfter.map((m) => fmt(m.peakRssMB, 1)).join(' + ') : 'n/a',
-      ]),
-      ...embedTargets.map((t) => [t.name, t.description, fmt(t.idleRss.rssMB, 1), fmt(t.rssAfter?.rssMB, 1), fmt(t.rssAfter?.peakRssMB, 1)]),
+  const summaryTable = tableOf(derived.throughput, [
+    col.target,
+    column('runs drained', (t) => `${t.drainedRuns}/${t.runs}`),
+    column('submits/s', (t) => fmt(t.submitsPerS, 0)),
+    column('submit p50 ms', (t) => fmt(t.submitP50)),
+    column('submit p99 ms', (t) => fmt(t.submitP99)),
+    column('completed jobs/s', (t) => fmt(t.jobsPerS, 0)),
+    column('mean queue wait ms', (t) => fmt(t.meanQueueWaitMs, 1)),
+    column('upstream calls/job', (t) => fmt(t.upstreamCallsPerJob, 3)),
+    column('CPU µs/job (gateways)', (t) => fmt(t.gatewayUsPerJob, 0)),
+    column('gateway CPU (cores)', (t) => fmt(t.gatewayCores)),
+    column('CPU µs/job (Redis+PG)', (t) => (t.storesUsPerJob === undefined ? '—' : fmt(t.storesUsPerJob, 0))),
+    column('other load (cores)', (t) => fmt(t.otherCores)),
+  ]);
+  const runsTable = tableOf(runs, [
+    col.target,
+    column('run', (r) => String(r.repeat + 1)),
+    column('accepted', (r) => `${r.accepted}/${r.jobs}`),
+    column('submit s', (r) => fmt(r.submitS)),
+    column('submits/s', (r) => fmt(r.submitsPerS, 0)),
+    column('submit p50 ms', (r) => fmt(r.submitLatencyMs.p50)),
+    column('p90 ms', (r) => fmt(r.submitLatencyMs.p90)),
+    column('p99 ms', (r) => fmt(r.submitLatencyMs.p99)),
+    column('max ms', (r) => fmt(r.submitLatencyMs.max)),
+    column('finished at last submit', (r) => String(r.finishedAtSubmitEnd)),
+    column('drained in s', (r) => (r.drained ? fmt(r.drainS) : `> ${js.timeoutS}`)),
+    column('jobs/s', (r) => (r.drained ? fmt(r.jobsPerS, 0) : 'n/a')),
+    column('succeeded', (r) => String(r.succeeded)),
+    column('upstream calls', (r) => String(r.upstreamCalls)),
+    column('gateway CPU ms (per process)', (r) => joined(r.cpu.perProcessMs, (v) => fmt(v, 0))),
+    column('gateway cores (per process)', (r) => joined(r.cpu.gatewayCores, (v) => fmt(v))),
+  ]);
+  const embedTable = runTable(
+    embedRuns,
+    [col.target],
+    [
+      column('upstream calls', (r) => String(r.upstream.calls)),
+      column('upstream calls/req', (r) => fmt(r.upstreamCallsPerRequest, 3)),
+      column('requests per upstream call', (r) => fmt(1 / r.upstreamCallsPerRequest)),
+      col.cpu('gateway'),
+      col.simCpu,
     ],
-  };
+  );
+  const embedAddedTable = e
+    ? tableOf(
+        [{ reduction: e.reduction, ...e.added }],
+        [column('upstream request reduction', (a) => `${fmt(a.reduction)}x`), addedColumns.p50, addedColumns.p90, addedColumns.p99, addedColumns.roundP50, addedColumns.roundP99, addedColumns.cpu],
+      )
+    : undefined;
+  const rss = (m: { rssMB: number; peakRssMB: number }[] | undefined, f: (x: { rssMB: number; peakRssMB: number }) => number) => (m ? joined(m.map(f), (v) => fmt(v, 1)) : 'n/a');
+  const targetTable = tableOf(
+    [
+      ...throughputTargets.map((t) => ({ name: t.name, description: t.description, idle: t.idleRss, after: t.rssAfter })),
+      ...embedTargets.map((t) => ({ name: t.name, description: t.description, idle: [t.idleRss], after: t.rssAfter && [t.rssAfter] })),
+    ],
+    [
+      column('target', (t) => t.name),
+      column('what', (t) => t.description),
+      column('RSS idle (MB)', (t) => rss(t.idle, (m) => m.rssMB)),
+      column('RSS after (MB)', (t) => rss(t.after, (m) => m.rssMB)),
+      column('peak RSS (MB)', (t) => rss(t.after, (m) => m.peakRssMB)),
+    ],
+  );
   const on = embedTargets.find((t) => t.name === EMBED_BATCHED);
   const off = embedTargets.find((t) => t.name === EMBED_BASELINE);
   const checkLines = [
-    `- Jobs: each run's jobs were counted finished (and succeeded) with \`tollgate_jobs_finished_total\` of every gateway process, and the simulator's request count over the run is the upstream calls (1.000 per job: no retries, no job run twice, no cache hit).`,
-    `- Embeddings: the gateway's own counters after the runs (warm-up, pre-flight and lead-ins included): batching-on \`tollgate_embedding_batched_requests_total\` ${on?.batchedRequests ?? 'n/a'} in \`tollgate_embedding_batch_calls_total\` ${on?.batchCalls ?? 'n/a'} upstream calls (${on?.batchedRequests && on.batchCalls ? fmt(on.batchedRequests / on.batchCalls) : 'n/a'} per call) for ${on?.requestsSent ?? 'n/a'} requests sent; batching-off: ${off?.batchCalls ?? 'n/a'} batch calls (expect 0) for ${off?.requestsSent ?? 'n/a'} requests.`,
+    `Jobs: each run's jobs were counted finished (and succeeded) with \`tollgate_jobs_finished_total\` of every gateway process, and the simulator's request count over the run is the upstream calls (1.000 per job: no retries, no job run twice, no cache hit).`,
+    `Embeddings: the gateway's own counters after the runs (warm-up, pre-flight and lead-ins included): batching-on \`tollgate_embedding_batched_requests_total\` ${on?.batchedRequests ?? 'n/a'} in \`tollgate_embedding_batch_calls_total\` ${on?.batchCalls ?? 'n/a'} upstream calls (${on?.batchedRequests && on.batchCalls ? fmt(on.batchedRequests / on.batchCalls) : 'n/a'} per call) for ${on?.requestsSent ?? 'n/a'} requests sent; batching-off: ${off?.batchCalls ?? 'n/a'} batch calls (expect 0) for ${off?.requestsSent ?? 'n/a'} requests.`,
     ...(checks.schemasDropped || checks.redisKeysDeleted !== undefined
-      ? [`- Clean-up: PostgreSQL schemas dropped: ${checks.schemasDropped?.join(', ') || 'none'}; Redis keys deleted: ${checks.redisKeysDeleted ?? 'n/a'}.`]
+      ? [`Clean-up: PostgreSQL schemas dropped: ${checks.schemasDropped?.join(', ') || 'none'}; Redis keys deleted: ${checks.redisKeysDeleted ?? 'n/a'}.`]
       : []),
   ];
 
   const tput = throughputTargets.map((t) => `\`${t.name}\` (${t.description})`).join('; ');
   const setup = [
-    `- Upstream: \`tollgate sim --latency 0 --tps 0\` (instant answers, every model, embeddings included). Every gateway is \`tollgate start\` set up as in core (one openai-compatible provider pointing at the simulator, API-key auth, \`logging.level: info\` to /dev/null, metrics on) with \`cache: {enabled: false}\`, so every job and every embedding request goes upstream.`,
-    `- **Job throughput** targets: ${tput}; every process \`jobs.concurrency: ${js.concurrency}\` (other \`jobs\` settings default: \`pollMs\` 500, a submit wakes the workers at once, in distributed mode the other processes too over Redis).`,
-    `- A run: ${N} jobs (\`POST /v1/jobs\`, \`{body: {model: sim-small, messages: [one short user message], max_tokens: ${input.maxTokens}}}\`) submitted as fast as ${js.clients} concurrent clients can (one keep-alive connection each; with two processes, the clients alternate between them), while the workers run them. Submit latency: client side, from writing the request to the last byte of its 202, µs precision. submits/s: jobs accepted ÷ (first submit sent → last submit answered). **Completed jobs/s: jobs finished ÷ (first submit sent → the first read of the counters that shows them all finished)**; the counters (\`tollgate_jobs_finished_total\` of every process, from \`/metrics\`) are read every ${js.pollMs} ms, so the end is late by up to that much. Mean queue wait: from \`tollgate_job_queue_wait_seconds\` (submit to claim). Before measuring, ${js.warmupJobs} jobs per target are submitted and drained (warm-up). ${js.repeats} runs per target, the targets taking turns (one at a time, never at once); the summary shows medians over the runs (submit latency percentiles: the median of the runs' percentiles).`,
-    `- CPU µs/job: CPU time (user + system, /proc) of the gateway process(es) over the run per job; Redis+PG: every \`redis-server\` and \`postgres\` process on the machine (an upper bound: they may serve others); other load: every other process, in cores (2 cores, shared: noise). The bench process itself (the submitting clients) runs on the same 2 cores.`,
-    `- **Embeddings micro-batching**: two embedded gateways, \`batching-on\` (\`embeddings.batching: {enabled: true, windowMs: ${js.embedWindowMs}, maxBatchSize: ${js.embedMaxBatchSize}}\`, the defaults) and \`batching-off\` (\`enabled: false\`). Request: \`POST /v1/embeddings\`, \`{model: sim-embed, input: <one short sentence>}\` (single input). Evenly paced, open loop, ${R} req/s, up to ${js.embedConnections} connections, ${js.embedLeadInS} s unmeasured lead-in; ${fmt(js.embedSeconds, 0)} s per target as ${embedRounds.count} rounds of ${fmt(embedRounds.sliceS)} s, the targets taking turns (first alternating), each slice followed by a wait for the gateway and simulator to go idle; warm-up ${s.warmupSeconds} s per target at the same rate. Upstream calls: the simulator's request count over each target's slices; reduction = upstream calls per request off ÷ on. Latency: client side, 2xx only; added = on − off over all samples, and the median over rounds of the per-round difference.`,
-  ].join('\n');
+    `Upstream: \`tollgate sim --latency 0 --tps 0\` (instant answers, every model, embeddings included). Every gateway is \`tollgate start\` set up as in core (one openai-compatible provider pointing at the simulator, API-key auth, \`logging.level: info\` to /dev/null, metrics on) with \`cache: {enabled: false}\`, so every job and every embedding request goes upstream.`,
+    `**Job throughput** targets: ${tput}; every process \`jobs.concurrency: ${js.concurrency}\` (other \`jobs\` settings default: \`pollMs\` 500, a submit wakes the workers at once, in distributed mode the other processes too over Redis).`,
+    `A run: ${N} jobs (\`POST /v1/jobs\`, \`{body: {model: sim-small, messages: [one short user message], max_tokens: ${input.maxTokens}}}\`) submitted as fast as ${js.clients} concurrent clients can (one keep-alive connection each; with two processes, the clients alternate between them), while the workers run them. Submit latency: client side, from writing the request to the last byte of its 202, µs precision. submits/s: jobs accepted ÷ (first submit sent → last submit answered). **Completed jobs/s: jobs finished ÷ (first submit sent → the first read of the counters that shows them all finished)**; the counters (\`tollgate_jobs_finished_total\` of every process, from \`/metrics\`) are read every ${js.pollMs} ms, so the end is late by up to that much. Mean queue wait: from \`tollgate_job_queue_wait_seconds\` (submit to claim). Before measuring, ${js.warmupJobs} jobs per target are submitted and drained (warm-up). ${js.repeats} runs per target, the targets taking turns (one at a time, never at once); the summary shows medians over the runs (submit latency percentiles: the median of the runs' percentiles).`,
+    `CPU µs/job: CPU time (user + system, /proc) of the gateway process(es) over the run per job; Redis+PG: every \`redis-server\` and \`postgres\` process on the machine (an upper bound: they may serve others); other load: every other process, in cores (2 cores, shared: noise). The bench process itself (the submitting clients) runs on the same 2 cores.`,
+    `**Embeddings micro-batching**: two embedded gateways, \`batching-on\` (\`embeddings.batching: {enabled: true, windowMs: ${js.embedWindowMs}, maxBatchSize: ${js.embedMaxBatchSize}}\`, the defaults) and \`batching-off\` (\`enabled: false\`). Request: \`POST /v1/embeddings\`, \`{model: sim-embed, input: <one short sentence>}\` (single input). Evenly paced, open loop, ${R} req/s, up to ${js.embedConnections} connections, ${js.embedLeadInS} s unmeasured lead-in; ${fmt(js.embedSeconds, 0)} s per target as ${embedRounds.count} rounds of ${fmt(embedRounds.sliceS)} s, the targets taking turns (first alternating), each slice followed by a wait for the gateway and simulator to go idle; warm-up ${s.warmupSeconds} s per target at the same rate. Upstream calls: the simulator's request count over each target's slices; reduction = upstream calls per request off ÷ on. Latency: client side, 2xx only; added = on − off over all samples, and the median over rounds of the per-round difference.`,
+  ];
 
-  const markdown = [
-    '## Async jobs: throughput, submit latency; embeddings micro-batching (`npm run bench -- jobs`)',
-    '',
-    `Date: ${date.toISOString()}  `,
-    `Machine: ${describeMachine(machine)}`,
-    '',
-    setup,
-    '',
-    `### Job throughput: ${N} jobs per run, simulator at 0 ms (medians of ${js.repeats} runs)`,
-    '',
-    markdownTable(summaryTable.header, summaryTable.rows),
-    '',
-    '#### Every run',
-    '',
-    markdownTable(runsTable.header, runsTable.rows),
-    '',
-    `### Embeddings micro-batching at ${R} req/s (single-input requests)`,
-    '',
-    markdownTable(embedTable.header, embedTable.rows),
-    '',
-    ...(embedAddedTable ? [markdownTable(embedAddedTable.header, embedAddedTable.rows), ''] : []),
-    '### Targets',
-    '',
-    markdownTable(verdictTable.header, verdictTable.rows),
-    '',
-    '### Checks',
-    '',
-    ...checkLines,
-    '',
-    markdownTable(targetTable.header, targetTable.rows),
-    ...(caveats.length ? ['', '### Caveats', '', ...caveats.map((n) => `- ${n}`)] : []),
-  ].join('\n');
-
-  const summary = [
-    `Machine: ${describeMachine(machine)}`,
-    '',
-    `Job throughput (${N} jobs per run, ${js.clients} submitting clients, jobs.concurrency ${js.concurrency}; medians of ${js.repeats} runs):`,
-    textTable(summaryTable.header, summaryTable.rows),
-    '',
-    textTable(runsTable.header, runsTable.rows),
-    '',
-    `Embeddings micro-batching at ${R} req/s (paced, ${fmt(js.embedSeconds, 0)} s per target):`,
-    textTable(embedTable.header, embedTable.rows),
-    ...(embedAddedTable ? [textTable(embedAddedTable.header, embedAddedTable.rows)] : []),
-    '',
-    'Targets:',
-    textTable(verdictTable.header, verdictTable.rows),
-    '',
-    'Checks:',
-    ...checkLines,
-    textTable(targetTable.header, targetTable.rows),
-    ...(caveats.length ? ['', 'Caveats:', ...caveats.map((n) => `- ${n}`)] : []),
-  ].join('\n');
-
-  return { summary, markdown, verdicts: vs, derived, caveats };
+  const doc = methodDoc('Async jobs: throughput, submit latency; embeddings micro-batching (`npm run bench -- jobs`)', s, setup, [
+    ...section(`Job throughput: ${N} jobs per run, simulator at 0 ms (medians of ${js.repeats} runs)`, summaryTable),
+    heading('Every run', 4),
+    runsTable,
+    ...section(`Embeddings micro-batching at ${R} req/s (single-input requests)`, embedTable, ...(embedAddedTable ? [embedAddedTable] : [])),
+    ...closing({ verdicts: vs, checks: [list(checkLines), targetTable], caveats }),
+  ]);
+  return { doc, verdicts: vs, derived, caveats };
 }

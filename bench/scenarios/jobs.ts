@@ -24,33 +24,18 @@
  * BENCH_EMBED_RATE (500), BENCH_EMBED_SECONDS (20, per target), BENCH_REDIS_URL,
  * BENCH_POSTGRES_URL.
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Pool } from 'undici';
-import { combine, isClean, problems, type HttpRequestSpec } from '../lib/load.js';
-import { PacedSession } from '../lib/paced.js';
-import { cpuTimeMs, cpuTimesMs, freePort, machineBusyMs, memoryMB, onCleanup, pidsNamed, waitForIdle } from '../lib/process.js';
-import { machineInfo } from '../lib/results.js';
-import type { BenchSettings, Scenario, ScenarioReport } from '../lib/scenario.js';
+import type { HttpRequestSpec } from '../lib/load.js';
+import { cpuTimeMs, cpuTimesMs, machineBusyMs, memoryMB, pidsNamed, waitForIdle } from '../lib/process.js';
+import { positiveEnv, reportFields, scenarioResult, type BenchSettings, type Scenario, type ScenarioReport } from '../lib/scenario.js';
 import { msBetween, Samples, summarize, type LatencySummary } from '../lib/stats.js';
-import { checkStores, DEFAULT_POSTGRES_URL, DEFAULT_REDIS_URL, deleteRedisKeys, dropSchema, redact, uniqueStoreNames } from '../lib/stores.js';
+import { DEFAULT_POSTGRES_URL, DEFAULT_REDIS_URL, deleteRedisKeys, dropSchema, redact, reserveStores, uniqueStoreNames } from '../lib/stores.js';
 import { fmt } from '../lib/table.js';
-import {
-  checkRequest,
-  childEnv,
-  createTenantAndKey,
-  gatewayConfig,
-  MAX_TOKENS,
-  PROMPT,
-  simTotal,
-  startGateway,
-  startSimulator,
-  tollgateCli,
-  writeGatewayConfig,
-  type HttpTarget,
-} from '../lib/tollgate.js';
-import { describeLoad, rounds, TurnMeter } from '../lib/turns.js';
+import { checkRequest, childEnv, launchGateway, MAX_TOKENS, PROMPT, simTotal, startSimulator, tollgateCli, type Gateway, type HttpTarget } from '../lib/tollgate.js';
+import { pacedTurns, pacedWarmUp, rounds, runRounds, settleTargets } from '../lib/turns.js';
 import {
   buildReport,
   type EmbedRun,
@@ -69,14 +54,6 @@ const MODELS = {
   'sim-small': { type: 'chat', deployments: [{ provider: 'upstream' }], price: { input: 0.15, output: 0.6 } },
   'sim-embed': { type: 'embedding', deployments: [{ provider: 'upstream' }], price: { input: 0.02 } },
 };
-
-function positiveEnv(name: string, dflt: number): number {
-  const raw = process.env[name];
-  if (raw === undefined || raw === '') return dflt;
-  const n = Number(raw);
-  if (!Number.isFinite(n) || n <= 0) throw new Error(`${name} must be a positive number, got '${raw}'`);
-  return n;
-}
 
 function jobsSettings(date: Date): JobsSettings {
   const env = process.env;
@@ -114,8 +91,6 @@ interface ThroughputTarget {
 }
 
 async function startThroughputTargets(s: BenchSettings, js: JobsSettings, tmp: string, sim: HttpTarget, out: ThroughputTarget[]): Promise<void> {
-  const cli = tollgateCli(s.root);
-  const env = childEnv();
   const defs: { name: ThroughputTargetName; processes: number; distributed: boolean; description: string }[] = [
     { name: 'embedded', processes: 1, distributed: false, description: 'SQLite, one process' },
     ...(js.distributed ? [{ name: 'distributed-1' as const, processes: 1, distributed: true, description: 'PostgreSQL + Redis, one process' }] : []),
@@ -124,47 +99,31 @@ async function startThroughputTargets(s: BenchSettings, js: JobsSettings, tmp: s
       : []),
   ];
   for (const def of defs) {
-    const schema = `${js.postgresSchema}_${def.name === 'distributed-1' ? 'd1' : 'd2'}`;
-    const procs: HttpTarget[] = [];
-    let apiKey = '';
+    const tag = def.name === 'distributed-1' ? 'd1' : 'd2';
+    const schema = `${js.postgresSchema}_${tag}`;
+    const procs: Gateway[] = [];
     for (let p = 0; p < def.processes; p++) {
       const dir = join(tmp, `${def.name}-${p}`);
-      mkdirSync(dir, { recursive: true });
-      const port = await freePort();
-      const storage = def.distributed
-        ? {
-            kind: 'distributed',
-            redisUrl: js.redisUrl,
-            postgresUrl: js.postgresUrl,
-            postgresSchema: schema,
-            redisPrefix: `${js.redisPrefix}${def.name === 'distributed-1' ? 'd1' : 'd2'}:`,
-            dir: join(dir, 'state'),
-          }
-        : { kind: 'embedded', dir: join(dir, 'state') };
-      const configFile = writeGatewayConfig(
-        join(dir, 'tollgate.yaml'),
-        gatewayConfig({
-          port,
+      const storage = { kind: 'distributed', redisUrl: js.redisUrl, postgresUrl: js.postgresUrl, postgresSchema: schema, redisPrefix: `${js.redisPrefix}${tag}:`, dir: join(dir, 'state') };
+      const jobs = { concurrency: js.concurrency, ...(def.distributed ? { webhooks: { signingSecret: 'bench-jobs-signing-secret-0123456789' } } : {}) };
+      procs.push(
+        await launchGateway({
+          name: def.processes > 1 ? `${def.name}-${p + 1}` : def.name,
+          root: s.root,
+          dir,
           simOrigin: sim.origin,
-          storage,
-          extra: {
-            models: MODELS,
-            cache: { enabled: false },
-            jobs: { concurrency: js.concurrency, ...(def.distributed ? { webhooks: { signingSecret: 'bench-jobs-signing-secret-0123456789' } } : {}) },
-          },
+          log: s.log,
+          ...(def.distributed ? { storage, note: ` (PostgreSQL schema ${schema})` } : {}),
+          extra: { models: MODELS, cache: { enabled: false }, jobs },
+          // The processes of a target share one storage: the first one's key serves them all.
+          keys: p === 0 ? 'api' : 'none',
         }),
       );
-      if (p === 0) {
-        s.log(`${def.name}: creating tenant and API key${def.distributed ? ` (PostgreSQL schema ${schema})` : ''}`);
-        apiKey = await createTenantAndKey(cli, configFile, dir);
-      }
-      s.log(`starting ${def.name}${def.processes > 1 ? ` process ${p + 1}` : ''} on :${port}`);
-      procs.push(await startGateway({ name: def.processes > 1 ? `${def.name}-${p + 1}` : def.name, cli, configFile, port, cwd: dir, env }));
     }
     out.push({
-      info: { name: def.name, description: def.description, processes: def.processes, idleRss: procs.map((g) => memoryMB(g.proc.pid)) },
+      info: { name: def.name, description: def.description, processes: def.processes, idleRss: procs.map((g) => g.idleRss) },
       procs,
-      apiKey,
+      apiKey: procs[0]?.apiKey ?? '',
       ...(def.distributed ? { schema } : {}),
     });
   }
@@ -373,41 +332,20 @@ async function throughputRun(t: ThroughputTarget, js: JobsSettings, n: number, r
 // ---------------------------------------------------------------------------------------------
 // Embeddings micro-batching
 
-interface EmbedGateway extends HttpTarget {
+interface EmbedGateway extends Gateway {
   name: EmbedTargetName;
-  apiKey: string;
   info: EmbedTargetInfo;
 }
 
 async function startEmbedGateways(s: BenchSettings, js: JobsSettings, tmp: string, sim: HttpTarget, out: EmbedGateway[]): Promise<void> {
-  const cli = tollgateCli(s.root);
-  const env = childEnv();
   const defs: { name: EmbedTargetName; enabled: boolean; description: string }[] = [
     { name: 'batching-off', enabled: false, description: 'embedded, embeddings.batching.enabled: false' },
     { name: 'batching-on', enabled: true, description: `embedded, embeddings.batching: {windowMs: ${js.embedWindowMs}, maxBatchSize: ${js.embedMaxBatchSize}}` },
   ];
   for (const def of defs) {
-    const dir = join(tmp, def.name);
-    mkdirSync(dir, { recursive: true });
-    const port = await freePort();
-    const configFile = writeGatewayConfig(
-      join(dir, 'tollgate.yaml'),
-      gatewayConfig({
-        port,
-        simOrigin: sim.origin,
-        storage: { kind: 'embedded', dir: join(dir, 'state') },
-        extra: {
-          models: MODELS,
-          cache: { enabled: false },
-          embeddings: { batching: { enabled: def.enabled, windowMs: js.embedWindowMs, maxBatchSize: js.embedMaxBatchSize } },
-        },
-      }),
-    );
-    s.log(`${def.name}: creating tenant and API key`);
-    const apiKey = await createTenantAndKey(cli, configFile, dir);
-    s.log(`starting ${def.name} on :${port}`);
-    const g = await startGateway({ name: def.name, cli, configFile, port, cwd: dir, env });
-    out.push({ ...g, name: def.name, apiKey, info: { name: def.name, description: def.description, idleRss: memoryMB(g.proc.pid), requestsSent: 0 } });
+    const extra = { models: MODELS, cache: { enabled: false }, embeddings: { batching: { enabled: def.enabled, windowMs: js.embedWindowMs, maxBatchSize: js.embedMaxBatchSize } } };
+    const g = await launchGateway({ name: def.name, root: s.root, dir: join(tmp, def.name), simOrigin: sim.origin, log: s.log, extra });
+    out.push({ ...g, name: def.name, info: { name: def.name, description: def.description, idleRss: g.idleRss, requestsSent: 0 } });
   }
 }
 
@@ -433,17 +371,9 @@ export const jobsScenario: Scenario = {
   name: 'jobs',
   description: 'Async jobs: throughput and submit latency (embedded, distributed); embeddings micro-batching at 500 req/s (upstream reduction, added latency)',
   async run(s: BenchSettings): Promise<ScenarioReport> {
-    const date = new Date();
-    const js = jobsSettings(date);
-    const machine = machineInfo();
-    if (js.distributed) await checkStores(js.redisUrl, js.postgresUrl);
+    const js = jobsSettings(s.date);
     const schemas = js.distributed ? [`${js.postgresSchema}_d1`, ...(js.twoProcesses ? [`${js.postgresSchema}_d2`] : [])] : [];
-    const unregister = js.distributed
-      ? onCleanup(async () => {
-          await deleteRedisKeys(js.redisUrl, js.redisPrefix).catch(() => undefined);
-          for (const schema of schemas) await dropSchema(js.postgresUrl, schema).catch(() => undefined);
-        })
-      : () => {};
+    const unregister = js.distributed ? await reserveStores({ ...js, schemas, skip: 'BENCH_JOBS_DISTRIBUTED=0 to skip the distributed targets' }) : () => {};
     const tmp = mkdtempSync(join(tmpdir(), 'tollgate-bench-jobs-'));
     const checks: JobsChecks = { errors: [] };
     const runs: ThroughputRun[] = [];
@@ -467,19 +397,17 @@ export const jobsScenario: Scenario = {
           const { run: w } = await throughputRun(t, js, js.warmupJobs, -1, simTarget);
           if (!w.drained) s.log(`  warm-up of ${t.info.name}: ${w.finished}/${w.jobs} finished, ${w.submitErrors} submit errors${w.errorSample ? ` (${w.errorSample})` : ''}`);
         }
-        for (let repeat = 0; repeat < js.repeats; repeat++) {
-          for (let k = 0; k < targets.length; k++) {
-            const t = targets[(repeat + k) % targets.length] as ThroughputTarget;
-            const { run: r, latencies } = await throughputRun(t, js, js.jobs, repeat, simTarget);
-            runs.push(r);
-            const samples = (pooled[t.info.name] ??= new Samples());
-            for (const v of latencies) samples.push(v);
-            s.log(
-              `${t.info.name.padEnd(14)} run ${repeat + 1}: ${r.accepted}/${r.jobs} accepted in ${fmt(r.submitS)} s (${fmt(r.submitsPerS, 0)}/s, submit p50 ${fmt(r.submitLatencyMs.p50)} p99 ${fmt(r.submitLatencyMs.p99)} ms); ` +
-                `${r.finished} finished in ${fmt(r.drainS)} s (${fmt(r.jobsPerS, 0)} jobs/s); ${r.upstreamCalls} upstream calls; other load ${fmt(r.cpu.otherCores)} cores`,
-            );
-          }
-        }
+        await runRounds(targets.length, js.repeats, async (i, repeat) => {
+          const t = targets[i] as ThroughputTarget;
+          const { run: r, latencies } = await throughputRun(t, js, js.jobs, repeat, simTarget);
+          runs.push(r);
+          const samples = (pooled[t.info.name] ??= new Samples());
+          for (const v of latencies) samples.push(v);
+          s.log(
+            `${t.info.name.padEnd(14)} run ${repeat + 1}: ${r.accepted}/${r.jobs} accepted in ${fmt(r.submitS)} s (${fmt(r.submitsPerS, 0)}/s, submit p50 ${fmt(r.submitLatencyMs.p50)} p99 ${fmt(r.submitLatencyMs.p99)} ms); ` +
+              `${r.finished} finished in ${fmt(r.drainS)} s (${fmt(r.jobsPerS, 0)} jobs/s); ${r.upstreamCalls} upstream calls; other load ${fmt(r.cpu.otherCores)} cores`,
+          );
+        });
         for (const t of targets) t.info.rssAfter = t.procs.map((p) => memoryMB(p.proc.pid));
       } finally {
         for (const t of [...targets].reverse()) for (const p of [...t.procs].reverse()) await p.proc.stop(10_000);
@@ -492,39 +420,18 @@ export const jobsScenario: Scenario = {
         g.info.requestsSent++;
       }
       for (const g of embedGateways) {
-        s.log(`warm-up ${g.name}: ${s.warmupSeconds} s at ${js.embedRate} req/s`);
-        const session = new PacedSession(embedRequest(g), js.embedConnections);
-        try {
-          const w = combine([await session.run(js.embedRate, s.warmupSeconds)]);
-          g.info.requestsSent += w.sent;
-          if (!isClean(w)) s.log(`  warm-up of ${g.name}: ${problems(w)}`);
-        } finally {
-          await session.close();
-        }
+        g.info.requestsSent += await pacedWarmUp({ name: g.name, requests: [embedRequest(g)], rate: js.embedRate, connections: js.embedConnections, seconds: s.warmupSeconds, log: s.log });
       }
-      const waited = await waitForIdle([simTarget.proc.pid, ...embedGateways.map((g) => g.proc.pid)], { maxMs: 15_000, windowMs: 250, threshold: 0.05 });
-      s.log(`embeddings targets idle after ${waited} ms; ${js.embedRate} req/s, ${embedRounds.count} rounds of ${fmt(embedRounds.sliceS)} s per target`);
-      const meters = embedGateways.map((g) => new TurnMeter({ targetPid: g.proc.pid, sim: { origin: simTarget.origin, pid: simTarget.proc.pid } }));
-      const sessions = embedGateways.map((g) => new PacedSession(embedRequest(g), js.embedConnections));
-      try {
-        for (let round = 0; round < embedRounds.count; round++) {
-          for (let k = 0; k < embedGateways.length; k++) {
-            const i = (round + k) % embedGateways.length;
-            const session = sessions[i] as PacedSession;
-            await (meters[i] as TurnMeter).measure(() => session.run(js.embedRate, embedRounds.sliceS, round === 0 ? js.embedLeadInS : 0));
-          }
-        }
-      } finally {
-        await Promise.all(sessions.map((x) => x.close()));
-      }
+      await settleTargets([simTarget.proc.pid, ...embedGateways.map((g) => g.proc.pid)], s.log, 'embeddings targets');
+      s.log(`embeddings: ${js.embedRate} req/s, ${embedRounds.count} rounds of ${fmt(embedRounds.sliceS)} s per target`);
+      const results = await pacedTurns(
+        embedGateways.map((g) => ({ name: g.name, pid: g.proc.pid, request: embedRequest(g) })),
+        { label: 'embed', log: s.log, sim: { origin: simTarget.origin, pid: simTarget.proc.pid }, rate: js.embedRate, connections: js.embedConnections, rounds: embedRounds, leadInS: js.embedLeadInS },
+      );
       for (const [i, g] of embedGateways.entries()) {
-        const meter = meters[i] as TurnMeter;
-        const load = meter.load();
-        const upstream = meter.upstream(load);
-        const record: EmbedRun = { target: g.name, load, cpu: meter.cpu(load), upstream, upstreamCallsPerRequest: upstream.calls / Math.max(1, load.answered) };
+        const { load, cpu, upstream, upstreamCallsPerRequest } = results[i]!;
         g.info.requestsSent += load.sent;
-        embedRuns.push(record);
-        s.log(`${g.name.padEnd(13)} ${describeLoad(load, record.cpu)}  upstream calls/req ${fmt(record.upstreamCallsPerRequest, 3)}`);
+        embedRuns.push({ target: g.name, load, cpu, upstream, upstreamCallsPerRequest });
       }
       for (const g of embedGateways) {
         g.info.rssAfter = memoryMB(g.proc.pid);
@@ -565,39 +472,26 @@ export const jobsScenario: Scenario = {
       jobs: js,
       settings: s,
       embedRounds,
-      date,
-      machine,
       prompt: PROMPT,
       maxTokens: MAX_TOKENS,
     });
-    return {
-      summary: report.summary,
-      markdown: report.markdown,
-      verdicts: report.verdicts,
-      raw: {
-        scenario: 'jobs',
-        date: date.toISOString(),
-        machine,
-        settings: {
-          ...js,
-          redisUrl: redact(js.redisUrl),
-          postgresUrl: redact(js.postgresUrl),
-          seconds: s.seconds,
-          warmupSeconds: s.warmupSeconds,
-          embedRounds,
-          maxTokens: MAX_TOKENS,
-          prompt: PROMPT,
-          embedInput: EMBED_INPUT,
-        },
-        throughputTargets: targets.map((t) => t.info),
-        runs,
-        embedTargets: embedGateways.map((g) => g.info),
-        embedRuns,
-        derived: report.derived,
-        checks,
-        verdicts: report.verdicts,
-        caveats: report.caveats,
+    return scenarioResult('jobs', s, report, {
+      settings: {
+        ...js,
+        redisUrl: redact(js.redisUrl),
+        postgresUrl: redact(js.postgresUrl),
+        seconds: s.seconds,
+        warmupSeconds: s.warmupSeconds,
+        embedRounds,
+        maxTokens: MAX_TOKENS,
+        prompt: PROMPT,
+        embedInput: EMBED_INPUT,
       },
-    };
+      throughputTargets: targets.map((t) => t.info),
+      runs,
+      embedTargets: embedGateways.map((g) => g.info),
+      embedRuns,
+      ...reportFields(report, { checks }),
+    });
   },
 };

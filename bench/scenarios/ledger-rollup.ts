@@ -37,13 +37,14 @@ import { SqliteLedger } from '../../src/storage/sqlite/ledger.js';
 import { SqliteRequestLog } from '../../src/storage/sqlite/request-log.js';
 import { SqliteWriterThread } from '../../src/storage/sqlite/writer-thread.js';
 import type { CacheOutcome, RequestLogEntry, UsageEvent } from '../../src/storage/types.js';
-import { describeMachine, machineInfo } from '../lib/results.js';
+import { prng } from '../lib/random.js';
+import { section, table, text, verdictTable } from '../lib/report.js';
+import { describeMachine } from '../lib/results.js';
 import { positiveEnv, type BenchSettings, type Scenario, type ScenarioReport, type Verdict } from '../lib/scenario.js';
-import { fmt, markdownTable, textTable } from '../lib/table.js';
+import { fmt } from '../lib/table.js';
 
 const RATE = 300; // req/s
 const DAY_MS = 86_400_000;
-const HOUR_MS = 3_600_000;
 const PER_DAY = RATE * 86_400;
 const T0 = Date.UTC(2026, 0, 5);
 const TENANTS = 20;
@@ -57,17 +58,6 @@ const MAX_STEADY_GB = 100;
 const MAX_GROWTH_SHARE = 0.02;
 const MAX_HOLD_MS = 5;
 
-/** Deterministic draws (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 const hex = (r: () => number, n: number) => Array.from({ length: n }, () => Math.floor(r() * 16).toString(16)).join('');
 
 interface Traffic {
@@ -77,7 +67,7 @@ interface Traffic {
 }
 
 function traffic(users: number): Traffic {
-  const r = rng(1);
+  const r = prng(1);
   const tenants = Array.from({ length: TENANTS }, () => `ten_${hex(r, 16)}`);
   const keys = Array.from({ length: TENANTS * KEYS_PER_TENANT }, () => `key_${hex(r, 16)}`);
   return { tenants, keys, users: Array.from({ length: users }, (_, i) => `user-${100_000 + i}`) };
@@ -178,8 +168,7 @@ export const ledgerRollupScenario: Scenario = {
   name: 'ledger-rollup',
   description: 'in process: embedded database bytes per request (usage event, request-log row, roll-up row), cost of the roll-up, steady-state size of a day at 300 req/s',
   async run(s: BenchSettings): Promise<ScenarioReport> {
-    const date = new Date();
-    const machine = machineInfo();
+    const { date, machine } = s;
     const n = Math.floor(positiveEnv('BENCH_ROLLUP_REQUESTS', 300_000));
     const users = Math.floor(positiveEnv('BENCH_ROLLUP_USERS', 1_000));
     const ledgerDefaults = ledgerSchema.parse({});
@@ -194,7 +183,7 @@ export const ledgerRollupScenario: Scenario = {
       const writer = new SqliteWriterThread(db, file);
       const ledger = new SqliteLedger(db, { writer });
       const requestLog = new SqliteRequestLog(db, { writer });
-      const r = rng(7);
+      const r = prng(7);
       const started = performance.now();
       // The writer thread's existing writes, timed like the roll-up's batches below (round trips).
       const appendMs: number[] = [];
@@ -262,7 +251,7 @@ export const ledgerRollupScenario: Scenario = {
       const sizes = [100, 250, 500, 1_000, 2_000];
       const perSize = 20;
       const need = sizes.reduce((a, b) => a + b * perSize, 0);
-      const r2 = rng(9);
+      const r2 = prng(9);
       for (let i = 0; i < need; i += 100) await main.append(Array.from({ length: Math.min(100, need - i) }, (_, j) => request(t, r2, i + j).event));
       const mainRows = sizes.map((size) => {
         const ms: number[] = [];
@@ -277,7 +266,7 @@ export const ledgerRollupScenario: Scenario = {
 
       // 4. Roll-up rows per hour: distinct (tenant, key, user, route, requested, served model) in an hour of this traffic.
       const combos = new Set<string>();
-      const r3 = rng(11);
+      const r3 = prng(11);
       for (let i = 0; i < RATE * 3600; i++) {
         const { event: e } = request(t, r3, i);
         combos.add(`${e.tenantId}|${e.keyId}|${e.userId}|${e.route}|${e.requestedModel}|${e.servedModel}`);
@@ -343,36 +332,28 @@ export const ledgerRollupScenario: Scenario = {
         ['before (no roll-up): usage events for good, request log 7 days', `+${fmt((eventBytes * PER_DAY) / GB, 1)} GB/day for good, + ${fmt(before.logSize / GB, 1)} GB`],
       ];
       const mainTable = mainRows.map((m) => [String(m.size), fmt(m.p50, 2), fmt(m.max, 2), Math.round(m.rowsPerS).toLocaleString('en-US')]);
-      const vRows = verdicts.map((v) => [v.name, v.target, v.actual, v.pass ? 'PASS' : 'MISS']);
-      const markdown = [
-        '## Ledger roll-ups: database size per request, steady state at 300 req/s (`npm run bench -- ledger-rollup`)',
-        '',
-        `Run ${date.toISOString()} on ${describeMachine(machine)}.`,
-        '',
-        `Method: in process, a fresh embedded database (WAL, auto_vacuum INCREMENTAL) with the gateway's writer thread; ${n.toLocaleString('en-US')} requests at 300 req/s of simulated time written through \`SqliteLedger.append\` (batches of 100) and \`SqliteRequestLog.append\` (batches of 500): per request a usage event and a request-log row as the gateway writes them (ids \`req_\` + 32 hex, no prompt text: text is opt-in). Traffic: ${TENANTS} tenants x ${KEYS_PER_TENANT} keys, ${users.toLocaleString('en-US')} end users (20% of requests name none), chat 80% (tiered \`auto\` or a model by name) and embeddings, 97% 200 / 2% 429 / 1% 502, 10% cache hits. Bytes: SQLite's \`dbstat\` (pages of each table and its indexes) / rows. Then the clock is moved past \`ledger.detailRetentionDays\` and \`UsageRollup\` (default config: batches of ${ledgerDefaults.rollupBatchSize}, ${ledgerDefaults.rollupPauseMs} ms between two) rolls the whole ledger up on the writer thread, under \`monitorEventLoopDelay\`; a report (tenant x model x day) and the lifetime spend are compared before and after. Roll-up rows per hour: the distinct (tenant, key, user, route, requested, served model) of one simulated hour (${(RATE * 3600).toLocaleString('en-US')} requests) of the same traffic. A day at 300 req/s is ${PER_DAY.toLocaleString('en-US')} requests.`,
-        '',
-        '### Bytes per row',
-        '',
-        markdownTable(['table', 'MB', 'rows', 'bytes per row'], sizeTable),
-        '',
-        '### Steady state at 300 req/s, default config',
-        '',
-        markdownTable(['part', 'GB'], steadyTable),
-        '',
-        '### One roll-up pass',
-        '',
-        `${pass.rolledUp.toLocaleString('en-US')} events in ${pass.batches} batches in ${fmt(passS, 1)} s (${Math.round(pass.rolledUp / passS).toLocaleString('en-US')} events/s with the pauses) into ${rollupRows.toLocaleString('en-US')} roll-up rows. On the writer thread (the event loop runs no SQL of the pass; it posts each batch and waits): event-loop delay (\`monitorEventLoopDelay\`, 1 ms resolution) max ${fmt(maxHoldMs, 2)} ms, p99 ${fmt(gaps.p99, 2)} ms, p99.9 ${fmt(gaps.p999, 2)} ms (wall time: garbage collection and other processes taking the core count too; the same monitor over 10 s of the idle process just before: max ${fmt(idle.maxHoldMs, 2)} ms, p99 ${fmt(idle.gaps.p99, 2)} ms); a batch's round trip (the writer's hold of the write lock, what a main-connection write may wait): p50 ${fmt(pct(batchMs, 0.5), 2)} ms, p99 ${fmt(pct(batchMs, 0.99), 2)} ms, max ${fmt(Math.max(...batchMs), 2)} ms; for comparison, the writes the writer thread already does, timed the same way while filling: a ledger batch of 100 events p50 ${fmt(pct(appendMs, 0.5), 2)} ms (p99 ${fmt(pct(appendMs, 0.99), 2)} ms), a request-log batch of 500 rows p50 ${fmt(pct(logMs, 0.5), 2)} ms (p99 ${fmt(pct(logMs, 0.99), 2)} ms). Pages freed by the next maintenance: ${freed.freedPages.toLocaleString('en-US')} (file + WAL ${fmt(filled.fileBytes / MB, 1)} MB before, ${fmt(rolled.fileBytes / MB, 1)} MB after). Report (tenant x model x day over everything): ${fmt(reportBeforeMs, 1)} ms on ${n.toLocaleString('en-US')} events, ${fmt(reportAfterMs, 1)} ms on the roll-ups; same rows and lifetime spend: ${same ? 'yes' : 'NO'}.`,
-        '',
-        'The same statement on the main connection (no writer thread: `tollgate` CLI, tests), 20 batches per size: it holds the event loop this long.',
-        '',
-        markdownTable(['batch', 'p50 ms', 'max ms', 'events/s'], mainTable),
-        '',
-        markdownTable(['target', 'goal', 'measured', 'verdict'], vRows),
-        '',
-      ].join('\n');
+      const doc = {
+        title: 'Ledger roll-ups: database size per request, steady state at 300 req/s (`npm run bench -- ledger-rollup`)',
+        context: [`Run ${date.toISOString()} on ${describeMachine(machine)}.`],
+        blocks: [
+          text(
+            `Method: in process, a fresh embedded database (WAL, auto_vacuum INCREMENTAL) with the gateway's writer thread; ${n.toLocaleString('en-US')} requests at 300 req/s of simulated time written through \`SqliteLedger.append\` (batches of 100) and \`SqliteRequestLog.append\` (batches of 500): per request a usage event and a request-log row as the gateway writes them (ids \`req_\` + 32 hex, no prompt text: text is opt-in). Traffic: ${TENANTS} tenants x ${KEYS_PER_TENANT} keys, ${users.toLocaleString('en-US')} end users (20% of requests name none), chat 80% (tiered \`auto\` or a model by name) and embeddings, 97% 200 / 2% 429 / 1% 502, 10% cache hits. Bytes: SQLite's \`dbstat\` (pages of each table and its indexes) / rows. Then the clock is moved past \`ledger.detailRetentionDays\` and \`UsageRollup\` (default config: batches of ${ledgerDefaults.rollupBatchSize}, ${ledgerDefaults.rollupPauseMs} ms between two) rolls the whole ledger up on the writer thread, under \`monitorEventLoopDelay\`; a report (tenant x model x day) and the lifetime spend are compared before and after. Roll-up rows per hour: the distinct (tenant, key, user, route, requested, served model) of one simulated hour (${(RATE * 3600).toLocaleString('en-US')} requests) of the same traffic. A day at 300 req/s is ${PER_DAY.toLocaleString('en-US')} requests.`,
+          ),
+          ...section('Bytes per row', table(['table', 'MB', 'rows', 'bytes per row'], sizeTable)),
+          ...section('Steady state at 300 req/s, default config', table(['part', 'GB'], steadyTable)),
+          ...section(
+            'One roll-up pass',
+            text(
+              `${pass.rolledUp.toLocaleString('en-US')} events in ${pass.batches} batches in ${fmt(passS, 1)} s (${Math.round(pass.rolledUp / passS).toLocaleString('en-US')} events/s with the pauses) into ${rollupRows.toLocaleString('en-US')} roll-up rows. On the writer thread (the event loop runs no SQL of the pass; it posts each batch and waits): event-loop delay (\`monitorEventLoopDelay\`, 1 ms resolution) max ${fmt(maxHoldMs, 2)} ms, p99 ${fmt(gaps.p99, 2)} ms, p99.9 ${fmt(gaps.p999, 2)} ms (wall time: garbage collection and other processes taking the core count too; the same monitor over 10 s of the idle process just before: max ${fmt(idle.maxHoldMs, 2)} ms, p99 ${fmt(idle.gaps.p99, 2)} ms); a batch's round trip (the writer's hold of the write lock, what a main-connection write may wait): p50 ${fmt(pct(batchMs, 0.5), 2)} ms, p99 ${fmt(pct(batchMs, 0.99), 2)} ms, max ${fmt(Math.max(...batchMs), 2)} ms; for comparison, the writes the writer thread already does, timed the same way while filling: a ledger batch of 100 events p50 ${fmt(pct(appendMs, 0.5), 2)} ms (p99 ${fmt(pct(appendMs, 0.99), 2)} ms), a request-log batch of 500 rows p50 ${fmt(pct(logMs, 0.5), 2)} ms (p99 ${fmt(pct(logMs, 0.99), 2)} ms). Pages freed by the next maintenance: ${freed.freedPages.toLocaleString('en-US')} (file + WAL ${fmt(filled.fileBytes / MB, 1)} MB before, ${fmt(rolled.fileBytes / MB, 1)} MB after). Report (tenant x model x day over everything): ${fmt(reportBeforeMs, 1)} ms on ${n.toLocaleString('en-US')} events, ${fmt(reportAfterMs, 1)} ms on the roll-ups; same rows and lifetime spend: ${same ? 'yes' : 'NO'}.`,
+            ),
+            text('The same statement on the main connection (no writer thread: `tollgate` CLI, tests), 20 batches per size: it holds the event loop this long.'),
+            table(['batch', 'p50 ms', 'max ms', 'events/s'], mainTable),
+            verdictTable(verdicts),
+          ),
+        ],
+      };
       return {
-        summary: textTable(['target', 'goal', 'measured', 'verdict'], vRows),
-        markdown,
+        doc,
         verdicts,
         raw: {
           date: date.toISOString(), machine, n, users, fillS, filled, rolled, eventBytes, logBytes, rollupRowBytes, rollupRows,

@@ -18,43 +18,17 @@
  * the distributed target), BENCH_REDIS_URL (redis://127.0.0.1:6379), BENCH_POSTGRES_URL
  * (postgres://postgres@127.0.0.1:5432/test).
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { mainThreadProfile, summarizeCpuProfile } from '../lib/cpuprofile.js';
-import { PacedSession } from '../lib/paced.js';
-import { freePort, memoryMB, onCleanup, pidsNamed, waitForIdle } from '../lib/process.js';
-import { BENCH_DIR, fileStamp, machineInfo } from '../lib/results.js';
-import type { BenchSettings, Scenario, ScenarioReport } from '../lib/scenario.js';
-import {
-  checkStores,
-  countRows,
-  countSqliteRows,
-  DEFAULT_POSTGRES_URL,
-  DEFAULT_REDIS_URL,
-  deleteRedisKeys,
-  dropSchema,
-  redact,
-  redisKeys,
-  uniqueStoreNames,
-} from '../lib/stores.js';
+import { memoryMB, pidsNamed } from '../lib/process.js';
+import { profileDir } from '../lib/results.js';
+import { modesEnv, positiveEnv, reportFields, scenarioResult, type BenchSettings, type Scenario, type ScenarioReport } from '../lib/scenario.js';
+import { countRows, countSqliteRows, DEFAULT_POSTGRES_URL, DEFAULT_REDIS_URL, deleteRedisKeys, dropSchema, redact, redisKeys, reserveStores, uniqueStoreNames } from '../lib/stores.js';
 import { fmt } from '../lib/table.js';
-import {
-  chatRequest,
-  checkRequest,
-  childEnv,
-  createTenantAndKey,
-  gatewayConfig,
-  MAX_TOKENS,
-  PROMPT,
-  startGateway,
-  startSimulator,
-  tollgateCli,
-  writeGatewayConfig,
-  type HttpTarget,
-  type Mode,
-} from '../lib/tollgate.js';
-import { describeLoad, rounds, TurnMeter, warmUp } from '../lib/turns.js';
+import { chatRequest, checkRequest, childEnv, launchGateway, MAX_TOKENS, PROMPT, startSimulator, tollgateCli, type Gateway, type HttpTarget, type Mode } from '../lib/tollgate.js';
+import { pacedTurns, rounds, settleTargets, warmUp } from '../lib/turns.js';
 import {
   buildReport,
   LIMITED_TIERS,
@@ -75,17 +49,12 @@ const STORE_PROCESSES = ['redis-server', 'postgres'];
 
 function meteringSettings(date: Date): MeteringSettings {
   const env = process.env;
-  const rate = env.BENCH_RATE === undefined || env.BENCH_RATE === '' ? 1_000 : Number(env.BENCH_RATE);
-  if (!Number.isFinite(rate) || rate <= 0) throw new Error(`BENCH_RATE must be a positive number, got '${env.BENCH_RATE}'`);
-  const modes = (env.BENCH_METERING_MODES ?? 'json,stream').split(',').map((x) => x.trim()).filter(Boolean);
-  for (const m of modes) if (m !== 'json' && m !== 'stream') throw new Error(`BENCH_METERING_MODES: unknown mode '${m}' (json, stream)`);
-  if (modes.length === 0) throw new Error('BENCH_METERING_MODES names no mode');
   return {
-    rate,
+    rate: positiveEnv('BENCH_RATE', 1_000),
     rateConnections: 50,
     leadInS: 0.5,
     warmupConnections: 50,
-    modes: modes as Mode[],
+    modes: modesEnv('BENCH_METERING_MODES', 'json,stream'),
     user: 'bench-user',
     profile: env.BENCH_PROFILE === '1',
     distributed: env.BENCH_METERING_DISTRIBUTED !== '0',
@@ -108,62 +77,38 @@ const TARGET_DEFS: TargetDef[] = [
   { name: 'tollgate-distributed-limits', storage: 'distributed', limited: true, description: 'distributed (Redis + PostgreSQL on loopback), same tiers' },
 ];
 
-interface Gateway extends HttpTarget {
+interface MeteredGateway extends Gateway {
   def: TargetDef;
-  apiKey: string;
-  dir: string;
   info: TargetInfo;
 }
 
-async function startGateways(s: BenchSettings, m: MeteringSettings, tmp: string, stamp: string, sim: HttpTarget, started: Gateway[]): Promise<void> {
-  const cli = tollgateCli(s.root);
-  const env = childEnv();
+async function startGateways(s: BenchSettings, m: MeteringSettings, tmp: string, sim: HttpTarget, started: MeteredGateway[]): Promise<void> {
   for (const def of TARGET_DEFS.filter((d) => m.distributed || d.storage === 'embedded')) {
     const dir = join(tmp, def.name);
-    mkdirSync(dir, { recursive: true });
-    const port = await freePort();
-    const storage =
-      def.storage === 'distributed'
-        ? { kind: 'distributed', redisUrl: m.redisUrl, postgresUrl: m.postgresUrl, postgresSchema: m.postgresSchema, redisPrefix: m.redisPrefix, dir: join(dir, 'state') }
-        : { kind: 'embedded', dir: join(dir, 'state') };
-    const configFile = writeGatewayConfig(
-      join(dir, 'tollgate.yaml'),
-      gatewayConfig({ port, simOrigin: sim.origin, storage, ...(def.limited ? { extra: { tiers: LIMITED_TIERS } } : {}) }),
-    );
-    s.log(`${def.name}: creating tenant and API key${def.storage === 'distributed' ? ` (PostgreSQL schema ${m.postgresSchema}, Redis prefix ${m.redisPrefix})` : ''}`);
-    const apiKey = await createTenantAndKey(cli, configFile, dir);
-    let profileDir: string | undefined;
-    if (m.profile) {
-      profileDir = join(BENCH_DIR, 'results', 'profiles', `metering-${stamp}`, def.name);
-      mkdirSync(profileDir, { recursive: true });
-    }
-    s.log(`starting ${def.name} on :${port}${m.profile ? ' (with --cpu-prof)' : ''}`);
-    const g = await startGateway({ name: def.name, cli, configFile, port, cwd: dir, env, cpuProfileDir: profileDir });
-    started.push({
-      ...g,
-      def,
-      apiKey,
+    const distributed = def.storage === 'distributed';
+    const cpuProfileDir = m.profile ? profileDir('metering', s.date, def.name) : undefined;
+    const g = await launchGateway({
+      name: def.name,
+      root: s.root,
       dir,
-      info: {
-        name: def.name,
-        storage: def.storage,
-        limited: def.limited,
-        description: def.description,
-        rateLimitHeader: null,
-        idleRss: memoryMB(g.proc.pid),
-        requestsSent: 0,
-        ...(profileDir ? { profileDir } : {}),
-      },
+      simOrigin: sim.origin,
+      log: s.log,
+      ...(distributed ? { storage: { kind: 'distributed', redisUrl: m.redisUrl, postgresUrl: m.postgresUrl, postgresSchema: m.postgresSchema, redisPrefix: m.redisPrefix, dir: join(dir, 'state') } } : {}),
+      ...(def.limited ? { extra: { tiers: LIMITED_TIERS } } : {}),
+      ...(distributed ? { note: ` (PostgreSQL schema ${m.postgresSchema}, Redis prefix ${m.redisPrefix})` } : {}),
+      cpuProfileDir,
     });
+    const info: TargetInfo = { ...def, rateLimitHeader: null, idleRss: g.idleRss, requestsSent: 0, ...(cpuProfileDir ? { profileDir: cpuProfileDir } : {}) };
+    started.push({ ...g, def, info });
   }
 }
 
-function request(g: Gateway, mode: Mode, m: MeteringSettings) {
+function request(g: MeteredGateway, mode: Mode, m: MeteringSettings) {
   return chatRequest(g.origin, mode, g.apiKey, { user: m.user });
 }
 
 /** One request per mode through each gateway: fails early and clearly, and checks the limits apply where (and only where) configured. */
-async function preflight(gateways: Gateway[], m: MeteringSettings): Promise<void> {
+async function preflight(gateways: MeteredGateway[], m: MeteringSettings): Promise<void> {
   for (const g of gateways) {
     for (const mode of m.modes) {
       const headers = await checkRequest(request(g, mode, m), g.proc, `${g.def.name} (${mode})`);
@@ -203,7 +148,7 @@ async function inspectRedis(m: MeteringSettings, checks: StoreChecks, log: (l: s
 }
 
 /** Ledger rows, then removal of the run's schema and keys. Never throws: problems go to `checks.errors`. */
-async function inspectAndClean(gateways: Gateway[], m: MeteringSettings, checks: StoreChecks, log: (l: string) => void): Promise<void> {
+async function inspectAndClean(gateways: MeteredGateway[], m: MeteringSettings, checks: StoreChecks, log: (l: string) => void): Promise<void> {
   const attempt_ = (what: string, fn: () => Promise<void>) => attempt(checks, log, what, fn);
   for (const g of gateways) {
     await attempt_(`counting ${g.def.name}'s ledger events`, async () => {
@@ -222,7 +167,7 @@ async function inspectAndClean(gateways: Gateway[], m: MeteringSettings, checks:
   log(`clean-up: Redis keys deleted: ${checks.redisKeysDeleted ?? 'n/a'}; PostgreSQL schema ${m.postgresSchema} dropped: ${checks.schemaDropped ?? 'n/a'}`);
 }
 
-function profiles(gateways: Gateway[], log: (l: string) => void): ProfileReport | undefined {
+function profiles(gateways: MeteredGateway[], log: (l: string) => void): ProfileReport | undefined {
   const report: ProfileReport = { summaries: {}, inclusive: {}, byArea: {} };
   let any = false;
   for (const g of gateways) {
@@ -246,30 +191,22 @@ export const meteringScenario: Scenario = {
   name: 'metering',
   description: 'What metering, rate limits and budgets add over the core path at 1,000 req/s, embedded and distributed (Redis + PostgreSQL)',
   async run(s: BenchSettings): Promise<ScenarioReport> {
-    const date = new Date();
-    const m = meteringSettings(date);
-    const machine = machineInfo();
-    if (m.distributed) await checkStores(m.redisUrl, m.postgresUrl);
+    const m = meteringSettings(s.date);
     // Should the run be cut short (Ctrl-C, a failure), run.ts's stopAll still removes the run's schema and keys.
     const unregister = m.distributed
-      ? onCleanup(async () => {
-          await deleteRedisKeys(m.redisUrl, m.redisPrefix).catch(() => undefined);
-          await dropSchema(m.postgresUrl, m.postgresSchema);
-        })
+      ? await reserveStores({ ...m, schemas: [m.postgresSchema], skip: 'BENCH_METERING_DISTRIBUTED=0 to skip the distributed target' })
       : () => {};
     const tmp = mkdtempSync(join(tmpdir(), 'tollgate-bench-metering-'));
     const rate = rounds(s.seconds, 1);
     const runs: RunRecord[] = [];
-    const gateways: Gateway[] = [];
+    const gateways: MeteredGateway[] = [];
     let sim: HttpTarget | undefined;
     const checks: StoreChecks = { errors: [] };
-    // The store processes (PostgreSQL starts one per connection: looked up at every slice).
-    const storePids = () => pidsNamed(STORE_PROCESSES);
     try {
       s.log('starting simulator');
       sim = await startSimulator({ cli: tollgateCli(s.root), cwd: tmp, env: childEnv() });
       const simTarget = sim;
-      await startGateways(s, m, tmp, fileStamp(date), simTarget, gateways);
+      await startGateways(s, m, tmp, simTarget, gateways);
       await preflight(gateways, m);
 
       for (const g of gateways) {
@@ -288,41 +225,17 @@ export const meteringScenario: Scenario = {
         g.info.requestsSent += w.sent;
       }
       // The first limited request loads the tokenizer (~0.4 s of blocking CPU): let every process settle.
-      const waited = await waitForIdle([simTarget.proc.pid, ...gateways.map((g) => g.proc.pid)], { maxMs: 15_000, windowMs: 250, threshold: 0.05 });
-      s.log(`targets idle after ${waited} ms`);
+      await settleTargets([simTarget.proc.pid, ...gateways.map((g) => g.proc.pid)], s.log);
 
       for (const mode of m.modes) {
         s.log(`${mode}: fixed rate ${m.rate} req/s, ${rate.count} rounds of ${fmt(rate.sliceS)} s per target`);
-        const meters = gateways.map((g) => new TurnMeter({ targetPid: g.proc.pid, sim: { origin: simTarget.origin, pid: simTarget.proc.pid }, related: storePids }));
-        const sessions = gateways.map((g) => new PacedSession(request(g, mode, m), m.rateConnections));
-        try {
-          for (let round = 0; round < rate.count; round++) {
-            // A different target first in each round: no target always follows the same one.
-            for (let k = 0; k < gateways.length; k++) {
-              const i = (round + k) % gateways.length;
-              const session = sessions[i] as PacedSession;
-              await (meters[i] as TurnMeter).measure(() => session.run(m.rate, rate.sliceS, round === 0 ? m.leadInS : 0));
-            }
-          }
-        } finally {
-          await Promise.all(sessions.map((x) => x.close()));
-        }
-        for (const [i, g] of gateways.entries()) {
-          const meter = meters[i] as TurnMeter;
-          const load = meter.load();
-          const upstream = meter.upstream(load);
-          const record: RunRecord = {
-            mode,
-            target: g.def.name,
-            load,
-            cpu: meter.cpu(load),
-            upstreamCallsPerRequest: upstream.calls / Math.max(1, load.answered),
-            upstream,
-          };
-          g.info.requestsSent += load.sent;
-          runs.push(record);
-          s.log(`${mode.padEnd(6)} ${g.def.name.padEnd(27)} ${describeLoad(load, record.cpu)}`);
-        }
+        const results = await pacedTurns(
+          gateways.map((g) => ({ name: g.def.name, pid: g.proc.pid, request: request(g, mode, m) })),
+          // The store processes (PostgreSQL starts one per connection: looked up at every slice).
+          { label: mode, log: s.log, sim: { origin: simTarget.origin, pid: simTarget.proc.pid }, related: () => pidsNamed(STORE_PROCESSES), rate: m.rate, connections: m.rateConnections, rounds: rate, leadInS: m.leadInS },
+        );
+        gateways.forEach((g, i) => (g.info.requestsSent += results[i]!.load.sent));
+        runs.push(...results.map((r, i): RunRecord => ({ mode, target: gateways[i]!.def.name, ...r })));
       }
       for (const g of gateways) g.info.rssAfter = memoryMB(g.proc.pid);
     } finally {
@@ -336,36 +249,25 @@ export const meteringScenario: Scenario = {
 
     const profile = m.profile ? profiles(gateways, s.log) : undefined;
     const targets = gateways.map((g) => g.info);
-    const report = buildReport({ runs, targets, checks, metering: m, settings: s, rate, date, machine, maxTokens: MAX_TOKENS, profile });
-    return {
-      summary: report.summary,
-      markdown: report.markdown,
-      verdicts: report.verdicts,
-      raw: {
-        scenario: 'metering',
-        date: date.toISOString(),
-        machine,
-        settings: {
-          ...m,
-          redisUrl: redact(m.redisUrl),
-          postgresUrl: redact(m.postgresUrl),
-          seconds: s.seconds,
-          warmupSeconds: s.warmupSeconds,
-          rounds: rate,
-          maxTokens: MAX_TOKENS,
-          prompt: PROMPT,
-          limitedTiers: LIMITED_TIERS,
-          veryHigh: { limit: VERY_HIGH_LIMIT, budget: VERY_HIGH_BUDGET },
-        },
-        goals: TARGETS,
-        targets,
-        runs,
-        derived: report.derived,
-        checks,
-        verdicts: report.verdicts,
-        caveats: report.caveats,
-        ...(profile ? { profile: profile.summaries } : {}),
+    const report = buildReport({ runs, targets, checks, metering: m, settings: s, rate, maxTokens: MAX_TOKENS, profile });
+    return scenarioResult('metering', s, report, {
+      settings: {
+        ...m,
+        redisUrl: redact(m.redisUrl),
+        postgresUrl: redact(m.postgresUrl),
+        seconds: s.seconds,
+        warmupSeconds: s.warmupSeconds,
+        rounds: rate,
+        maxTokens: MAX_TOKENS,
+        prompt: PROMPT,
+        limitedTiers: LIMITED_TIERS,
+        veryHigh: { limit: VERY_HIGH_LIMIT, budget: VERY_HIGH_BUDGET },
       },
-    };
+      goals: TARGETS,
+      targets,
+      runs,
+      ...reportFields(report, { checks }),
+      ...(profile ? { profile: profile.summaries } : {}),
+    });
   },
 };

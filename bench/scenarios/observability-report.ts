@@ -4,15 +4,15 @@
  * differences, per-round medians and the IQR noise bar), CPU per request, the verdict for the
  * issue's target (metrics + request log <= 0.2 ms at p50), checks that each target ran with
  * what it claims (trace header, /metrics, request log rows, spans received by the OTLP sink),
- * caveats, and the tables for the console and bench/RESULTS.md.
+ * caveats, and the report document (lib/report.ts).
  */
-import { issuesOf, median, pairedDiffs, pairedMedian, quantile } from '../lib/compare.js';
-import { problems, rateShortfall, type LoadResult } from '../lib/load.js';
-import { describeMachine, type MachineInfo } from '../lib/results.js';
-import type { BenchSettings, Verdict } from '../lib/scenario.js';
-import { fmt, fmtDelta, markdownTable, textTable } from '../lib/table.js';
+import { difference, type Difference } from '../lib/compare.js';
+import { closing, column, list, methodDoc, section, tableOf } from '../lib/report.js';
+import { addedColumns, rateCaveats, roundsLine, rssColumns, runColumns as col, runTable } from '../lib/run-report.js';
+import type { BenchSettings, BuiltReport, Verdict } from '../lib/scenario.js';
+import { fmt, fmtDelta } from '../lib/table.js';
 import type { Mode } from '../lib/tollgate.js';
-import type { TurnCpu } from '../lib/turns.js';
+import type { MeasuredRun } from '../lib/turns.js';
 
 export type TargetName = 'all-off' | 'metrics+log' | '+tracing' | '+tracing+otlp';
 export const BASELINE: TargetName = 'all-off';
@@ -78,14 +78,10 @@ export interface TargetInfo {
   sink?: SinkCounts;
 }
 
-export interface RunRecord {
+/** One target's fixed-rate run (simulator calls per answered request: expect 1). */
+export interface RunRecord extends MeasuredRun {
   mode: Mode;
   target: TargetName;
-  load: LoadResult;
-  cpu: TurnCpu;
-  /** Simulator requests per answered request (expect 1). */
-  upstreamCallsPerRequest: number;
-  upstream: { calls: number; sent: number; answered: number };
 }
 
 export interface ObsChecks {
@@ -94,18 +90,9 @@ export interface ObsChecks {
   errors: string[];
 }
 
-export interface Added {
+/** A target minus all-off (lib/compare.ts; p90 left out). */
+export interface Added extends Omit<Difference, 'p90'> {
   target: TargetName;
-  p50: number;
-  p99: number;
-  perRound: { p50: number; p99: number };
-  /** target - all-off of each round's p50, in round order. */
-  roundDiffsP50: number[];
-  /** Interquartile range of `roundDiffsP50`: the round-to-round noise. */
-  iqrP50: number;
-  roundsSlower: number;
-  cpuUsPerReq: number;
-  issues: string;
 }
 
 export type Derived = Partial<Record<Mode, Added[]>>;
@@ -122,20 +109,8 @@ function derive(runs: RunRecord[], modes: Mode[], targets: TargetInfo[]): Derive
     out[mode] = targets.flatMap((t): Added[] => {
       const a = find(runs, mode, t.name);
       if (!a || t.name === BASELINE) return [];
-      const diffs = pairedDiffs(a.load, b.load, 'p50');
-      return [
-        {
-          target: t.name,
-          p50: a.load.latencyMs.p50 - b.load.latencyMs.p50,
-          p99: a.load.latencyMs.p99 - b.load.latencyMs.p99,
-          perRound: { p50: pairedMedian(a.load, b.load, 'p50'), p99: pairedMedian(a.load, b.load, 'p99') },
-          roundDiffsP50: diffs,
-          iqrP50: quantile(diffs, 0.75) - quantile(diffs, 0.25),
-          roundsSlower: diffs.filter((d) => d > 0).length,
-          cpuUsPerReq: a.cpu.targetUsPerReq - b.cpu.targetUsPerReq,
-          issues: issuesOf({ [t.name]: a.load, [BASELINE]: b.load }),
-        },
-      ];
+      const { p90: _, ...d } = difference({ name: t.name, ...a }, { name: BASELINE, ...b });
+      return [{ target: t.name, ...d }];
     });
   }
   return out;
@@ -179,12 +154,7 @@ function verdicts(derived: Derived, targets: TargetInfo[], modes: Mode[], rate: 
 }
 
 function caveatsOf(runs: RunRecord[], targets: TargetInfo[], checks: ObsChecks, o: ObsSettings): string[] {
-  const out: string[] = [];
-  const noisiest = runs.reduce((x, r) => Math.max(x, r.cpu.foreignCores), 0);
-  if (noisiest > 0.25) {
-    out.push(`Other processes used up to ${fmt(noisiest)} of the 2 cores during the runs (column "other load"): latencies, p99 above all, are inflated by that contention; the per-round medians and CPU µs/req resist it best.`);
-  }
-  for (const r of runs.filter((x) => rateShortfall(x.load))) out.push(`${r.target} (${r.mode}) could not sustain ${o.rate} req/s here (${fmt(r.load.rps, 0)} req/s): its latency at that rate is time spent queueing.`);
+  const out = rateCaveats(runs, o.rate, 'latencies, p99 above all, are inflated by that contention; the per-round medians and CPU µs/req resist it best.');
   for (const r of runs.filter((x) => x.upstreamCallsPerRequest > 1.05)) out.push(`${r.target} (${r.mode}) made ${fmt(r.upstreamCallsPerRequest)} simulator calls per request (expected 1: retries?).`);
   if (!METRICS_OFF_STOPS_RECORDING) {
     out.push('`metrics.enabled: false` only removes the /metrics endpoint: all-off still records every metric in memory (settle calls GatewayMetrics.observeRequest whatever the setting), so "added" by metrics+log is the request log, the /metrics endpoint being there, and nothing of the recording itself; the recording\'s cost is in every target.');
@@ -201,7 +171,7 @@ function caveatsOf(runs: RunRecord[], targets: TargetInfo[], checks: ObsChecks, 
   for (const t of targets.filter((x) => x.def.tracing === 'none' && x.sink?.requests)) out.push(`${t.name}: the sink received ${t.sink?.requests} export requests although its exporter is off.`);
   out.push(`Batched background work is charged to a target only if it runs within its slice, the ${o.drainMs} ms drain after it or the idle wait: the request log's timed flush (every 1 s) falls within the drain; of OTLP export, spans still queued below one batch (512) wait for the 5 s timer and are mostly exported during other targets' turns.`);
   out.push('The OTLP sink runs in the bench process (it counts requests, bytes and spans; it does not decode them): its CPU is in "CPU µs/req (bench)", and its work shares the load generator\'s event loop during +tracing+otlp\'s turns.');
-  for (const e of checks.errors) out.push(e);
+  out.push(...checks.errors);
   return out;
 }
 
@@ -212,148 +182,69 @@ export interface ReportInput {
   obs: ObsSettings;
   settings: BenchSettings;
   rate: { count: number; sliceS: number };
-  date: Date;
-  machine: MachineInfo;
   maxTokens: number;
-}
-
-export interface ObsBenchReport {
-  summary: string;
-  markdown: string;
-  verdicts: Verdict[];
-  derived: Derived;
-  caveats: string[];
 }
 
 function tracingLabel(def: TargetDef): string {
   return def.tracing === 'off' ? 'off' : def.tracing === 'none' ? 'on, exporter none' : 'on, OTLP to the sink';
 }
 
-export function buildReport(input: ReportInput): ObsBenchReport {
-  const { runs, targets, checks, obs: o, settings: s, rate, date, machine } = input;
+export function buildReport(input: ReportInput): BuiltReport<Derived> {
+  const { runs, targets, checks, obs: o, settings: s, rate } = input;
   const derived = derive(runs, o.modes, targets);
   const vs = verdicts(derived, targets, o.modes, o.rate);
   const caveats = caveatsOf(runs, targets, checks, o);
   const R = o.rate.toLocaleString('en-US');
-  const ms = (v: number) => `${fmtDelta(v)} ms`;
-
-  const rateTable = {
-    header: ['mode', 'target', 'req/s', 'p50 ms', 'p90 ms', 'p99 ms', 'p99.9 ms', 'max ms', 'CPU µs/req (gateway)', 'CPU µs/req (sim)', 'CPU µs/req (bench)', 'sim calls/req', 'other load (cores)', 'errors'],
-    rows: runs.map((r) => [
-      r.mode,
-      r.target,
-      fmt(r.load.rps, 0),
-      fmt(r.load.latencyMs.p50),
-      fmt(r.load.latencyMs.p90),
-      fmt(r.load.latencyMs.p99),
-      fmt(r.load.latencyMs.p999),
-      fmt(r.load.latencyMs.max),
-      fmt(r.cpu.targetUsPerReq, 0),
-      fmt(r.cpu.simUsPerReq, 0),
-      fmt(r.cpu.loadGenUsPerReq, 0),
-      fmt(r.upstreamCallsPerRequest),
-      fmt(r.cpu.foreignCores),
-      problems(r.load) || 'ok',
-    ]),
-  };
-  const addedTable = {
-    header: ['mode', 'target', 'added p50', 'added p99', 'per-round median: added p50', 'added p99', 'IQR of per-round added p50', 'rounds slower', 'added CPU µs/req (gateway)'],
-    rows: o.modes.flatMap((mode) =>
-      (derived[mode] ?? []).map((a) => [mode, a.target, ms(a.p50), ms(a.p99), ms(a.perRound.p50), ms(a.perRound.p99), `${fmt(a.iqrP50)} ms`, `${a.roundsSlower}/${a.roundDiffsP50.length}`, fmtDelta(a.cpuUsPerReq, 0)]),
-    ),
-  };
-  const roundsLines = o.modes.flatMap((mode) =>
-    (derived[mode] ?? []).map((a) => `- ${mode}, ${a.target}, added p50 per round (ms, in round order): ${a.roundDiffsP50.map((d) => fmtDelta(d)).join(', ')} (median ${fmtDelta(median(a.roundDiffsP50))})`),
-  );
-  const verdictTable = {
-    header: ['target', 'goal', 'measured', 'verdict'],
-    rows: vs.map((v) => [v.name, v.target, v.actual, `${v.pass ? 'PASS' : 'MISS'}${v.note ? ` (${v.note})` : ''}`]),
-  };
-  const targetTable = {
-    header: ['target', 'metrics', 'request log', 'tracing', 'GET /metrics', 'x-tollgate-trace-id', 'requests sent', 'request log rows', 'rows dropped', 'OTLP requests', 'OTLP KB', 'spans', 'spans/req', 'RSS idle (MB)', 'RSS after (MB)', 'peak RSS (MB)'],
-    rows: targets.map((t) => [
-      t.name,
-      t.def.metrics ? 'on' : 'off',
-      t.def.requestLog ? 'on' : 'off',
-      tracingLabel(t.def),
-      String(t.metricsStatus),
-      t.traceHeader ? 'yes' : 'no',
-      String(t.requestsSent),
-      t.requestLogRows === undefined ? 'n/a' : String(t.requestLogRows),
-      t.requestLogDropped === undefined ? '—' : String(t.requestLogDropped),
-      t.sink ? String(t.sink.requests) : '—',
-      t.sink ? fmt(t.sink.bytes / 1024, 0) : '—',
-      t.sink?.spans === undefined ? '—' : String(t.sink.spans),
-      t.sink?.spans === undefined ? '—' : fmt(t.sink.spans / Math.max(1, t.requestsSent), 1),
-      fmt(t.idleRss.rssMB, 1),
-      fmt(t.rssAfter?.rssMB, 1),
-      fmt(t.rssAfter?.peakRssMB, 1),
-    ]),
-  };
+  const added = o.modes.flatMap((mode) => (derived[mode] ?? []).map((a) => ({ mode, ...a })));
+  const rateTable = runTable(runs, [col.mode, col.target], [col.cpu('gateway'), col.simCpu, column('CPU µs/req (bench)', (r) => fmt(r.cpu.loadGenUsPerReq, 0)), col.upstream('sim calls/req')]);
+  const addedTable = tableOf(added, [
+    col.mode,
+    col.target,
+    addedColumns.p50,
+    addedColumns.p99,
+    addedColumns.roundP50,
+    addedColumns.roundP99,
+    addedColumns.iqr,
+    column('rounds slower', (a) => `${a.roundsSlower}/${a.roundDiffsP50.length}`),
+    addedColumns.cpu,
+  ]);
+  const dash = (v: number | undefined, f: (v: number) => string = String) => (v === undefined ? '—' : f(v));
+  const targetTable = tableOf(targets, [
+    column('target', (t) => t.name),
+    column('metrics', (t) => (t.def.metrics ? 'on' : 'off')),
+    column('request log', (t) => (t.def.requestLog ? 'on' : 'off')),
+    column('tracing', (t) => tracingLabel(t.def)),
+    column('GET /metrics', (t) => String(t.metricsStatus)),
+    column('x-tollgate-trace-id', (t) => (t.traceHeader ? 'yes' : 'no')),
+    column('requests sent', (t) => String(t.requestsSent)),
+    column('request log rows', (t) => (t.requestLogRows === undefined ? 'n/a' : String(t.requestLogRows))),
+    column('rows dropped', (t) => dash(t.requestLogDropped)),
+    column('OTLP requests', (t) => dash(t.sink?.requests)),
+    column('OTLP KB', (t) => dash(t.sink?.bytes, (b) => fmt(b / 1024, 0))),
+    column('spans', (t) => dash(t.sink?.spans)),
+    column('spans/req', (t) => dash(t.sink?.spans, (n) => fmt(n / Math.max(1, t.requestsSent), 1))),
+    ...rssColumns,
+  ]);
   const ar = checks.adminRequests;
   const checkLines = [
-    '- Each target ran with what it claims (table below): the pre-flight answer carries `x-tollgate-trace-id` exactly when tracing is on; GET /metrics answers 200 exactly when metrics are on; after the gateways stopped (their last request-log batch is written on close), the rows of each `request_log` table are counted (read-only) against the requests sent to it, with `tollgate_request_log_dropped_total` read from /metrics before stopping; the OTLP sink counts what each tracing target exported to its own path (the +tracing target points at the sink too, with its exporter off: it must send nothing).',
-    `- GET /admin/v1/requests?limit=5 on ${JUDGED} after the runs: ${ar ? `HTTP ${ar.status}, ${ar.rows ?? 'n/a'} rows` : 'n/a'}.`,
+    'Each target ran with what it claims (table below): the pre-flight answer carries `x-tollgate-trace-id` exactly when tracing is on; GET /metrics answers 200 exactly when metrics are on; after the gateways stopped (their last request-log batch is written on close), the rows of each `request_log` table are counted (read-only) against the requests sent to it, with `tollgate_request_log_dropped_total` read from /metrics before stopping; the OTLP sink counts what each tracing target exported to its own path (the +tracing target points at the sink too, with its exporter off: it must send nothing).',
+    `GET /admin/v1/requests?limit=5 on ${JUDGED} after the runs: ${ar ? `HTTP ${ar.status}, ${ar.rows ?? 'n/a'} rows` : 'n/a'}.`,
   ];
 
   const metricsOff = METRICS_OFF_STOPS_RECORDING ? 'metrics off (`metrics.enabled: false`: no recording, no endpoint)' : 'metrics off (`metrics.enabled: false`: no /metrics endpoint; recording itself has no switch, see caveats)';
   const setup = [
-    `- Upstream: one \`tollgate sim\` serving \`sim-small\`, answering after a fixed ${o.simLatencyMs} ms (\`ttftMs: {median: ${o.simLatencyMs}, p95: ${o.simLatencyMs}}\`) with every token at once.`,
-    `- Targets, each its own \`tollgate start\` in front of it, set up as in core (one openai-compatible provider, API-key auth, \`logging.level: info\` to /dev/null, embedded storage in its own folder), \`cache: {enabled: false}\`${o.alsoOff.length ? `, ${o.alsoOff.map((k) => `\`${k}: {enabled: false}\``).join(', ')}` : ''}: \`all-off\`: ${metricsOff}, \`requestLog.enabled: false\`, \`tracing.enabled: false\`; \`metrics+log\`: metrics and the request log on (defaults: batches of 500 rows, flushed every 1 s), tracing off; \`+tracing\`: as metrics+log with \`tracing: {enabled: true, exporter: none}\` (every span made, sampleRatio 1, none exported); \`+tracing+otlp\`: as +tracing with \`exporter: otlp\` to a tiny OTLP/HTTP sink in the bench process on 127.0.0.1 (answers 200, counts requests, bytes and spans), batch processor at its defaults.`,
-    `- Request: \`POST /v1/chat/completions\`, \`model: sim-small\`, one short user message, \`max_tokens: ${input.maxTokens}\`${o.modes.includes('stream') ? '; `stream: true` for the stream rows' : ''}. Same bytes to every target (each with its own API key).`,
-    `- Fixed rate: evenly paced, open loop, ${R} req/s, up to ${o.rateConnections} connections, ${o.leadInS} s unmeasured lead-in; ${s.seconds} s per target and mode, as ${rate.count} rounds of ${fmt(rate.sliceS)} s. In each round the targets take turns, never at once, the first rotating. After each slice the bench waits ${o.drainMs} ms (request log flush) and then for the gateway and simulator to go idle, charging that to the slice. Warm-up: ${s.warmupSeconds} s per target at the same paced rate.`,
-    `- Latency: client side, from writing the request to the last byte of the answer, µs precision, 2xx only. Added: a target's percentile minus all-off's over all samples; per-round median: the median over rounds of the same difference slice by slice (lib/compare.ts); IQR: the interquartile range of the per-round p50 differences, the run's own noise. The verdict uses the added p50 over all samples (as core and metering) and says when the per-round median disagrees.`,
-    '- CPU µs/req: CPU time (user + system, /proc, all threads: the SQLite writer thread included) of the gateway per request sent; sim: the simulator\'s; bench: the load generator\'s and the OTLP sink\'s. Other load: CPU of everything else, in cores (2 cores, shared: noise).',
-  ].join('\n');
+    `Upstream: one \`tollgate sim\` serving \`sim-small\`, answering after a fixed ${o.simLatencyMs} ms (\`ttftMs: {median: ${o.simLatencyMs}, p95: ${o.simLatencyMs}}\`) with every token at once.`,
+    `Targets, each its own \`tollgate start\` in front of it, set up as in core (one openai-compatible provider, API-key auth, \`logging.level: info\` to /dev/null, embedded storage in its own folder), \`cache: {enabled: false}\`${o.alsoOff.length ? `, ${o.alsoOff.map((k) => `\`${k}: {enabled: false}\``).join(', ')}` : ''}: \`all-off\`: ${metricsOff}, \`requestLog.enabled: false\`, \`tracing.enabled: false\`; \`metrics+log\`: metrics and the request log on (defaults: batches of 500 rows, flushed every 1 s), tracing off; \`+tracing\`: as metrics+log with \`tracing: {enabled: true, exporter: none}\` (every span made, sampleRatio 1, none exported); \`+tracing+otlp\`: as +tracing with \`exporter: otlp\` to a tiny OTLP/HTTP sink in the bench process on 127.0.0.1 (answers 200, counts requests, bytes and spans), batch processor at its defaults.`,
+    `Request: \`POST /v1/chat/completions\`, \`model: sim-small\`, one short user message, \`max_tokens: ${input.maxTokens}\`${o.modes.includes('stream') ? '; `stream: true` for the stream rows' : ''}. Same bytes to every target (each with its own API key).`,
+    `Fixed rate: evenly paced, open loop, ${R} req/s, up to ${o.rateConnections} connections, ${o.leadInS} s unmeasured lead-in; ${s.seconds} s per target and mode, as ${rate.count} rounds of ${fmt(rate.sliceS)} s. In each round the targets take turns, never at once, the first rotating. After each slice the bench waits ${o.drainMs} ms (request log flush) and then for the gateway and simulator to go idle, charging that to the slice. Warm-up: ${s.warmupSeconds} s per target at the same paced rate.`,
+    `Latency: client side, from writing the request to the last byte of the answer, µs precision, 2xx only. Added: a target's percentile minus all-off's over all samples; per-round median: the median over rounds of the same difference slice by slice (lib/compare.ts); IQR: the interquartile range of the per-round p50 differences, the run's own noise. The verdict uses the added p50 over all samples (as core and metering) and says when the per-round median disagrees.`,
+    "CPU µs/req: CPU time (user + system, /proc, all threads: the SQLite writer thread included) of the gateway per request sent; sim: the simulator's; bench: the load generator's and the OTLP sink's. Other load: CPU of everything else, in cores (2 cores, shared: noise).",
+  ];
 
-  const markdown = [
-    '## Observability: the cost of metrics, request log and tracing (`npm run bench -- observability`)',
-    '',
-    `Date: ${date.toISOString()}  `,
-    `Machine: ${describeMachine(machine)}`,
-    '',
-    setup,
-    '',
-    `### Fixed rate: ${R} req/s`,
-    '',
-    markdownTable(rateTable.header, rateTable.rows),
-    '',
-    `### Added over all-off at ${R} req/s`,
-    '',
-    markdownTable(addedTable.header, addedTable.rows),
-    '',
-    ...roundsLines,
-    '',
-    '### Targets',
-    '',
-    markdownTable(verdictTable.header, verdictTable.rows),
-    '',
-    '### Checks',
-    '',
-    ...checkLines,
-    '',
-    markdownTable(targetTable.header, targetTable.rows),
-    ...(caveats.length ? ['', '### Caveats', '', ...caveats.map((n) => `- ${n}`)] : []),
-  ].join('\n');
-
-  const summary = [
-    `Machine: ${describeMachine(machine)}`,
-    '',
-    `Fixed rate (paced, ${o.rate} req/s, ${s.seconds} s per target and mode):`,
-    textTable(rateTable.header, rateTable.rows),
-    '',
-    'Added over all-off:',
-    textTable(addedTable.header, addedTable.rows),
-    ...roundsLines,
-    '',
-    'Targets:',
-    textTable(verdictTable.header, verdictTable.rows),
-    '',
-    'Checks:',
-    ...checkLines,
-    textTable(targetTable.header, targetTable.rows),
-    ...(caveats.length ? ['', 'Caveats:', ...caveats.map((n) => `- ${n}`)] : []),
-  ].join('\n');
-
-  return { summary, markdown, verdicts: vs, derived, caveats };
+  const doc = methodDoc('Observability: the cost of metrics, request log and tracing (`npm run bench -- observability`)', s, setup, [
+    ...section(`Fixed rate: ${R} req/s`, rateTable),
+    ...section(`Added over all-off at ${R} req/s`, addedTable, list(added.map((a) => roundsLine(`${a.mode}, ${a.target}`, a)))),
+    ...closing({ verdicts: vs, checks: [list(checkLines), targetTable], caveats }),
+  ]);
+  return { doc, verdicts: vs, derived, caveats };
 }

@@ -19,37 +19,19 @@
  * log's 1 s timed flush is charged to the target that queued the rows).
  */
 import { createServer, type Server } from 'node:http';
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzip } from 'node:zlib';
 import { promisify } from 'node:util';
 import { configSchema } from '../../src/config/schema.js';
 import { tracingSchema } from '../../src/config/tracing-schema.js';
-import { combine, isClean, problems } from '../lib/load.js';
-import { PacedSession } from '../lib/paced.js';
-import { freePort, memoryMB, waitForIdle } from '../lib/process.js';
-import { machineInfo } from '../lib/results.js';
-import { positiveEnv, type BenchSettings, type Scenario, type ScenarioReport } from '../lib/scenario.js';
+import { memoryMB } from '../lib/process.js';
+import { modesEnv, positiveEnv, reportFields, scenarioResult, type BenchSettings, type Scenario, type ScenarioReport } from '../lib/scenario.js';
 import { countSqliteRows } from '../lib/stores.js';
 import { fmt } from '../lib/table.js';
-import {
-  chatRequest,
-  checkRequest,
-  childEnv,
-  createAdminKey,
-  createTenantAndKey,
-  gatewayConfig,
-  MAX_TOKENS,
-  PROMPT,
-  startFixedLatencySimulator,
-  startGateway,
-  tollgateCli,
-  writeGatewayConfig,
-  type HttpTarget,
-  type Mode,
-} from '../lib/tollgate.js';
-import { describeLoad, rounds, TurnMeter } from '../lib/turns.js';
+import { chatRequest, checkRequest, launchGateway, MAX_TOKENS, PROMPT, startFixedLatencySimulator, tollgateCli, type Gateway, type HttpTarget, type Mode } from '../lib/tollgate.js';
+import { pacedTurns, pacedWarmUp, rounds, settleTargets } from '../lib/turns.js';
 import { buildReport, JUDGED, type ObsChecks, type ObsSettings, type RunRecord, type SinkCounts, type TargetDef, type TargetInfo } from './observability-report.js';
 
 const TARGET_DEFS: TargetDef[] = [
@@ -62,15 +44,12 @@ const TARGET_DEFS: TargetDef[] = [
 const OTHER_SIGNALS = ['drift', 'abuse'];
 
 function obsSettings(): ObsSettings {
-  const modes = (process.env.BENCH_OBS_MODES ?? 'json').split(',').map((x) => x.trim()).filter(Boolean);
-  for (const m of modes) if (m !== 'json' && m !== 'stream') throw new Error(`BENCH_OBS_MODES: unknown mode '${m}' (json, stream)`);
-  if (modes.length === 0) throw new Error('BENCH_OBS_MODES names no mode');
   const shape = configSchema.shape as Record<string, unknown>;
   return {
     rate: positiveEnv('BENCH_OBS_RATE', 1000),
     rateConnections: 50,
     leadInS: 0.5,
-    modes: modes as Mode[],
+    modes: modesEnv('BENCH_OBS_MODES', 'json'),
     simLatencyMs: positiveEnv('BENCH_OBS_SIM_LATENCY_MS', 10),
     drainMs: positiveEnv('BENCH_OBS_DRAIN_MS', 1_100),
     alsoOff: OTHER_SIGNALS.filter((k) => k in shape),
@@ -141,11 +120,8 @@ function sinkPrefix(def: TargetDef): string {
   return `/${def.name.replace(/[^a-z]+/g, '-').replace(/^-|-$/g, '')}`;
 }
 
-interface Gateway extends HttpTarget {
+interface ObsGateway extends Gateway {
   def: TargetDef;
-  dir: string;
-  apiKey: string;
-  adminKey?: string;
   info: TargetInfo;
 }
 
@@ -160,39 +136,20 @@ function targetConfig(def: TargetDef, o: ObsSettings, sink: OtlpSink): Record<st
   };
 }
 
-async function startGateways(s: BenchSettings, o: ObsSettings, tmp: string, sim: HttpTarget, sink: OtlpSink, started: Gateway[]): Promise<void> {
-  const cli = tollgateCli(s.root);
-  const env = childEnv();
+async function startGateways(s: BenchSettings, o: ObsSettings, tmp: string, sim: HttpTarget, sink: OtlpSink, started: ObsGateway[]): Promise<void> {
   for (const def of TARGET_DEFS) {
     const dir = join(tmp, sinkPrefix(def).slice(1));
-    mkdirSync(dir, { recursive: true });
-    const port = await freePort();
-    const configFile = writeGatewayConfig(
-      join(dir, 'tollgate.yaml'),
-      gatewayConfig({ port, simOrigin: sim.origin, storage: { kind: 'embedded', dir: join(dir, 'state') }, extra: targetConfig(def, o, sink) }),
-    );
-    s.log(`${def.name}: creating tenant and API key${def.name === JUDGED ? ' and admin key' : ''}`);
-    const apiKey = await createTenantAndKey(cli, configFile, dir);
-    const adminKey = def.name === JUDGED ? await createAdminKey(cli, configFile, dir) : undefined;
-    s.log(`starting ${def.name} on :${port}`);
-    const g = await startGateway({ name: def.name, cli, configFile, port, cwd: dir, env });
-    started.push({
-      ...g,
-      def,
-      dir,
-      apiKey,
-      ...(adminKey ? { adminKey } : {}),
-      info: { name: def.name, def, idleRss: memoryMB(g.proc.pid), traceHeader: null, metricsStatus: 0, requestsSent: 0 },
-    });
+    const g = await launchGateway({ name: def.name, root: s.root, dir, simOrigin: sim.origin, log: s.log, extra: targetConfig(def, o, sink), keys: def.name === JUDGED ? 'api+admin' : 'api' });
+    started.push({ ...g, def, info: { name: def.name, def, idleRss: g.idleRss, traceHeader: null, metricsStatus: 0, requestsSent: 0 } });
   }
 }
 
-function request(g: Gateway, mode: Mode) {
+function request(g: ObsGateway, mode: Mode) {
   return chatRequest(g.origin, mode, g.apiKey);
 }
 
 /** One request per mode and GET /metrics: each target must run with what it claims, or the comparison is void. */
-async function preflight(gateways: Gateway[], o: ObsSettings): Promise<void> {
+async function preflight(gateways: ObsGateway[], o: ObsSettings): Promise<void> {
   for (const g of gateways) {
     for (const mode of o.modes) {
       const headers = await checkRequest(request(g, mode), g.proc, `${g.def.name} (${mode})`);
@@ -210,7 +167,7 @@ async function preflight(gateways: Gateway[], o: ObsSettings): Promise<void> {
 }
 
 /** Sum of tollgate_request_log_dropped_total over its labels (0 before any drop; undefined when /metrics lacks the metric). */
-async function requestLogDropped(g: Gateway): Promise<number | undefined> {
+async function requestLogDropped(g: ObsGateway): Promise<number | undefined> {
   const res = await fetch(`${g.origin}/metrics`, { signal: AbortSignal.timeout(10_000) });
   const text = await res.text();
   if (!res.ok || !text.includes('# TYPE tollgate_request_log_dropped_total ')) return undefined;
@@ -223,7 +180,7 @@ async function requestLogDropped(g: Gateway): Promise<number | undefined> {
 }
 
 /** After the runs, before stopping: the dropped counter of each logging target, and GET /admin/v1/requests on metrics+log. */
-async function inspectLive(gateways: Gateway[], checks: ObsChecks, log: (l: string) => void): Promise<void> {
+async function inspectLive(gateways: ObsGateway[], checks: ObsChecks, log: (l: string) => void): Promise<void> {
   for (const g of gateways) {
     try {
       if (g.def.metrics && g.def.requestLog) {
@@ -243,20 +200,18 @@ async function inspectLive(gateways: Gateway[], checks: ObsChecks, log: (l: stri
   }
 }
 
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 export const observabilityScenario: Scenario = {
   name: 'observability',
   description: 'Observability: what metrics + request log and tracing (exporter off / OTLP) add to a request over all off, at 1,000 req/s',
   async run(s: BenchSettings): Promise<ScenarioReport> {
-    const date = new Date();
     const o = obsSettings();
     if (!('exporter' in tracingSchema.shape)) throw new Error('the config has no tracing.exporter (src/config/tracing-schema.ts): the +tracing target needs `exporter: none`');
-    const machine = machineInfo();
     const tmp = mkdtempSync(join(tmpdir(), 'tollgate-bench-observability-'));
     const rate = rounds(s.seconds, 1);
     const runs: RunRecord[] = [];
-    const gateways: Gateway[] = [];
+    const gateways: ObsGateway[] = [];
     const checks: ObsChecks = { errors: [] };
     let sim: HttpTarget | undefined;
     let sink: OtlpSink | undefined;
@@ -269,51 +224,19 @@ export const observabilityScenario: Scenario = {
       await preflight(gateways, o);
 
       for (const g of gateways) {
-        s.log(`warm-up ${g.def.name}: ${s.warmupSeconds} s at ${o.rate} req/s, ${o.modes.join(' then ')}`);
-        for (const mode of o.modes) {
-          const session = new PacedSession(request(g, mode), o.rateConnections);
-          try {
-            const w = combine([await session.run(o.rate, s.warmupSeconds / o.modes.length)]);
-            g.info.requestsSent += w.sent;
-            if (!isClean(w)) s.log(`  warm-up of ${g.def.name} (${mode}): ${problems(w)}`);
-          } finally {
-            await session.close();
-          }
-        }
+        g.info.requestsSent += await pacedWarmUp({ name: g.def.name, requests: o.modes.map((mode) => request(g, mode)), rate: o.rate, connections: o.rateConnections, seconds: s.warmupSeconds, log: s.log });
       }
       await sleep(o.drainMs);
-      const waited = await waitForIdle([simTarget.proc.pid, ...gateways.map((g) => g.proc.pid)], { maxMs: 15_000, windowMs: 250, threshold: 0.05 });
-      s.log(`targets idle after ${waited} ms`);
+      await settleTargets([simTarget.proc.pid, ...gateways.map((g) => g.proc.pid)], s.log);
 
       for (const mode of o.modes) {
         s.log(`${mode}: fixed rate ${o.rate} req/s, ${rate.count} rounds of ${fmt(rate.sliceS)} s per target (+ ${o.drainMs} ms drain each)`);
-        const meters = gateways.map((g) => new TurnMeter({ targetPid: g.proc.pid, sim: { origin: simTarget.origin, pid: simTarget.proc.pid } }));
-        const sessions = gateways.map((g) => new PacedSession(request(g, mode), o.rateConnections));
-        try {
-          for (let round = 0; round < rate.count; round++) {
-            // The first target rotates: none always follows the same one.
-            for (let k = 0; k < gateways.length; k++) {
-              const i = (round + k) % gateways.length;
-              const session = sessions[i] as PacedSession;
-              await (meters[i] as TurnMeter).measure(async () => {
-                const slice = await session.run(o.rate, rate.sliceS, round === 0 ? o.leadInS : 0);
-                await sleep(o.drainMs);
-                return slice;
-              });
-            }
-          }
-        } finally {
-          await Promise.all(sessions.map((x) => x.close()));
-        }
-        for (const [i, g] of gateways.entries()) {
-          const meter = meters[i] as TurnMeter;
-          const load = meter.load();
-          const upstream = meter.upstream(load);
-          const record: RunRecord = { mode, target: g.def.name, load, cpu: meter.cpu(load), upstreamCallsPerRequest: upstream.calls / Math.max(1, load.answered), upstream };
-          g.info.requestsSent += load.sent;
-          runs.push(record);
-          s.log(`${mode.padEnd(6)} ${g.def.name.padEnd(13)} ${describeLoad(load, record.cpu)}  sim calls/req ${fmt(record.upstreamCallsPerRequest)}`);
-        }
+        const results = await pacedTurns(
+          gateways.map((g) => ({ name: g.def.name, pid: g.proc.pid, request: request(g, mode) })),
+          { label: mode, log: s.log, sim: { origin: simTarget.origin, pid: simTarget.proc.pid }, rate: o.rate, connections: o.rateConnections, rounds: rate, leadInS: o.leadInS, afterLoad: () => sleep(o.drainMs) },
+        );
+        gateways.forEach((g, i) => (g.info.requestsSent += results[i]!.load.sent));
+        runs.push(...results.map((r, i): RunRecord => ({ mode, target: gateways[i]!.def.name, ...r })));
       }
       for (const g of gateways) g.info.rssAfter = memoryMB(g.proc.pid);
       await inspectLive(gateways, checks, s.log);
@@ -341,23 +264,12 @@ export const observabilityScenario: Scenario = {
     }
 
     const targets = gateways.map((g) => g.info);
-    const report = buildReport({ runs, targets, checks, obs: o, settings: s, rate, date, machine, maxTokens: MAX_TOKENS });
-    return {
-      summary: report.summary,
-      markdown: report.markdown,
-      verdicts: report.verdicts,
-      raw: {
-        scenario: 'observability',
-        date: date.toISOString(),
-        machine,
-        settings: { ...o, seconds: s.seconds, warmupSeconds: s.warmupSeconds, rounds: rate, maxTokens: MAX_TOKENS, prompt: PROMPT, targets: TARGET_DEFS },
-        targets,
-        runs,
-        derived: report.derived,
-        checks,
-        verdicts: report.verdicts,
-        caveats: report.caveats,
-      },
-    };
+    const report = buildReport({ runs, targets, checks, obs: o, settings: s, rate, maxTokens: MAX_TOKENS });
+    return scenarioResult('observability', s, report, {
+      settings: { ...o, seconds: s.seconds, warmupSeconds: s.warmupSeconds, rounds: rate, maxTokens: MAX_TOKENS, prompt: PROMPT, targets: TARGET_DEFS },
+      targets,
+      runs,
+      ...reportFields(report, { checks }),
+    });
   },
 };

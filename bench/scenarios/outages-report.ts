@@ -4,10 +4,9 @@
  * the heal, and whether every answered request reached the ledger. Pure functions over the records
  * bench/scenarios/outages.ts collects.
  */
-import type { MachineInfo } from '../lib/results.js';
-import { describeMachine } from '../lib/results.js';
+import { list, table, text, type ReportDoc } from '../lib/report.js';
+import { describeMachine, type MachineInfo } from '../lib/results.js';
 import { percentile } from '../lib/stats.js';
-import { markdownTable, textTable } from '../lib/table.js';
 
 export type FaultName = 'pg-refuse' | 'pg-pause' | 'pg-drop' | 'pg-lock' | 'redis-refuse' | 'redis-pause';
 
@@ -446,7 +445,7 @@ export function buildReport(input: {
   gatewayExit: string | null;
   logFile: string;
   logSummary: LogSummary;
-}): { summary: string; markdown: string } {
+}): ReportDoc {
   const { results, ledger, settings: s, date, machine } = input;
   const rows = faultRows(results);
   const notes = results.flatMap((r) => r.notes.map((n) => `${r.fault}: ${n}`));
@@ -456,37 +455,23 @@ export function buildReport(input: {
     `Load, evenly paced and open loop (no client-side queue; client timeout ${s.clientTimeoutMs / 1000} s, so a hang shows as latency): ${s.knownRate} req/s of a known key (tier standard, used before every fault) and ${s.limitsOnlyRate} req/s of a known key of tier premium, JSON chat completions (sim-small, max_tokens 16), all through the run; from each fault's start to the end of its watch, ${s.unknownRate} req/s of a key created before the gateway started and never used before (a new one per fault). Each fault: ${s.leadS} s of healthy traffic, the fault for ${s.faultS} s, the heal, ${s.watchS} s of watch; one after another on the same gateway. /readyz polled every ${s.readyzEveryMs} ms, /metrics every ${s.metricsEveryMs} ms (one at a time each).`,
     `"During the fault" = requests started between the fault and the heal; latency from sending to the end of the answer, any status. "All 200 again": from when (after the heal) every known-key answer is a 200 — the end of the last non-200 answer; "fast again": also within max(250 ms, 5 × the pre-fault p99). Spool: \`tollgate_ledger_spool_events\` back to its highest level in the ${s.leadS} s before the fault. Ledger: after the run (spool drained, gateway stopped), each request the client saw answered 200 is looked up by its x-request-id in \`usage_events\` (stored as \`<id>~<random>\`): exactly one row each is expected.`,
   ].join(' ');
-  const md = [
-    '## Outages: latency during each dependency fault, and time to recover (issue 15)',
-    '',
-    `Run ${date.toISOString()} on ${describeMachine(machine)}. Raw numbers: bench/results/outages-*.json; gateway log of the run: ${input.logFile} (git-ignored).`,
-    '',
-    method,
-    '',
-    markdownTable(HEADER, rows),
-    '',
-    '**What it shows**',
-    '',
-    ...findings(results, ledger, s).map((f) => `- ${f}`),
-    ...(input.gatewayExit ? [`- **The gateway exited during the run: ${input.gatewayExit}.**`] : []),
-    ...(notes.length ? ['', 'Notes (!):', '', ...notes.map((n) => `- ${n}`)] : []),
-    '',
-    `Ledger totals: ${ledger.answered200} answered 200, ${ledger.withRow} with a row${ledger.missingIds.length ? ` (missing e.g. ${ledger.missingIds.slice(0, 3).join(', ')})` : ''}; rows by status: ${
-      Object.entries(ledger.rowsByStatus)
-        .map(([k, n]) => `${k}: ${n}`)
-        .join(', ') || 'none'
-    }; ${ledger.noAnswer} requests got no answer. Gateway log: ${input.logSummary.lines} lines (${input.logSummary.requestWarn} of them non-2xx request lines); besides those, ${input.logSummary.warn} warn and ${input.logSummary.error} error lines${
-      input.logSummary.top.length ? ` (most frequent: ${input.logSummary.top.map((t) => `"${t.msg}" ×${t.n}`).join(', ')})` : ''
-    }.`,
-  ].join('\n');
-  const summary = [
-    textTable(
-      ['fault', 'known: statuses', 'p50 / p99 / max', 'unknown', '/readyz', 'all 200 / fast again', 'spool back', 'ledger'],
-      rows.map((r) => [r[0]!, r[1]!, r[2]!, r[4]!, r[5]!, r[7]!, r[8]!, r[9]!].map((c) => c.replace(/\*\*/g, ''))),
-    ),
-    '',
-    ...findings(results, ledger, s).map((f) => `- ${f.replace(/\*\*/g, '')}`),
-  ].join('\n');
-  return { summary, markdown: md };
+  const totals = `Ledger totals: ${ledger.answered200} answered 200, ${ledger.withRow} with a row${ledger.missingIds.length ? ` (missing e.g. ${ledger.missingIds.slice(0, 3).join(', ')})` : ''}; rows by status: ${
+    Object.entries(ledger.rowsByStatus)
+      .map(([k, n]) => `${k}: ${n}`)
+      .join(', ') || 'none'
+  }; ${ledger.noAnswer} requests got no answer. Gateway log: ${input.logSummary.lines} lines (${input.logSummary.requestWarn} of them non-2xx request lines); besides those, ${input.logSummary.warn} warn and ${input.logSummary.error} error lines${
+    input.logSummary.top.length ? ` (most frequent: ${input.logSummary.top.map((t) => `"${t.msg}" ×${t.n}`).join(', ')})` : ''
+  }.`;
+  return {
+    title: 'Outages: latency during each dependency fault, and time to recover (issue 15)',
+    context: [`Run ${date.toISOString()} on ${describeMachine(machine)}. Raw numbers: bench/results/outages-*.json; gateway log of the run: ${input.logFile} (git-ignored).`],
+    blocks: [
+      text(method),
+      table(HEADER, rows),
+      text('**What it shows**'),
+      list([...findings(results, ledger, s), ...(input.gatewayExit ? [`**The gateway exited during the run: ${input.gatewayExit}.**`] : [])]),
+      ...(notes.length ? [text('Notes (!):'), list(notes)] : []),
+      text(totals),
+    ],
+  };
 }
-

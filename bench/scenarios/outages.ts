@@ -35,11 +35,10 @@ import postgres from 'postgres';
 import { Pool } from 'undici';
 import { configSchema } from '../../src/config/schema.js';
 import { startTcpProxy, type TcpProxy } from '../../test/helpers/tcp-proxy.js';
-import { freePort, onCleanup, runCommand } from '../lib/process.js';
-import { fileStamp, machineInfo, RESULTS_DIR } from '../lib/results.js';
-import type { BenchSettings, Scenario, ScenarioReport } from '../lib/scenario.js';
-import { positiveEnv } from '../lib/scenario.js';
-import { checkStores, DEFAULT_POSTGRES_URL, DEFAULT_REDIS_URL, deleteRedisKeys, dropSchema, redact, uniqueStoreNames } from '../lib/stores.js';
+import { freePort, runCommand } from '../lib/process.js';
+import { fileStamp, RESULTS_DIR } from '../lib/results.js';
+import { positiveEnv, scenarioResult, type BenchSettings, type Scenario, type ScenarioReport } from '../lib/scenario.js';
+import { DEFAULT_POSTGRES_URL, DEFAULT_REDIS_URL, deleteRedisKeys, dropSchema, redact, reserveStores, uniqueStoreNames } from '../lib/stores.js';
 import { chatRequest, checkRequest, childEnv, gatewayConfig, startGateway, startSimulator, tollgateCli, writeGatewayConfig, type HttpTarget } from '../lib/tollgate.js';
 import {
   analyzeFault,
@@ -56,9 +55,8 @@ import {
   type RequestRecord,
   type StreamName,
 } from './outages-report.js';
+import { VERY_HIGH_BUDGET, VERY_HIGH_LIMIT } from './metering-report.js';
 
-const VERY_HIGH_LIMIT = { tokensPerMinute: 1_000_000_000, requestsPerMinute: 100_000_000 };
-const VERY_HIGH_BUDGET = { dailyUsd: 1_000 };
 const TIERS = {
   standard: { limits: { tenant: { ...VERY_HIGH_LIMIT }, key: { ...VERY_HIGH_LIMIT } }, budgets: { tenant: { ...VERY_HIGH_BUDGET }, key: { ...VERY_HIGH_BUDGET } } },
   premium: { limits: { tenant: { ...VERY_HIGH_LIMIT }, key: { ...VERY_HIGH_LIMIT } } },
@@ -404,15 +402,10 @@ export const outagesScenario: Scenario = {
   name: 'outages',
   description: 'Latency during each PostgreSQL / Redis fault (refuse, partition, dropped bytes, table lock) and time to recover, through loopback proxies',
   async run(bs: BenchSettings): Promise<ScenarioReport> {
-    const date = new Date();
+    const { date, machine } = bs;
     const s = outageSettings(date);
-    const machine = machineInfo();
-    await checkStores(s.redisUrl, s.postgresUrl).catch((err: Error) => {
-      throw new Error(`outages needs both Redis and PostgreSQL: ${err.message.replace(/, or BENCH_METERING_DISTRIBUTED=0.*$/, '')}`);
-    });
-    const unregister = onCleanup(async () => {
-      await deleteRedisKeys(s.redisUrl, s.redisPrefix).catch(() => undefined);
-      await dropSchema(s.postgresUrl, s.postgresSchema);
+    const unregister = await reserveStores({ ...s, schemas: [s.postgresSchema] }).catch((err: Error) => {
+      throw new Error(`outages needs both Redis and PostgreSQL: ${err.message}`);
     });
     const tmp = mkdtempSync(join(tmpdir(), 'tollgate-bench-outages-'));
     const logFile = join(RESULTS_DIR, `outages-${fileStamp(date)}.log`);
@@ -564,31 +557,23 @@ export const outagesScenario: Scenario = {
     const results = phases.map((t, i) => analyzeFault(i, t, records, readyzPolls, metricsPolls));
     ledgerByPhase(results, records, new Set(ledger.missingIds));
     const logSummary = summarizeLog(logFile);
-    const report = buildReport({ results, ledger, settings: s, date, machine, gatewayExit, logFile: relative(bs.root, logFile), logSummary });
-    return {
-      summary: report.summary,
-      markdown: report.markdown,
-      verdicts: [],
-      raw: {
-        scenario: 'outages',
-        date: date.toISOString(),
-        machine,
-        settings: { ...s, redisUrl: redact(s.redisUrl), postgresUrl: redact(s.postgresUrl), warmupSeconds: bs.warmupSeconds },
-        logFile: relative(bs.root, logFile),
-        gatewayExit,
-        phases,
-        results,
-        ledger: { ...ledger, missingIds: ledger.missingIds.slice(0, 200), duplicateIds: ledger.duplicateIds.slice(0, 200) },
-        logSummary,
-        cleanup,
-        readyzChanges: readyzPolls.filter((p, i) => i === 0 || p.status !== readyzPolls[i - 1]?.status || p.body !== readyzPolls[i - 1]?.body).map(rounded),
-        metricsDuringFaults: metricsPolls
-          .filter((p) => phases.some((t) => p.start >= t.faultStart - 1_000 && p.start < t.heal + 5_000))
-          .map((p) => `${Math.round(p.start)} ms: ${p.status}, ${Math.round(p.end - p.start)} ms, spool ${p.spool ?? 'n/a'}`),
-        timeline: timeline(records, phases),
-        // The first few non-200 answers of each stream in each phase.
-        notOkSample: sampleNotOk(records, 5),
-      },
-    };
+    const doc = buildReport({ results, ledger, settings: s, date, machine, gatewayExit, logFile: relative(bs.root, logFile), logSummary });
+    return scenarioResult('outages', bs, { doc, verdicts: [] }, {
+      settings: { ...s, redisUrl: redact(s.redisUrl), postgresUrl: redact(s.postgresUrl), warmupSeconds: bs.warmupSeconds },
+      logFile: relative(bs.root, logFile),
+      gatewayExit,
+      phases,
+      results,
+      ledger: { ...ledger, missingIds: ledger.missingIds.slice(0, 200), duplicateIds: ledger.duplicateIds.slice(0, 200) },
+      logSummary,
+      cleanup,
+      readyzChanges: readyzPolls.filter((p, i) => i === 0 || p.status !== readyzPolls[i - 1]?.status || p.body !== readyzPolls[i - 1]?.body).map(rounded),
+      metricsDuringFaults: metricsPolls
+        .filter((p) => phases.some((t) => p.start >= t.faultStart - 1_000 && p.start < t.heal + 5_000))
+        .map((p) => `${Math.round(p.start)} ms: ${p.status}, ${Math.round(p.end - p.start)} ms, spool ${p.spool ?? 'n/a'}`),
+      timeline: timeline(records, phases),
+      // The first few non-200 answers of each stream in each phase.
+      notOkSample: sampleNotOk(records, 5),
+    });
   },
 };

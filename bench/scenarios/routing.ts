@@ -41,11 +41,12 @@ import { BuiltinClassifier } from '../../src/routing/classifier.js';
 import { extractFeatures } from '../../src/routing/features.js';
 import { applyRules, compileRules } from '../../src/routing/rules.js';
 import type { RequestFeatures, Requester, Rule } from '../../src/routing/types.js';
-import { prng } from '../lib/questions.js';
-import { describeMachine, machineInfo, REPO_ROOT } from '../lib/results.js';
+import { prng } from '../lib/random.js';
+import { methodDoc, section, table, text, verdictTable, type Block } from '../lib/report.js';
+import { REPO_ROOT } from '../lib/results.js';
 import type { BenchSettings, Scenario, ScenarioReport, Verdict } from '../lib/scenario.js';
 import { Samples, summarize, type LatencySummary } from '../lib/stats.js';
-import { fmt, markdownTable, textTable } from '../lib/table.js';
+import { fmt } from '../lib/table.js';
 
 const TIERS = ['small', 'medium', 'large'] as const;
 type Tier = (typeof TIERS)[number];
@@ -330,8 +331,8 @@ const pct = (x: number, d = 1) => `${(x * 100).toFixed(d)}%`;
 const usd = (x: number) => `$${x.toLocaleString('en-US', { minimumFractionDigits: 2, maximumFractionDigits: 2 })}`;
 const int = (x: number) => Math.round(x).toLocaleString('en-US');
 
-function report(settings: BenchSettings, s: RoutingSettings, prompts: Prompt[], timing: DecisionTiming, day: DaySimulation, date: Date): ScenarioReport {
-  const machine = machineInfo();
+function report(settings: BenchSettings, s: RoutingSettings, prompts: Prompt[], timing: DecisionTiming, day: DaySimulation): ScenarioReport {
+  const { date, machine } = settings;
   const l = timing.latencyUs;
   const verdicts: Verdict[] = [
     {
@@ -349,9 +350,9 @@ function report(settings: BenchSettings, s: RoutingSettings, prompts: Prompt[], 
   const acc = (ps: Prompt[]) => ps.filter((p) => p.routed === p.label).length / Math.max(1, ps.length);
   const heldOut = prompts.filter((p) => p.heldOut);
 
-  const timingTable = {
-    header: ['what', 'decisions', 'p50 µs', 'p90 µs', 'p99 µs', 'p99.9 µs', 'max µs', 'mean µs'],
-    rows: [
+  const timingTable = table(
+    ['what', 'decisions', 'p50 µs', 'p90 µs', 'p99 µs', 'p99.9 µs', 'max µs', 'mean µs'],
+    [
       ['labelled prompts, 3 requesters in turn', int(timing.decisions), fmt(l.p50, 2), fmt(l.p90, 2), fmt(l.p99, 2), fmt(l.p999, 2), fmt(l.max, 1), fmt(l.mean, 2)],
       [
         `one ${Math.round(timing.hugePrompt.chars / 1024)} KB prompt (not in the mix)`,
@@ -364,17 +365,17 @@ function report(settings: BenchSettings, s: RoutingSettings, prompts: Prompt[], 
         fmt(timing.hugePrompt.latencyUs.mean, 2),
       ],
     ],
-  };
+  );
   const st = timing.stageMeanUs;
-  const stageTable = {
-    header: ['stage', 'mean µs per call'],
-    rows: [
+  const stageTable = table(
+    ['stage', 'mean µs per call'],
+    [
       ['extractFeatures', fmt(st.features, 3)],
       ['BuiltinClassifier.classify (3 tiers)', fmt(st.classify, 3)],
       [`applyRules (${RULES.length} rules)`, fmt(st.rules, 3)],
       ['all three', fmt(st.total, 3)],
     ],
-  };
+  );
 
   const tierRow = (name: string, p: Pricing) => [
     name,
@@ -385,91 +386,46 @@ function report(settings: BenchSettings, s: RoutingSettings, prompts: Prompt[], 
     ...TIERS.map((_t, i) => pct(p.usd ? (p.usdPerTier[i] as number) / p.usd : 0)),
     usd((p.usd / day.requests) * 1000),
   ];
-  const costTable = {
-    header: ['pricing', 'USD / day', 'prompt tokens', 'output tokens', 'requests: small', 'medium', 'large', 'cost: small', 'medium', 'large', 'USD per 1k req'],
-    rows: [tierRow('routed (builtin classifier + rules)', day.routed), tierRow('all to sim-large', day.allLarge), tierRow('by label (a perfect router)', day.byLabel)],
-  };
+  const costTable = table(
+    ['pricing', 'USD / day', 'prompt tokens', 'output tokens', 'requests: small', 'medium', 'large', 'cost: small', 'medium', 'large', 'USD per 1k req'],
+    [tierRow('routed (builtin classifier + rules)', day.routed), tierRow('all to sim-large', day.allLarge), tierRow('by label (a perfect router)', day.byLabel)],
+  );
   const savings = 1 - day.routed.usd / day.allLarge.usd;
   const ratio = day.allLarge.usd / day.routed.usd;
-  const confTable = {
-    header: ['label \\ routed to', ...TIERS, 'requests'],
-    rows: TIERS.map((t, i) => [t, ...(day.confusion[i] as number[]).map(int), int(day.perLabel[i] as number)]),
-  };
-  const labelConfTable = {
-    header: ['label \\ routed to', ...TIERS],
-    rows: TIERS.map((t, i) => [t, ...(conf[i] as number[]).map(String)]),
-  };
+  const confTable = table(
+    ['label \\ routed to', ...TIERS, 'requests'],
+    TIERS.map((t, i) => [t, ...(day.confusion[i] as number[]).map(int), int(day.perLabel[i] as number)]),
+  );
+  const labelConfTable = table(
+    ['label \\ routed to', ...TIERS],
+    TIERS.map((t, i) => [t, ...(conf[i] as number[]).map(String)]),
+  );
   const mixText = s.mix.map((x) => Math.round(x * 100)).join('/');
 
   const method = [
-    `- Route: tiers small → sim-small, medium → sim-medium, large → sim-large; \`classifier: builtin\` (3 tiers, even cut points); ${RULES.length} rules (bench/scenarios/routing.ts \`RULES\`: synthetic users → small; enterprise tenants' code → large; free customers ≤ medium; premium code ≥ medium; tools with > 2,000 prompt tokens ≥ large; max_tokens ≤ 16 ≤ small; > 30 messages ≥ medium).`,
-    `- Prompts: test/fixtures/routing-prompts.jsonl, ${prompts.length} labelled prompts (${TIERS.map((t, i) => `${prompts.filter((p) => p.label === i).length} ${t}`).join(', ')}; ${heldOut.length} of them held out from the classifier's tuning).`,
-    `- Decision time: extractFeatures + classify + applyRules per request, in process, over the prompts in turn with a standard, a free and a premium customer in turn; ${settings.warmupSeconds} s warm-up, then ${fmt(timing.seconds, 1)} s measured; each decision timed alone with process.hrtime.bigint() (that timer costs ${fmt(timing.timerOverheadUs, 3)} µs a pair here and is included). Stage means: each stage alone over all prompts in batches, no per-call timer.`,
-    `- Cost of a day: ${int(day.requests)} requests drawn with mulberry32 (seed ${day.seed}) as ${mixText} easy/medium/hard (labels small/medium/large; BENCH_ROUTING_MIX), then a prompt of that label uniformly. Each priced at DEFAULT_SIM_PRICES (USD per million tokens: sim-small 0.15 in / 0.60 out, sim-medium 1.00 / 4.00, sim-large 5.00 / 15.00; no cache discounts): prompt tokens by the project's tokenizer (\`countPromptTokens\`, o200k_base, + the tool definitions' JSON when the request has tools), output tokens drawn as the simulator draws them (uniform in the serving model's \`outputTokens\` range: small 12-60, medium 24-120, large 40-200; capped by max_tokens), one seeded stream per pricing. Routing uses a standard customer. "By label" sends each request to its label's tier: what a perfect router would cost.`,
-    `- Quality risk: hard (large-labelled) requests routed below large, and all requests routed to a tier below their label. Labels are a person's judgement, not measured answer quality: the figures bound the risk, they do not measure it.`,
+    `Route: tiers small → sim-small, medium → sim-medium, large → sim-large; \`classifier: builtin\` (3 tiers, even cut points); ${RULES.length} rules (bench/scenarios/routing.ts \`RULES\`: synthetic users → small; enterprise tenants' code → large; free customers ≤ medium; premium code ≥ medium; tools with > 2,000 prompt tokens ≥ large; max_tokens ≤ 16 ≤ small; > 30 messages ≥ medium).`,
+    `Prompts: test/fixtures/routing-prompts.jsonl, ${prompts.length} labelled prompts (${TIERS.map((t, i) => `${prompts.filter((p) => p.label === i).length} ${t}`).join(', ')}; ${heldOut.length} of them held out from the classifier's tuning).`,
+    `Decision time: extractFeatures + classify + applyRules per request, in process, over the prompts in turn with a standard, a free and a premium customer in turn; ${settings.warmupSeconds} s warm-up, then ${fmt(timing.seconds, 1)} s measured; each decision timed alone with process.hrtime.bigint() (that timer costs ${fmt(timing.timerOverheadUs, 3)} µs a pair here and is included). Stage means: each stage alone over all prompts in batches, no per-call timer.`,
+    `Cost of a day: ${int(day.requests)} requests drawn with mulberry32 (seed ${day.seed}) as ${mixText} easy/medium/hard (labels small/medium/large; BENCH_ROUTING_MIX), then a prompt of that label uniformly. Each priced at DEFAULT_SIM_PRICES (USD per million tokens: sim-small 0.15 in / 0.60 out, sim-medium 1.00 / 4.00, sim-large 5.00 / 15.00; no cache discounts): prompt tokens by the project's tokenizer (\`countPromptTokens\`, o200k_base, + the tool definitions' JSON when the request has tools), output tokens drawn as the simulator draws them (uniform in the serving model's \`outputTokens\` range: small 12-60, medium 24-120, large 40-200; capped by max_tokens), one seeded stream per pricing. Routing uses a standard customer. "By label" sends each request to its label's tier: what a perfect router would cost.`,
+    `Quality risk: hard (large-labelled) requests routed below large, and all requests routed to a tier below their label. Labels are a person's judgement, not measured answer quality: the figures bound the risk, they do not measure it.`,
   ];
 
-  const markdown = [
-    '## Tiered routing (`npm run bench -- routing`)',
-    '',
-    `Date: ${date.toISOString()}  `,
-    `Machine: ${describeMachine(machine)}`,
-    '',
-    ...method,
-    '',
-    '### Routing decision time',
-    '',
-    markdownTable(timingTable.header, timingTable.rows),
-    '',
-    markdownTable(stageTable.header, stageTable.rows),
-    '',
-    `### Cost of a day (${int(day.requests)} requests, ${mixText} easy/medium/hard)`,
-    '',
-    markdownTable(costTable.header, costTable.rows),
-    '',
-    `Routed: **${usd(day.routed.usd)} a day vs ${usd(day.allLarge.usd)} all on sim-large: ${pct(savings)} saved (${fmt(ratio, 1)}x cheaper)**; a perfect router would cost ${usd(day.byLabel.usd)} (${pct(1 - day.byLabel.usd / day.allLarge.usd)} saved).`,
-    '',
-    `Quality risk: ${pct(day.hardBelowLarge)} of the hard requests went below large (${int(((day.confusion[2] as number[])[0] as number))} to small, ${int(((day.confusion[2] as number[])[1] as number))} to medium); ${pct(day.belowLabel)} of all requests went to a tier below their label, ${pct(day.aboveLabel)} to a tier above it (cost, not quality).`,
-    '',
-    'Requests of the day, by label and routed tier:',
-    '',
-    markdownTable(confTable.header, confTable.rows),
-    '',
-    `The labelled prompts themselves (each once, standard customer): accuracy ${pct(acc(prompts))} (held-out part ${pct(acc(heldOut))}).`,
-    '',
-    markdownTable(labelConfTable.header, labelConfTable.rows),
-    '',
-    '### Targets',
-    '',
-    markdownTable(
-      ['target', 'goal', 'measured', 'verdict'],
-      verdicts.map((v) => [v.name, v.target, v.actual, `${v.pass ? 'PASS' : 'MISS'}${v.note ? ` (${v.note})` : ''}`]),
+  const blocks: Block[] = [
+    ...section('Routing decision time', timingTable, stageTable),
+    ...section(
+      `Cost of a day (${int(day.requests)} requests, ${mixText} easy/medium/hard)`,
+      costTable,
+      text(`Routed: **${usd(day.routed.usd)} a day vs ${usd(day.allLarge.usd)} all on sim-large: ${pct(savings)} saved (${fmt(ratio, 1)}x cheaper)**; a perfect router would cost ${usd(day.byLabel.usd)} (${pct(1 - day.byLabel.usd / day.allLarge.usd)} saved).`),
+      text(
+        `Quality risk: ${pct(day.hardBelowLarge)} of the hard requests went below large (${int((day.confusion[2] as number[])[0] as number)} to small, ${int((day.confusion[2] as number[])[1] as number)} to medium); ${pct(day.belowLabel)} of all requests went to a tier below their label, ${pct(day.aboveLabel)} to a tier above it (cost, not quality).`,
+      ),
+      text('Requests of the day, by label and routed tier:'),
+      confTable,
+      text(`The labelled prompts themselves (each once, standard customer): accuracy ${pct(acc(prompts))} (held-out part ${pct(acc(heldOut))}).`),
+      labelConfTable,
     ),
-  ].join('\n');
-
-  const summary = [
-    `Machine: ${describeMachine(machine)}`,
-    '',
-    'Routing decision time:',
-    textTable(timingTable.header, timingTable.rows),
-    '',
-    textTable(stageTable.header, stageTable.rows),
-    '',
-    `Cost of a day (${int(day.requests)} requests, ${mixText} easy/medium/hard, seed ${day.seed}):`,
-    textTable(costTable.header, costTable.rows),
-    `routed ${usd(day.routed.usd)} vs all-large ${usd(day.allLarge.usd)}: ${pct(savings)} saved (${fmt(ratio, 1)}x); perfect router ${usd(day.byLabel.usd)}`,
-    `quality risk: hard below large ${pct(day.hardBelowLarge)}; below label ${pct(day.belowLabel)}; above label ${pct(day.aboveLabel)}`,
-    '',
-    textTable(confTable.header, confTable.rows),
-    '',
-    `labelled prompts: accuracy ${pct(acc(prompts))} (held-out ${pct(acc(heldOut))})`,
-    '',
-    'Targets:',
-    textTable(
-      ['target', 'goal', 'measured', 'verdict'],
-      verdicts.map((v) => [v.name, v.target, v.actual, v.pass ? 'PASS' : 'MISS']),
-    ),
-  ].join('\n');
+    ...section('Targets', verdictTable(verdicts)),
+  ];
 
   const raw = {
     date: date.toISOString(),
@@ -488,14 +444,13 @@ function report(settings: BenchSettings, s: RoutingSettings, prompts: Prompt[], 
     },
     verdicts,
   };
-  return { summary, markdown, verdicts, raw };
+  return { doc: methodDoc('Tiered routing (`npm run bench -- routing`)', settings, method, blocks), verdicts, raw };
 }
 
 export const routingScenario: Scenario = {
   name: 'routing',
   description: 'tiered routing: decision time (features + classifier + rules) and the cost of a day of mixed traffic, routed vs all-large',
   async run(settings: BenchSettings): Promise<ScenarioReport> {
-    const date = new Date();
     const s = routingSettings();
     const labelled = loadPrompts();
     const classifier = new BuiltinClassifier();
@@ -534,6 +489,6 @@ export const routingScenario: Scenario = {
     );
     settings.log(`p50 ${fmt(timing.latencyUs.p50, 2)} µs, p99 ${fmt(timing.latencyUs.p99, 2)} µs over ${int(timing.decisions)} decisions; simulating a day of ${int(s.requests)} requests`);
     const day = simulateDay(prompts, s);
-    return report(settings, s, prompts, timing, day, date);
+    return report(settings, s, prompts, timing, day);
   },
 };

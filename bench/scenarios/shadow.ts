@@ -15,32 +15,14 @@
  * Environment: BENCH_SHADOW_RATE (200), BENCH_SHADOW_MODES (json; `json,stream` adds SSE),
  * BENCH_SHADOW_SIM_LATENCY_MS (20).
  */
-import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { PacedSession } from '../lib/paced.js';
-import { freePort, memoryMB, waitForIdle } from '../lib/process.js';
-import { combine, isClean, problems } from '../lib/load.js';
-import { machineInfo } from '../lib/results.js';
-import { positiveEnv, type BenchSettings, type Scenario, type ScenarioReport } from '../lib/scenario.js';
+import { memoryMB } from '../lib/process.js';
+import { modesEnv, positiveEnv, reportFields, scenarioResult, type BenchSettings, type Scenario, type ScenarioReport } from '../lib/scenario.js';
 import { fmt } from '../lib/table.js';
-import {
-  chatRequest,
-  checkRequest,
-  childEnv,
-  createAdminKey,
-  createTenantAndKey,
-  gatewayConfig,
-  MAX_TOKENS,
-  PROMPT,
-  startFixedLatencySimulator,
-  startGateway,
-  tollgateCli,
-  writeGatewayConfig,
-  type HttpTarget,
-  type Mode,
-} from '../lib/tollgate.js';
-import { describeLoad, rounds, TurnMeter } from '../lib/turns.js';
+import { chatRequest, checkRequest, launchGateway, MAX_TOKENS, PROMPT, startFixedLatencySimulator, tollgateCli, type Gateway, type HttpTarget, type Mode } from '../lib/tollgate.js';
+import { pacedTurns, pacedWarmUp, rounds, settleTargets } from '../lib/turns.js';
 import {
   buildReport,
   CANDIDATE_MODEL,
@@ -56,22 +38,18 @@ import {
 } from './shadow-report.js';
 
 function shadowSettings(): ShadowSettings {
-  const modes = (process.env.BENCH_SHADOW_MODES ?? 'json').split(',').map((x) => x.trim()).filter(Boolean);
-  for (const m of modes) if (m !== 'json' && m !== 'stream') throw new Error(`BENCH_SHADOW_MODES: unknown mode '${m}' (json, stream)`);
-  if (modes.length === 0) throw new Error('BENCH_SHADOW_MODES names no mode');
   return {
     rate: positiveEnv('BENCH_SHADOW_RATE', 200),
     rateConnections: 50,
     leadInS: 0.5,
-    modes: modes as Mode[],
+    modes: modesEnv('BENCH_SHADOW_MODES', 'json'),
     simLatencyMs: positiveEnv('BENCH_SHADOW_SIM_LATENCY_MS', 20),
     shadow: { model: CANDIDATE_MODEL, sampleRate: 1, dailyBudgetUsd: 1_000 },
   };
 }
 
-interface Gateway extends HttpTarget {
+interface ShadowGateway extends Gateway {
   name: TargetName;
-  apiKey: string;
   adminKey: string;
   info: TargetInfo;
 }
@@ -81,51 +59,23 @@ const TARGET_DEFS: { name: TargetName; shadow: boolean; description: string }[] 
   { name: 'shadow-on', shadow: true, description: `route ${ROUTE} -> ${PRIMARY_MODEL}, every request mirrored to ${CANDIDATE_MODEL}` },
 ];
 
-async function startGateways(s: BenchSettings, sh: ShadowSettings, tmp: string, sim: HttpTarget, started: Gateway[]): Promise<void> {
-  const cli = tollgateCli(s.root);
-  const env = childEnv();
+async function startGateways(s: BenchSettings, sh: ShadowSettings, tmp: string, sim: HttpTarget, started: ShadowGateway[]): Promise<void> {
   for (const def of TARGET_DEFS) {
-    const dir = join(tmp, def.name);
-    mkdirSync(dir, { recursive: true });
-    const port = await freePort();
     const route: Record<string, unknown> = { tiers: { small: [PRIMARY_MODEL] }, classifier: 'none' };
     if (def.shadow) route.shadow = { ...sh.shadow };
-    const configFile = writeGatewayConfig(
-      join(dir, 'tollgate.yaml'),
-      gatewayConfig({
-        port,
-        simOrigin: sim.origin,
-        storage: { kind: 'embedded', dir: join(dir, 'state') },
-        extra: {
-          models: {
-            [PRIMARY_MODEL]: { type: 'chat', deployments: [{ provider: 'upstream' }], price: { ...PRICES[PRIMARY_MODEL] } },
-            [CANDIDATE_MODEL]: { type: 'chat', deployments: [{ provider: 'upstream' }], price: { ...PRICES[CANDIDATE_MODEL] } },
-          },
-          routes: { [ROUTE]: route },
-          cache: { enabled: false },
-        },
-      }),
-    );
-    s.log(`${def.name}: creating tenant, API key and admin key`);
-    const apiKey = await createTenantAndKey(cli, configFile, dir);
-    const adminKey = await createAdminKey(cli, configFile, dir);
-    s.log(`starting ${def.name} on :${port}`);
-    const g = await startGateway({ name: def.name, cli, configFile, port, cwd: dir, env });
-    started.push({
-      ...g,
-      name: def.name,
-      apiKey,
-      adminKey,
-      info: { name: def.name, description: def.description, tierHeader: null, modelHeader: null, idleRss: memoryMB(g.proc.pid), requestsSent: 0 },
-    });
+    const models = Object.fromEntries(([PRIMARY_MODEL, CANDIDATE_MODEL] as const).map((m) => [m, { type: 'chat', deployments: [{ provider: 'upstream' }], price: { ...PRICES[m] } }]));
+    const extra = { models, routes: { [ROUTE]: route }, cache: { enabled: false } };
+    const g = await launchGateway({ name: def.name, root: s.root, dir: join(tmp, def.name), simOrigin: sim.origin, log: s.log, extra, keys: 'api+admin' });
+    const info: TargetInfo = { name: def.name, description: def.description, tierHeader: null, modelHeader: null, idleRss: g.idleRss, requestsSent: 0 };
+    started.push({ ...g, name: def.name, adminKey: g.adminKey ?? '', info });
   }
 }
 
-function request(g: Gateway, mode: Mode) {
+function request(g: ShadowGateway, mode: Mode) {
   return chatRequest(g.origin, mode, g.apiKey, { model: ROUTE });
 }
 
-async function adminGet<T>(g: Gateway, path: string): Promise<T> {
+async function adminGet<T>(g: ShadowGateway, path: string): Promise<T> {
   const res = await fetch(`${g.origin}/admin/v1${path}`, { headers: { authorization: `Bearer ${g.adminKey}` }, signal: AbortSignal.timeout(10_000) });
   const text = await res.text();
   if (!res.ok) throw new Error(`GET /admin/v1${path} on ${g.name}: HTTP ${res.status}: ${text.slice(0, 500)}`);
@@ -135,7 +85,7 @@ async function adminGet<T>(g: Gateway, path: string): Promise<T> {
 type ShadowStatsJson = { stats: NonNullable<ShadowChecks['stats']> };
 
 /** One request per mode: the route must pick tier small and m-small; and shadow-on must know its shadow route. */
-async function preflight(gateways: Gateway[], sh: ShadowSettings): Promise<void> {
+async function preflight(gateways: ShadowGateway[], sh: ShadowSettings): Promise<void> {
   for (const g of gateways) {
     for (const mode of sh.modes) {
       const headers = await checkRequest(request(g, mode), g.proc, `${g.name} (${mode})`);
@@ -158,7 +108,7 @@ async function simByModel(origin: string): Promise<Record<string, number>> {
 }
 
 /** After the runs: shadow-on's counters (once nothing is in flight) and its report of route `auto`. */
-async function inspectShadow(on: Gateway | undefined, checks: ShadowChecks, log: (l: string) => void): Promise<void> {
+async function inspectShadow(on: ShadowGateway | undefined, checks: ShadowChecks, log: (l: string) => void): Promise<void> {
   if (!on) return;
   try {
     const deadline = Date.now() + 10_000;
@@ -187,13 +137,11 @@ export const shadowScenario: Scenario = {
   name: 'shadow',
   description: "Shadow traffic: the user's latency with every request mirrored to a candidate model vs without, at 200 req/s",
   async run(s: BenchSettings): Promise<ScenarioReport> {
-    const date = new Date();
     const sh = shadowSettings();
-    const machine = machineInfo();
     const tmp = mkdtempSync(join(tmpdir(), 'tollgate-bench-shadow-'));
     const rate = rounds(s.seconds, 1);
     const runs: RunRecord[] = [];
-    const gateways: Gateway[] = [];
+    const gateways: ShadowGateway[] = [];
     const checks: ShadowChecks = { errors: [] };
     let sim: HttpTarget | undefined;
     try {
@@ -206,60 +154,36 @@ export const shadowScenario: Scenario = {
       // Warm-up at the measured rate (a closed loop at 50 connections would overflow the 16
       // shadow calls allowed in flight and count skips that the measured runs never cause).
       for (const g of gateways) {
-        s.log(`warm-up ${g.name}: ${s.warmupSeconds} s at ${sh.rate} req/s, ${sh.modes.join(' then ')}`);
-        for (const mode of sh.modes) {
-          const session = new PacedSession(request(g, mode), sh.rateConnections);
-          try {
-            const w = combine([await session.run(sh.rate, s.warmupSeconds / sh.modes.length)]);
-            g.info.requestsSent += w.sent;
-            if (!isClean(w)) s.log(`  warm-up of ${g.name} (${mode}): ${problems(w)}`);
-          } finally {
-            await session.close();
-          }
-        }
+        const requests = sh.modes.map((mode) => request(g, mode));
+        g.info.requestsSent += await pacedWarmUp({ name: g.name, requests, rate: sh.rate, connections: sh.rateConnections, seconds: s.warmupSeconds, log: s.log });
       }
-      const waited = await waitForIdle([simTarget.proc.pid, ...gateways.map((g) => g.proc.pid)], { maxMs: 15_000, windowMs: 250, threshold: 0.05 });
-      s.log(`targets idle after ${waited} ms`);
+      await settleTargets([simTarget.proc.pid, ...gateways.map((g) => g.proc.pid)], s.log);
 
       for (const mode of sh.modes) {
         s.log(`${mode}: fixed rate ${sh.rate} req/s, ${rate.count} rounds of ${fmt(rate.sliceS)} s per target`);
-        const meters = gateways.map((g) => new TurnMeter({ targetPid: g.proc.pid, sim: { origin: simTarget.origin, pid: simTarget.proc.pid } }));
         const byModel = gateways.map((): Record<string, number> => ({}));
-        const sessions = gateways.map((g) => new PacedSession(request(g, mode), sh.rateConnections));
-        try {
-          for (let round = 0; round < rate.count; round++) {
-            // The first target alternates: neither always follows the other.
-            for (let k = 0; k < gateways.length; k++) {
-              const i = (round + k) % gateways.length;
-              const session = sessions[i] as PacedSession;
+        const results = await pacedTurns(
+          gateways.map((g) => ({ name: g.name, pid: g.proc.pid, request: request(g, mode) })),
+          {
+            label: mode,
+            log: s.log,
+            sim: { origin: simTarget.origin, pid: simTarget.proc.pid },
+            rate: sh.rate,
+            connections: sh.rateConnections,
+            rounds: rate,
+            leadInS: sh.leadInS,
+            // A turn waits for the gateway and the simulator to go idle: the slice's shadow calls end inside it.
+            aroundTurn: async (i, turn) => {
               const before = await simByModel(simTarget.origin);
-              // measure() waits for the gateway and the simulator to go idle: the slice's shadow calls end inside it.
-              await (meters[i] as TurnMeter).measure(() => session.run(sh.rate, rate.sliceS, round === 0 ? sh.leadInS : 0));
+              await turn();
               const after = await simByModel(simTarget.origin);
               const counts = byModel[i] as Record<string, number>;
               for (const [model, n] of Object.entries(after)) counts[model] = (counts[model] ?? 0) + n - (before[model] ?? 0);
-            }
-          }
-        } finally {
-          await Promise.all(sessions.map((x) => x.close()));
-        }
-        for (const [i, g] of gateways.entries()) {
-          const meter = meters[i] as TurnMeter;
-          const load = meter.load();
-          const upstream = meter.upstream(load);
-          const record: RunRecord = {
-            mode,
-            target: g.name,
-            load,
-            cpu: meter.cpu(load),
-            upstreamCallsPerRequest: upstream.calls / Math.max(1, load.answered),
-            upstream,
-            simByModel: byModel[i] as Record<string, number>,
-          };
-          g.info.requestsSent += load.sent;
-          runs.push(record);
-          s.log(`${mode.padEnd(6)} ${g.name.padEnd(10)} ${describeLoad(load, record.cpu)}  sim calls/req ${fmt(record.upstreamCallsPerRequest)}`);
-        }
+            },
+          },
+        );
+        gateways.forEach((g, i) => (g.info.requestsSent += results[i]!.load.sent));
+        runs.push(...results.map((r, i): RunRecord => ({ mode, target: gateways[i]!.name, ...r, simByModel: byModel[i] as Record<string, number> })));
       }
       for (const g of gateways) g.info.rssAfter = memoryMB(g.proc.pid);
       await inspectShadow(
@@ -274,32 +198,21 @@ export const shadowScenario: Scenario = {
     }
 
     const targets = gateways.map((g) => g.info);
-    const report = buildReport({ runs, targets, checks, shadow: sh, settings: s, rate, date, machine, maxTokens: MAX_TOKENS });
-    return {
-      summary: report.summary,
-      markdown: report.markdown,
-      verdicts: report.verdicts,
-      raw: {
-        scenario: 'shadow',
-        date: date.toISOString(),
-        machine,
-        settings: {
-          ...sh,
-          seconds: s.seconds,
-          warmupSeconds: s.warmupSeconds,
-          rounds: rate,
-          maxTokens: MAX_TOKENS,
-          prompt: PROMPT,
-          route: ROUTE,
-          models: { primary: PRIMARY_MODEL, candidate: CANDIDATE_MODEL, prices: PRICES },
-        },
-        targets,
-        runs,
-        derived: report.derived,
-        checks,
-        verdicts: report.verdicts,
-        caveats: report.caveats,
+    const report = buildReport({ runs, targets, checks, shadow: sh, settings: s, rate, maxTokens: MAX_TOKENS });
+    return scenarioResult('shadow', s, report, {
+      settings: {
+        ...sh,
+        seconds: s.seconds,
+        warmupSeconds: s.warmupSeconds,
+        rounds: rate,
+        maxTokens: MAX_TOKENS,
+        prompt: PROMPT,
+        route: ROUTE,
+        models: { primary: PRIMARY_MODEL, candidate: CANDIDATE_MODEL, prices: PRICES },
       },
-    };
+      targets,
+      runs,
+      ...reportFields(report, { checks }),
+    });
   },
 };

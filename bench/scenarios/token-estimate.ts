@@ -16,24 +16,15 @@
  */
 import { countTokens } from 'gpt-tokenizer';
 import { estimatePromptTokens, estimatePromptTokensSync, loadTokenizer } from '../../src/metering/tokenizer.js';
-import { describeMachine, machineInfo } from '../lib/results.js';
+import { prng } from '../lib/random.js';
+import { column, tableOf, text, verdictTable } from '../lib/report.js';
+import { describeMachine } from '../lib/results.js';
 import type { BenchSettings, Scenario, ScenarioReport, Verdict } from '../lib/scenario.js';
-import { fmt, markdownTable, textTable } from '../lib/table.js';
+import { fmt } from '../lib/table.js';
 
 const SIZES_KB = [1, 16, 64, 256, 1024, 4096];
 const REPEATS = 5;
 const MAX_HOLD_MS = 5;
-
-/** Deterministic pseudo-random characters (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const ENGLISH = 'The gateway reserves the worst case before the call and settles the real usage after it. ';
 const RUSSIAN = 'Шлюз резервирует худший случай до вызова и списывает реальное использование после него. ';
@@ -48,8 +39,9 @@ function textOf(bytes: number, unit: string): string {
   return Array.from(s).slice(0, Math.ceil((bytes / unitBytes) * Array.from(unit).length)).join('');
 }
 
+/** Deterministic pseudo-random characters. */
 function randomAscii(bytes: number, seed: number): string {
-  const r = rng(seed);
+  const r = prng(seed);
   let s = '';
   for (let i = 0; i < bytes; i++) s += String.fromCharCode(33 + Math.floor(r() * 94));
   return s;
@@ -131,8 +123,6 @@ export const tokenEstimateScenario: Scenario = {
   name: 'token-estimate',
   description: 'in process: cost of admission token estimate vs input size (1 KB-4 MB), scripts, with and without spaces; longest event-loop hold',
   async run(s: BenchSettings): Promise<ScenarioReport> {
-    const date = new Date();
-    const machine = machineInfo();
     await loadTokenizer();
     countTokens('warm up the encoder '.repeat(1_000));
     const rows: Row[] = [];
@@ -188,37 +178,29 @@ export const tokenEstimateScenario: Scenario = {
       ...linearity.map((l) => ({ name: `${l.input}: µs per KB at 4 MB / at 64 KB`, target: '<= 2', actual: fmt(l.ratio, 2), pass: l.ratio <= 2 })),
     ];
 
-    const header = ['input', 'size', 'tokens (estimate)', 'sync ms (median of 5)', 'µs per KB', 'longest hold ms (async): CPU', 'wall', 'turns', 'whole-text tokenizer ms', 'its tokens'];
-    const table = rows.map((r) => [
-      r.input,
-      r.kb >= 1024 ? `${r.kb / 1024} MB` : `${r.kb} KB`,
-      r.tokens.toLocaleString('en-US'),
-      fmt(r.syncMs, 2),
-      fmt(r.usPerKb, 1),
-      fmt(r.maxHoldCpuMs, 2),
-      fmt(r.maxHoldMs, 2),
-      String(r.turns),
-      r.wholeMs === undefined ? '' : fmt(r.wholeMs, 2),
-      r.wholeTokens === undefined ? '' : r.wholeTokens.toLocaleString('en-US'),
-    ]);
-    const vRows = verdicts.map((v) => [v.name, v.target, v.actual, v.pass ? 'PASS' : 'MISS']);
-    const markdown = [
-      '## Token estimate (`npm run bench -- token-estimate`)',
-      '',
-      `Run ${date.toISOString()} on ${describeMachine(machine)}.`,
-      '',
-      "What admission's estimate of one chat request costs against the size of its message (src/metering/tokenizer.ts: runs over 128 characters counted in pieces, the first 256K characters counted exactly, every further UTF-8 byte as one token, the async estimate yielding every 8K characters). Sync: `estimatePromptTokensSync`, median of 5 runs. Longest hold: the async `estimatePromptTokens`, run 5 times after 2 warm-up runs (the median of the runs' figures), with a setImmediate probe, the longest gap between two turns of the event loop, in this process's CPU time (what the estimate held) and in wall time (which also counts other processes taking the core: noisy on a shared machine). Whole-text tokenizer: gpt-tokenizer's `countTokens` on the whole text, the pre-fix cost (run only where it ends quickly: it is quadratic in a run without spaces).",
-      '',
-      markdownTable(header, table),
-      '',
-      markdownTable(['target', 'goal', 'measured', 'verdict'], vRows),
-      '',
-    ].join('\n');
-    return {
-      summary: textTable(['target', 'goal', 'measured', 'verdict'], vRows),
-      markdown,
-      verdicts,
-      raw: { date: date.toISOString(), machine, rows, verdicts },
+    const ms = (v: number | undefined) => (v === undefined ? '' : fmt(v, 2));
+    const doc = {
+      title: 'Token estimate (`npm run bench -- token-estimate`)',
+      context: [`Run ${s.date.toISOString()} on ${describeMachine(s.machine)}.`],
+      blocks: [
+        text(
+          "What admission's estimate of one chat request costs against the size of its message (src/metering/tokenizer.ts: runs over 128 characters counted in pieces, the first 256K characters counted exactly, every further UTF-8 byte as one token, the async estimate yielding every 8K characters). Sync: `estimatePromptTokensSync`, median of 5 runs. Longest hold: the async `estimatePromptTokens`, run 5 times after 2 warm-up runs (the median of the runs' figures), with a setImmediate probe, the longest gap between two turns of the event loop, in this process's CPU time (what the estimate held) and in wall time (which also counts other processes taking the core: noisy on a shared machine). Whole-text tokenizer: gpt-tokenizer's `countTokens` on the whole text, the pre-fix cost (run only where it ends quickly: it is quadratic in a run without spaces).",
+        ),
+        tableOf(rows, [
+          column('input', (r) => r.input),
+          column('size', (r) => (r.kb >= 1024 ? `${r.kb / 1024} MB` : `${r.kb} KB`)),
+          column('tokens (estimate)', (r) => r.tokens.toLocaleString('en-US')),
+          column('sync ms (median of 5)', (r) => ms(r.syncMs)),
+          column('µs per KB', (r) => fmt(r.usPerKb, 1)),
+          column('longest hold ms (async): CPU', (r) => ms(r.maxHoldCpuMs)),
+          column('wall', (r) => ms(r.maxHoldMs)),
+          column('turns', (r) => String(r.turns)),
+          column('whole-text tokenizer ms', (r) => ms(r.wholeMs)),
+          column('its tokens', (r) => (r.wholeTokens === undefined ? '' : r.wholeTokens.toLocaleString('en-US'))),
+        ]),
+        verdictTable(verdicts),
+      ],
     };
+    return { doc, verdicts, raw: { date: s.date.toISOString(), machine: s.machine, rows, verdicts } };
   },
 };
