@@ -137,6 +137,7 @@ export interface PipelineOptions {
 }
 
 const BEFORE = Symbol('before');
+const DONE: Promise<void> = Promise.resolve();
 type BeforeMiddleware = Middleware & { [BEFORE]: Stage };
 
 /** A `Stage` as middleware: its work, then the rest unless it set a result (the pipeline runs these in a plain loop). */
@@ -174,6 +175,8 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
   const { log, tracer } = opts;
   const stages = ordered(STAGES, opts.stages, 'stage');
   const steps = ordered(SETTLE_STEPS, opts.settle, 'settle step');
+  const stepNames = steps.map(([name]) => name);
+  const stepFns = steps.map(([, step]) => step);
   // Which stages open a span: each once, except an `around` span already opened by an outer stage.
   // A stage's spans: none where an outer stage's `then` span already covers it.
   const spanOf = stages.map(([name], i): SpanSpec | undefined => {
@@ -183,7 +186,11 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
   const plain = stages.map(([, run]) => (run as Partial<BeforeMiddleware>)[BEFORE]);
 
   /** The stages from `i` on, for one request: "before" stages in a plain loop, the others onion style. */
-  async function runFrom(i: number, ctx: RequestContext): Promise<void> {
+  function runFrom(i: number, ctx: RequestContext): Promise<void> {
+    return plain[i] ? runBefore(i, ctx) : runOnion(i, ctx);
+  }
+
+  async function runBefore(i: number, ctx: RequestContext): Promise<void> {
     for (; i < stages.length; i++) {
       const stage = plain[i];
       if (!stage) break;
@@ -195,14 +202,21 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
       }
       if (ctx.result) return;
     }
+    return runOnion(i, ctx);
+  }
+
+  function runOnion(i: number, ctx: RequestContext): Promise<void> {
     const entry = stages[i];
-    if (!entry) return;
-    const j = i;
-    const next: Next = () => runFrom(j + 1, ctx);
+    if (!entry) return DONE;
+    const next: Next = () => runFrom(i + 1, ctx);
     const trace = ctx.trace;
     const span = trace ? spanOf[i] : undefined;
-    if (!trace || !span) return entry[1](ctx, next);
-    return traced(trace, span, entry[1], ctx, next);
+    if (trace && span) return traced(trace, span, entry[1], ctx, next);
+    try {
+      return entry[1](ctx, next) ?? DONE;
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   async function traced(trace: RequestTrace, span: SpanSpec, run: Middleware, ctx: RequestContext, next: Next): Promise<void> {
@@ -236,19 +250,22 @@ export function createPipeline(opts: PipelineOptions): Pipeline {
 
   /** Runs the settle steps in order; resolves once the asynchronous ones have (budgets and buckets corrected). */
   function settle(ctx: RequestContext): Promise<unknown> | undefined {
-    const settled: SettledRequest = { status: 0, latencyMs: performance.now() - ctx.startedAt };
-    settled.status = outcomeOf(ctx);
-    let pending: Array<Promise<unknown>> | undefined;
-    for (const [name, step] of steps) {
+    const settled: SettledRequest = { status: outcomeOf(ctx), latencyMs: performance.now() - ctx.startedAt };
+    let pending: Promise<unknown> | undefined;
+    let more: Array<Promise<unknown>> | undefined;
+    for (let i = 0; i < stepFns.length; i++) {
       try {
-        const p = step(ctx, settled);
-        if (p) (pending ??= []).push(p.catch((err: unknown) => log.error({ err, reqId: ctx.id, step: name }, 'settle step failed')));
+        const p = (stepFns[i] as SettleStep)(ctx, settled);
+        if (!p) continue;
+        const caught = p.catch((err: unknown) => log.error({ err, reqId: ctx.id, step: stepNames[i] }, 'settle step failed'));
+        if (pending) (more ??= [pending]).push(caught);
+        else pending = caught;
       } catch (err) {
-        log.error({ err, reqId: ctx.id, step: name }, 'settle step failed');
+        log.error({ err, reqId: ctx.id, step: stepNames[i] }, 'settle step failed');
       }
     }
     if (!ctx.usageRecorded) ctx.onRecorded?.(); // nothing was recorded: do not keep a job waiting
-    return pending && Promise.all(pending);
+    return more ? Promise.all(more) : pending;
   }
 
   // A request counts as in flight until settle has finished, its async part included (budgets
