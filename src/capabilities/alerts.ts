@@ -10,7 +10,6 @@ import { AlertMetrics } from '../observability/alert-metrics.js';
 import { AlertEngine, type BudgetBoard, trafficSignals } from '../observability/alerts.js';
 import type { DriftDetector } from '../observability/drift.js';
 import type { LiveStats } from '../observability/live-stats.js';
-import { WebhookSender } from '../observability/webhook.js';
 import { type Capability, routes } from './capability.js';
 import type { Core } from './core.js';
 
@@ -43,7 +42,7 @@ export async function alertsCapability(
       abuse: () => deps.abuse.activeFlags(),
       openBreakers: () => [...core.openBreakers],
     },
-    webhook: config.alerts.webhook ? new WebhookSender(config.alerts.webhook, log) : undefined,
+    webhook: core.alertWebhook,
     log,
     evaluateMs: config.alerts.evaluateMs,
     ...(lease ? { isLeader: () => lease.held() } : {}),

@@ -13,6 +13,7 @@ import { LedgerMetrics } from '../metering/ledger-metrics.js';
 import { LedgerWriter } from '../metering/ledger-writer.js';
 import { type Logger, createLogger } from '../observability/logger.js';
 import { GatewayMetrics } from '../observability/metrics.js';
+import { WebhookSender } from '../observability/webhook.js';
 import type { RequestContext } from '../pipeline/context.js';
 import type { BatchTimer } from '../providers/embed-batcher.js';
 import { ProviderRegistry } from '../providers/registry.js';
@@ -56,6 +57,8 @@ export interface Core {
   readonly metrics: GatewayMetrics;
   /** Rate-limit and budget counters: shared in distributed mode (with the failure policy of failover-counters.ts). */
   readonly counters: Counters;
+  /** Where budget alerts and alert rules are sent (`alerts.webhook`; undefined: nowhere). */
+  readonly alertWebhook: WebhookSender | undefined;
   /** This process, among the gateway's processes: `host:pid:random`. */
   readonly nodeId: string;
   readonly distributed: boolean;
@@ -120,6 +123,7 @@ export async function openCore(config: Config, opts: GatewayOptions): Promise<Co
     openBreakers,
     metrics,
     counters,
+    alertWebhook: config.alerts.webhook ? new WebhookSender(config.alerts.webhook, log) : undefined,
     nodeId: `${hostname()}:${process.pid}:${randomBytes(3).toString('hex')}`,
     distributed,
     shuttingDown: false,

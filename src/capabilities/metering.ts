@@ -12,7 +12,6 @@ import { RateLimiter } from '../metering/rate-limiter.js';
 import { StorageQuotas } from '../metering/storage-quotas.js';
 import { UsageRollup } from '../metering/usage-rollup.js';
 import { BudgetBoard } from '../observability/alerts.js';
-import { WebhookSender } from '../observability/webhook.js';
 import type { RequestContext } from '../pipeline/context.js';
 import { before } from '../pipeline/pipeline.js';
 import { admitStage } from '../pipeline/stages/admit.js';
@@ -33,7 +32,7 @@ export interface MeteringCapability extends Capability {
 export function meteringCapability(core: Core): MeteringCapability {
   const { config, storage, counters, ledger, log } = core;
   const rateLimiter = new RateLimiter(counters);
-  const alerts = config.alerts.webhook ? new BudgetAlerts(counters, config.alerts.budgetThresholds, new WebhookSender(config.alerts.webhook, log)) : undefined;
+  const alerts = core.alertWebhook ? new BudgetAlerts(counters, config.alerts.budgetThresholds, core.alertWebhook) : undefined;
   const budgetBoard = new BudgetBoard();
   const budgetSeeding = new BudgetSeeding({ bus: storage.bus, counters, writer: ledger, node: core.nodeId, log });
   budgetSeeding.start();
