@@ -27,6 +27,7 @@ export async function observabilityCapability(core: Core, deps: { authenticator:
   // The request log: one row per request, queued by settle and written in bounded batches off the hot path.
   const requestLog = config.requestLog.enabled ? new RequestLogWriter({ store: storage.requestLog, config: config.requestLog, log, registry: metrics.registry }) : undefined;
   requestLog?.start();
+  const accessLine = accessLog(log, config.logging.access);
   return {
     name: 'observability',
     liveStats,
@@ -35,7 +36,7 @@ export async function observabilityCapability(core: Core, deps: { authenticator:
       ...(config.metrics.enabled ? { metrics: (ctx, settled) => metrics.observeRequest(ctx, settled.status, settled.latencyMs / 1000) } : {}),
       ...(requestLog ? { 'request log': requestLog.observe } : {}),
       'live stats': liveStats.observe,
-      'access log': accessLog(log),
+      ...(accessLine ? { 'access log': accessLine } : {}),
     },
     routes: [
       routes(requestRoutes, { prefix: '/admin/v1', store: storage.requestLog, ...(requestLog ? { flush: () => requestLog.flush() } : {}), authenticator: deps.authenticator }),

@@ -94,6 +94,18 @@ export const configSchema = z
     logging: z
       .object({
         level: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+        /** The per-request access line (src/observability/access-log.ts). */
+        access: z
+          .object({
+            /** all: every request (sampled by `sample`); errors-and-slow: only those; off: none. */
+            mode: z.enum(['all', 'errors-and-slow', 'off']).default('all'),
+            /** In `all` mode, the share of requests that neither failed nor were slow that get a line (errors and slow ones always do). */
+            sample: z.number().min(0).max(1).default(1),
+            /** A request this slow (ms, arrival to the end of the answer) or slower counts as slow. */
+            slowMs: z.number().int().min(0).max(3_600_000).default(5_000),
+          })
+          .strict()
+          .default({}),
       })
       .strict()
       .default({}),
