@@ -30,6 +30,8 @@ export interface AutocannonOptions {
    * as soon as its headers are parsed, e.g. to count a header's values.
    */
   onHeaders?: (raw: string[]) => void;
+  /** Called as each response ends, with its status (e.g. to count responses per second). */
+  onResponse?: (statusCode: number) => void;
 }
 
 /** autocannon's client emits the HTTP parser's info ({ headers: [name, value...] }), not what its typings say. */
@@ -70,6 +72,7 @@ export async function runAutocannon(opts: AutocannonOptions): Promise<LoadSlice>
     // (client, statusCode, resBytes, responseTime ms as a float from process.hrtime)
     instance.on('response', (_client: unknown, statusCode: number, _bytes: number, responseTime: number) => {
       completed++;
+      opts.onResponse?.(statusCode);
       statusCodes[statusCode] = (statusCodes[statusCode] ?? 0) + 1;
       if (statusCode >= 200 && statusCode < 300) latencies.push(responseTime);
       else non2xx++;

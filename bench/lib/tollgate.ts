@@ -180,6 +180,8 @@ export async function launchGateway(o: {
   log(line: string): void;
   storage?: Record<string, unknown>;
   extra?: Record<string, unknown>;
+  /** Where its stdout (the log) goes; /dev/null by default. */
+  logFile?: string;
   /** Which keys to make (default 'api'; 'none': a further process sharing another's storage). */
   keys?: 'api' | 'api+admin' | 'none';
   /** Said after "creating tenant and API key", e.g. where the storage is. */
@@ -201,7 +203,7 @@ export async function launchGateway(o: {
     if (keys === 'api+admin') adminKey = await createAdminKey(cli, configFile, o.dir);
   }
   o.log(`starting ${o.name} on :${port}${o.cpuProfileDir ? ' (with --cpu-prof)' : ''}`);
-  const g = await startGateway({ name: o.name, cli, configFile, port, cwd: o.dir, env: childEnv(), cpuProfileDir: o.cpuProfileDir, ...(o.cpus !== undefined ? { cpus: o.cpus } : {}) });
+  const g = await startGateway({ name: o.name, cli, configFile, port, cwd: o.dir, env: childEnv(), cpuProfileDir: o.cpuProfileDir, ...(o.cpus !== undefined ? { cpus: o.cpus } : {}), ...(o.logFile !== undefined ? { logFile: o.logFile } : {}) });
   return { ...g, name: o.name, dir: o.dir, configFile, apiKey, ...(adminKey ? { adminKey } : {}), idleRss: memoryMB(g.proc.pid) };
 }
 

@@ -1,7 +1,8 @@
 /**
  * The core scenario's report: derived figures (Tollgate's added latency, saturation share; with
  * BENCH_BASELINE_ROOT, the current build against a baseline build), verdicts against the targets,
- * caveats, and the report document (lib/report.ts).
+ * caveats, and the report document (lib/report.ts). The logs-to-a-file section is built by
+ * core-logging.ts, the cold-start section by core-cold-start.ts.
  */
 import { join } from 'node:path';
 import { issuesOf, median, pairedMedian } from '../lib/compare.js';
@@ -12,6 +13,8 @@ import { addedColumns, otherLoadCaveat, runColumns as col, runTable, shortfallCa
 import type { BenchSettings, BuiltReport, Verdict } from '../lib/scenario.js';
 import { fmt, fmtDelta } from '../lib/table.js';
 import type { TurnCpu } from '../lib/turns.js';
+import { coldStartSection, coldStartVerdict, deriveColdStart, type ColdStartDerived, type ColdStartRun } from './core-cold-start.js';
+import { deriveLogging, FILE_TARGETS, loggingSection, loggingVerdicts, type LogGrowth, type LoggingDerived } from './core-logging.js';
 
 export const TARGETS = { addedP50Ms: 1, addedP99Ms: 3, saturationPctOfFloor: 60, rssMB: 150 } as const;
 
@@ -42,8 +45,11 @@ export interface BaselineBuild {
 
 export type { Mode } from '../lib/tollgate.js';
 import type { Mode } from '../lib/tollgate.js';
-/** `baseline` runs only with BENCH_BASELINE_ROOT and appears only in its own section. */
-export type TargetName = 'direct' | 'floor' | 'tollgate' | 'baseline';
+/**
+ * `tollgate-file` and `tollgate-quiet` (stdout to a file, logging at info and at warn) appear only in
+ * "What users run"; `baseline` runs only with BENCH_BASELINE_ROOT and appears only in its own section.
+ */
+export type TargetName = 'direct' | 'floor' | 'tollgate' | 'tollgate-file' | 'tollgate-quiet' | 'baseline';
 export const MODES: Mode[] = ['json', 'stream'];
 export const TARGET_NAMES: TargetName[] = ['direct', 'floor', 'tollgate'];
 const isCoreTarget = (r: RunRecord) => TARGET_NAMES.includes(r.target);
@@ -78,6 +84,10 @@ export interface Derived {
   saturation: Record<Mode, { tollgateRps: number; floorRps: number; directRps: number; pctOfFloor: number; issues: string }>;
   /** With a baseline build: the current build (tollgate) against it. */
   beforeAfter?: Record<Mode, BeforeAfter>;
+  /** tollgate, tollgate-file and tollgate-quiet: what logging to a file costs. */
+  logging: Partial<Record<Mode, LoggingDerived>>;
+  /** The new process of the cold-start phase against steady. */
+  coldStart?: ColdStartDerived;
 }
 
 /** Per mode: the current build (`tollgate`) and the baseline build, measured in the same rounds. */
@@ -101,7 +111,7 @@ function find(runs: RunRecord[], kind: RunRecord['kind'], mode: Mode, target: Ta
   return runs.find((r) => r.kind === kind && r.mode === mode && r.target === target);
 }
 
-function derive(runs: RunRecord[]): Derived {
+function derive(runs: RunRecord[], logGrowth: LogGrowth, coldStart: ColdStartRun | undefined): Derived {
   const overhead = {} as Derived['overhead'];
   const saturation = {} as Derived['saturation'];
   for (const mode of MODES) {
@@ -125,7 +135,14 @@ function derive(runs: RunRecord[]): Derived {
     };
   }
   const beforeAfter = runs.some((r) => r.target === 'baseline') ? deriveBeforeAfter(runs) : undefined;
-  return { overhead, saturation, ...(beforeAfter ? { beforeAfter } : {}) };
+  const steady = find(runs, 'saturation', 'json', 'tollgate-file')?.load.perSlice.map((x) => x.rps) ?? [];
+  return {
+    overhead,
+    saturation,
+    ...(beforeAfter ? { beforeAfter } : {}),
+    logging: deriveLogging(runs, MODES, logGrowth),
+    ...(coldStart ? { coldStart: deriveColdStart(coldStart, steady) } : {}),
+  };
 }
 
 function deriveBeforeAfter(runs: RunRecord[]): Record<Mode, BeforeAfter> {
@@ -230,7 +247,7 @@ function tables(runs: RunRecord[], derived: Derived, memory: Record<TargetName, 
       [col.mode, col.target, col.rps, pctOfFloor, ...col.latency.slice(0, 3), ...perRequest, col.otherLoad, col.errors],
     ),
     memory: tableOf(
-      [{ name: 'tollgate (idle, after start-up)', rss: idle.rssMB, peak: '' }, ...TARGET_NAMES.map((n) => ({ name: n === 'direct' ? 'simulator' : n, rss: memory[n]?.rssMB, peak: fmt(memory[n]?.peakRssMB, 1) }))],
+      [{ name: 'tollgate (idle, after start-up)', rss: idle.rssMB, peak: '' }, ...[...TARGET_NAMES, ...FILE_TARGETS].map((n) => ({ name: n === 'direct' ? 'simulator' : n, rss: memory[n]?.rssMB, peak: fmt(memory[n]?.peakRssMB, 1) }))],
       [column('process', (x) => x.name), column('RSS after runs (MB)', (x) => fmt(x.rss, 1)), column('peak RSS (MB)', (x) => x.peak)],
     ),
   };
@@ -254,6 +271,10 @@ export interface ReportInput {
   sat: { count: number; sliceS: number };
   maxTokens: number;
   profileDir?: string | undefined;
+  /** How much tollgate-file's and tollgate-quiet's logs grew during each mode's runs. */
+  logGrowth: LogGrowth;
+  /** The cold-start phase (absent if it did not run). */
+  coldStart?: ColdStartRun | undefined;
 }
 
 export interface CoreReport extends BuiltReport<Derived> {
@@ -262,8 +283,12 @@ export interface CoreReport extends BuiltReport<Derived> {
 
 export function buildReport(input: ReportInput): CoreReport {
   const { runs, memory, core: c, settings: s, rate, sat } = input;
-  const derived = derive(runs);
-  const vs = verdicts(derived, memory.tollgate, c.rate);
+  const derived = derive(runs, input.logGrowth, input.coldStart);
+  const vs = [
+    ...verdicts(derived, memory.tollgate, c.rate),
+    ...loggingVerdicts(derived.logging, MODES),
+    ...(input.coldStart && derived.coldStart ? [coldStartVerdict(derived.coldStart, input.coldStart)] : []),
+  ];
   const caveats = notes(runs, c.rate);
   let profile: ProfileSummary | undefined;
   if (input.profileDir) {
@@ -278,16 +303,18 @@ export function buildReport(input: ReportInput): CoreReport {
       ? `evenly paced, open loop (request i leaves at start + i/rate whatever the earlier ones are doing), ${R} req/s, up to ${c.rateConnections} connections (undici Pool), ${c.leadInS} s unmeasured lead-in`
       : `autocannon overallRate ${R} req/s, ${c.rateConnections} connections (bursty: each connection sends its share at the start of every second)`;
   const setup = [
-    `Upstream: \`tollgate sim --latency 0 --tps 0\` (instant answers). Floor: \`bench/floor-proxy.mjs\` (node:http + undici Pool, no features). Tollgate: \`tollgate start\` with one openai-compatible provider pointing at the simulator; API-key auth, \`logging.level: info\` (stdout to /dev/null), metrics on${c.profile ? ', **run under --cpu-prof (numbers are slower than normal)**' : ''}.`,
+    `Upstream: \`tollgate sim --latency 0 --tps 0\` (instant answers). Floor: \`bench/floor-proxy.mjs\` (node:http + undici Pool, no features). Tollgate: \`tollgate start\` with one openai-compatible provider pointing at the simulator; API-key auth, \`logging.level: info\` (stdout to /dev/null), metrics on${c.profile ? ', **run under --cpu-prof (numbers are slower than normal)**' : ''}. Also measured, shown in "What users run": \`tollgate-file\` (the same, stdout to a file) and \`tollgate-quiet\` (stdout to a file, \`logging.level: warn\`).`,
     `Request: \`POST /v1/chat/completions\`, model sim-small, one short user message, \`max_tokens: ${input.maxTokens}\`; \`stream: true\` for the stream rows. Same bytes to every target.`,
     `Latency: client side, from writing the request to the last byte of the answer, µs precision (hrtime), 2xx only. TTFB: to the first body byte. Added latency: Tollgate's percentile minus the other target's, over all samples (the verdicts use these); "per-round median": the median over rounds of the same difference taken slice by slice within each round, which a burst of outside load in a few rounds barely moves.`,
-    `Fixed rate: ${rateLabel}; ${s.seconds} s per target, as ${rate.count} rounds of ${fmt(rate.sliceS)} s. Saturation: autocannon, ${c.saturationConnections} connections, ${s.seconds} s per target as ${sat.count} rounds of ${fmt(sat.sliceS)} s. In each round the targets take turns (direct, floor, tollgate${c.baseline ? ', baseline' : ''}), never at once, so outside load falls on all of them alike. Warm-up: ${s.warmupSeconds} s per target first.${c.pin ? ` Pinned: load generator and simulator on CPU ${LOAD_CPU}, floor and Tollgate on CPU ${PROXY_CPU}.` : ''}`,
+    `Fixed rate: ${rateLabel}; ${s.seconds} s per target, as ${rate.count} rounds of ${fmt(rate.sliceS)} s. Saturation: autocannon, ${c.saturationConnections} connections, ${s.seconds} s per target as ${sat.count} rounds of ${fmt(sat.sliceS)} s. In each round the targets take turns (direct, floor, tollgate${c.baseline ? ', baseline' : ''}, tollgate-file, tollgate-quiet; the last two swap places every other round), never at once, so outside load falls on all of them alike. Warm-up: ${s.warmupSeconds} s per target first.${c.pin ? ` Pinned: load generator and simulator on CPU ${LOAD_CPU}, floor and Tollgate on CPU ${PROXY_CPU}.` : ''}`,
     `CPU µs/req: CPU time (user + system, from /proc) of the process the load hits (for direct: the simulator), per request; the load generator's own is in the raw JSON. Upstream calls/req: simulator requests per answered request (1.00 = no retries, no cache hits). Other load: CPU used by every other process on the machine during the runs, in cores (2 cores, shared: noise).`,
   ];
   const doc = methodDoc('Core gateway overhead (`npm run bench -- core`)', s, setup, [
     ...section(`Fixed rate: ${R} req/s`, tb.rate),
     ...section(`Tollgate's added latency at ${R} req/s`, tb.overhead),
     ...section(`Saturation: ${c.saturationConnections} connections`, tb.saturation),
+    ...loggingSection(derived.logging, MODES, R),
+    ...(input.coldStart && derived.coldStart ? coldStartSection(derived.coldStart, input.coldStart) : []),
     ...section('Memory', tb.memory),
     ...(c.baseline && derived.beforeAfter ? beforeAfterSection(c.baseline, derived.beforeAfter, memory, input, R) : []),
     ...closing({ verdicts: vs, caveats }),

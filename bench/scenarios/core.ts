@@ -1,19 +1,24 @@
 /**
  * Core gateway overhead: what Tollgate adds on top of the upstream it proxies.
  *
- * Three targets, one at a time, all on 127.0.0.1:
- *   direct    the simulator itself (`tollgate sim --latency 0 --tps 0`: instant answers)
- *   floor     bench/floor-proxy.mjs in front of it: the best a Node proxy can do
- *   tollgate  `tollgate start`, an openai-compatible provider pointing at the simulator
- * and with BENCH_BASELINE_ROOT a fourth, `baseline`: `tollgate start` from that root's dist (e.g.
+ * Five targets, one at a time, all on 127.0.0.1:
+ *   direct          the simulator itself (`tollgate sim --latency 0 --tps 0`: instant answers)
+ *   floor           bench/floor-proxy.mjs in front of it: the best a Node proxy can do
+ *   tollgate        `tollgate start`, an openai-compatible provider pointing at the simulator, stdout to /dev/null
+ *   tollgate-file   the same with stdout to a file (the default logging, as users run it)
+ *   tollgate-quiet  the same with stdout to a file and `logging.level: warn` (no access line)
+ * and with BENCH_BASELINE_ROOT a sixth, `baseline`: `tollgate start` from that root's dist (e.g.
  * a build of an earlier commit), set up like `tollgate` and measured in the same rounds.
  * For JSON and SSE chat completions: (a) a fixed, evenly paced 1,000 req/s; (b) saturation with
- * 50 connections. Reports latency with µs precision, throughput, CPU per request and Tollgate's
- * memory, and checks them against the targets (added p50 <= 1 ms and p99 <= 3 ms over direct at
- * 1,000 req/s; saturation >= 60% of floor; RSS <= 150 MB).
+ * 50 connections. Then a cold start (core-cold-start.ts): a new gateway held at saturation from
+ * its first request, counted per second. Reports latency with µs precision, throughput, CPU per
+ * request, log bytes per request and Tollgate's memory, and checks them against the targets
+ * (added p50 <= 1 ms and p99 <= 3 ms over direct at 1,000 req/s; saturation >= 60% of floor;
+ * RSS <= 150 MB; default logging <= 10% of the throughput with logging off; >= 80% of steady
+ * throughput within 5 s of a new process's first request).
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, statSync } from 'node:fs';
 import { cpus, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { runAutocannon } from '../lib/autocannon.js';
@@ -26,6 +31,8 @@ import { positiveEnv, reportFields, scenarioResult, type BenchSettings, type Sce
 import { fmt } from '../lib/table.js';
 import { checkRequest, chatRequest, childEnv, launchGateway, MAX_TOKENS, PROMPT, startSimulator, tollgateCli, type Gateway, type HttpTarget } from '../lib/tollgate.js';
 import { describeLoad, rounds, runRounds, TurnMeter, warmUp, settleTargets } from '../lib/turns.js';
+import { COLD_TARGET_PCT, COLD_TARGET_S, coldSeconds, runColdStart, type ColdStartRun } from './core-cold-start.js';
+import { FILE_TARGETS, LOGGING_COST_TARGET_PCT, type FileTarget, type LogGrowth } from './core-logging.js';
 import { measureSpoolWrite, type SpoolWriteCost } from './spool-write.js';
 import { buildReport, LOAD_CPU, MODES, PROXY_CPU, TARGETS, type BaselineBuild, type CoreSettings, type MemoryUse, type RunRecord, type TargetName } from './core-report.js';
 
@@ -73,6 +80,8 @@ interface Stack {
   sim: Target;
   floor: Target;
   tollgate: Target;
+  /** tollgate-file and tollgate-quiet, and the files their stdout goes to. */
+  fileTargets: Record<FileTarget, Target & { logFile: string }>;
   baseline?: Target;
   /** tollgate's API key. */
   apiKey: string;
@@ -108,6 +117,16 @@ async function startStack(s: BenchSettings, c: CoreSettings, tmp: string, starte
   const tollgate: Target = { name: 'tollgate', origin: g.origin, proc: g.proc };
   started.tollgate = tollgate;
 
+  // Same config as tollgate, a tenant, key and state of their own, stdout appended to a file.
+  const fileTargets = {} as Stack['fileTargets'];
+  for (const name of FILE_TARGETS) {
+    const logFile = join(tmp, `${name}.log`);
+    const extra = name === 'tollgate-quiet' ? { extra: { logging: { level: 'warn' } } } : {};
+    const fg = await launchGateway({ name, root: s.root, dir: join(tmp, name), simOrigin: sim.origin, log: s.log, logFile, note: ` (stdout to ${logFile})`, ...extra, ...proxyCpu });
+    fileTargets[name] = { name, origin: fg.origin, proc: fg.proc, apiKey: fg.apiKey, logFile };
+    started.fileTargets = fileTargets;
+  }
+
   let baseline: Gateway | undefined;
   if (c.baseline) {
     baseline = await launchGateway({ name: 'baseline', root: c.baseline.root, dir: join(tmp, 'baseline'), simOrigin: sim.origin, log: s.log, note: ` (${c.baseline.root})`, ...proxyCpu });
@@ -115,13 +134,14 @@ async function startStack(s: BenchSettings, c: CoreSettings, tmp: string, starte
   }
 
   // One request through each target before measuring anything: fail early and clearly.
-  for (const t of [sim, floor, tollgate, ...(started.baseline ? [started.baseline] : [])]) {
+  for (const t of [sim, floor, tollgate, ...(started.baseline ? [started.baseline] : []), ...Object.values(fileTargets)]) {
     for (const mode of MODES) await checkRequest(chatRequest(t.origin, mode, t.apiKey ?? g.apiKey), t.proc, `${t.proc.name} (${mode})`);
   }
   return {
     sim,
     floor,
     tollgate,
+    fileTargets,
     apiKey: g.apiKey,
     tollgateIdleRss: g.idleRss,
     ...(baseline && started.baseline ? { baseline: started.baseline, baselineIdleRss: baseline.idleRss } : {}),
@@ -132,10 +152,25 @@ async function startStack(s: BenchSettings, c: CoreSettings, tmp: string, starte
 // ---------------------------------------------------------------------------------------------
 // Runs
 
-/** Every target's slices of one kind and mode, in rounds (targets in the same order every round). */
+/**
+ * Every target's slices of one kind and mode, in rounds: the same order every round, except that
+ * tollgate-file and tollgate-quiet, compared with each other, swap places every other round (in
+ * smoke runs the last turn of a round measured up to a quarter slower at JSON saturation,
+ * whichever of the two took it).
+ */
 async function measureKind(kind: RunRecord['kind'], mode: RunRecord['mode'], targets: Target[], st: Stack, count: number, slice: (i: number, round: number) => Promise<LoadSlice>): Promise<RunRecord[]> {
   const meters = targets.map((t) => new TurnMeter({ targetPid: t.proc.pid, sim: { origin: st.sim.origin, pid: st.sim.proc.pid } }));
-  await runRounds(targets.length, count, (i, round) => (meters[i] as TurnMeter).measure(() => slice(i, round)), 'fixed');
+  const [a, b] = FILE_TARGETS.map((n) => targets.findIndex((t) => t.name === n)) as [number, number];
+  const turnOf = (k: number, round: number) => (round % 2 === 0 ? k : k === a ? b : k === b ? a : k);
+  await runRounds(
+    targets.length,
+    count,
+    (k, round) => {
+      const i = turnOf(k, round);
+      return (meters[i] as TurnMeter).measure(() => slice(i, round));
+    },
+    'fixed',
+  );
   return targets.map((t, i) => {
     const { upstreamCallsPerRequest, upstream, ...measured } = (meters[i] as TurnMeter).result();
     return { kind, mode, target: t.name, ...measured, ...(t.name === 'direct' ? {} : { upstreamCallsPerRequest, upstream }) };
@@ -147,7 +182,7 @@ async function measureKind(kind: RunRecord['kind'], mode: RunRecord['mode'], tar
 
 export const coreScenario: Scenario = {
   name: 'core',
-  description: 'Tollgate vs the simulator directly vs a bare Node proxy: latency at 1,000 req/s, saturation throughput, memory',
+  description: 'Tollgate vs the simulator directly vs a bare Node proxy: latency at 1,000 req/s, saturation throughput, memory; logs to a file vs logging off; a cold start',
   async run(s: BenchSettings): Promise<ScenarioReport> {
     const c = coreSettings();
     const tmp = mkdtempSync(join(tmpdir(), 'tollgate-bench-core-'));
@@ -157,12 +192,16 @@ export const coreScenario: Scenario = {
     const sat = rounds(s.seconds, s.seconds >= 4 ? 2 : 1);
     const started: Partial<Stack> = {};
     let stack: Stack | undefined;
-    const memory: Record<TargetName, MemoryUse | undefined> = { direct: undefined, floor: undefined, tollgate: undefined, baseline: undefined };
+    const memory: Record<TargetName, MemoryUse | undefined> = { direct: undefined, floor: undefined, tollgate: undefined, 'tollgate-file': undefined, 'tollgate-quiet': undefined, baseline: undefined };
+    const logGrowth: LogGrowth = {};
+    let coldStart: ColdStartRun | undefined;
     if (c.pin) pinSelf(LOAD_CPU);
     try {
       stack = await startStack(s, c, tmp, started);
       const st = stack;
-      const targets: Target[] = [st.sim, st.floor, st.tollgate, ...(st.baseline ? [st.baseline] : [])];
+      // baseline right after tollgate (the builds compared), then the two logging to a file (compared with each other).
+      const targets: Target[] = [st.sim, st.floor, st.tollgate, ...(st.baseline ? [st.baseline] : []), ...FILE_TARGETS.map((n) => st.fileTargets[n])];
+      const logSizes = () => Object.fromEntries(FILE_TARGETS.map((n) => [n, statSync(st.fileTargets[n].logFile).size])) as Record<FileTarget, number>;
 
       for (const t of targets) {
         await warmUp({
@@ -180,6 +219,7 @@ export const coreScenario: Scenario = {
       for (const mode of MODES) {
         const spec = (i: number) => chatRequest((targets[i] as Target).origin, mode, (targets[i] as Target).apiKey ?? st.apiKey);
         s.log(`${mode}: fixed rate, ${rate.count} rounds of ${fmt(rate.sliceS)} s per target`);
+        const logsBefore = logSizes();
         const sessions = targets.map((_, i) => new PacedSession(spec(i), c.rateConnections));
         try {
           runs.push(
@@ -194,15 +234,19 @@ export const coreScenario: Scenario = {
         }
         s.log(`${mode}: saturation, ${sat.count} rounds of ${fmt(sat.sliceS)} s per target`);
         runs.push(...(await measureKind('saturation', mode, targets, st, sat.count, (i) => runAutocannon({ request: spec(i), connections: c.saturationConnections, durationS: sat.sliceS }))));
-        for (const r of runs.filter((x) => x.mode === mode)) s.log(`${r.mode.padEnd(6)} ${r.kind.padEnd(10)} ${r.target.padEnd(8)} ${describeLoad(r.load, r.cpu)}`);
+        const logsAfter = logSizes();
+        logGrowth[mode] = Object.fromEntries(FILE_TARGETS.map((n) => [n, logsAfter[n] - logsBefore[n]])) as Record<FileTarget, number>;
+        for (const r of runs.filter((x) => x.mode === mode)) s.log(`${r.mode.padEnd(6)} ${r.kind.padEnd(10)} ${r.target.padEnd(14)} ${describeLoad(r.load, r.cpu)}`);
       }
       memory.tollgate = memoryMB(st.tollgate.proc.pid);
       memory.floor = memoryMB(st.floor.proc.pid);
       memory.direct = memoryMB(st.sim.proc.pid);
+      for (const n of FILE_TARGETS) memory[n] = memoryMB(st.fileTargets[n].proc.pid);
       if (st.baseline) memory.baseline = memoryMB(st.baseline.proc.pid);
+      coldStart = await runColdStart({ s, dir: tmp, simOrigin: st.sim.origin, seconds: coldSeconds(), connections: c.saturationConnections, ...(c.pin ? { cpus: PROXY_CPU } : {}) });
     } finally {
       // Under --cpu-prof, Tollgate writes its profile as it exits: give it time.
-      for (const t of [started.baseline, started.tollgate, started.floor, started.sim]) {
+      for (const t of [started.baseline, ...Object.values(started.fileTargets ?? {}), started.tollgate, started.floor, started.sim]) {
         if (t) await t.proc.stop(c.profile && t.name === 'tollgate' ? 30_000 : 5_000);
       }
       rmSync(tmp, { recursive: true, force: true });
@@ -211,15 +255,15 @@ export const coreScenario: Scenario = {
     const st = stack;
     if (!st) throw new Error('core: the processes did not start');
 
-    const report = buildReport({ runs, memory, tollgateIdleRss: st.tollgateIdleRss, baselineIdleRss: st.baselineIdleRss, core: c, settings: s, rate, sat, maxTokens: MAX_TOKENS, profileDir: st.profileDir });
+    const report = buildReport({ runs, memory, tollgateIdleRss: st.tollgateIdleRss, baselineIdleRss: st.baselineIdleRss, core: c, settings: s, rate, sat, maxTokens: MAX_TOKENS, profileDir: st.profileDir, logGrowth, coldStart });
     s.log('spool write per answer: in process, LedgerWriter.record vs the former one write per turn');
     const spool = await measureSpoolWrite(Math.max(1, s.seconds / 2), Math.max(0.5, s.warmupSeconds / 2));
     report.doc.blocks.push(...spoolWriteBlocks(spool, runs));
     return scenarioResult('core', s, report, {
       settings: { ...c, seconds: s.seconds, warmupSeconds: s.warmupSeconds, maxTokens: MAX_TOKENS, prompt: PROMPT },
-      targets: TARGETS,
+      targets: { ...TARGETS, loggingCostPct: LOGGING_COST_TARGET_PCT, coldStart: { pctOfSteady: COLD_TARGET_PCT, withinS: COLD_TARGET_S } },
       runs,
-      ...reportFields(report, { memory: { tollgateIdle: st.tollgateIdleRss, ...(st.baselineIdleRss ? { baselineIdle: st.baselineIdleRss } : {}), afterRuns: memory } }),
+      ...reportFields(report, { memory: { tollgateIdle: st.tollgateIdleRss, ...(st.baselineIdleRss ? { baselineIdle: st.baselineIdleRss } : {}), afterRuns: memory }, logGrowth, ...(coldStart ? { coldStart } : {}) }),
       spoolWrite: spool,
       ...(st.profileDir ? { profileDir: st.profileDir } : {}),
       ...(report.profile ? { profile: report.profile } : {}),
